@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/reprobuild/repro/pkg/build"
+	"github.com/reprobuild/repro/pkg/cache"
+	"github.com/reprobuild/repro/pkg/compress"
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
+	"github.com/reprobuild/repro/pkg/output"
+	"github.com/reprobuild/repro/pkg/spec"
+	"github.com/reprobuild/repro/pkg/vcs"
+)
+
+var buildCmd = &command{
+	name:  "build",
+	usage: "build [-f repro.yaml] [-o REF]... [flags]",
+	short: "build an image from a spec",
+	long: `
+Build reads the spec, writes every layer itself (sorted tar entries, fixed
+owners, modes and mtimes, fixed compression) and writes the image to each
+-o output. The same spec and inputs give the same digests, byte for byte,
+on any machine. The image digest (or, for several platforms, the index
+digest) is the last line on stdout; logs go to stderr.
+
+Outputs (-o, repeatable; default oci:out/<name>):
+  oci:DIR[:TAG]                add to or update an OCI layout (tag: latest)
+  oci-archive:FILE[:TAG]       a tar of an OCI layout
+  docker-archive:FILE[:REF]    for docker load and podman load (one platform)
+  host/repo:tag                push to a registry
+
+The epoch (every timestamp) is the spec's epoch, else $SOURCE_DATE_EPOCH,
+else 0. Templates see .Version (--version, else git describe, else 0.0.0),
+.GitCommit, .GitShortCommit, .Epoch, .Date and .Vars.
+
+Examples:
+  repro build -f specs/examples/static-site/repro.yaml -o oci:out/site:v1
+  repro build --platform linux/arm64 --var env=prod --compression zstd
+  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) repro build -o oci-archive:site.tar`,
+	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
+		o := &buildOpts{g: g}
+		fs.StringVarP(&o.file, "file", "f", "repro.yaml", "the spec `file`; its directory is the build context")
+		fs.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image (`REF`, repeatable); default oci:out/<name>")
+		fs.StringSliceVar(&o.platforms, "platform", nil, "build only these of the spec's platforms (`os/arch[/variant]`, comma-separated)")
+		fs.StringArrayVar(&o.vars, "var", nil, "set a template variable (`key=value`, repeatable); overrides the spec's vars")
+		fs.StringVar(&o.version, "version", "", "the .Version template value (default: git describe, else 0.0.0)")
+		fs.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip or zstd")
+		fs.StringVar(&o.cacheDir, "cache-dir", "", "cache for fetched files (default: the user cache dir/repro)")
+		fs.BoolVar(&o.offline, "offline", false, "use only the cache; fetch nothing")
+		fs.StringVar(&o.metadataFile, "metadata-file", "", "also write the result as JSON to `FILE`")
+		return o.run
+	},
+}
+
+type buildOpts struct {
+	g            *globals
+	file         string
+	outputs      []string
+	platforms    []string
+	vars         []string
+	version      string
+	compression  string
+	cacheDir     string
+	offline      bool
+	metadataFile string
+}
+
+// buildResult is what build prints with --json and writes to
+// --metadata-file.
+type buildResult struct {
+	Digest        string           `json:"digest"`
+	MediaType     string           `json:"mediaType"`
+	Name          string           `json:"name"`
+	Version       string           `json:"version"`
+	Epoch         int64            `json:"epoch"`
+	FormatVersion string           `json:"formatVersion"`
+	Compression   string           `json:"compression"`
+	Manifests     []manifestResult `json:"manifests"`
+	Outputs       []string         `json:"outputs"`
+}
+
+type manifestResult struct {
+	Platform string `json:"platform"`
+	Digest   string `json:"digest"`
+	Size     int64  `json:"size"`
+}
+
+func (o *buildOpts) run(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		return fault.Bad(fmt.Errorf("unexpected argument %q; the spec is given with -f", args[0]))
+	}
+	vars, err := parseVars(o.vars)
+	if err != nil {
+		return err
+	}
+	alg, err := compress.Parse(o.compression)
+	if err != nil {
+		return fault.Bad(fmt.Errorf("--compression: %w", err))
+	}
+	var plats []spec.Platform
+	for _, p := range o.platforms {
+		pl, err := spec.ParsePlatform(p)
+		if err != nil {
+			return fault.Bad(fmt.Errorf("--platform: %w", err))
+		}
+		plats = append(plats, pl)
+	}
+	s, err := spec.Load(o.file, spec.LoadOptions{Vars: vars})
+	if err != nil {
+		return err
+	}
+	outs := o.outputs
+	if len(outs) == 0 {
+		outs = []string{"oci:" + filepath.Join("out", s.Name)}
+	}
+	var refs []imageref.Reference
+	for _, out := range outs {
+		r, err := imageref.Parse(out)
+		if err != nil {
+			return fault.Bad(fmt.Errorf("-o: %w", err))
+		}
+		refs = append(refs, r)
+	}
+	values, err := templateValues(ctx, s, o.version, vars)
+	if err != nil {
+		return err
+	}
+	cacheDir := o.cacheDir
+	if cacheDir == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			return fault.Bad(fmt.Errorf("no cache directory (%v); give one with --cache-dir", err))
+		}
+		cacheDir = filepath.Join(d, "repro")
+	}
+	work, err := os.MkdirTemp("", "repro-build-")
+	if err != nil {
+		return fault.Op(err)
+	}
+	defer os.RemoveAll(work)
+
+	start := time.Now()
+	res, err := build.Build(ctx, s, build.Options{
+		Platforms:   plats,
+		Values:      values,
+		Compression: alg,
+		Cache:       cache.New(cacheDir, cache.Offline(o.offline), cache.WithLogger(o.g.log)),
+		WorkDir:     work,
+		Log:         o.g.log,
+	})
+	if err != nil {
+		return err
+	}
+	art := output.Artifact{Image: res.Image, Index: res.Index}
+	for _, r := range refs {
+		if err := output.Write(ctx, r, art, output.Options{DefaultTag: "latest", DockerRef: s.Name + ":latest", Log: o.g.log}); err != nil {
+			return fmt.Errorf("writing %s: %w", r, err)
+		}
+		o.g.log.Info("wrote", "output", r.String())
+	}
+	o.g.log.Info("built", "name", s.Name, "digest", res.Digest.String(), "took", time.Since(start).Round(time.Millisecond))
+
+	out := buildResult{
+		Digest: res.Digest.String(), Name: s.Name, Version: values.Version, Epoch: values.Epoch,
+		FormatVersion: compress.FormatVersion, Compression: string(alg), Outputs: outs,
+		MediaType: "application/vnd.oci.image.manifest.v1+json",
+	}
+	if res.Index != nil {
+		out.MediaType = "application/vnd.oci.image.index.v1+json"
+	}
+	for _, m := range res.Manifests {
+		out.Manifests = append(out.Manifests, manifestResult{Platform: m.Platform.String(), Digest: m.Digest.String(), Size: m.Size})
+	}
+	if o.metadataFile != "" {
+		raw, _ := json.MarshalIndent(out, "", "  ")
+		if err := os.WriteFile(o.metadataFile, append(raw, '\n'), 0o644); err != nil {
+			return fault.Op(fmt.Errorf("--metadata-file: %w", err))
+		}
+	}
+	if o.g.json {
+		return json.NewEncoder(o.g.stdout).Encode(out)
+	}
+	fmt.Fprintln(o.g.stdout, res.Digest.String())
+	return nil
+}
+
+func parseVars(kvs []string) (map[string]string, error) {
+	vars := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fault.Bad(fmt.Errorf("--var %q: write key=value", kv))
+		}
+		vars[k] = v
+	}
+	return vars, nil
+}
+
+// templateValues reads the environment and git once: the epoch, the
+// version and the commit.
+func templateValues(ctx context.Context, s *spec.Spec, version string, overrides map[string]string) (spec.Values, error) {
+	info, err := vcs.Read(ctx, s.Dir)
+	if err != nil {
+		return spec.Values{}, fault.Op(err)
+	}
+	var epoch int64
+	switch {
+	case s.Epoch != nil && s.Epoch.Git:
+		if info.Commit == "" {
+			return spec.Values{}, fault.Bad(s.ErrorAt("epoch", "epoch: git, but %s is not in a git repository with a commit; give a number of seconds instead", s.Dir))
+		}
+		epoch = info.CommitTime
+	case s.Epoch != nil:
+		epoch = s.Epoch.Seconds
+	case os.Getenv("SOURCE_DATE_EPOCH") != "":
+		n, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64)
+		if err != nil || n < 0 {
+			return spec.Values{}, fault.Bad(fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a whole number of seconds", os.Getenv("SOURCE_DATE_EPOCH")))
+		}
+		epoch = n
+	}
+	if version == "" {
+		version = info.Describe
+	}
+	if version == "" {
+		version = "0.0.0"
+	}
+	vars := map[string]string{}
+	for k, v := range s.Vars {
+		vars[k] = v
+	}
+	for k, v := range overrides {
+		vars[k] = v
+	}
+	return spec.Values{
+		Name: s.Name, Version: version,
+		GitCommit: info.CommitOrUnknown(), GitShortCommit: info.ShortCommit(),
+		Epoch: epoch, Date: spec.DateOf(epoch), Vars: vars,
+	}, nil
+}

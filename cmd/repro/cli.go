@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/spec"
+)
+
+// command is one subcommand, in the style of cmd/go: a usage line, help
+// text, its own flag set and a run function.
+type command struct {
+	name  string
+	usage string // after "repro "
+	short string
+	long  string
+	// flags registers the command's flags; it returns the function that
+	// runs the command once they are parsed.
+	flags func(fs *pflag.FlagSet, g *globals) func(ctx context.Context, args []string) error
+}
+
+// globals are the flags every command takes, and the process's streams.
+type globals struct {
+	quiet   bool
+	json    bool
+	verbose bool
+	stdout  io.Writer
+	stderr  io.Writer
+	log     *slog.Logger
+}
+
+var commands []*command
+
+func init() {
+	commands = []*command{buildCmd, versionCmd}
+}
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" && len(args) == 1 {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	if args[0] == "help" {
+		c := lookup(args[1])
+		if c == nil {
+			fmt.Fprintf(stderr, "repro help %s: unknown command; run repro help\n", args[1])
+			return 2
+		}
+		fs, _ := newFlagSet(c, &globals{stdout: stdout, stderr: stderr})
+		commandUsage(stdout, c, fs)
+		return 0
+	}
+	c := lookup(args[0])
+	if c == nil {
+		fmt.Fprintf(stderr, "repro: unknown command %q; run repro help for the list\n", args[0])
+		return 2
+	}
+	g := &globals{stdout: stdout, stderr: stderr}
+	fs, runFn := newFlagSet(c, g)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			commandUsage(stdout, c, fs)
+			return 0
+		}
+		fmt.Fprintf(stderr, "repro %s: %v\nrun repro help %s for usage\n", c.name, err, c.name)
+		return 2
+	}
+	g.log = newLogger(g)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := runFn(ctx, fs.Args())
+	return report(g, c, err)
+}
+
+func newFlagSet(c *command, g *globals) (*pflag.FlagSet, func(context.Context, []string) error) {
+	fs := pflag.NewFlagSet("repro "+c.name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	runFn := c.flags(fs, g)
+	fs.BoolVarP(&g.quiet, "quiet", "q", false, "print only results and errors")
+	fs.BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
+	fs.BoolVarP(&g.verbose, "verbose", "v", false, "log debug detail to stderr")
+	return fs, runFn
+}
+
+// report prints err, if any, and returns the exit code for it.
+func report(g *globals, c *command, err error) int {
+	if err == nil {
+		return 0
+	}
+	kind := fault.KindOf(err)
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintf(g.stderr, "repro %s: interrupted; nothing was written\n", c.name)
+		return int(fault.Operational)
+	}
+	var list spec.ErrorList
+	var one *spec.Error
+	switch {
+	case errors.As(err, &list), errors.As(err, &one):
+		// Compiler style: file:line:col: field: message, one per line.
+		fmt.Fprintln(g.stderr, err.Error())
+	default:
+		fmt.Fprintf(g.stderr, "repro %s: %v\n", c.name, err)
+	}
+	if g.json {
+		enc := json.NewEncoder(g.stdout)
+		enc.Encode(map[string]any{"error": err.Error(), "exitCode": int(kind), "kind": kind.String()})
+	}
+	return int(kind)
+}
+
+func newLogger(g *globals) *slog.Logger {
+	level := slog.LevelInfo
+	switch {
+	case g.verbose:
+		level = slog.LevelDebug
+	case g.quiet:
+		level = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{
+		Level: level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `repro builds bit-for-bit reproducible OCI images from a declarative spec
+(repro.yaml), with no daemon and no RUN steps.
+
+Usage:
+  repro <command> [flags]
+
+Commands:
+`)
+	names := make([]string, 0, len(commands))
+	for _, c := range commands {
+		names = append(names, c.name)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, lookup(n).short)
+	}
+	fmt.Fprint(w, `
+Exit codes: 0 ok; 1 a check failed; 2 bad usage or input; 3 an operational
+failure (network, disk, a fetched file that does not match its pin).
+
+Run repro help <command> for a command's flags and examples.
+`)
+}
+
+func commandUsage(w io.Writer, c *command, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, "Usage: repro %s\n\n%s\n", c.usage, strings.TrimSpace(c.long))
+	fmt.Fprintf(w, "\nFlags:\n%s", fs.FlagUsages())
+}

@@ -1,0 +1,385 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/reprobuild/repro/pkg/cache"
+	"github.com/reprobuild/repro/pkg/compress"
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/layer"
+	"github.com/reprobuild/repro/pkg/spec"
+)
+
+// Options are a build's inputs besides the spec.
+type Options struct {
+	// Platforms narrows the spec's platforms; empty means all of them.
+	Platforms []spec.Platform
+	// Values are the template values; Values.Epoch is the build's epoch.
+	Values spec.Values
+	// Compression of the layers built.
+	Compression compress.Algorithm
+	// Cache holds files fetched from URLs.
+	Cache *cache.Cache
+	// WorkDir receives the layer files; the caller removes it.
+	WorkDir string
+	// Log receives progress; nil discards.
+	Log *slog.Logger
+}
+
+// Result is a built image (one platform) or index (several).
+type Result struct {
+	// Image is set when one platform was built, Index when several were.
+	Image v1.Image
+	Index v1.ImageIndex
+	// Digest is the image's or the index's digest.
+	Digest v1.Hash
+	// Manifests are the per-platform images, in the spec's platform order.
+	Manifests []Manifest
+}
+
+// Manifest is one platform's image.
+type Manifest struct {
+	Platform spec.Platform
+	Image    v1.Image
+	Digest   v1.Hash
+	Size     int64
+}
+
+// Build builds s.
+func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Compression == "" {
+		opts.Compression = compress.Gzip
+	}
+	plats, err := selectPlatforms(s, opts.Platforms)
+	if err != nil {
+		return nil, err
+	}
+	bctx, err := layer.NewContext(s.Dir)
+	if err != nil {
+		return nil, fault.Bad(err)
+	}
+	b := &builder{s: s, opts: opts, ctx: bctx, shared: map[int]*layer.File{}}
+	res := &Result{}
+	for _, p := range plats {
+		img, err := b.image(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		d, err := img.Digest()
+		if err != nil {
+			return nil, err
+		}
+		size, err := img.Size()
+		if err != nil {
+			return nil, err
+		}
+		res.Manifests = append(res.Manifests, Manifest{Platform: p, Image: img, Digest: d, Size: size})
+	}
+	if len(res.Manifests) == 1 {
+		res.Image, res.Digest = res.Manifests[0].Image, res.Manifests[0].Digest
+		return res, nil
+	}
+	idx, err := b.index(res.Manifests)
+	if err != nil {
+		return nil, err
+	}
+	res.Index = idx
+	res.Digest, err = idx.Digest()
+	return res, err
+}
+
+func selectPlatforms(s *spec.Spec, want []spec.Platform) ([]spec.Platform, error) {
+	if len(want) == 0 {
+		return s.Platforms, nil
+	}
+	var out []spec.Platform
+	for _, w := range want {
+		found := false
+		for _, p := range s.Platforms {
+			if p == w {
+				found = true
+			}
+		}
+		if !found {
+			names := make([]string, len(s.Platforms))
+			for i, p := range s.Platforms {
+				names[i] = p.String()
+			}
+			return nil, fault.Bad(fmt.Errorf("--platform %s: the spec %s builds only %s; add it to platforms or pick one of those", w, s.File, strings.Join(names, ", ")))
+		}
+	}
+	// Keep the spec's order, whatever the flag's order.
+	for _, p := range s.Platforms {
+		for _, w := range want {
+			if p == w {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+type builder struct {
+	s      *spec.Spec
+	opts   Options
+	ctx    *layer.Context
+	shared map[int]*layer.File // layers that no platform template changes
+}
+
+func (b *builder) epoch() time.Time { return time.Unix(b.opts.Values.Epoch, 0).UTC() }
+
+func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) {
+	var layers []*layer.File
+	var history []ocispec.History
+	created := b.epoch()
+	for i := range b.s.Layers {
+		l, err := b.layer(ctx, i, p)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, l)
+		history = append(history, ocispec.History{
+			Created:   &created,
+			CreatedBy: fmt.Sprintf("repro: layer %q", b.s.Layers[i].Name),
+			Comment:   compress.FormatVersion,
+		})
+	}
+	cfg, err := b.config(p, layers, history)
+	if err != nil {
+		return nil, err
+	}
+	ann, err := b.annotations()
+	if err != nil {
+		return nil, err
+	}
+	return newImage(cfg, layers, ann)
+}
+
+// layer returns layer i for platform p, building it once for all platforms
+// when none of its sources is a template.
+func (b *builder) layer(ctx context.Context, i int, p spec.Platform) (*layer.File, error) {
+	perPlatform := false
+	for _, c := range b.s.Layers[i].Contents {
+		if strings.Contains(c.Source, "{{") {
+			perPlatform = true
+		}
+	}
+	if l, ok := b.shared[i]; ok && !perPlatform {
+		return l, nil
+	}
+	entries, err := b.entries(ctx, i, p)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	l, err := layer.Write(ctx, entries, b.opts.WorkDir, layer.Options{Epoch: b.opts.Values.Epoch, Compression: b.opts.Compression})
+	if err != nil {
+		return nil, b.layerError(i, err)
+	}
+	d, _ := l.Digest()
+	size, _ := l.Size()
+	b.opts.Log.Info("layer written", "layer", b.s.Layers[i].Name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String(), "took", time.Since(start).Round(time.Millisecond))
+	if !perPlatform {
+		b.shared[i] = l
+	}
+	return l, nil
+}
+
+// layerError turns the layer package's complaints into bad input located
+// in the spec.
+func (b *builder) layerError(i int, err error) error {
+	var ce *layer.ConflictError
+	var se *layer.SourceError
+	switch {
+	case errors.As(err, &ce):
+		return fault.Bad(b.s.ErrorAt(fmt.Sprintf("layers[%d]", i), "%s", ce.Msg))
+	case errors.As(err, &se):
+		return fault.Bad(b.s.ErrorAt(fmt.Sprintf("layers[%d]", i), "%s", se.Msg))
+	case errors.Is(err, context.Canceled):
+		return err
+	}
+	return fault.Op(fmt.Errorf("writing layer %q: %w", b.s.Layers[i].Name, err))
+}
+
+func (b *builder) entries(ctx context.Context, i int, p spec.Platform) ([]layer.Entry, error) {
+	var out []layer.Entry
+	for j, c := range b.s.Layers[i].Contents {
+		field := fmt.Sprintf("layers[%d].contents[%d]", i, j)
+		es, err := b.content(ctx, field, c, p)
+		if err != nil {
+			return nil, err
+		}
+		for k := range es {
+			if es[k].Origin == "" {
+				es[k].Origin = field
+			} else {
+				es[k].Origin = field + ": " + es[k].Origin
+			}
+		}
+		out = append(out, es...)
+	}
+	return out, nil
+}
+
+func (b *builder) content(ctx context.Context, field string, c spec.Content, p spec.Platform) ([]layer.Entry, error) {
+	a := layer.Attrs{}
+	if c.UID != nil {
+		a.UID = *c.UID
+	}
+	if c.GID != nil {
+		a.GID = *c.GID
+	}
+	if c.Mode != nil {
+		m := uint32(*c.Mode)
+		a.Mode = &m
+	}
+	if len(c.Capabilities) > 0 {
+		nums := make([]int, len(c.Capabilities))
+		for i, name := range c.Capabilities {
+			nums[i], _ = spec.Capability(name)
+		}
+		x, err := layer.CapabilityXattr(nums)
+		if err != nil {
+			return nil, fault.Bad(b.s.ErrorAt(field+".capabilities", "%v", err))
+		}
+		a.Xattrs = map[string]string{"security.capability": x}
+	}
+	mode := func(def uint32) uint32 {
+		if a.Mode != nil {
+			return *a.Mode
+		}
+		return def
+	}
+	switch {
+	case c.Source != "":
+		src, err := b.s.Expand(field+".source", c.Source, b.opts.Values.ForPlatform(p))
+		if err != nil {
+			return nil, err
+		}
+		es, err := b.ctx.Source(src, c.Path, c.Exclude, a)
+		if err != nil {
+			var se *layer.SourceError
+			if errors.As(err, &se) {
+				return nil, fault.Bad(b.s.ErrorAt(field+".source", "%s", se.Msg))
+			}
+			return nil, fault.Op(fmt.Errorf("%s: reading source %q: %w", field, src, err))
+		}
+		return es, nil
+	case c.Content != nil:
+		text := *c.Content
+		return []layer.Entry{{Path: c.Path, Type: layer.Regular, Mode: mode(0o644), UID: a.UID, GID: a.GID, Xattrs: a.Xattrs,
+			Size: int64(len(text)), Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(text)), nil }}}, nil
+	case c.URL != "":
+		if b.opts.Cache == nil {
+			return nil, fault.Op(fmt.Errorf("%s: no cache to fetch %s into", field, c.URL))
+		}
+		path, err := b.opts.Cache.Fetch(ctx, c.URL, c.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b.s.ErrorAt(field+".url", "%v", err).Error(), err)
+		}
+		es, err := layer.FileEntry(path, c.Path, a, 0o644)
+		if err != nil {
+			return nil, fault.Op(err)
+		}
+		return es, nil
+	}
+	switch c.Type {
+	case spec.TypeDir:
+		return []layer.Entry{{Path: c.Path, Type: layer.Dir, Mode: mode(0o755), UID: a.UID, GID: a.GID}}, nil
+	case spec.TypeSymlink:
+		return []layer.Entry{{Path: c.Path, Type: layer.Symlink, Mode: 0o777, UID: a.UID, GID: a.GID, Target: c.Target}}, nil
+	case spec.TypeHardlink:
+		return []layer.Entry{{Path: c.Path, Type: layer.Hardlink, Target: c.Target}}, nil
+	case spec.TypeRemove:
+		return []layer.Entry{{Path: c.Path, Type: layer.Whiteout}}, nil
+	}
+	return nil, fault.Bad(b.s.ErrorAt(field, "nothing to write"))
+}
+
+func (b *builder) config(p spec.Platform, layers []*layer.File, history []ocispec.History) (*ocispec.Image, error) {
+	s, v := b.s, b.opts.Values
+	created := b.epoch()
+	c := ocispec.ImageConfig{
+		User:       s.Config.User,
+		Entrypoint: s.Config.Entrypoint,
+		Cmd:        s.Config.Cmd,
+		WorkingDir: s.Config.WorkingDir,
+		StopSignal: s.Config.StopSignal,
+	}
+	for _, k := range sortedKeys(s.Config.Env) {
+		val, err := s.Expand("config.env."+k, s.Config.Env[k], v)
+		if err != nil {
+			return nil, err
+		}
+		c.Env = append(c.Env, k+"="+val)
+	}
+	if len(s.Config.ExposedPorts) > 0 {
+		c.ExposedPorts = map[string]struct{}{}
+		for _, port := range s.Config.ExposedPorts {
+			c.ExposedPorts[port] = struct{}{}
+		}
+	}
+	if len(s.Config.Volumes) > 0 {
+		c.Volumes = map[string]struct{}{}
+		for _, vol := range s.Config.Volumes {
+			c.Volumes[vol] = struct{}{}
+		}
+	}
+	if len(s.Config.Labels) > 0 {
+		c.Labels = map[string]string{}
+		for k, raw := range s.Config.Labels {
+			val, err := s.Expand("config.labels."+k, raw, v)
+			if err != nil {
+				return nil, err
+			}
+			c.Labels[k] = val
+		}
+	}
+	img := &ocispec.Image{
+		Created:  &created,
+		Platform: ocispec.Platform{Architecture: p.Arch, OS: p.OS, Variant: p.Variant},
+		Config:   c,
+		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}},
+		History:  history,
+	}
+	for _, l := range layers {
+		d, _ := l.DiffID()
+		img.RootFS.DiffIDs = append(img.RootFS.DiffIDs, digest.Digest(d.String()))
+	}
+	return img, nil
+}
+
+func (b *builder) annotations() (map[string]string, error) {
+	ann := map[string]string{ocispec.AnnotationCreated: b.epoch().Format(time.RFC3339)}
+	for k, raw := range b.s.Annotations {
+		val, err := b.s.Expand("annotations."+k, raw, b.opts.Values)
+		if err != nil {
+			return nil, err
+		}
+		ann[k] = val
+	}
+	return ann, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

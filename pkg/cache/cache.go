@@ -1,0 +1,146 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/reprobuild/repro/pkg/fault"
+)
+
+// Cache is a content-addressed blob store in a directory.
+type Cache struct {
+	dir     string
+	offline bool
+	client  *http.Client
+	log     *slog.Logger
+}
+
+// Option configures a Cache.
+type Option func(*Cache)
+
+// Offline makes Fetch use the cache alone.
+func Offline(offline bool) Option { return func(c *Cache) { c.offline = offline } }
+
+// WithClient sets the HTTP client used to fetch.
+func WithClient(h *http.Client) Option { return func(c *Cache) { c.client = h } }
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option { return func(c *Cache) { c.log = l } }
+
+// New returns a cache in dir, which is created when first written.
+func New(dir string, opts ...Option) *Cache {
+	c := &Cache{dir: dir, client: http.DefaultClient, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Dir is the cache's directory.
+func (c *Cache) Dir() string { return c.dir }
+
+func (c *Cache) path(hexDigest string) string {
+	return filepath.Join(c.dir, "blobs", "sha256", hexDigest)
+}
+
+// MismatchError is content whose digest is not the one pinned.
+type MismatchError struct {
+	Source    string
+	Want, Got string
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("%s has sha256 %s, but the spec pins %s; if the new content is expected, update the pin", e.Source, e.Got, e.Want)
+}
+
+// Fetch returns the path of a verified cached file with the given SHA-256,
+// downloading it from url first when it is not cached.
+func (c *Cache) Fetch(ctx context.Context, url, sha256Hex string) (string, error) {
+	p := c.path(sha256Hex)
+	if err := verifyFile(p, sha256Hex); err == nil {
+		c.log.Debug("cache hit", "url", url, "sha256", sha256Hex)
+		return p, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		c.log.Warn("dropping corrupt cache entry", "path", p, "err", err)
+		os.Remove(p)
+	}
+	if c.offline {
+		return "", fault.Op(fmt.Errorf("%s (sha256 %s) is not in the cache %s and --offline forbids fetching it; run once without --offline", url, sha256Hex, c.dir))
+	}
+	c.log.Info("fetching", "url", url)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", fault.Bad(err)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return "", fault.Op(fmt.Errorf("fetching %s: %w", url, err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fault.Op(fmt.Errorf("fetching %s: %s", url, resp.Status))
+	}
+	got, err := c.put(resp.Body, sha256Hex)
+	if err != nil {
+		var m *MismatchError
+		if errors.As(err, &m) {
+			m.Source = url
+		}
+		return "", fault.Op(fmt.Errorf("fetching %s: %w", url, err))
+	}
+	return got, nil
+}
+
+// put stores r under its digest, which must be want.
+func (c *Cache) put(r io.Reader, want string) (string, error) {
+	dir := filepath.Dir(c.path(want))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name()) // after a successful rename this fails harmlessly
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(f, h), r); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return "", &MismatchError{Want: want, Got: got}
+	}
+	p := c.path(want)
+	if err := os.Rename(f.Name(), p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+func verifyFile(p, want string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return &MismatchError{Source: p, Want: want, Got: got}
+	}
+	return nil
+}

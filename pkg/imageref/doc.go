@@ -1,0 +1,4 @@
+// Package imageref parses image references in skopeo's transport syntax:
+// oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], and
+// registry references (host/repo:tag, host/repo@sha256:…).
+package imageref

@@ -1,0 +1,250 @@
+package layer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Context is a build context: the directory that a spec's sources are
+// read from. No source may leave it, by .. or through a symlink.
+type Context struct {
+	dir  string // as given, for messages
+	root string // absolute, symlinks resolved
+}
+
+// SourceError is a source that cannot be used: outside the context,
+// missing, or of a kind a layer cannot hold.
+type SourceError struct{ Msg string }
+
+func (e *SourceError) Error() string { return e.Msg }
+
+func sourceErr(format string, args ...any) error {
+	return &SourceError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// NewContext opens dir as a build context.
+func NewContext(dir string) (*Context, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	root, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("opening build context: %w", err)
+	}
+	return &Context{dir: dir, root: root}, nil
+}
+
+// Root is the context's absolute, symlink-free path.
+func (c *Context) Root() string { return c.root }
+
+// Attrs are the owner and mode a source's entries get.
+type Attrs struct {
+	// Mode, when set, is the mode of regular files; otherwise a file is
+	// 0755 when its owner-exec bit is set and 0644 when not.
+	Mode     *uint32
+	UID, GID int
+	// Xattrs go on regular files.
+	Xattrs map[string]string
+}
+
+func (a Attrs) fileMode(fi fs.FileInfo) uint32 {
+	if a.Mode != nil {
+		return *a.Mode
+	}
+	if fi.Mode().Perm()&0o100 != 0 {
+		return 0o755
+	}
+	return 0o644
+}
+
+// resolve finds source rel (slash-separated, relative to the context) on
+// disk, following symlinks only while they stay inside the context.
+func (c *Context) resolve(rel string) (string, fs.FileInfo, error) {
+	clean := path.Clean(strings.TrimSuffix(rel, "/"))
+	if path.IsAbs(rel) || clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", nil, sourceErr("%q leaves the build context %s; sources must be inside the directory holding the spec", rel, c.dir)
+	}
+	full := filepath.Join(c.root, filepath.FromSlash(clean))
+	resolved, err := filepath.EvalSymlinks(full)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil, sourceErr("%q does not exist in the build context %s", rel, c.dir)
+		}
+		return "", nil, err
+	}
+	if !within(c.root, resolved) {
+		return "", nil, sourceErr("%q resolves through a symlink to %s, outside the build context %s; copy the file into the context", rel, resolved, c.dir)
+	}
+	fi, err := os.Lstat(resolved)
+	if err != nil {
+		return "", nil, err
+	}
+	return resolved, fi, nil
+}
+
+func within(root, p string) bool {
+	if p == root {
+		return true
+	}
+	return strings.HasPrefix(p, strings.TrimSuffix(root, string(filepath.Separator))+string(filepath.Separator))
+}
+
+// Source returns the entries for source rel placed at dest: one regular
+// file, or, for a directory, the whole tree less what exclude matches.
+func (c *Context) Source(rel, dest string, exclude []string, a Attrs) ([]Entry, error) {
+	full, fi, err := c.resolve(rel)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case fi.Mode().IsRegular():
+		if len(exclude) > 0 {
+			return nil, sourceErr("%q is a file; exclude is only for directories", rel)
+		}
+		return []Entry{fileEntry(full, dest, fi, a)}, nil
+	case fi.IsDir():
+		return c.tree(rel, full, dest, exclude, a)
+	}
+	return nil, sourceErr("%q is a %s; a layer can hold regular files, directories and symlinks only", rel, kindOf(fi))
+}
+
+func fileEntry(full, dest string, fi fs.FileInfo, a Attrs) Entry {
+	return Entry{
+		Path: dest, Type: Regular, Mode: a.fileMode(fi), UID: a.UID, GID: a.GID,
+		Xattrs: a.Xattrs, Size: fi.Size(),
+		Open: func() (io.ReadCloser, error) {
+			return os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		},
+	}
+}
+
+func kindOf(fi fs.FileInfo) string {
+	m := fi.Mode()
+	switch {
+	case m&fs.ModeDevice != 0 && m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	}
+	return "special file"
+}
+
+func (c *Context) tree(rel, full, dest string, exclude []string, a Attrs) ([]Entry, error) {
+	entries := []Entry{{Path: dest, Type: Dir, Mode: 0o755, UID: a.UID, GID: a.GID}}
+	err := filepath.WalkDir(full, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == full {
+			return nil
+		}
+		r, err := filepath.Rel(full, p)
+		if err != nil {
+			return err
+		}
+		r = filepath.ToSlash(r)
+		if excluded(exclude, r, d.IsDir()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		target := path.Join(dest, r)
+		shown := path.Join(strings.TrimSuffix(rel, "/"), r)
+		switch {
+		case fi.Mode().IsRegular():
+			e := fileEntry(p, target, fi, a)
+			e.Origin = shown
+			entries = append(entries, e)
+		case fi.IsDir():
+			entries = append(entries, Entry{Path: target, Type: Dir, Mode: 0o755, UID: a.UID, GID: a.GID, Origin: shown})
+		case fi.Mode()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, Entry{Path: target, Type: Symlink, Mode: 0o777, UID: a.UID, GID: a.GID, Target: t, Origin: shown})
+		default:
+			return sourceErr("%s in the build context is a %s; a layer can hold regular files, directories and symlinks only; remove it or exclude it", shown, kindOf(fi))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
+// excluded reports whether rel (slash-separated, relative to the copied
+// directory) matches any pattern. A pattern ending in / matches
+// directories only; ** matches zero or more whole path segments.
+func excluded(patterns []string, rel string, isDir bool) bool {
+	for _, p := range patterns {
+		dirOnly := strings.HasSuffix(p, "/")
+		if dirOnly && !isDir {
+			continue
+		}
+		if matchSegments(strings.Split(strings.TrimSuffix(p, "/"), "/"), strings.Split(rel, "/")) {
+			return true
+		}
+	}
+	return false
+}
+
+// MatchGlob reports whether rel matches pattern under exclude's rules.
+func MatchGlob(pattern, rel string, isDir bool) bool {
+	return excluded([]string{pattern}, rel, isDir)
+}
+
+func matchSegments(pat, name []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			rest := pat[1:]
+			for i := 0; i <= len(name); i++ {
+				if matchSegments(rest, name[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(name) == 0 {
+			return false
+		}
+		if ok, _ := path.Match(pat[0], name[0]); !ok {
+			return false
+		}
+		pat, name = pat[1:], name[1:]
+	}
+	return len(name) == 0
+}
+
+// FileEntry is the entry for a regular file outside any context, such as
+// one in the cache. Its mode is a.Mode, or defaultMode.
+func FileEntry(full, dest string, a Attrs, defaultMode uint32) ([]Entry, error) {
+	fi, err := os.Stat(full)
+	if err != nil {
+		return nil, err
+	}
+	if a.Mode == nil {
+		a.Mode = &defaultMode
+	}
+	return []Entry{fileEntry(full, dest, fi, a)}, nil
+}

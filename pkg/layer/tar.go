@@ -1,0 +1,235 @@
+package layer
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/reprobuild/repro/pkg/compress"
+)
+
+// Options fix what a layer's bytes depend on besides its entries.
+type Options struct {
+	// Epoch is every entry's mtime, in seconds since 1970.
+	Epoch int64
+	// Compression is the layer's compression.
+	Compression compress.Algorithm
+}
+
+// WriteTar writes entries to w as a canonical tar stream.
+func WriteTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64) error {
+	nodes, err := canonical(entries)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(w)
+	mtime := time.Unix(epoch, 0).UTC()
+	for _, n := range nodes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr := &tar.Header{
+			Name:    n.name,
+			Mode:    int64(n.Mode & 0o7777), // permission bits only: the type is in Typeflag
+			Uid:     n.UID,
+			Gid:     n.GID,
+			Uname:   "", // names would tie the layer to the build host's databases
+			Gname:   "",
+			ModTime: mtime, // never the file's own mtime
+			Format:  tar.FormatPAX,
+		}
+		switch n.Type {
+		case Regular:
+			hdr.Typeflag = tar.TypeReg
+			hdr.Size = n.Size
+		case Dir:
+			hdr.Typeflag = tar.TypeDir
+		case Symlink:
+			hdr.Typeflag = tar.TypeSymlink
+			hdr.Linkname = n.Target
+		case Hardlink:
+			hdr.Typeflag = tar.TypeLink
+			hdr.Linkname = n.linkname
+		case Whiteout:
+			hdr.Typeflag = tar.TypeReg
+			hdr.Mode = 0o644
+			hdr.Uid, hdr.Gid = 0, 0
+		}
+		if len(n.Xattrs) > 0 {
+			hdr.PAXRecords = make(map[string]string, len(n.Xattrs))
+			for k, v := range n.Xattrs {
+				hdr.PAXRecords["SCHILY.xattr."+k] = v
+			}
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("writing %s: %w", n.Path, err)
+		}
+		if n.Type == Regular && n.Size > 0 {
+			if err := copyContent(tw, &n.Entry); err != nil {
+				return err
+			}
+		}
+	}
+	return tw.Close()
+}
+
+func copyContent(w io.Writer, e *Entry) error {
+	if e.Open == nil {
+		return fmt.Errorf("%s: no content", describe(e))
+	}
+	r, err := e.Open()
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", describe(e), err)
+	}
+	defer r.Close()
+	n, err := io.Copy(w, io.LimitReader(r, e.Size))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", describe(e), err)
+	}
+	if n != e.Size {
+		return fmt.Errorf("%s changed while the layer was written (size %d, now %d); do not edit the context during a build", describe(e), e.Size, n)
+	}
+	var one [1]byte
+	if m, _ := r.Read(one[:]); m > 0 {
+		return fmt.Errorf("%s grew while the layer was written; do not edit the context during a build", describe(e))
+	}
+	return nil
+}
+
+// File is a layer written to a file. It implements v1.Layer.
+type File struct {
+	path      string
+	digest    v1.Hash
+	diffID    v1.Hash
+	size      int64
+	algorithm compress.Algorithm
+}
+
+var _ v1.Layer = (*File)(nil)
+
+// Write writes entries as a compressed canonical layer to a new file in
+// dir. The tar stream is hashed and compressed as it is produced; the
+// compressed bytes go straight to the file. On error no file is left.
+func Write(ctx context.Context, entries []Entry, dir string, opts Options) (*File, error) {
+	f, err := os.CreateTemp(dir, "layer-*.tmp")
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	digest := sha256.New()
+	counter := &countWriter{}
+	bw := bufio.NewWriterSize(io.MultiWriter(f, digest, counter), 1<<20)
+	zw, err := compress.NewWriter(bw, opts.Compression)
+	if err != nil {
+		return nil, err
+	}
+	diffID := sha256.New()
+	tw := bufio.NewWriterSize(io.MultiWriter(zw, diffID), 1<<20)
+	if err := WriteTar(ctx, tw, entries, opts.Epoch); err != nil {
+		return nil, err
+	}
+	if err := tw.Flush(); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	l := &File{
+		digest:    hashOf(digest),
+		diffID:    hashOf(diffID),
+		size:      counter.n,
+		algorithm: opts.Compression,
+	}
+	l.path = filepath.Join(dir, "sha256-"+l.digest.Hex)
+	if err := os.Rename(f.Name(), l.path); err != nil {
+		return nil, err
+	}
+	ok = true
+	return l, nil
+}
+
+func hashOf(h hash.Hash) v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// Path is the file holding the compressed layer.
+func (l *File) Path() string { return l.path }
+
+func (l *File) Digest() (v1.Hash, error) { return l.digest, nil }
+func (l *File) DiffID() (v1.Hash, error) { return l.diffID, nil }
+func (l *File) Size() (int64, error)     { return l.size, nil }
+func (l *File) MediaType() (types.MediaType, error) {
+	return types.MediaType(l.algorithm.MediaType()), nil
+}
+func (l *File) Compressed() (io.ReadCloser, error) { return os.Open(l.path) }
+func (l *File) Uncompressed() (io.ReadCloser, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := compress.NewReader(f, l.algorithm)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &readCloser{Reader: r, close: func() error { r.Close(); return f.Close() }}, nil
+}
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r *readCloser) Close() error { return r.close() }
+
+// CapabilityXattr encodes file capabilities as the value of the
+// security.capability xattr, revision 2 (VFS_CAP_REVISION_2): the given
+// capabilities permitted and effective, none inheritable.
+func CapabilityXattr(caps []int) (string, error) {
+	var permitted [2]uint32
+	sorted := append([]int(nil), caps...)
+	sort.Ints(sorted)
+	for _, c := range sorted {
+		if c < 0 || c >= 64 {
+			return "", errors.New("capability number out of range")
+		}
+		permitted[c/32] |= 1 << (c % 32)
+	}
+	const revision2, effective = 0x02000000, 0x000001
+	b := make([]byte, 20)
+	binary.LittleEndian.PutUint32(b[0:], revision2|effective)
+	binary.LittleEndian.PutUint32(b[4:], permitted[0])  // permitted, low
+	binary.LittleEndian.PutUint32(b[8:], 0)             // inheritable, low
+	binary.LittleEndian.PutUint32(b[12:], permitted[1]) // permitted, high
+	binary.LittleEndian.PutUint32(b[16:], 0)            // inheritable, high
+	return string(b), nil
+}

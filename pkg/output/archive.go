@@ -1,0 +1,144 @@
+package output
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/internal/canonical"
+	"github.com/reprobuild/repro/pkg/layer"
+)
+
+// Archives are canonical tar streams (package layer's rule) with mtime 0:
+// the same image gives the same archive bytes.
+
+func blobEntry(b blob) layer.Entry {
+	return layer.Entry{Path: "/blobs/sha256/" + b.digest.Hex, Type: layer.Regular, Mode: 0o644, Size: b.size, Open: b.open}
+}
+
+func bytesEntry(p string, data []byte) layer.Entry {
+	b := bytesBlob(data)
+	return layer.Entry{Path: p, Type: layer.Regular, Mode: 0o644, Size: b.size, Open: b.open}
+}
+
+// writeOCIArchive writes a tar of an OCI layout holding a, tagged tag.
+func writeOCIArchive(ctx context.Context, file, tag string, a Artifact) error {
+	bs, err := blobs(a)
+	if err != nil {
+		return err
+	}
+	desc, err := descriptor(a)
+	if err != nil {
+		return err
+	}
+	idx, err := canonical.JSON(ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: []ocispec.Descriptor{{
+			MediaType:   string(desc.MediaType),
+			Digest:      digest.Digest(desc.Digest.String()),
+			Size:        desc.Size,
+			Annotations: map[string]string{ocispec.AnnotationRefName: tag},
+		}},
+	})
+	if err != nil {
+		return err
+	}
+	entries := []layer.Entry{
+		bytesEntry("/"+ocispec.ImageLayoutFile, []byte(layoutFile)),
+		bytesEntry("/"+ocispec.ImageIndexFile, idx),
+	}
+	for _, b := range bs {
+		entries = append(entries, blobEntry(b))
+	}
+	return writeTarFile(ctx, file, entries)
+}
+
+// dockerManifest is one image of a docker-archive's manifest.json.
+type dockerManifest struct {
+	Config   string
+	RepoTags []string
+	Layers   []string
+}
+
+// writeDockerArchive writes the tarball that docker load and podman load
+// read: manifest.json naming the config and the (compressed) layers.
+func writeDockerArchive(ctx context.Context, file, ref string, a Artifact) error {
+	if a.Index != nil {
+		return fault.Bad(fmt.Errorf("docker-archive:%s holds one platform; narrow the build with --platform, or use oci: or oci-archive: for an index", file))
+	}
+	tag, err := name.NewTag(ref, name.WeakValidation)
+	if err != nil {
+		return fault.Bad(fmt.Errorf("docker-archive:%s: %q is not a name:tag: %v", file, ref, err))
+	}
+	bs, err := blobs(a)
+	if err != nil {
+		return err
+	}
+	cfg, err := a.Image.ConfigName()
+	if err != nil {
+		return err
+	}
+	layers, err := a.Image.Layers()
+	if err != nil {
+		return err
+	}
+	m := dockerManifest{Config: "blobs/sha256/" + cfg.Hex, RepoTags: []string{dockerTag(tag)}, Layers: []string{}}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		m.Layers = append(m.Layers, "blobs/sha256/"+d.Hex)
+	}
+	raw, err := canonical.JSON([]dockerManifest{m})
+	if err != nil {
+		return err
+	}
+	entries := []layer.Entry{bytesEntry("/manifest.json", raw)}
+	for _, b := range bs {
+		if b.digest.Hex == "" {
+			continue
+		}
+		entries = append(entries, blobEntry(b))
+	}
+	return writeTarFile(ctx, file, entries)
+}
+
+// dockerTag is the short form docker writes: no docker.io/library/.
+func dockerTag(t name.Tag) string {
+	s := t.String()
+	s = strings.TrimPrefix(s, name.DefaultRegistry+"/")
+	return strings.TrimPrefix(s, "library/")
+}
+
+func writeTarFile(ctx context.Context, file string, entries []layer.Entry) error {
+	dir := filepath.Dir(file)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fault.Op(err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp-*")
+	if err != nil {
+		return fault.Op(err)
+	}
+	defer os.Remove(f.Name())
+	if err := layer.WriteTar(ctx, f, entries, 0); err != nil {
+		f.Close()
+		return fault.Op(fmt.Errorf("writing %s: %w", file, err))
+	}
+	if err := f.Close(); err != nil {
+		return fault.Op(err)
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return fault.Op(err)
+	}
+	return fault.Op(os.Rename(f.Name(), file))
+}

@@ -1,0 +1,212 @@
+package output
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/internal/canonical"
+)
+
+const layoutFile = `{"imageLayoutVersion":"1.0.0"}`
+
+// writeLayout adds a to the OCI layout at dir under tag, replacing any
+// image that had that tag and keeping every other.
+func writeLayout(ctx context.Context, dir, tag string, a Artifact) error {
+	bs, err := blobs(a)
+	if err != nil {
+		return err
+	}
+	desc, err := descriptor(a)
+	if err != nil {
+		return err
+	}
+	entry := ocispec.Descriptor{
+		MediaType:   string(desc.MediaType),
+		Digest:      digest.Digest(desc.Digest.String()),
+		Size:        desc.Size,
+		Annotations: map[string]string{ocispec.AnnotationRefName: tag},
+	}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return newLayout(ctx, dir, bs, entry)
+	}
+	return updateLayout(ctx, dir, bs, entry)
+}
+
+// newLayout builds the layout in a temporary directory beside dir and
+// renames it into place.
+func newLayout(ctx context.Context, dir string, bs []blob, entry ocispec.Descriptor) error {
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fault.Op(err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return fault.Op(err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fault.Op(err)
+	}
+	if err := writeBlobs(ctx, tmp, bs); err != nil {
+		return err
+	}
+	if err := writeIndex(tmp, []ocispec.Descriptor{entry}); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(tmp, ocispec.ImageLayoutFile), []byte(layoutFile)); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fault.Op(fmt.Errorf("moving layout into place: %w", err))
+	}
+	return nil
+}
+
+func updateLayout(ctx context.Context, dir string, bs []blob, entry ocispec.Descriptor) error {
+	lf, err := os.ReadFile(filepath.Join(dir, ocispec.ImageLayoutFile))
+	if err != nil {
+		return fault.Bad(fmt.Errorf("%s exists but is not an OCI layout (%v); choose another output or remove it", dir, err))
+	}
+	var l ocispec.ImageLayout
+	if err := json.Unmarshal(lf, &l); err != nil || l.Version != ocispec.ImageLayoutVersion {
+		return fault.Bad(fmt.Errorf("%s: unsupported oci-layout %s", dir, lf))
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	var idx ocispec.Index
+	raw, err := os.ReadFile(filepath.Join(dir, ocispec.ImageIndexFile))
+	if err != nil {
+		return fault.Bad(fmt.Errorf("%s: reading index.json: %w", dir, err))
+	}
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return fault.Bad(fmt.Errorf("%s: index.json is not valid JSON: %w", dir, err))
+	}
+	if err := writeBlobs(ctx, dir, bs); err != nil {
+		return err
+	}
+	tag := entry.Annotations[ocispec.AnnotationRefName]
+	var kept []ocispec.Descriptor
+	for _, d := range idx.Manifests {
+		if d.Annotations[ocispec.AnnotationRefName] != tag {
+			kept = append(kept, d)
+		}
+	}
+	return writeIndex(dir, append(kept, entry))
+}
+
+func writeIndex(dir string, manifests []ocispec.Descriptor) error {
+	raw, err := canonical.JSON(ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: manifests,
+	})
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, ocispec.ImageIndexFile), raw)
+}
+
+// lockDir takes an exclusive flock on the layout directory, so that two
+// builds updating one layout do not lose each other's index entries.
+func lockDir(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fault.Op(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fault.Op(fmt.Errorf("locking %s: %w", dir, err))
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+func writeBlobs(ctx context.Context, dir string, bs []blob) error {
+	bdir := filepath.Join(dir, "blobs", "sha256")
+	if err := os.MkdirAll(bdir, 0o755); err != nil {
+		return fault.Op(err)
+	}
+	for _, b := range bs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := writeBlob(bdir, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeBlob stores b in bdir, verified, unless a file of its size is
+// already there.
+func writeBlob(bdir string, b blob) error {
+	p := filepath.Join(bdir, b.digest.Hex)
+	if fi, err := os.Stat(p); err == nil && fi.Size() == b.size {
+		return nil
+	}
+	r, err := b.open()
+	if err != nil {
+		return fault.Op(fmt.Errorf("reading blob %s: %w", b.digest, err))
+	}
+	defer r.Close()
+	f, err := os.CreateTemp(bdir, ".tmp-"+b.digest.Hex[:12]+"-*")
+	if err != nil {
+		return fault.Op(err)
+	}
+	defer os.Remove(f.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fault.Op(fmt.Errorf("writing blob %s: %w", b.digest, err))
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != b.digest.Hex || n != b.size {
+		return fault.Op(fmt.Errorf("blob %s: wrote %d bytes with sha256 %s, want %d bytes", b.digest, n, got, b.size))
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return fault.Op(err)
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		return fault.Op(err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path, then
+// renames it over path.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return fault.Op(err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fault.Op(err)
+	}
+	if err := f.Close(); err != nil {
+		return fault.Op(err)
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return fault.Op(err)
+	}
+	return fault.Op(os.Rename(f.Name(), path))
+}

@@ -1,0 +1,169 @@
+package output
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
+)
+
+// Artifact is what gets written: an image or an index (set one).
+type Artifact struct {
+	Image v1.Image
+	Index v1.ImageIndex
+}
+
+func (a Artifact) describable() interface {
+	Digest() (v1.Hash, error)
+	Size() (int64, error)
+	MediaType() (types.MediaType, error)
+	RawManifest() ([]byte, error)
+} {
+	if a.Index != nil {
+		return a.Index
+	}
+	return a.Image
+}
+
+// Options shape outputs.
+type Options struct {
+	// DefaultTag is the tag of oci and oci-archive outputs that name none.
+	DefaultTag string
+	// DockerRef is the name:tag recorded in a docker-archive that names
+	// none.
+	DockerRef string
+	// Log receives progress; nil discards.
+	Log *slog.Logger
+}
+
+// Write writes a to ref.
+func Write(ctx context.Context, ref imageref.Reference, a Artifact, opts Options) error {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.DefaultTag == "" {
+		opts.DefaultTag = "latest"
+	}
+	switch ref.Transport {
+	case imageref.OCI:
+		if ref.Digest != "" {
+			return fault.Bad(fmt.Errorf("%s: an output is named by a tag, not a digest", ref))
+		}
+		return writeLayout(ctx, ref.Path, tagOr(ref.Tag, opts.DefaultTag), a)
+	case imageref.OCIArchive:
+		return writeOCIArchive(ctx, ref.Path, tagOr(ref.Tag, opts.DefaultTag), a)
+	case imageref.DockerArchive:
+		return writeDockerArchive(ctx, ref.Path, tagOr(ref.Tag, opts.DockerRef), a)
+	case imageref.Registry:
+		return writeRegistry(ctx, ref, a, opts)
+	}
+	return fault.Bad(fmt.Errorf("%s: unsupported output", ref))
+}
+
+func tagOr(t, def string) string {
+	if t == "" {
+		return def
+	}
+	return t
+}
+
+// blob is one content-addressed blob of an artifact.
+type blob struct {
+	digest v1.Hash
+	size   int64
+	open   func() (io.ReadCloser, error)
+}
+
+func bytesBlob(b []byte) blob {
+	sum := sha256.Sum256(b)
+	return blob{
+		digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])},
+		size:   int64(len(b)),
+		open:   func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
+	}
+}
+
+// blobs lists every blob of a, each once, children before parents: layers,
+// configs, image manifests, then the index manifest.
+func blobs(a Artifact) ([]blob, error) {
+	var out []blob
+	seen := map[v1.Hash]bool{}
+	add := func(b blob) {
+		if !seen[b.digest] {
+			seen[b.digest] = true
+			out = append(out, b)
+		}
+	}
+	addImage := func(img v1.Image) error {
+		layers, err := img.Layers()
+		if err != nil {
+			return err
+		}
+		for _, l := range layers {
+			d, err := l.Digest()
+			if err != nil {
+				return err
+			}
+			size, err := l.Size()
+			if err != nil {
+				return err
+			}
+			add(blob{digest: d, size: size, open: l.Compressed})
+		}
+		cfg, err := img.RawConfigFile()
+		if err != nil {
+			return err
+		}
+		add(bytesBlob(cfg))
+		m, err := img.RawManifest()
+		if err != nil {
+			return err
+		}
+		add(bytesBlob(m))
+		return nil
+	}
+	if a.Index != nil {
+		im, err := a.Index.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range im.Manifests {
+			img, err := a.Index.Image(d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			if err := addImage(img); err != nil {
+				return nil, err
+			}
+		}
+		raw, err := a.Index.RawManifest()
+		if err != nil {
+			return nil, err
+		}
+		add(bytesBlob(raw))
+		return out, nil
+	}
+	if err := addImage(a.Image); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// descriptor is a's descriptor, as index.json lists it.
+func descriptor(a Artifact) (v1.Descriptor, error) {
+	d, err := partial.Descriptor(a.describable())
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return *d, nil
+}

@@ -1,0 +1,69 @@
+package spec
+
+// Struct tags: `yaml` is the key, `doc` a one-line description, `default`
+// the documented default. The schema generator reads all three.
+
+// Spec is a parsed, validated repro.yaml.
+type Spec struct {
+	Version     int               `yaml:"version" doc:"Spec format version. Must be 1." required:"true"`
+	Name        string            `yaml:"name" doc:"Image name: the default output tag, history entries and SBOM name. Lower case letters, digits and . _ - only." required:"true"`
+	Base        string            `yaml:"base" doc:"The base image. Only scratch (an empty base) is supported by this version." default:"scratch"`
+	Platforms   []Platform        `yaml:"platforms" doc:"Platforms to build, as os/arch[/variant] the way Go and OCI name them. One platform gives an image manifest; several give an image index." default:"[linux/amd64]"`
+	Epoch       *Epoch            `yaml:"epoch" doc:"Seconds since 1970 used for every timestamp; or the word git for the committer time of the context's HEAD." default:"$SOURCE_DATE_EPOCH, else 0"`
+	Vars        map[string]string `yaml:"vars" doc:"Template variables (.Vars.key), overridable with --var key=value."`
+	Layers      []Layer           `yaml:"layers" doc:"The layers to add, in order; each entry is exactly one layer."`
+	Config      Config            `yaml:"config" doc:"The OCI image config. Absent fields stay absent."`
+	Annotations map[string]string `yaml:"annotations" doc:"Manifest (and index) annotations. Values are templates."`
+	Tags        []string          `yaml:"tags" doc:"Registry references that --push sends the image to. Templates."`
+
+	// File is the spec's path as given to Load; messages use it.
+	File string `yaml:"-"`
+	// Dir is the build context: the directory holding the spec.
+	Dir string `yaml:"-"`
+
+	pos positions
+}
+
+// Layer is one image layer.
+type Layer struct {
+	Name     string    `yaml:"name" doc:"Recorded in the layer's history entry (created_by)." default:"layer-N (N counting from 1)"`
+	Contents []Content `yaml:"contents" doc:"What the layer holds. Entries are sorted by path in the layer, so their order here does not matter."`
+}
+
+// Content is one entry of a layer.
+type Content struct {
+	Path         string   `yaml:"path" doc:"Destination in the image: an absolute path, cleaned." required:"true"`
+	Type         string   `yaml:"type" doc:"One of file, dir, symlink, hardlink, remove. Inferred as file when source, content or url is given." enum:"file,dir,symlink,hardlink,remove"`
+	Source       string   `yaml:"source" doc:"A file or directory of the build context, relative to the spec's directory; may not leave it. A directory is copied recursively, symlinks inside it kept as symlinks. Template ({{.Os}} {{.Arch}} {{.Variant}} and the rest)."`
+	Exclude      []string `yaml:"exclude" doc:"With a directory source: globs relative to it; ** matches any number of directories, a trailing / matches directories only."`
+	Content      *string  `yaml:"content" doc:"Inline file content, written as is (never templated)."`
+	URL          string   `yaml:"url" doc:"An http(s) URL to fetch the file from; cached by digest. Requires sha256."`
+	SHA256       string   `yaml:"sha256" doc:"Lower-case hex SHA-256 the fetched file must have; a mismatch is an operational failure (exit 3)."`
+	Target       string   `yaml:"target" doc:"For symlink: the link target, written as is. For hardlink: the absolute path of a regular file of the same layer."`
+	Mode         *Mode    `yaml:"mode" doc:"Permission bits as a quoted octal string (\"0644\"). On a directory source, applies to its regular files." default:"files: 0755 if the source's owner-exec bit is set, else 0644; dirs 0755; symlinks 0777"`
+	UID          *int     `yaml:"uid" doc:"Owner user id (on a directory source, of everything in it)." default:"0"`
+	GID          *int     `yaml:"gid" doc:"Owner group id (on a directory source, of everything in it)." default:"0"`
+	Capabilities []string `yaml:"capabilities" doc:"File capabilities (cap_net_bind_service ...), written as a security.capability xattr (v2, permitted and effective)."`
+}
+
+// Content types.
+const (
+	TypeFile     = "file"
+	TypeDir      = "dir"
+	TypeSymlink  = "symlink"
+	TypeHardlink = "hardlink"
+	TypeRemove   = "remove"
+)
+
+// Config is the part of the OCI image config that a spec sets.
+type Config struct {
+	Entrypoint   []string          `yaml:"entrypoint" doc:"The entrypoint, exec form."`
+	Cmd          []string          `yaml:"cmd" doc:"Default arguments, exec form."`
+	Env          map[string]string `yaml:"env" doc:"Environment; written sorted by key as KEY=value. Values are templates."`
+	WorkingDir   string            `yaml:"workingDir" doc:"Working directory (absolute)."`
+	User         string            `yaml:"user" doc:"user[:group], by name or id."`
+	ExposedPorts []string          `yaml:"exposedPorts" doc:"Ports as port[/tcp|udp|sctp]; tcp when no protocol is given."`
+	Volumes      []string          `yaml:"volumes" doc:"Volume mount points (absolute)."`
+	Labels       map[string]string `yaml:"labels" doc:"Config labels. Values are templates."`
+	StopSignal   string            `yaml:"stopSignal" doc:"Signal to stop the container, such as SIGTERM."`
+}
