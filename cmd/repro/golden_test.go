@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden/examples.txt with the digests built now")
+
+// goldenFile pins the digest of every example spec. A digest that changes
+// is a bug until explained: either the output format changed (bump
+// compress.FormatVersion) or an input did.
+const goldenFile = "testdata/golden/examples.txt"
+
+// goldenCase is one example built one way.
+type goldenCase struct {
+	example, compression string // example: a spec path under specs/examples
+	// toolchain is "-" when the image holds nothing compiled by the Go
+	// toolchain running the test; else the image holds the example Go
+	// server, whose bytes depend on that toolchain's version.
+	toolchain string
+}
+
+var goldenCases = []goldenCase{
+	{"static-site/repro.yaml", "gzip", "-"},
+	{"static-site/repro.yaml", "zstd", "-"},
+	{"go-server/repro.yaml", "gzip", "go"},
+	{"go-server/repro.yaml", "zstd", "go"},
+	{"go-server/multi-platform.yaml", "gzip", "go"},
+}
+
+// copyExamples copies specs/examples to a fresh directory outside any git
+// repository (so .GitCommit is "unknown"), compiles the example server for
+// amd64 and arm64 into it, and returns it.
+func copyExamples(t *testing.T, perturb bool) string {
+	t.Helper()
+	root := moduleRoot(t)
+	dst := filepath.Join(t.TempDir(), "examples")
+	copyTree(t, filepath.Join(root, "specs", "examples"), dst, perturb)
+	for _, arch := range []string{"amd64", "arm64"} {
+		out := filepath.Join(dst, "go-server", "dist", "server-"+arch)
+		cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-buildid=", "-o", out, "./specs/examples/go-server")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building the example server for %s: %v\n%s", arch, err, b)
+		}
+	}
+	return dst
+}
+
+func goVersion(t *testing.T) string {
+	out, err := exec.Command("go", "env", "GOVERSION").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func readGolden(t *testing.T) map[string]string {
+	f, err := os.Open(filepath.Join(moduleRoot(t), goldenFile))
+	if os.IsNotExist(err) && *update {
+		return map[string]string{}
+	}
+	if err != nil {
+		t.Fatalf("reading goldens: %v (run go test ./cmd/repro -run TestGolden -update)", err)
+	}
+	defer f.Close()
+	m := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 4 {
+			t.Fatalf("%s: bad line %q", goldenFile, line)
+		}
+		m[strings.Join(f[:3], " ")] = f[3]
+	}
+	return m
+}
+
+func TestGoldenDigests(t *testing.T) {
+	gover := goVersion(t)
+	examples := copyExamples(t, false)
+	golden := readGolden(t)
+	got := map[string]string{}
+	for _, c := range goldenCases {
+		tc := c.toolchain
+		if tc == "go" {
+			tc = gover
+		}
+		key := fmt.Sprintf("%s %s %s", c.example, c.compression, tc)
+		t.Run(strings.ReplaceAll(key, " ", "/"), func(t *testing.T) {
+			spec := filepath.Join(examples, c.example)
+			out := "oci:" + filepath.Join(t.TempDir(), "out") + ":golden"
+			r := repro(t, examples, "build", "-q", "--offline", "--version", "1.0.0", "--compression", c.compression, "-f", spec, "-o", out)
+			d := lastLine(r.stdout)
+			got[key] = d
+			want, ok := golden[key]
+			switch {
+			case *update:
+			case !ok && c.toolchain == "go":
+				t.Fatalf("no golden digest for %s built with %s; this example compiles a Go binary, whose bytes depend on the toolchain: check the other pins still hold, then add this one with -update (got %s)", c.example, tc, d)
+			case !ok:
+				t.Fatalf("no golden digest for %q (got %s); add it with -update", key, d)
+			case d != want:
+				t.Errorf("%s: digest %s, golden %s\nA changed digest is a bug until explained: if the output format changed on purpose, bump compress.FormatVersion and update the goldens (-update).", key, d, want)
+			}
+		})
+	}
+	if *update {
+		for k, v := range golden {
+			if _, ok := got[k]; !ok {
+				got[k] = v // keep pins of other toolchains
+			}
+		}
+		writeGolden(t, got)
+	}
+}
+
+func writeGolden(t *testing.T, m map[string]string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# Golden digests of specs/examples, built by TestGoldenDigests (cmd/repro).\n")
+	b.WriteString("# example compression toolchain digest; toolchain \"-\" = no compiled code in the image.\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s %s\n", k, m[k])
+	}
+	if err := os.WriteFile(filepath.Join(moduleRoot(t), goldenFile), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// copyTree copies src to dst. With perturb, it does so the way a different
+// machine might: files created in reverse order, with other modes (group
+// and other bits cleared, as umask 077 would), other mtimes and atimes,
+// another owner (when run as root) and an extended attribute.
+func copyTree(t *testing.T, src, dst string, perturb bool) {
+	t.Helper()
+	type item struct {
+		rel string
+		fi  fs.FileInfo
+	}
+	var items []item
+	err := filepath.Walk(src, func(p string, fi fs.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "." || strings.HasPrefix(rel, filepath.Join("go-server", "dist")) {
+			return nil
+		}
+		items = append(items, item{rel, fi})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mkdirs := func(rel string) {
+		if err := os.MkdirAll(filepath.Join(dst, filepath.Dir(rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if perturb {
+		sort.Slice(items, func(i, j int) bool { return items[i].rel > items[j].rel })
+	}
+	for i, it := range items {
+		p := filepath.Join(dst, it.rel)
+		mkdirs(it.rel)
+		switch {
+		case it.fi.IsDir():
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		case it.fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(filepath.Join(src, it.rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		default:
+			data, err := os.ReadFile(filepath.Join(src, it.rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, data, it.fi.Mode().Perm()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !perturb {
+			continue
+		}
+		mode := it.fi.Mode().Perm() & 0o700
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		mt := int64(1e9) + int64(i)*7919
+		_ = os.Chtimes(p, timeUnix(mt+13), timeUnix(mt))
+		if os.Geteuid() == 0 {
+			if err := os.Lchown(p, 4242, 4343); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = setXattr(p, "user.repro-test", fmt.Sprintf("perturbed-%d", i))
+	}
+}
