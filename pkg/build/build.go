@@ -185,14 +185,13 @@ func (b *builder) layer(ctx context.Context, i int, p spec.Platform) (*layer.Fil
 	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
 	l, err := layer.Write(ctx, entries, b.opts.WorkDir, layer.Options{Epoch: b.opts.Values.Epoch, Compression: b.opts.Compression})
 	if err != nil {
 		return nil, b.layerError(i, err)
 	}
 	d, _ := l.Digest()
 	size, _ := l.Size()
-	b.opts.Log.Info("layer written", "layer", b.s.Layers[i].Name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String(), "took", time.Since(start).Round(time.Millisecond))
+	b.opts.Log.Info("layer written", "layer", b.s.Layers[i].Name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
 	if !perPlatform {
 		b.shared[i] = l
 	}
