@@ -41,24 +41,38 @@ var benchWords = []string{
 // lines of words drawn with a skewed distribution.
 func benchText(rng *rand.Rand, n int) []byte {
 	out := make([]byte, 0, n+64)
+	var lines [][2]int // recent lines, as offsets into out
 	for len(out) < n {
+		if len(lines) > 0 && rng.IntN(4) == 0 {
+			// A line repeated from a little earlier, as code repeats
+			// itself.
+			l := lines[rng.IntN(len(lines))]
+			out = append(out, out[l[0]:l[1]]...)
+			continue
+		}
+		start := len(out)
 		for d := rng.IntN(4); d > 0; d-- {
 			out = append(out, '\t')
 		}
 		for w := 2 + rng.IntN(9); w > 0; w-- {
-			// The minimum of two draws favours the first words, as real
+			// The minimum of three draws favours the first words, as real
 			// code favours its keywords.
-			i := min(rng.IntN(len(benchWords)), rng.IntN(len(benchWords)))
+			i := min(rng.IntN(len(benchWords)), rng.IntN(len(benchWords)), rng.IntN(len(benchWords)))
 			out = append(out, benchWords[i]...)
 			if w > 1 {
 				out = append(out, ' ')
 			}
 		}
-		if rng.IntN(16) == 0 {
+		if rng.IntN(32) == 0 {
 			// An identifier or literal that is rarely repeated.
 			out = fmt.Appendf(out, " id%x", rng.Uint32())
 		}
 		out = append(out, '\n')
+		if len(lines) < 64 {
+			lines = append(lines, [2]int{start, len(out)})
+		} else {
+			lines[rng.IntN(64)] = [2]int{start, len(out)}
+		}
 	}
 	return out[:n]
 }

@@ -84,6 +84,17 @@ func canonical(entries []Entry) ([]*node, error) {
 		}
 		byPath[e.Path] = &node{Entry: e}
 	}
+	// Whiteouts may not hide what the same layer writes.
+	for _, n := range byPath {
+		if n.Type != Whiteout {
+			continue
+		}
+		for p := range byPath {
+			if strings.HasPrefix(p, n.Path+"/") {
+				return nil, conflict("%s removes %s, but %s writes inside it in the same layer; remove in one layer and write in a later one", describe(&n.Entry), n.Path, describe(&byPath[p].Entry))
+			}
+		}
+	}
 	// Implicit parents, and parents that are not directories.
 	for _, n := range sortedNodes(byPath) {
 		for p := path.Dir(n.Path); p != "/"; p = path.Dir(p) {
@@ -125,24 +136,13 @@ func canonical(entries []Entry) ([]*node, error) {
 		first := members[0]
 		if first != r {
 			// Move the data to the first path, keeping that path's origin.
-			origin := first.Origin
+			p, origin := first.Path, first.Origin
 			first.Entry = r.Entry
-			first.Path, first.Origin = members[0].Path, origin
+			first.Path, first.Origin = p, origin
 		}
 		for _, m := range members[1:] {
 			data := first.Entry
 			m.Entry = Entry{Path: m.Path, Type: Hardlink, Mode: data.Mode, UID: data.UID, GID: data.GID, Target: first.Path, Origin: m.Origin}
-		}
-	}
-	// Whiteouts may not hide what the same layer writes.
-	for _, n := range byPath {
-		if n.Type != Whiteout {
-			continue
-		}
-		for p := range byPath {
-			if strings.HasPrefix(p, n.Path+"/") {
-				return nil, conflict("%s removes %s, but %s writes inside it in the same layer; remove in one layer and write in a later one", describe(&n.Entry), n.Path, describe(&byPath[p].Entry))
-			}
 		}
 	}
 	nodes := make([]*node, 0, len(byPath))
