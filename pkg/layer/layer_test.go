@@ -427,7 +427,7 @@ func TestContextSafety(t *testing.T) {
 
 func TestMatchGlob(t *testing.T) {
 	for _, tc := range []struct {
-		pat, rel string
+		pat, rel  string
 		dir, want bool
 	}{
 		{"**/*.map", "app.js.map", false, true},
