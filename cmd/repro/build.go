@@ -150,7 +150,9 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	defer os.RemoveAll(work)
 
 	start := time.Now()
+	bar := newProgress(o.g)
 	res, err := build.Build(ctx, s, build.Options{
+		Progress:    bar.layer,
 		Platforms:   plats,
 		Values:      values,
 		Compression: alg,
@@ -158,6 +160,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		WorkDir:     work,
 		Log:         o.g.log,
 	})
+	bar.done()
 	if err != nil {
 		return err
 	}

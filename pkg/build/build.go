@@ -35,6 +35,9 @@ type Options struct {
 	WorkDir string
 	// Log receives progress; nil discards.
 	Log *slog.Logger
+	// Progress, when set, is told how many uncompressed bytes of a layer
+	// have been written, as they are.
+	Progress func(layer, platform string, written int64)
 }
 
 // Result is a built image (one platform) or index (several).
@@ -185,7 +188,12 @@ func (b *builder) layer(ctx context.Context, i int, p spec.Platform) (*layer.Fil
 	if err != nil {
 		return nil, err
 	}
-	l, err := layer.Write(ctx, entries, b.opts.WorkDir, layer.Options{Epoch: b.opts.Values.Epoch, Compression: b.opts.Compression})
+	lo := layer.Options{Epoch: b.opts.Values.Epoch, Compression: b.opts.Compression}
+	if b.opts.Progress != nil {
+		name := b.s.Layers[i].Name
+		lo.Progress = func(n int64) { b.opts.Progress(name, p.String(), n) }
+	}
+	l, err := layer.Write(ctx, entries, b.opts.WorkDir, lo)
 	if err != nil {
 		return nil, b.layerError(i, err)
 	}

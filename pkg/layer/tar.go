@@ -27,6 +27,9 @@ type Options struct {
 	Epoch int64
 	// Compression is the layer's compression.
 	Compression compress.Algorithm
+	// Progress, when set, is called with the number of uncompressed bytes
+	// written so far, every few MiB and once at the end.
+	Progress func(written int64)
 }
 
 // WriteTar writes entries to w as a canonical tar stream.
@@ -143,7 +146,13 @@ func Write(ctx context.Context, entries []Entry, dir string, opts Options) (*Fil
 		return nil, err
 	}
 	diffID := sha256.New()
-	tw := bufio.NewWriterSize(io.MultiWriter(zw, diffID), 1<<20)
+	var sink io.Writer = io.MultiWriter(zw, diffID)
+	if opts.Progress != nil {
+		p := &progressWriter{w: sink, report: opts.Progress}
+		defer func() { opts.Progress(p.n) }()
+		sink = p
+	}
+	tw := bufio.NewWriterSize(sink, 1<<20)
 	if err := WriteTar(ctx, tw, entries, opts.Epoch); err != nil {
 		return nil, err
 	}
@@ -178,6 +187,24 @@ func hashOf(h hash.Hash) v1.Hash {
 }
 
 type countWriter struct{ n int64 }
+
+// progressWriter reports the bytes written through it every 4 MiB.
+type progressWriter struct {
+	w      io.Writer
+	n      int64
+	next   int64
+	report func(int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	if p.n >= p.next {
+		p.report(p.n)
+		p.next = p.n + 4<<20
+	}
+	return n, err
+}
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 
