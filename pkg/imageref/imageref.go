@@ -80,6 +80,8 @@ func Parse(s string) (Reference, error) {
 		}
 		return r, nil
 	}
+	// skopeo's docker:// prefix names a registry reference.
+	s = strings.TrimPrefix(s, "docker://")
 	if i := strings.Index(s, ":"); i > 0 && !strings.ContainsAny(s[:i], "./") && (s[:i] == "dir" || s[:i] == "docker" || s[:i] == "docker-daemon" || s[:i] == "containers-storage") {
 		return Reference{}, fmt.Errorf("%q: the %s transport is not supported; use oci:, oci-archive:, docker-archive: or a registry reference", s, s[:i])
 	}

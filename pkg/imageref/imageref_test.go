@@ -1,0 +1,54 @@
+package imageref
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	hex := strings.Repeat("a", 64)
+	for _, tc := range []struct {
+		in                   string
+		transport            Transport
+		path, tag, digest    string
+		registryName, errSub string
+	}{
+		{in: "oci:out/app", transport: OCI, path: "out/app"},
+		{in: "oci:out/app:v1", transport: OCI, path: "out/app", tag: "v1"},
+		{in: "oci:/abs/dir@sha256:" + hex, transport: OCI, path: "/abs/dir", digest: "sha256:" + hex},
+		{in: "oci-archive:img.tar:v2", transport: OCIArchive, path: "img.tar", tag: "v2"},
+		{in: "docker-archive:img.tar", transport: DockerArchive, path: "img.tar"},
+		{in: "docker-archive:img.tar:example.com/app:v1", transport: DockerArchive, path: "img.tar", tag: "example.com/app:v1"},
+		{in: "127.0.0.1:5000/app:v1", transport: Registry, registryName: "127.0.0.1:5000/app:v1"},
+		{in: "registry.example.com/team/app@sha256:" + hex, transport: Registry, registryName: "registry.example.com/team/app@sha256:" + hex},
+		{in: "oci:", errSub: "missing path"},
+		{in: "oci:dir:bad tag", errSub: "not a valid tag"},
+		{in: "oci:dir@sha256:abc", errSub: "not a sha256 digest"},
+		{in: "docker://example.com/app:v1", transport: Registry, registryName: "example.com/app:v1"},
+		{in: "docker-daemon:app:v1", errSub: "transport is not supported"},
+		{in: "dir:/tmp/x", errSub: "transport is not supported"},
+		{in: "Bad Name", errSub: "not an image reference"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			r, err := Parse(tc.in)
+			if tc.errSub != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errSub) {
+					t.Fatalf("err = %v, want %q", err, tc.errSub)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Transport != tc.transport || r.Path != tc.path || r.Tag != tc.tag || r.Digest != tc.digest {
+				t.Errorf("got %+v", r)
+			}
+			if tc.registryName != "" && r.Name.String() != tc.registryName {
+				t.Errorf("name %s", r.Name)
+			}
+			if tc.transport != Registry && r.String() != tc.in {
+				t.Errorf("String() = %q", r.String())
+			}
+		})
+	}
+}
