@@ -1,0 +1,152 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const tinySpec = `version: 1
+name: tiny
+layers:
+  - name: files
+    contents:
+      - path: /etc/motd
+        content: "hi\n"
+annotations:
+  org.opencontainers.image.revision: "{{.GitCommit}}"
+  short: "{{.GitShortCommit}}"
+  version: "{{.Version}}"
+`
+
+func writeSpec(t *testing.T, dir, yaml string) string {
+	t.Helper()
+	p := filepath.Join(dir, "repro.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestExitCodesAndMessages(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("version: 1\nname: tiny\nlayers:\n  - contents:\n      - path: /x\n        mode: \"0o99\"\n        content: a\n"), 0o644)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+		stdout string
+	}{
+		{"no args", nil, 2, "", "Usage:"},
+		{"help", []string{"help"}, 0, "", "Commands:"},
+		{"help build", []string{"help", "build"}, 0, "", "--compression"},
+		{"build --help", []string{"build", "--help"}, 0, "", "Examples:"},
+		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`, ""},
+		{"unknown flag", []string{"build", "--frob"}, 2, "unknown flag: --frob", ""},
+		{"missing spec", []string{"build", "-f", "nope.yaml"}, 2, "nope.yaml: no such spec file", ""},
+		{"bad spec", []string{"build", "-f", "bad.yaml"}, 2, `bad.yaml:6:15: layers[0].contents[0].mode: "0o99" is not an octal mode`, ""},
+		{"bad platform", []string{"build", "--platform", "linux/arm64"}, 2, "builds only linux/amd64", ""},
+		{"bad compression", []string{"build", "--compression", "xz"}, 2, `unknown compression "xz"`, ""},
+		{"bad var", []string{"build", "--var", "novalue"}, 2, "write key=value", ""},
+		{"bad output", []string{"build", "-o", "dir:/tmp/x"}, 2, "not supported", ""},
+		{"ok", []string{"build", "-o", "oci:out:t"}, 0, "", "sha256:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := invocation{dir: dir}.run(t, tc.args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.stderr) || !strings.Contains(r.stdout, tc.stdout) {
+				t.Errorf("exit %d (want %d)\nstdout: %s\nstderr: %s", r.code, tc.code, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+func TestQuietJSONAndMetadata(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	r := repro(t, dir, "build", "-q", "-o", "oci:out:t")
+	if r.stderr != "" || !strings.HasPrefix(lastLine(r.stdout), "sha256:") || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("-q: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	r = repro(t, dir, "build", "--json", "-q", "-o", "oci:out:t", "--metadata-file", "meta.json")
+	var got buildResult
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("--json output %q: %v", r.stdout, err)
+	}
+	if got.Digest != lastLine(repro(t, dir, "build", "-q", "-o", "oci:out:t").stdout) || len(got.Manifests) != 1 || got.Manifests[0].Platform != "linux/amd64" {
+		t.Errorf("--json: %+v", got)
+	}
+	meta, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil || !strings.Contains(string(meta), got.Digest) {
+		t.Errorf("metadata file: %s %v", meta, err)
+	}
+	v := repro(t, dir, "version", "--json")
+	var vj versionJSON
+	if err := json.Unmarshal([]byte(v.stdout), &vj); err != nil || vj.FormatVersion == "" || len(vj.Libraries) != 2 {
+		t.Errorf("version --json: %s", v.stdout)
+	}
+}
+
+// TestEpochAndGitValues checks where the epoch and the git template values
+// come from: SOURCE_DATE_EPOCH, epoch: git, and a 12-digit short commit
+// whatever core.abbrev says.
+func TestEpochAndGitValues(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	created := func(env ...string) (string, map[string]string) {
+		t.Helper()
+		r := invocation{dir: dir, env: env}.run(t, "build", "-q", "-o", "oci:out:t")
+		if r.code != 0 {
+			t.Fatalf("build: %s", r.stderr)
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, "out", "blobs", "sha256", strings.TrimPrefix(lastLine(r.stdout), "sha256:")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Annotations map[string]string `json:"annotations"`
+		}
+		json.Unmarshal(raw, &m)
+		return m.Annotations["org.opencontainers.image.created"], m.Annotations
+	}
+	if c, a := created(); c != "1970-01-01T00:00:00Z" || a["org.opencontainers.image.revision"] != "unknown" || a["version"] != "0.0.0" {
+		t.Errorf("no epoch: created %s, annotations %v", c, a)
+	}
+	if c, _ := created("SOURCE_DATE_EPOCH=1700000000"); c != "2023-11-14T22:13:20Z" {
+		t.Errorf("SOURCE_DATE_EPOCH: created %s", c)
+	}
+	git := func(args ...string) {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_COMMITTER_DATE=2001-09-09T01:46:40Z", "GIT_AUTHOR_DATE=2001-09-09T01:46:40Z",
+			"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	git("init", "-q")
+	git("config", "core.abbrev", "7")
+	os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("out/\n"), 0o644)
+	writeSpec(t, dir, strings.Replace(tinySpec, "name: tiny\n", "name: tiny\nepoch: git\n", 1))
+	git("add", ".")
+	git("commit", "-q", "-m", "x")
+	git("tag", "v1.2.3")
+	c, a := created("SOURCE_DATE_EPOCH=5")
+	if c != "2001-09-09T01:46:40Z" {
+		t.Errorf("epoch: git: created %s", c)
+	}
+	if len(a["short"]) != 12 || !strings.HasPrefix(a["org.opencontainers.image.revision"], a["short"]) || len(a["org.opencontainers.image.revision"]) != 40 {
+		t.Errorf("git values %v", a)
+	}
+	if a["version"] != "v1.2.3" {
+		t.Errorf("version from git describe: %q", a["version"])
+	}
+}
