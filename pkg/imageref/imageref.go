@@ -103,3 +103,7 @@ func validTag(t string) bool {
 	}
 	return true
 }
+
+type nameTag = name.Tag
+
+func parseTag(s string) (name.Tag, error) { return name.NewTag(s, name.WeakValidation) }

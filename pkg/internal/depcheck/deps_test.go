@@ -28,7 +28,7 @@ var allowed = map[string][]string{
 	"pkg/compress":                {},
 	"pkg/spec":                    {"pkg/fault"},
 	"pkg/spec/internal/genschema": {"pkg/spec"},
-	"pkg/imageref":                {},
+	"pkg/imageref":                {"pkg/fault"},
 	"pkg/layer":                   {"pkg/compress"},
 	"pkg/cache":                   {"pkg/fault"},
 	"pkg/build":                   {"pkg/spec", "pkg/layer", "pkg/cache", "pkg/compress", "pkg/fault", "pkg/imageref", "pkg/internal/canonical"},

@@ -1,0 +1,131 @@
+package imageref_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"net/http/httptest"
+
+	"github.com/reprobuild/repro/pkg/imageref"
+	"github.com/reprobuild/repro/pkg/output"
+)
+
+func ociImage(t *testing.T) v1.Image {
+	img, err := random.Image(1024, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
+}
+
+func readLayers(img v1.Image) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestOpenEveryTransport writes one image through each transport and
+// opens it again: the digest must survive the round trip.
+func TestOpenEveryTransport(t *testing.T) {
+	ctx := context.Background()
+	img := ociImage(t)
+	want, _ := img.Digest()
+	dir := t.TempDir()
+	srv := httptest.NewServer(registry.New())
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, ref := range []string{
+		"oci:" + filepath.Join(dir, "layout") + ":v1",
+		"oci-archive:" + filepath.Join(dir, "a.tar") + ":v1",
+		"docker-archive:" + filepath.Join(dir, "d.tar") + ":app:v1",
+		host + "/team/app:v1",
+	} {
+		t.Run(strings.SplitN(ref, ":", 2)[0], func(t *testing.T) {
+			r, err := imageref.Parse(ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := output.Write(ctx, r, output.Artifact{Image: img}, output.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			a, err := imageref.Open(ctx, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			got, err := a.Image.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Transport != imageref.DockerArchive && got != want {
+				t.Errorf("digest %s, want %s", got, want)
+			}
+			if err := readLayers(a.Image); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestOpenDetectsCorruptBlob(t *testing.T) {
+	ctx := context.Background()
+	img := ociImage(t)
+	dir := filepath.Join(t.TempDir(), "layout")
+	r, _ := imageref.Parse("oci:" + dir + ":v1")
+	if err := output.Write(ctx, r, output.Artifact{Image: img}, output.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	p := filepath.Join(dir, "blobs", "sha256", d.Hex)
+	b, _ := os.ReadFile(p)
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(p, b, 0o644)
+	a, err := imageref.Open(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := readLayers(a.Image); !errors.Is(err, imageref.ErrDigestMismatch) {
+		t.Errorf("err = %v, want a digest mismatch", err)
+	}
+}
+
+func TestOpenNamesTags(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "layout")
+	for _, tag := range []string{"a", "b"} {
+		r, _ := imageref.Parse("oci:" + dir + ":" + tag)
+		if err := output.Write(ctx, r, output.Artifact{Image: ociImage(t)}, output.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ref, want := range map[string]string{"oci:" + dir: "tags: a, b", "oci:" + dir + ":c": `no image tagged "c"`} {
+		r, _ := imageref.Parse(ref)
+		if _, err := imageref.Open(ctx, r); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", ref, err, want)
+		}
+	}
+}
