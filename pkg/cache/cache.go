@@ -59,45 +59,69 @@ type MismatchError struct {
 }
 
 func (e *MismatchError) Error() string {
-	return fmt.Sprintf("%s has sha256 %s, but the spec pins %s; if the new content is expected, update the pin", e.Source, e.Got, e.Want)
+	return fmt.Sprintf("%s has sha256 %s, but it is pinned as %s; if the new content is expected, update the pin", e.Source, e.Got, e.Want)
 }
 
 // Fetch returns the path of a verified cached file with the given SHA-256,
 // downloading it from url first when it is not cached.
 func (c *Cache) Fetch(ctx context.Context, url, sha256Hex string) (string, error) {
+	return c.Blob(ctx, sha256Hex, url, func(ctx context.Context) (io.ReadCloser, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return nil, fault.Bad(err)
+		}
+		resp, err := c.client.Do(req)
+		if err != nil {
+			return nil, fault.Op(fmt.Errorf("fetching %s: %w", url, err))
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return nil, fault.Op(fmt.Errorf("fetching %s: %s", url, resp.Status))
+		}
+		return resp.Body, nil
+	})
+}
+
+// Blob returns the path of the verified cached blob with the given
+// SHA-256. When it is not cached, fetch is called for its bytes (unless
+// the cache is offline), which are verified and stored. what names the
+// blob in messages.
+func (c *Cache) Blob(ctx context.Context, sha256Hex, what string, fetch func(context.Context) (io.ReadCloser, error)) (string, error) {
 	p := c.path(sha256Hex)
 	if err := verifyFile(p, sha256Hex); err == nil {
-		c.log.Debug("cache hit", "url", url, "sha256", sha256Hex)
+		c.log.Debug("cache hit", "blob", what, "sha256", sha256Hex)
 		return p, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		c.log.Warn("dropping corrupt cache entry", "path", p, "err", err)
 		os.Remove(p)
 	}
 	if c.offline {
-		return "", fault.Op(fmt.Errorf("%s (sha256 %s) is not in the cache %s and --offline forbids fetching it; run once without --offline", url, sha256Hex, c.dir))
+		return "", fault.Op(fmt.Errorf("%s (sha256:%s) is not in the cache %s and --offline forbids fetching it; run once without --offline", what, sha256Hex, c.dir))
 	}
-	c.log.Info("fetching", "url", url)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	c.log.Info("fetching", "blob", what)
+	rc, err := fetch(ctx)
 	if err != nil {
-		return "", fault.Bad(err)
+		return "", err
 	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return "", fault.Op(fmt.Errorf("fetching %s: %w", url, err))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fault.Op(fmt.Errorf("fetching %s: %s", url, resp.Status))
-	}
-	got, err := c.put(resp.Body, sha256Hex)
+	defer rc.Close()
+	got, err := c.put(rc, sha256Hex)
 	if err != nil {
 		var m *MismatchError
 		if errors.As(err, &m) {
-			m.Source = url
+			m.Source = what
 		}
-		return "", fault.Op(fmt.Errorf("fetching %s: %w", url, err))
+		return "", fault.Op(fmt.Errorf("fetching %s: %w", what, err))
 	}
 	return got, nil
+}
+
+// Lookup returns the path of the verified cached blob, or fs.ErrNotExist.
+func (c *Cache) Lookup(sha256Hex string) (string, error) {
+	p := c.path(sha256Hex)
+	if err := verifyFile(p, sha256Hex); err != nil {
+		return "", err
+	}
+	return p, nil
 }
 
 // put stores r under its digest, which must be want.
