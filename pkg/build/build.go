@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
@@ -38,6 +40,15 @@ type Options struct {
 	// Progress, when set, is told how many uncompressed bytes of a layer
 	// have been written, as they are.
 	Progress func(layer, platform string, written int64)
+	// Base is the spec's base, pinned; nil for scratch.
+	Base *Base
+}
+
+// Base is a pinned base and the resolver that opens it.
+type Base struct {
+	Ref      base.Ref
+	Pin      base.Pin
+	Resolver *base.Resolver
 }
 
 // Result is a built image (one platform) or index (several).
@@ -146,6 +157,17 @@ type builder struct {
 func (b *builder) epoch() time.Time { return time.Unix(b.opts.Values.Epoch, 0).UTC() }
 
 func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) {
+	var bi *base.Image
+	if b.opts.Base != nil {
+		var err error
+		bi, err = b.opts.Base.Resolver.Open(ctx, b.opts.Base.Ref, b.opts.Base.Pin, p.String())
+		if err != nil {
+			if k := fault.KindOf(err); k == fault.BadInput {
+				return nil, fault.Bad(b.s.ErrorAt("base", "%v", err))
+			}
+			return nil, err
+		}
+	}
 	var layers []*layer.File
 	var history []ocispec.History
 	created := b.epoch()
@@ -161,7 +183,7 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 			Comment:   compress.FormatVersion,
 		})
 	}
-	cfg, err := b.config(p, layers, history)
+	cfg, err := b.config(p, bi, layers, history)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +191,18 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 	if err != nil {
 		return nil, err
 	}
-	return newImage(cfg, layers, ann)
+	var all []v1.Layer
+	if bi != nil {
+		all = append(all, bi.Layers...)
+		ann[ocispec.AnnotationBaseImageDigest] = bi.ManifestDigest.String()
+		if n := b.opts.Base.Ref.Name(); n != "" {
+			ann[ocispec.AnnotationBaseImageName] = n
+		}
+	}
+	for _, l := range layers {
+		all = append(all, l)
+	}
+	return newImage(cfg, all, ann)
 }
 
 // layer returns layer i for platform p, building it once for all platforms
@@ -296,7 +329,7 @@ func (b *builder) content(ctx context.Context, field string, c spec.Content, p s
 		}
 		path, err := b.opts.Cache.Fetch(ctx, c.URL, c.SHA256)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", b.s.ErrorAt(field+".url", "%v", err).Error(), err)
+			return nil, &locatedError{msg: b.s.ErrorAt(field+".url", "%v", err).Error(), err: err}
 		}
 		es, err := layer.FileEntry(path, c.Path, a, 0o644)
 		if err != nil {
@@ -317,52 +350,84 @@ func (b *builder) content(ctx context.Context, field string, c spec.Content, p s
 	return nil, fault.Bad(b.s.ErrorAt(field, "nothing to write"))
 }
 
-func (b *builder) config(p spec.Platform, layers []*layer.File, history []ocispec.History) (*ocispec.Image, error) {
+// config is the image config: the base's, if any, merged with the spec's.
+// Env merges by key and labels, ports and volumes merge, the spec winning;
+// entrypoint, cmd, user, workingDir and stopSignal are the spec's when it
+// gives them and the base's otherwise; the base's history and diff IDs come
+// first. Docker-only fields of a base config (Healthcheck, OnBuild, Shell)
+// have no place in an OCI config and are not carried over.
+func (b *builder) config(p spec.Platform, bi *base.Image, layers []*layer.File, history []ocispec.History) (*ocispec.Image, error) {
 	s, v := b.s, b.opts.Values
 	created := b.epoch()
-	c := ocispec.ImageConfig{
-		User:       s.Config.User,
-		Entrypoint: s.Config.Entrypoint,
-		Cmd:        s.Config.Cmd,
-		WorkingDir: s.Config.WorkingDir,
-		StopSignal: s.Config.StopSignal,
+	img := &ocispec.Image{RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}}
+	if bi != nil {
+		if err := json.Unmarshal(bi.Config, img); err != nil {
+			return nil, fault.Op(fmt.Errorf("reading the base config: %w", err))
+		}
+		if len(img.RootFS.DiffIDs) != len(bi.Layers) {
+			return nil, fault.Op(fmt.Errorf("the base config lists %d diff IDs for %d layers", len(img.RootFS.DiffIDs), len(bi.Layers)))
+		}
+		img.RootFS.Type = "layers"
+	}
+	img.Created = &created
+	img.Author = ""
+	img.Platform.Architecture, img.Platform.OS, img.Platform.Variant = p.Arch, p.OS, p.Variant
+	c := &img.Config
+	if s.Config.Entrypoint != nil {
+		c.Entrypoint = s.Config.Entrypoint
+	}
+	if s.Config.Cmd != nil {
+		c.Cmd = s.Config.Cmd
+	}
+	set := func(dst *string, val string) {
+		if val != "" {
+			*dst = val
+		}
+	}
+	set(&c.User, s.Config.User)
+	set(&c.WorkingDir, s.Config.WorkingDir)
+	set(&c.StopSignal, s.Config.StopSignal)
+	//lint:ignore SA1019 a deprecated, Windows-only Docker field that a base may carry: never written
+	c.ArgsEscaped = false
+	env := map[string]string{}
+	for _, kv := range c.Env {
+		k, val, _ := strings.Cut(kv, "=")
+		env[k] = val
 	}
 	for _, k := range sortedKeys(s.Config.Env) {
 		val, err := s.Expand("config.env."+k, s.Config.Env[k], v)
 		if err != nil {
 			return nil, err
 		}
-		c.Env = append(c.Env, k+"="+val)
+		env[k] = val
 	}
-	if len(s.Config.ExposedPorts) > 0 {
-		c.ExposedPorts = map[string]struct{}{}
-		for _, port := range s.Config.ExposedPorts {
-			c.ExposedPorts[port] = struct{}{}
+	c.Env = nil
+	for _, k := range sortedKeys(env) {
+		c.Env = append(c.Env, k+"="+env[k])
+	}
+	for _, port := range s.Config.ExposedPorts {
+		if c.ExposedPorts == nil {
+			c.ExposedPorts = map[string]struct{}{}
 		}
+		c.ExposedPorts[port] = struct{}{}
 	}
-	if len(s.Config.Volumes) > 0 {
-		c.Volumes = map[string]struct{}{}
-		for _, vol := range s.Config.Volumes {
-			c.Volumes[vol] = struct{}{}
+	for _, vol := range s.Config.Volumes {
+		if c.Volumes == nil {
+			c.Volumes = map[string]struct{}{}
 		}
+		c.Volumes[vol] = struct{}{}
 	}
-	if len(s.Config.Labels) > 0 {
-		c.Labels = map[string]string{}
-		for k, raw := range s.Config.Labels {
-			val, err := s.Expand("config.labels."+k, raw, v)
-			if err != nil {
-				return nil, err
-			}
-			c.Labels[k] = val
+	for k, raw := range s.Config.Labels {
+		val, err := s.Expand("config.labels."+k, raw, v)
+		if err != nil {
+			return nil, err
 		}
+		if c.Labels == nil {
+			c.Labels = map[string]string{}
+		}
+		c.Labels[k] = val
 	}
-	img := &ocispec.Image{
-		Created:  &created,
-		Platform: ocispec.Platform{Architecture: p.Arch, OS: p.OS, Variant: p.Variant},
-		Config:   c,
-		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}},
-		History:  history,
-	}
+	img.History = append(img.History, history...)
 	for _, l := range layers {
 		d, _ := l.DiffID()
 		img.RootFS.DiffIDs = append(img.RootFS.DiffIDs, digest.Digest(d.String()))
@@ -390,3 +455,13 @@ func sortedKeys(m map[string]string) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// locatedError is an error placed at a spec field, keeping its cause (and
+// the cause's class) for errors.As and fault.KindOf.
+type locatedError struct {
+	msg string
+	err error
+}
+
+func (e *locatedError) Error() string { return e.msg }
+func (e *locatedError) Unwrap() error { return e.err }

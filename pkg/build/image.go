@@ -12,19 +12,18 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/reprobuild/repro/pkg/internal/canonical"
-	"github.com/reprobuild/repro/pkg/layer"
 )
 
 // image is a built image: raw manifest and config, and layer files.
 type image struct {
 	manifest []byte
 	config   []byte
-	layers   []*layer.File
+	layers   []v1.Layer
 }
 
 var _ partial.CompressedImageCore = (*image)(nil)
 
-func newImage(cfg *ocispec.Image, layers []*layer.File, annotations map[string]string) (v1.Image, error) {
+func newImage(cfg *ocispec.Image, layers []v1.Layer, annotations map[string]string) (v1.Image, error) {
 	rawCfg, err := canonical.JSON(cfg)
 	if err != nil {
 		return nil, err
@@ -41,9 +40,18 @@ func newImage(cfg *ocispec.Image, layers []*layer.File, annotations map[string]s
 		Annotations: annotations,
 	}
 	for _, l := range layers {
-		d, _ := l.Digest()
-		size, _ := l.Size()
-		mt, _ := l.MediaType()
+		d, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		size, err := l.Size()
+		if err != nil {
+			return nil, err
+		}
+		mt, err := l.MediaType()
+		if err != nil {
+			return nil, err
+		}
 		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: string(mt), Digest: digest.Digest(d.String()), Size: size})
 	}
 	raw, err := canonical.JSON(m)

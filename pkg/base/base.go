@@ -1,0 +1,471 @@
+package base
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/reprobuild/repro/pkg/cache"
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
+)
+
+// Resolver pins and opens bases.
+type Resolver struct {
+	cache  *cache.Cache
+	remote []remote.Option
+	log    *slog.Logger
+}
+
+// NewResolver returns a resolver that pulls through c with remoteOpts
+// (auth, transport). log may be nil.
+func NewResolver(c *cache.Cache, log *slog.Logger, remoteOpts ...remote.Option) *Resolver {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Resolver{cache: c, remote: remoteOpts, log: log}
+}
+
+// Ref is a parsed base reference.
+type Ref struct {
+	// Raw is the reference as the spec writes it.
+	Raw string
+	ref imageref.Reference
+	// Digest is the digest the reference pins, if any.
+	Digest string
+}
+
+// ParseRef parses a base reference: a registry reference, oci:DIR@sha256:…
+// or oci-archive:FILE[:TAG].
+func ParseRef(s string) (Ref, error) {
+	r, err := imageref.Parse(s)
+	if err != nil {
+		return Ref{}, err
+	}
+	out := Ref{Raw: s, ref: r}
+	switch r.Transport {
+	case imageref.Registry:
+		if d, ok := r.Name.(name.Digest); ok {
+			out.Digest = d.DigestStr()
+		}
+	case imageref.OCI:
+		if r.Digest == "" {
+			return Ref{}, fmt.Errorf("%q: a base layout must be pinned by digest: oci:DIR@sha256:…", s)
+		}
+		out.Digest = r.Digest
+	case imageref.OCIArchive:
+	default:
+		return Ref{}, fmt.Errorf("%q: a base is a registry reference, oci:DIR@sha256:… or oci-archive:FILE", s)
+	}
+	return out, nil
+}
+
+// Local reports whether the base is a file on this machine.
+func (r Ref) Local() bool { return r.ref.Transport != imageref.Registry }
+
+// Name is the base's name for the org.opencontainers.image.base.name
+// annotation: repository and tag, never the digest. Local bases have none,
+// because their path would tie the image to the build machine.
+func (r Ref) Name() string {
+	if r.Local() {
+		return ""
+	}
+	s := r.Raw
+	if i := strings.Index(s, "@"); i >= 0 {
+		s = s[:i]
+	}
+	s = strings.TrimPrefix(s, "docker://")
+	return s
+}
+
+// Pin is a base resolved to digests.
+type Pin struct {
+	// Digest is what the reference names: an index or a manifest.
+	Digest    v1.Hash
+	MediaType types.MediaType
+	// Platforms maps os/arch[/variant] to the manifest for it.
+	Platforms map[string]v1.Hash
+}
+
+// Resolve pins ref: asks the registry (or reads the layout) what it names
+// now, and lists the manifest of each platform the base provides.
+func (r *Resolver) Resolve(ctx context.Context, ref Ref) (Pin, error) {
+	if ref.Local() {
+		a, err := imageref.Open(ctx, ref.ref)
+		if err != nil {
+			return Pin{}, err
+		}
+		defer a.Close()
+		return pinOf(a)
+	}
+	var digest v1.Hash
+	if ref.Digest != "" {
+		h, err := v1.NewHash(ref.Digest)
+		if err != nil {
+			return Pin{}, fault.Bad(err)
+		}
+		digest = h
+	} else {
+		d, err := remote.Head(ref.ref.Name, r.opts(ctx)...)
+		if err != nil {
+			return Pin{}, registryError(ref.ref.Name.Context().RegistryStr(), "resolving "+ref.Raw, err)
+		}
+		digest = d.Digest
+	}
+	raw, err := r.manifest(ctx, ref, digest)
+	if err != nil {
+		return Pin{}, err
+	}
+	p, err := pinFromManifest(digest, raw)
+	if err != nil {
+		return Pin{}, err
+	}
+	if d, single := p.Platforms[""]; single {
+		// A single manifest: its platform is in its config.
+		m, err := v1.ParseManifest(bytes.NewReader(raw))
+		if err != nil {
+			return Pin{}, fault.Op(fmt.Errorf("base manifest %s: %w", digest, err))
+		}
+		cp, err := r.blob(ctx, ref, m.Config.Digest, "config")
+		if err != nil {
+			return Pin{}, err
+		}
+		cfg, err := os.ReadFile(cp)
+		if err != nil {
+			return Pin{}, fault.Op(err)
+		}
+		var plat struct {
+			OS           string `json:"os"`
+			Architecture string `json:"architecture"`
+			Variant      string `json:"variant"`
+		}
+		json.Unmarshal(cfg, &plat)
+		delete(p.Platforms, "")
+		p.Platforms[platformString(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant})] = d
+	}
+	return p, nil
+}
+
+func pinOf(a *imageref.Artifact) (Pin, error) {
+	p := Pin{Digest: a.Descriptor.Digest, MediaType: a.Descriptor.MediaType, Platforms: map[string]v1.Hash{}}
+	if a.Index != nil {
+		im, err := a.Index.IndexManifest()
+		if err != nil {
+			return Pin{}, err
+		}
+		for _, d := range im.Manifests {
+			if d.Platform != nil && d.MediaType.IsImage() {
+				p.Platforms[platformString(*d.Platform)] = d.Digest
+			}
+		}
+		return p, nil
+	}
+	cf, err := a.Image.ConfigFile()
+	if err != nil {
+		return Pin{}, err
+	}
+	p.Platforms[platformString(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})] = a.Descriptor.Digest
+	return p, nil
+}
+
+type manifestHead struct {
+	MediaType types.MediaType `json:"mediaType"`
+	Manifests []v1.Descriptor `json:"manifests"`
+	Config    v1.Descriptor   `json:"config"`
+}
+
+func pinFromManifest(digest v1.Hash, raw []byte) (Pin, error) {
+	var m manifestHead
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return Pin{}, fault.Op(fmt.Errorf("manifest %s: %w", digest, err))
+	}
+	p := Pin{Digest: digest, MediaType: m.MediaType, Platforms: map[string]v1.Hash{}}
+	if len(m.Manifests) > 0 || m.MediaType.IsIndex() {
+		if p.MediaType == "" {
+			p.MediaType = types.OCIImageIndex
+		}
+		for _, d := range m.Manifests {
+			if d.Platform != nil && (d.MediaType.IsImage() || d.MediaType == "") {
+				p.Platforms[platformString(*d.Platform)] = d.Digest
+			}
+		}
+		return p, nil
+	}
+	// A single manifest: its platform is in its config, which the caller
+	// reads; record it under the empty key until then.
+	if p.MediaType == "" {
+		p.MediaType = types.OCIManifestSchema1
+	}
+	p.Platforms[""] = digest
+	return p, nil
+}
+
+func platformString(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// PlatformManifest picks the manifest for platform (os/arch[/variant]).
+// An arm64 base without a variant matches arm64/v8 and the other way
+// round. The error names the platforms the base has.
+func (p Pin) PlatformManifest(platform string) (v1.Hash, error) {
+	if d, ok := p.Platforms[platform]; ok {
+		return d, nil
+	}
+	if d, ok := p.Platforms[""]; ok && len(p.Platforms) == 1 {
+		return d, nil // a single-platform base; its config is checked when opened
+	}
+	alt := map[string]string{"linux/arm64": "linux/arm64/v8", "linux/arm64/v8": "linux/arm64"}
+	if d, ok := p.Platforms[alt[platform]]; ok {
+		return d, nil
+	}
+	var have []string
+	for k := range p.Platforms {
+		have = append(have, k)
+	}
+	sort.Strings(have)
+	return v1.Hash{}, fault.Bad(fmt.Errorf("the base %s has no %s image; it has %s", p.Digest, platform, strings.Join(have, ", ")))
+}
+
+// Image is a base for one platform, ready to build on.
+type Image struct {
+	ManifestDigest v1.Hash
+	Manifest       *v1.Manifest
+	// Config is the base's raw config.
+	Config []byte
+	// Layers are the base's layers as published, with OCI media types.
+	Layers []v1.Layer
+}
+
+// Open returns the base image that pin names for platform.
+func (r *Resolver) Open(ctx context.Context, ref Ref, pin Pin, platform string) (*Image, error) {
+	md, err := pin.PlatformManifest(platform)
+	if err != nil {
+		return nil, err
+	}
+	if ref.Local() {
+		return r.openLocal(ctx, ref, md, platform)
+	}
+	raw, err := r.manifest(ctx, ref, md)
+	if err != nil {
+		return nil, err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fault.Op(fmt.Errorf("base manifest %s: %w", md, err))
+	}
+	img := &Image{ManifestDigest: md, Manifest: m}
+	var missing []string
+	blob := func(d v1.Hash, what string) (string, error) {
+		p, err := r.blob(ctx, ref, d, what)
+		if err != nil && r.offlineMissing(err) {
+			missing = append(missing, fmt.Sprintf("%s %s", what, d))
+			return "", nil
+		}
+		return p, err
+	}
+	cfgPath, err := blob(m.Config.Digest, "config")
+	if err != nil {
+		return nil, err
+	}
+	for i, l := range m.Layers {
+		p, err := blob(l.Digest, fmt.Sprintf("layer %d", i))
+		if err != nil {
+			return nil, err
+		}
+		img.Layers = append(img.Layers, &cachedLayer{path: p, desc: l})
+	}
+	if len(missing) > 0 {
+		return nil, fault.Op(fmt.Errorf("--offline: the cache lacks %d blobs of the base %s (%s): %s; run once without --offline", len(missing), ref.Raw, platform, strings.Join(missing, "; ")))
+	}
+	img.Config, err = os.ReadFile(cfgPath)
+	if err != nil {
+		return nil, fault.Op(err)
+	}
+	if err := checkPlatform(img.Config, platform); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+func checkPlatform(config []byte, platform string) error {
+	var cf struct {
+		OS           string `json:"os"`
+		Architecture string `json:"architecture"`
+		Variant      string `json:"variant"`
+	}
+	if err := json.Unmarshal(config, &cf); err != nil {
+		return fault.Op(fmt.Errorf("base config: %w", err))
+	}
+	got := platformString(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
+	if got != platform && strings.TrimSuffix(got, "/v8") != strings.TrimSuffix(platform, "/v8") {
+		return fault.Bad(fmt.Errorf("the base is a single %s image; it has no %s image", got, platform))
+	}
+	return nil
+}
+
+func (r *Resolver) offlineMissing(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "--offline forbids")
+}
+
+func (r *Resolver) openLocal(ctx context.Context, ref Ref, md v1.Hash, platform string) (*Image, error) {
+	lr := ref.ref
+	lr.Digest, lr.Tag = md.String(), ""
+	if lr.Transport == imageref.OCIArchive {
+		// archives are addressed by tag; re-open and walk to the manifest
+		lr = ref.ref
+	}
+	a, err := imageref.Open(ctx, lr)
+	if err != nil {
+		return nil, err
+	}
+	var img v1.Image
+	if a.Index != nil {
+		img, err = a.Index.Image(md)
+	} else {
+		img = a.Image
+	}
+	if err != nil {
+		return nil, fault.Bad(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fault.Bad(err)
+	}
+	cfg, err := img.RawConfigFile()
+	if err != nil {
+		return nil, fault.Bad(err)
+	}
+	if err := checkPlatform(cfg, platform); err != nil {
+		return nil, err
+	}
+	out := &Image{ManifestDigest: md, Manifest: m, Config: cfg}
+	for _, l := range m.Layers {
+		rl, err := img.LayerByDigest(l.Digest)
+		if err != nil {
+			return nil, fault.Bad(err)
+		}
+		out.Layers = append(out.Layers, &localLayer{partialLayer: rl, desc: l})
+	}
+	return out, nil
+}
+
+// manifest returns the raw manifest or index d of ref, through the cache.
+func (r *Resolver) manifest(ctx context.Context, ref Ref, d v1.Hash) ([]byte, error) {
+	p, err := r.cache.Blob(ctx, d.Hex, "manifest "+d.String()+" of "+ref.Raw, func(ctx context.Context) (io.ReadCloser, error) {
+		dig := ref.ref.Name.Context().Digest(d.String())
+		desc, err := remote.Get(dig, r.opts(ctx)...)
+		if err != nil {
+			return nil, registryError(dig.RegistryStr(), "pulling "+ref.Raw, err)
+		}
+		return io.NopCloser(bytes.NewReader(desc.Manifest)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(p)
+}
+
+// blob returns the path of blob d of ref, through the cache.
+func (r *Resolver) blob(ctx context.Context, ref Ref, d v1.Hash, what string) (string, error) {
+	return r.cache.Blob(ctx, d.Hex, what+" "+d.String()+" of "+ref.Raw, func(ctx context.Context) (io.ReadCloser, error) {
+		dig := ref.ref.Name.Context().Digest(d.String())
+		l, err := remote.Layer(dig, r.opts(ctx)...)
+		if err != nil {
+			return nil, registryError(dig.RegistryStr(), "pulling "+ref.Raw, err)
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return nil, registryError(dig.RegistryStr(), "pulling "+ref.Raw, err)
+		}
+		return rc, nil
+	})
+}
+
+func (r *Resolver) opts(ctx context.Context) []remote.Option {
+	return append([]remote.Option{remote.WithContext(ctx)}, r.remote...)
+}
+
+// registryError classifies a registry failure: an operational failure
+// that, for a refused login, says how to log in.
+func registryError(registry, doing string, err error) error {
+	msg := err.Error()
+	if strings.Contains(msg, "UNAUTHORIZED") || strings.Contains(msg, "401") || strings.Contains(msg, "DENIED") {
+		return fault.Op(fmt.Errorf("%s: %s refused the credentials: %w; log in with `podman login %s` or `docker login %s` (repro reads the docker config and its credential helpers)", doing, registry, err, registry, registry))
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fault.Op(fmt.Errorf("%s: %w", doing, err))
+}
+
+// ociLayerType maps Docker layer media types to their OCI equivalents; the
+// bytes are the same.
+func ociLayerType(mt types.MediaType) types.MediaType {
+	switch mt {
+	case types.DockerLayer, types.DockerForeignLayer:
+		return types.OCILayer
+	case types.DockerUncompressedLayer:
+		return types.OCIUncompressedLayer
+	}
+	return mt
+}
+
+// cachedLayer is a base layer in the cache. Only its compressed bytes are
+// ever read by a build.
+type cachedLayer struct {
+	path string
+	desc v1.Descriptor
+}
+
+var _ v1.Layer = (*cachedLayer)(nil)
+
+func (l *cachedLayer) Digest() (v1.Hash, error) { return l.desc.Digest, nil }
+func (l *cachedLayer) Size() (int64, error)     { return l.desc.Size, nil }
+func (l *cachedLayer) MediaType() (types.MediaType, error) {
+	return ociLayerType(l.desc.MediaType), nil
+}
+func (l *cachedLayer) Compressed() (io.ReadCloser, error) { return os.Open(l.path) }
+func (l *cachedLayer) DiffID() (v1.Hash, error) {
+	return v1.Hash{}, errors.New("base layers' diff IDs come from the base config")
+}
+func (l *cachedLayer) Uncompressed() (io.ReadCloser, error) {
+	return nil, errors.New("base layers are copied as published, never decompressed")
+}
+
+// localLayer is a base layer read from a local layout.
+type localLayer struct {
+	partialLayer
+	desc v1.Descriptor
+}
+
+type partialLayer = interface {
+	Digest() (v1.Hash, error)
+	Size() (int64, error)
+	Compressed() (io.ReadCloser, error)
+}
+
+func (l *localLayer) MediaType() (types.MediaType, error) {
+	return ociLayerType(l.desc.MediaType), nil
+}
+func (l *localLayer) DiffID() (v1.Hash, error) {
+	return v1.Hash{}, errors.New("base layers' diff IDs come from the base config")
+}
+func (l *localLayer) Uncompressed() (io.ReadCloser, error) {
+	return nil, errors.New("base layers are copied as published, never decompressed")
+}

@@ -1,0 +1,228 @@
+package lock
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/reprobuild/repro/pkg/base"
+	"github.com/reprobuild/repro/pkg/cache"
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/spec"
+)
+
+// Version is the lock file format version.
+const Version = 1
+
+// File is a lock file.
+type File struct {
+	Version int             `json:"version"`
+	Bases   map[string]Base `json:"bases,omitempty"`
+	URLs    map[string]URL  `json:"urls,omitempty"`
+}
+
+// Base pins one base reference, keyed by the reference as the spec writes it.
+type Base struct {
+	// Digest is what the reference named when locked: index or manifest.
+	Digest    string `json:"digest"`
+	MediaType string `json:"mediaType"`
+	// Platforms maps os/arch[/variant] to its manifest digest.
+	Platforms map[string]string `json:"platforms"`
+}
+
+// URL pins one fetched file.
+type URL struct {
+	SHA256 string `json:"sha256"`
+}
+
+// PathFor is the lock file of a spec: repro.lock.json for repro.yaml,
+// X.lock.json for X.yaml, in the spec's directory.
+func PathFor(specFile string) string {
+	dir, name := filepath.Split(specFile)
+	stem := strings.TrimSuffix(strings.TrimSuffix(name, ".yaml"), ".yml")
+	return filepath.Join(dir, stem+".lock.json")
+}
+
+// Read reads the lock file at path; a missing file gives nil and no error.
+func Read(path string) (*File, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fault.Op(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var f File
+	if err := dec.Decode(&f); err != nil {
+		return nil, fault.Bad(fmt.Errorf("%s: %v; regenerate it with repro lock --update", path, err))
+	}
+	if f.Version != Version {
+		return nil, fault.Bad(fmt.Errorf("%s: lock format version %d; this repro reads version %d", path, f.Version, Version))
+	}
+	return &f, nil
+}
+
+// Bytes encodes f in the stable layout.
+func (f *File) Bytes() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(f); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// Write writes f to path atomically.
+func (f *File) Write(path string) error {
+	raw, err := f.Bytes()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-lock-*")
+	if err != nil {
+		return fault.Op(err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(raw); err != nil {
+		tmp.Close()
+		return fault.Op(err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fault.Op(err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fault.Op(err)
+	}
+	return fault.Op(os.Rename(tmp.Name(), path))
+}
+
+// Change is one difference a resolution made to the lock.
+type Change struct {
+	Kind string // added, updated, removed
+	Key  string // "base <ref>" or "url <url>"
+	From string
+	To   string
+}
+
+func (c Change) String() string {
+	switch c.Kind {
+	case "added":
+		return fmt.Sprintf("added   %s: %s", c.Key, c.To)
+	case "removed":
+		return fmt.Sprintf("removed %s (was %s)", c.Key, c.From)
+	}
+	return fmt.Sprintf("updated %s: %s -> %s", c.Key, c.From, c.To)
+}
+
+// Resolve returns the lock for s. Entries of old are kept unless update is
+// set or the spec no longer names them; what is missing is resolved.
+func Resolve(ctx context.Context, s *spec.Spec, old *File, update bool, r *base.Resolver, c *cache.Cache) (*File, []Change, error) {
+	if old == nil {
+		old = &File{}
+	}
+	f := &File{Version: Version, Bases: map[string]Base{}, URLs: map[string]URL{}}
+	var changes []Change
+	if s.Base != "" && s.Base != "scratch" {
+		ref, err := base.ParseRef(s.Base)
+		if err != nil {
+			return nil, nil, fault.Bad(s.ErrorAt("base", "%v", err))
+		}
+		prev, had := old.Bases[s.Base]
+		if had && !update && (ref.Digest == "" || prev.Digest == ref.Digest) {
+			f.Bases[s.Base] = prev
+		} else {
+			pin, err := r.Resolve(ctx, ref)
+			if err != nil {
+				return nil, nil, err
+			}
+			b := Base{Digest: pin.Digest.String(), MediaType: string(pin.MediaType), Platforms: map[string]string{}}
+			for p, d := range pin.Platforms {
+				b.Platforms[p] = d.String()
+			}
+			f.Bases[s.Base] = b
+			switch {
+			case !had:
+				changes = append(changes, Change{Kind: "added", Key: "base " + s.Base, To: b.Digest})
+			case prev.Digest != b.Digest:
+				changes = append(changes, Change{Kind: "updated", Key: "base " + s.Base, From: prev.Digest, To: b.Digest})
+			}
+		}
+	}
+	for _, l := range s.Layers {
+		for _, ct := range l.Contents {
+			if ct.URL == "" {
+				continue
+			}
+			if _, err := c.Fetch(ctx, ct.URL, ct.SHA256); err != nil {
+				return nil, nil, err
+			}
+			prev, had := old.URLs[ct.URL]
+			f.URLs[ct.URL] = URL{SHA256: ct.SHA256}
+			switch {
+			case !had:
+				changes = append(changes, Change{Kind: "added", Key: "url " + ct.URL, To: "sha256:" + ct.SHA256})
+			case prev.SHA256 != ct.SHA256:
+				changes = append(changes, Change{Kind: "updated", Key: "url " + ct.URL, From: "sha256:" + prev.SHA256, To: "sha256:" + ct.SHA256})
+			}
+		}
+	}
+	for k, b := range old.Bases {
+		if _, ok := f.Bases[k]; !ok {
+			changes = append(changes, Change{Kind: "removed", Key: "base " + k, From: b.Digest})
+		}
+	}
+	for k, u := range old.URLs {
+		if _, ok := f.URLs[k]; !ok {
+			changes = append(changes, Change{Kind: "removed", Key: "url " + k, From: "sha256:" + u.SHA256})
+		}
+	}
+	sort.Slice(changes, func(i, j int) bool { return changes[i].Key < changes[j].Key })
+	return f, changes, nil
+}
+
+// Unpinned lists what s names that f does not pin: for --locked.
+func Unpinned(s *spec.Spec, f *File) []string {
+	var out []string
+	if f == nil {
+		f = &File{}
+	}
+	if s.Base != "" && s.Base != "scratch" {
+		b, ok := f.Bases[s.Base]
+		if !ok {
+			out = append(out, "base "+s.Base)
+		} else if ref, err := base.ParseRef(s.Base); err == nil && ref.Digest != "" && ref.Digest != b.Digest {
+			out = append(out, fmt.Sprintf("base %s (the lock pins %s)", s.Base, b.Digest))
+		}
+	}
+	for _, l := range s.Layers {
+		for _, ct := range l.Contents {
+			if ct.URL == "" {
+				continue
+			}
+			if u, ok := f.URLs[ct.URL]; !ok || u.SHA256 != ct.SHA256 {
+				out = append(out, "url "+ct.URL)
+			}
+		}
+	}
+	return out
+}
+
+// BasePin returns the pin of the spec's base recorded in f.
+func (f *File) BasePin(ref string) (Base, bool) {
+	if f == nil {
+		return Base{}, false
+	}
+	b, ok := f.Bases[ref]
+	return b, ok
+}
