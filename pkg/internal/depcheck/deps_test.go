@@ -31,7 +31,9 @@ var allowed = map[string][]string{
 	"pkg/imageref":                {"pkg/fault"},
 	"pkg/layer":                   {"pkg/compress"},
 	"pkg/cache":                   {"pkg/fault"},
-	"pkg/build":                   {"pkg/spec", "pkg/layer", "pkg/cache", "pkg/compress", "pkg/fault", "pkg/imageref", "pkg/internal/canonical"},
+	"pkg/base":                    {"pkg/cache", "pkg/fault", "pkg/imageref"},
+	"pkg/lock":                    {"pkg/base", "pkg/cache", "pkg/fault", "pkg/spec"},
+	"pkg/build":                   {"pkg/spec", "pkg/layer", "pkg/cache", "pkg/base", "pkg/compress", "pkg/fault", "pkg/imageref", "pkg/internal/canonical"},
 	"pkg/output":                  {"pkg/imageref", "pkg/layer", "pkg/fault", "pkg/internal/canonical"},
 	"specs/examples/go-server":    {},
 }
