@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -165,11 +166,8 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		return err
 	}
 	art := output.Artifact{Image: res.Image, Index: res.Index}
-	for _, r := range refs {
-		if err := output.Write(ctx, r, art, output.Options{DefaultTag: "latest", DockerRef: s.Name + ":latest", Log: o.g.log}); err != nil {
-			return fmt.Errorf("writing %s: %w", r, err)
-		}
-		o.g.log.Info("wrote", "output", r.String())
+	if err := writeOutputs(ctx, o.g, refs, art, output.Options{DefaultTag: "latest", DockerRef: s.Name + ":latest", Log: o.g.log}); err != nil {
+		return err
 	}
 	o.g.log.Info("built", "name", s.Name, "digest", res.Digest.String(), "took", time.Since(start).Round(time.Millisecond))
 
@@ -250,4 +248,46 @@ func templateValues(ctx context.Context, s *spec.Spec, version string, overrides
 		GitCommit: info.CommitOrUnknown(), GitShortCommit: info.ShortCommit(),
 		Epoch: epoch, Date: spec.DateOf(epoch), Vars: vars,
 	}, nil
+}
+
+// writeOutputs checks every output, stages them all, and only then commits
+// them, so that a failure or an interrupt leaves none of them written.
+func writeOutputs(ctx context.Context, g *globals, refs []imageref.Reference, art output.Artifact, opts output.Options) error {
+	for _, r := range refs {
+		if err := output.Check(r, art); err != nil {
+			return err
+		}
+	}
+	var staged []output.Staged
+	abort := func() {
+		for _, st := range staged {
+			st.Abort()
+		}
+	}
+	for _, r := range refs {
+		st, err := output.Stage(ctx, r, art, opts)
+		if err != nil {
+			abort()
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			return fmt.Errorf("writing %s: %w", r, err)
+		}
+		staged = append(staged, st)
+	}
+	if err := ctx.Err(); err != nil {
+		abort()
+		return err
+	}
+	// Commits are renames and tags: quick, and not interrupted half way.
+	for i, st := range staged {
+		if err := st.Commit(); err != nil {
+			for _, rest := range staged[i+1:] {
+				rest.Abort()
+			}
+			return fmt.Errorf("writing %s: %w", refs[i], err)
+		}
+		g.log.Info("wrote", "output", refs[i].String())
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package output
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,15 +30,15 @@ func bytesEntry(p string, data []byte) layer.Entry {
 	return layer.Entry{Path: p, Type: layer.Regular, Mode: 0o644, Size: b.size, Open: b.open}
 }
 
-// writeOCIArchive writes a tar of an OCI layout holding a, tagged tag.
-func writeOCIArchive(ctx context.Context, file, tag string, a Artifact) error {
+// stageOCIArchive writes a tar of an OCI layout holding a, tagged tag.
+func stageOCIArchive(ctx context.Context, file, tag string, a Artifact) (Staged, error) {
 	bs, err := blobs(a)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	desc, err := descriptor(a)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	idx, err := canonical.JSON(ocispec.Index{
 		Versioned: specs.Versioned{SchemaVersion: 2},
@@ -50,7 +51,7 @@ func writeOCIArchive(ctx context.Context, file, tag string, a Artifact) error {
 		}},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	entries := []layer.Entry{
 		bytesEntry("/"+ocispec.ImageLayoutFile, []byte(layoutFile)),
@@ -69,39 +70,36 @@ type dockerManifest struct {
 	Layers   []string
 }
 
-// writeDockerArchive writes the tarball that docker load and podman load
+// stageDockerArchive writes the tarball that docker load and podman load
 // read: manifest.json naming the config and the (compressed) layers.
-func writeDockerArchive(ctx context.Context, file, ref string, a Artifact) error {
-	if a.Index != nil {
-		return fault.Bad(fmt.Errorf("docker-archive:%s holds one platform; narrow the build with --platform, or use oci: or oci-archive: for an index", file))
-	}
+func stageDockerArchive(ctx context.Context, file, ref string, a Artifact) (Staged, error) {
 	tag, err := name.NewTag(ref, name.WeakValidation)
 	if err != nil {
-		return fault.Bad(fmt.Errorf("docker-archive:%s: %q is not a name:tag: %v", file, ref, err))
+		return nil, fault.Bad(fmt.Errorf("docker-archive:%s: %q is not a name:tag: %v", file, ref, err))
 	}
 	bs, err := blobs(a)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg, err := a.Image.ConfigName()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	layers, err := a.Image.Layers()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m := dockerManifest{Config: "blobs/sha256/" + cfg.Hex, RepoTags: []string{dockerTag(tag)}, Layers: []string{}}
 	for _, l := range layers {
 		d, err := l.Digest()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		m.Layers = append(m.Layers, "blobs/sha256/"+d.Hex)
 	}
 	raw, err := canonical.JSON([]dockerManifest{m})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	entries := []layer.Entry{bytesEntry("/manifest.json", raw)}
 	for _, b := range bs {
@@ -120,25 +118,33 @@ func dockerTag(t name.Tag) string {
 	return strings.TrimPrefix(s, "library/")
 }
 
-func writeTarFile(ctx context.Context, file string, entries []layer.Entry) error {
+// writeTarFile writes entries to a temporary file beside file; Commit
+// renames it into place.
+func writeTarFile(ctx context.Context, file string, entries []layer.Entry) (Staged, error) {
 	dir := filepath.Dir(file)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fault.Op(err)
+		return nil, fault.Op(err)
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp-*")
 	if err != nil {
-		return fault.Op(err)
+		return nil, fault.Op(err)
 	}
-	defer os.Remove(f.Name())
+	st := &renameStage{tmp: f.Name(), dst: file}
 	if err := layer.WriteTar(ctx, f, entries, 0); err != nil {
 		f.Close()
-		return fault.Op(fmt.Errorf("writing %s: %w", file, err))
+		st.Abort()
+		if errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+		return nil, fault.Op(fmt.Errorf("writing %s: %w", file, err))
 	}
 	if err := f.Close(); err != nil {
-		return fault.Op(err)
+		st.Abort()
+		return nil, fault.Op(err)
 	}
 	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return fault.Op(err)
+		st.Abort()
+		return nil, fault.Op(err)
 	}
-	return fault.Op(os.Rename(f.Name(), file))
+	return st, nil
 }

@@ -23,16 +23,16 @@ import (
 
 const layoutFile = `{"imageLayoutVersion":"1.0.0"}`
 
-// writeLayout adds a to the OCI layout at dir under tag, replacing any
+// stageLayout adds a to the OCI layout at dir under tag, replacing any
 // image that had that tag and keeping every other.
-func writeLayout(ctx context.Context, dir, tag string, a Artifact) error {
+func stageLayout(ctx context.Context, dir, tag string, a Artifact) (Staged, error) {
 	bs, err := blobs(a)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	desc, err := descriptor(a)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	entry := ocispec.Descriptor{
 		MediaType:   string(desc.MediaType),
@@ -46,70 +46,110 @@ func writeLayout(ctx context.Context, dir, tag string, a Artifact) error {
 	return updateLayout(ctx, dir, bs, entry)
 }
 
-// newLayout builds the layout in a temporary directory beside dir and
-// renames it into place.
-func newLayout(ctx context.Context, dir string, bs []blob, entry ocispec.Descriptor) error {
-	parent := filepath.Dir(filepath.Clean(dir))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fault.Op(err)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
-	if err != nil {
-		return fault.Op(err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return fault.Op(err)
-	}
-	if err := writeBlobs(ctx, tmp, bs); err != nil {
-		return err
-	}
-	if err := writeIndex(tmp, []ocispec.Descriptor{entry}); err != nil {
-		return err
-	}
-	if err := writeFileAtomic(filepath.Join(tmp, ocispec.ImageLayoutFile), []byte(layoutFile)); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return fault.Op(fmt.Errorf("moving layout into place: %w", err))
+// renameStage is a file or directory written in full beside its
+// destination: Commit renames it into place.
+type renameStage struct{ tmp, dst string }
+
+func (r *renameStage) Commit() error {
+	if err := os.Rename(r.tmp, r.dst); err != nil {
+		os.RemoveAll(r.tmp)
+		return fault.Op(fmt.Errorf("moving %s into place: %w", r.dst, err))
 	}
 	return nil
 }
 
-func updateLayout(ctx context.Context, dir string, bs []blob, entry ocispec.Descriptor) error {
+func (r *renameStage) Abort() { os.RemoveAll(r.tmp) }
+
+// newLayout builds the layout in a temporary directory beside dir.
+func newLayout(ctx context.Context, dir string, bs []blob, entry ocispec.Descriptor) (Staged, error) {
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fault.Op(err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return nil, fault.Op(err)
+	}
+	st := &renameStage{tmp: tmp, dst: dir}
+	err = func() error {
+		if err := os.Chmod(tmp, 0o755); err != nil {
+			return fault.Op(err)
+		}
+		if err := writeBlobs(ctx, tmp, bs); err != nil {
+			return err
+		}
+		if err := writeIndex(tmp, []ocispec.Descriptor{entry}); err != nil {
+			return err
+		}
+		return writeFileAtomic(filepath.Join(tmp, ocispec.ImageLayoutFile), []byte(layoutFile))
+	}()
+	if err != nil {
+		st.Abort()
+		return nil, err
+	}
+	return st, nil
+}
+
+// indexStage is an existing layout that holds the new blobs: Commit swaps
+// in the index.json that names them.
+type indexStage struct {
+	dir   string
+	entry ocispec.Descriptor
+}
+
+func updateLayout(ctx context.Context, dir string, bs []blob, entry ocispec.Descriptor) (Staged, error) {
 	lf, err := os.ReadFile(filepath.Join(dir, ocispec.ImageLayoutFile))
 	if err != nil {
-		return fault.Bad(fmt.Errorf("%s exists but is not an OCI layout (%v); choose another output or remove it", dir, err))
+		return nil, fault.Bad(fmt.Errorf("%s exists but is not an OCI layout (%v); choose another output or remove it", dir, err))
 	}
 	var l ocispec.ImageLayout
 	if err := json.Unmarshal(lf, &l); err != nil || l.Version != ocispec.ImageLayoutVersion {
-		return fault.Bad(fmt.Errorf("%s: unsupported oci-layout %s", dir, lf))
+		return nil, fault.Bad(fmt.Errorf("%s: unsupported oci-layout %s", dir, lf))
 	}
-	unlock, err := lockDir(dir)
+	if _, err := readIndex(dir); err != nil {
+		return nil, err
+	}
+	// Unreferenced blobs are harmless in a layout; they are all that an
+	// abandoned update leaves.
+	if err := writeBlobs(ctx, dir, bs); err != nil {
+		return nil, err
+	}
+	return &indexStage{dir: dir, entry: entry}, nil
+}
+
+func readIndex(dir string) (*ocispec.Index, error) {
+	var idx ocispec.Index
+	raw, err := os.ReadFile(filepath.Join(dir, ocispec.ImageIndexFile))
+	if err != nil {
+		return nil, fault.Bad(fmt.Errorf("%s: reading index.json: %w", dir, err))
+	}
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return nil, fault.Bad(fmt.Errorf("%s: index.json is not valid JSON: %w", dir, err))
+	}
+	return &idx, nil
+}
+
+func (s *indexStage) Commit() error {
+	unlock, err := lockDir(s.dir)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	var idx ocispec.Index
-	raw, err := os.ReadFile(filepath.Join(dir, ocispec.ImageIndexFile))
+	idx, err := readIndex(s.dir)
 	if err != nil {
-		return fault.Bad(fmt.Errorf("%s: reading index.json: %w", dir, err))
-	}
-	if err := json.Unmarshal(raw, &idx); err != nil {
-		return fault.Bad(fmt.Errorf("%s: index.json is not valid JSON: %w", dir, err))
-	}
-	if err := writeBlobs(ctx, dir, bs); err != nil {
 		return err
 	}
-	tag := entry.Annotations[ocispec.AnnotationRefName]
+	tag := s.entry.Annotations[ocispec.AnnotationRefName]
 	var kept []ocispec.Descriptor
 	for _, d := range idx.Manifests {
 		if d.Annotations[ocispec.AnnotationRefName] != tag {
 			kept = append(kept, d)
 		}
 	}
-	return writeIndex(dir, append(kept, entry))
+	return writeIndex(s.dir, append(kept, s.entry))
 }
+
+func (s *indexStage) Abort() {}
 
 func writeIndex(dir string, manifests []ocispec.Descriptor) error {
 	raw, err := canonical.JSON(ocispec.Index{

@@ -46,28 +46,65 @@ type Options struct {
 	Log *slog.Logger
 }
 
-// Write writes a to ref.
+// Write writes a to ref: Stage, then Commit.
 func Write(ctx context.Context, ref imageref.Reference, a Artifact, opts Options) error {
+	st, err := Stage(ctx, ref, a, opts)
+	if err != nil {
+		return err
+	}
+	return st.Commit()
+}
+
+// Staged is an output written everywhere but in the one place that makes
+// it visible. Commit makes it visible (a rename, an index.json swap, a
+// tag); Abort removes what Stage wrote. Staging every output first and
+// committing them together keeps a build with several outputs from leaving
+// some written when another fails or the build is interrupted.
+type Staged interface {
+	Commit() error
+	Abort()
+}
+
+// Check reports whether a can be written to ref at all, before anything
+// is written anywhere.
+func Check(ref imageref.Reference, a Artifact) error {
+	switch ref.Transport {
+	case imageref.OCI:
+		if ref.Digest != "" {
+			return fault.Bad(fmt.Errorf("%s: an output is named by a tag, not a digest", ref))
+		}
+	case imageref.DockerArchive:
+		if a.Index != nil {
+			return fault.Bad(fmt.Errorf("%s holds one platform; narrow the build with --platform, or use oci: or oci-archive: for an index", ref))
+		}
+	case imageref.OCIArchive, imageref.Registry:
+	default:
+		return fault.Bad(fmt.Errorf("%s: unsupported output", ref))
+	}
+	return nil
+}
+
+// Stage writes a to ref, all but visibly.
+func Stage(ctx context.Context, ref imageref.Reference, a Artifact, opts Options) (Staged, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.DefaultTag == "" {
 		opts.DefaultTag = "latest"
 	}
+	if err := Check(ref, a); err != nil {
+		return nil, err
+	}
 	switch ref.Transport {
 	case imageref.OCI:
-		if ref.Digest != "" {
-			return fault.Bad(fmt.Errorf("%s: an output is named by a tag, not a digest", ref))
-		}
-		return writeLayout(ctx, ref.Path, tagOr(ref.Tag, opts.DefaultTag), a)
+		return stageLayout(ctx, ref.Path, tagOr(ref.Tag, opts.DefaultTag), a)
 	case imageref.OCIArchive:
-		return writeOCIArchive(ctx, ref.Path, tagOr(ref.Tag, opts.DefaultTag), a)
+		return stageOCIArchive(ctx, ref.Path, tagOr(ref.Tag, opts.DefaultTag), a)
 	case imageref.DockerArchive:
-		return writeDockerArchive(ctx, ref.Path, tagOr(ref.Tag, opts.DockerRef), a)
-	case imageref.Registry:
-		return writeRegistry(ctx, ref, a, opts)
+		return stageDockerArchive(ctx, ref.Path, tagOr(ref.Tag, opts.DockerRef), a)
+	default:
+		return stageRegistry(ctx, ref, a, opts)
 	}
-	return fault.Bad(fmt.Errorf("%s: unsupported output", ref))
 }
 
 func tagOr(t, def string) string {

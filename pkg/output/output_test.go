@@ -41,7 +41,7 @@ func mustRef(t *testing.T, s string) imageref.Reference {
 	return r
 }
 
-func readIndex(t *testing.T, dir string) ocispec.Index {
+func readIndexJSON(t *testing.T, dir string) ocispec.Index {
 	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestLayoutKeepsOtherImagesAndReplacesTag(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	idx := readIndex(t, dir)
+	idx := readIndexJSON(t, dir)
 	got := map[string]string{}
 	for _, d := range idx.Manifests {
 		got[d.Annotations[ocispec.AnnotationRefName]] = d.Digest.String()

@@ -5,27 +5,59 @@ import (
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 )
 
-// writeRegistry pushes a to a registry reference, with credentials from
-// the docker config and its credential helpers. go-containerregistry
-// uploads blobs first, then manifests, then the index, so the tag never
-// names an image whose parts are missing.
-func writeRegistry(ctx context.Context, ref imageref.Reference, a Artifact, opts Options) error {
+// stageRegistry pushes a to the reference's repository by digest:
+// blobs first, then manifests, then the index. Commit then points the tag
+// at it, so a tag never names an image whose parts are missing.
+// Credentials come from the docker config and its credential helpers.
+func stageRegistry(ctx context.Context, ref imageref.Reference, a Artifact, opts Options) (Staged, error) {
 	ro := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
-	var err error
+	d, err := descriptor(a)
+	if err != nil {
+		return nil, err
+	}
+	byDigest := ref.Name.Context().Digest(d.Digest.String())
 	if a.Index != nil {
-		err = remote.WriteIndex(ref.Name, a.Index, ro...)
+		err = remote.WriteIndex(byDigest, a.Index, ro...)
 	} else {
-		err = remote.Write(ref.Name, a.Image, ro...)
+		err = remote.Write(byDigest, a.Image, ro...)
 	}
 	if err != nil {
-		return fault.Op(fmt.Errorf("pushing to %s: %w", ref.Name, err))
+		return nil, fault.Op(fmt.Errorf("pushing to %s: %w", ref.Name, err))
 	}
-	opts.Log.Info("pushed", "ref", ref.Name.String())
+	return &tagStage{ctx: ctx, ref: ref, a: a, opts: opts, ro: ro}, nil
+}
+
+type tagStage struct {
+	ctx  context.Context
+	ref  imageref.Reference
+	a    Artifact
+	opts Options
+	ro   []remote.Option
+}
+
+func (t *tagStage) Commit() error {
+	tag, ok := t.ref.Name.(name.Tag)
+	if !ok {
+		return nil // pushed by digest: nothing to point
+	}
+	var taggable remote.Taggable = t.a.Image
+	if t.a.Index != nil {
+		taggable = t.a.Index
+	}
+	if err := remote.Tag(tag, taggable, t.ro...); err != nil {
+		return fault.Op(fmt.Errorf("tagging %s: %w", tag, err))
+	}
+	t.opts.Log.Info("pushed", "ref", tag.String())
 	return nil
 }
+
+// Abort leaves the pushed blobs and manifests: untagged, the registry's
+// garbage collection takes them.
+func (t *tagStage) Abort() {}

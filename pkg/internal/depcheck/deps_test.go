@@ -22,7 +22,7 @@ var allowed = map[string][]string{
 	"cmd/repro":                   {"*"},
 	"pkg/fault":                   {},
 	"pkg/internal/canonical":      {},
-	"pkg/internal/testtool":       {},
+	"pkg/testtool":                {},
 	"pkg/internal/depcheck":       {},
 	"pkg/vcs":                     {},
 	"pkg/compress":                {},
@@ -121,7 +121,7 @@ func TestLibrariesReadNoEnvironment(t *testing.T) {
 	var found []string
 	for _, p := range listPackages(t) {
 		name := rel(p.ImportPath)
-		if !strings.HasPrefix(name, "pkg/") || strings.HasPrefix(name, "pkg/internal/testtool") || strings.Contains(name, "/internal/genschema") {
+		if !strings.HasPrefix(name, "pkg/") || strings.HasPrefix(name, "pkg/testtool") || strings.Contains(name, "/internal/genschema") {
 			continue
 		}
 		for _, f := range p.GoFiles {
