@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,8 +14,8 @@ import (
 // Pos is a line and column in the spec file, both counting from 1.
 type Pos struct{ Line, Col int }
 
-// positions maps a field path (layers[0].contents[1].mode) to where its
-// value starts in the file.
+// positions maps a field path (layers[0].contents[1].mode) to a place in
+// the file.
 type positions map[string]Pos
 
 // Error is one problem with a spec, located in the file.
@@ -56,8 +57,12 @@ const maxErrors = 20
 
 type decoder struct {
 	file string
-	pos  positions
+	pos  positions // where each field's value starts
+	keys positions // where each mapping entry's key starts
 	errs ErrorList
+	// budget bounds the nodes visited, counting each use of an alias anew,
+	// so that a small file of nested aliases cannot expand without end.
+	budget int
 }
 
 func (d *decoder) errorf(p Pos, field, format string, args ...any) {
@@ -79,6 +84,8 @@ var (
 	platformType = reflect.TypeOf(Platform{})
 )
 
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
+
 func kindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -86,22 +93,36 @@ func kindName(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "null"
+		if isNull(n) {
+			return "nothing"
 		}
 		return fmt.Sprintf("%q", n.Value)
 	}
 	return "an unexpected node"
 }
 
+// countNodes counts the nodes of a tree, not following aliases.
+func countNodes(n *yaml.Node) int {
+	c := 1
+	for _, k := range n.Content {
+		c += countNodes(k)
+	}
+	return c
+}
+
 // decode stores node n into v, whose field path is path.
 func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
-	for n.Kind == yaml.AliasNode {
-		n = n.Alias
+	n = resolve(n)
+	if !d.spend(1, n, path) {
+		return
 	}
 	d.pos[path] = nodePos(n)
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+	if isNull(n) {
 		return // absent: leave the zero value
+	}
+	if !plainTag(n) {
+		d.errorf(nodePos(n), path, "the YAML tag %s is not supported here; remove it and write the value itself", n.Tag)
+		return
 	}
 	t := v.Type()
 	switch {
@@ -155,7 +176,7 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		}
 		i, err := strconv.ParseInt(n.Value, 10, 64)
 		if err != nil || i < 0 || i > 1<<31-1 {
-			d.errorf(nodePos(n), path, "%q is not a whole number from 0 to 2147483647", n.Value)
+			d.errorf(nodePos(n), path, "%q is not a whole number from 0 to 2147483647; write the number itself, like 0", n.Value)
 			return
 		}
 		v.SetInt(i)
@@ -173,33 +194,46 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.errorf(nodePos(n), path, "expected a list, found %s; write [a, b] or one \"- item\" per line", kindName(n))
+			hint := "write one \"- item\" per line, or [a, b]"
+			switch {
+			case t.Elem().Kind() == reflect.Struct && t.Elem() != platformType:
+				hint = "start each entry with \"- \", one level deeper than " + lastField(path) + ":"
+			case n.Kind == yaml.ScalarNode:
+				hint = fmt.Sprintf("write a list, even of one item: [%q]", n.Value)
+			}
+			d.errorf(nodePos(n), path, "expected a list, found %s; %s", kindName(n), hint)
 			return
 		}
 		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
 		for i, c := range n.Content {
-			d.decode(c, fmt.Sprintf("%s[%d]", path, i), s.Index(i))
+			ip := fmt.Sprintf("%s[%d]", path, i)
+			if isNull(c) {
+				d.pos[ip] = nodePos(c)
+				d.errorf(nodePos(c), ip, "empty list item; give it a value or remove the \"-\"")
+				continue
+			}
+			d.decode(c, ip, s.Index(i))
 		}
 		v.Set(s)
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			d.errorf(nodePos(n), path, "expected a mapping of names to values, found %s", kindName(n))
+			d.errorf(nodePos(n), path, "expected a mapping of names to values, found %s; write one name: value per line, indented under %s:", kindName(n), lastField(path))
 			return
 		}
 		m := reflect.MakeMapWithSize(t, len(n.Content)/2)
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			if k.Kind != yaml.ScalarNode || k.Value == "" {
-				d.errorf(nodePos(k), path, "keys must be non-empty strings")
+		seen := map[string]Pos{}
+		for _, e := range d.entries(n, path, 0) {
+			k, val := resolve(e[0]), e[1]
+			if !d.key(k, path) {
 				continue
 			}
 			kp := joinField(path, k.Value)
-			if seen[k.Value] {
-				d.errorf(nodePos(k), kp, "key given twice; keep one")
+			if first, dup := seen[k.Value]; dup {
+				d.errorf(nodePos(k), kp, "given twice (first on line %d); keep one", first.Line)
 				continue
 			}
-			seen[k.Value] = true
+			seen[k.Value] = nodePos(k)
+			d.keys[kp] = nodePos(k)
 			ev := reflect.New(t.Elem()).Elem()
 			d.decode(val, kp, ev)
 			m.SetMapIndex(reflect.ValueOf(k.Value), ev)
@@ -212,6 +246,120 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 	}
 }
 
+// spend takes cost from the budget, and reports whether it held; the first
+// time it does not, it records an error at n.
+func (d *decoder) spend(cost int, n *yaml.Node, path string) bool {
+	if d.budget < 0 {
+		return false
+	}
+	if d.budget -= cost; d.budget < 0 {
+		d.errorf(nodePos(n), path, "the aliases (*name) in this file expand to too much; write the values out")
+		return false
+	}
+	return true
+}
+
+// plainTag reports whether n's tag is one that the spec reads: the tags
+// YAML resolves plain values to, or an explicit one of those.
+func plainTag(n *yaml.Node) bool {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!str", "!!int", "!!float", "!!bool", "!!null", "!!timestamp", "!", "":
+			return true
+		}
+		return false
+	case yaml.MappingNode:
+		return n.Tag == "!!map" || n.Tag == ""
+	case yaml.SequenceNode:
+		return n.Tag == "!!seq" || n.Tag == ""
+	}
+	return true
+}
+
+// mergeKey is YAML's merge key: <<: *anchor brings in the entries of the
+// anchored mapping (or of each of a list of them) that the mapping does
+// not give itself.
+func isMergeKey(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && (k.Tag == "!!merge" || k.Tag == "")
+}
+
+// entries returns the key and value nodes of mapping n, with merge keys
+// expanded: n's own entries first, in order, then the merged ones that n
+// does not give itself. It records an error for a merge of something other
+// than mappings.
+func (d *decoder) entries(n *yaml.Node, path string, depth int) [][2]*yaml.Node {
+	var own, merged [][2]*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if !isMergeKey(k) {
+			own = append(own, [2]*yaml.Node{k, val})
+			continue
+		}
+		srcs := []*yaml.Node{val}
+		if r := resolve(val); r.Kind == yaml.SequenceNode {
+			srcs = r.Content
+		}
+		for _, src := range srcs {
+			src = resolve(src)
+			if !d.spend(len(src.Content)+1, k, path) {
+				return own
+			}
+			if depth > 16 {
+				d.errorf(nodePos(k), path, "<< merges a mapping into itself; merge another mapping")
+				return own
+			}
+			if src.Kind != yaml.MappingNode {
+				d.errorf(nodePos(k), path, "<< merges mappings, found %s; give it *anchor of a mapping, or a list of them", kindName(src))
+				continue
+			}
+			merged = append(merged, d.entries(src, path, depth+1)...)
+		}
+	}
+	if len(merged) == 0 {
+		return own
+	}
+	have := map[string]bool{}
+	for _, e := range own {
+		have[resolve(e[0]).Value] = true
+	}
+	for _, e := range merged {
+		if k := resolve(e[0]).Value; !have[k] {
+			have[k] = true
+			own = append(own, e)
+		}
+	}
+	return own
+}
+
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// key reports whether k can be a key, and records an error if not.
+func (d *decoder) key(k *yaml.Node, path string) bool {
+	if k.Kind != yaml.ScalarNode || isNull(k) || k.Value == "" {
+		d.errorf(nodePos(k), path, "keys must be plain names, found %s", kindName(k))
+		return false
+	}
+	return true
+}
+
+// lastField is the last element of a field path, for hints that quote the
+// key as the user wrote it.
+func lastField(path string) string {
+	if path == "" {
+		return "the top level"
+	}
+	if i := strings.LastIndexAny(path, ".]"); i >= 0 && path[i] == '.' {
+		return path[i+1:]
+	}
+	return path
+}
+
 // scalar reports whether n is a scalar, and records an error if not.
 func (d *decoder) scalar(n *yaml.Node, path, want string) bool {
 	if n.Kind == yaml.ScalarNode {
@@ -221,18 +369,68 @@ func (d *decoder) scalar(n *yaml.Node, path, want string) bool {
 	return false
 }
 
-// laterKeys are keys of the contract that this version does not build yet.
-var laterKeys = map[string]string{
-	"apt":      "Debian package sources are not supported by this version of repro",
-	"packages": "Debian packages are not supported by this version of repro",
-	"accounts": "accounts are not supported by this version of repro",
-	"secrets":  "the secret guard's allow-list is not supported by this version of repro",
+// laterKeys are keys of the contract that this version does not build yet,
+// by the type that holds them.
+var laterKeys = map[reflect.Type]map[string]string{
+	reflect.TypeOf(Spec{}): {
+		"apt":      "Debian package sources are not supported by this version of repro; remove apt:",
+		"accounts": "accounts are not supported by this version of repro; remove accounts: and write /etc/passwd and /etc/group as content entries",
+		"secrets":  "the secret guard's allow-list is not supported by this version of repro; remove secrets:",
+	},
+	reflect.TypeOf(Layer{}): {
+		"packages": "Debian packages are not supported by this version of repro; remove packages: and add the files with contents:",
+	},
+}
+
+// places names the mappings of a spec, for messages about a key written in
+// the wrong one.
+var places = []struct {
+	t     reflect.Type
+	where string
+}{
+	{reflect.TypeOf(Spec{}), "the top level"},
+	{reflect.TypeOf(Config{}), "config"},
+	{reflect.TypeOf(Layer{}), "a layer (an entry of layers)"},
+	{reflect.TypeOf(Content{}), "an entry of a layer's contents"},
+}
+
+func placeOf(t reflect.Type) string {
+	for _, p := range places {
+		if p.t == t {
+			return p.where
+		}
+	}
+	return t.Name()
+}
+
+// unknownKey explains key k, which is not a field of t.
+func unknownKey(t reflect.Type, k string) string {
+	if s := suggest(k, fieldNames(t)); s != "" && editDistance(strings.ToLower(k), strings.ToLower(s)) <= 1 {
+		return fmt.Sprintf("unknown field; did you mean %q?", s)
+	}
+	var where []string
+	for _, p := range places {
+		if p.t != t && slices.Contains(fieldNames(p.t), k) {
+			where = append(where, p.where)
+		}
+	}
+	if len(where) > 0 {
+		return fmt.Sprintf("unknown field here; %s is a field of %s, not of %s: move it there", k, strings.Join(where, " and of "), placeOf(t))
+	}
+	if s := suggest(k, fieldNames(t)); s != "" {
+		return fmt.Sprintf("unknown field; did you mean %q?", s)
+	}
+	return fmt.Sprintf("unknown field; the fields of %s are %s", placeOf(t), strings.Join(fieldNames(t), ", "))
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 	t := v.Type()
 	if n.Kind != yaml.MappingNode {
-		d.errorf(nodePos(n), path, "expected a mapping with keys (%s), found %s", strings.Join(fieldNames(t), ", "), kindName(n))
+		if path == "" {
+			d.errorf(nodePos(n), path, "a spec is a mapping of keys (%s), found %s; start it with version: 1", strings.Join(fieldNames(t), ", "), kindName(n))
+			return
+		}
+		d.errorf(nodePos(n), path, "expected a mapping with keys (%s), found %s; write one key: value per line, indented under %s", strings.Join(fieldNames(t), ", "), kindName(n), lastField(path))
 		return
 	}
 	fields := map[string]int{}
@@ -241,36 +439,48 @@ func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 			fields[k] = i
 		}
 	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
+	seen := map[string]Pos{}
+	null := map[string]bool{}
+	for _, e := range d.entries(n, path, 0) {
+		k, val := resolve(e[0]), e[1]
+		if !d.key(k, path) {
+			continue
+		}
 		kp := joinField(path, k.Value)
 		idx, ok := fields[k.Value]
 		switch {
-		case !ok && laterKeys[k.Value] != "":
-			d.errorf(nodePos(k), kp, "%s; remove it", laterKeys[k.Value])
+		case !ok && laterKeys[t][k.Value] != "":
+			d.errorf(nodePos(k), kp, "%s", laterKeys[t][k.Value])
 			continue
 		case !ok:
-			msg := "unknown field"
-			if s := suggest(k.Value, fieldNames(t)); s != "" {
-				msg += fmt.Sprintf("; did you mean %q?", s)
-			} else {
-				msg += fmt.Sprintf("; the fields here are %s", strings.Join(fieldNames(t), ", "))
-			}
-			d.errorf(nodePos(k), kp, "%s", msg)
-			continue
-		case seen[k.Value]:
-			d.errorf(nodePos(k), kp, "field given twice; keep one")
+			d.errorf(nodePos(k), kp, "%s", unknownKey(t, k.Value))
 			continue
 		}
-		seen[k.Value] = true
+		if first, dup := seen[k.Value]; dup {
+			d.errorf(nodePos(k), kp, "given twice (first on line %d); keep one", first.Line)
+			continue
+		}
+		seen[k.Value] = nodePos(k)
+		d.keys[kp] = nodePos(k)
+		null[k.Value] = isNull(resolve(val))
 		d.decode(val, kp, v.Field(idx))
 	}
 	d.pos[path] = nodePos(n)
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if f.Tag.Get("required") == "true" && !seen[yamlKey(f)] {
-			d.errorf(nodePos(n), joinField(path, yamlKey(f)), "required field is missing")
+		if f.Tag.Get("required") != "true" {
+			continue
+		}
+		k := yamlKey(f)
+		example := ""
+		if e := f.Tag.Get("example"); e != "" {
+			example = fmt.Sprintf(", like %s: %s", k, e)
+		}
+		switch p, ok := seen[k]; {
+		case !ok:
+			d.errorf(nodePos(n), joinField(path, k), "required field is missing; add it%s", example)
+		case null[k]:
+			d.errorf(p, joinField(path, k), "required field has no value; give it one%s", example)
 		}
 	}
 }
@@ -302,7 +512,7 @@ func fieldNames(t reflect.Type) []string {
 func suggest(s string, candidates []string) string {
 	best, bestDist := "", 3
 	for _, c := range candidates {
-		if dist := editDistance(strings.ToLower(s), strings.ToLower(c)); dist < bestDist {
+		if dist := editDistance(strings.ToLower(s), strings.ToLower(c)); dist < bestDist && dist < len(c) {
 			best, bestDist = c, dist
 		}
 	}
@@ -336,4 +546,16 @@ func sortErrors(l ErrorList) {
 		}
 		return l[i].Pos.Col < l[j].Pos.Col
 	})
+}
+
+// related reports whether field paths a and b are the same or one holds the
+// other.
+func related(a, b string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	if !strings.HasPrefix(b, a) {
+		return false
+	}
+	return a == "" || len(a) == len(b) || b[len(a)] == '.' || b[len(a)] == '['
 }

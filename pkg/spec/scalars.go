@@ -1,7 +1,9 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -45,10 +47,17 @@ var knownArch = map[string][]string{
 	"wasm":     nil,
 }
 
+// osAliases and archAliases are other names for a GOOS or GOARCH, for
+// hints in messages.
+var (
+	osAliases   = map[string]string{"linux": "linux", "macos": "darwin", "osx": "darwin", "mac": "darwin", "win": "windows", "win32": "windows", "windows": "windows"}
+	archAliases = map[string]string{"x86_64": "amd64", "x64": "amd64", "x86-64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armhf": "arm", "armel": "arm", "armv7": "arm (variant v7)", "armv7l": "arm (variant v7)", "armv6": "arm (variant v6)", "i386": "386", "i686": "386", "x86": "386", "ppc64el": "ppc64le"}
+)
+
 // ParsePlatform parses os/arch[/variant].
 func ParsePlatform(s string) (Platform, error) {
 	parts := strings.Split(s, "/")
-	if len(parts) < 2 || len(parts) > 3 {
+	if len(parts) < 2 || len(parts) > 3 || slices.Contains(parts, "") {
 		return Platform{}, fmt.Errorf("%q is not a platform; write os/arch or os/arch/variant, like linux/amd64 or linux/arm/v7", s)
 	}
 	p := Platform{OS: parts[0], Arch: parts[1]}
@@ -56,20 +65,22 @@ func ParsePlatform(s string) (Platform, error) {
 		p.Variant = parts[2]
 	}
 	if !knownOS[p.OS] {
-		return Platform{}, fmt.Errorf("%q: unknown operating system %q; use a GOOS value such as linux or windows", s, p.OS)
+		hint := ""
+		if alias := osAliases[strings.ToLower(p.OS)]; alias != "" {
+			hint = fmt.Sprintf(" (Go and OCI call it %s)", alias)
+		}
+		return Platform{}, fmt.Errorf("%q: unknown operating system %q%s; use a GOOS value such as linux or windows", s, p.OS, hint)
 	}
 	variants, ok := knownArch[p.Arch]
 	if !ok {
-		return Platform{}, fmt.Errorf("%q: unknown architecture %q; use a GOARCH value such as amd64, arm64, arm, 386, ppc64le, s390x or riscv64", s, p.Arch)
+		hint := ""
+		if alias := archAliases[strings.ToLower(p.Arch)]; alias != "" {
+			hint = fmt.Sprintf(" (Go and OCI call it %s)", alias)
+		}
+		return Platform{}, fmt.Errorf("%q: unknown architecture %q%s; use a GOARCH value such as amd64, arm64, arm, 386, ppc64le, s390x or riscv64", s, p.Arch, hint)
 	}
 	if p.Variant != "" {
-		found := false
-		for _, v := range variants {
-			if v == p.Variant {
-				found = true
-			}
-		}
-		if !found {
+		if !slices.Contains(variants, p.Variant) {
 			if len(variants) == 0 {
 				return Platform{}, fmt.Errorf("%q: architecture %s takes no variant; write %s/%s", s, p.Arch, p.OS, p.Arch)
 			}
@@ -106,15 +117,15 @@ type Mode uint32
 
 // ParseMode parses an octal mode: "0644", "644" or "0o644".
 func ParseMode(s string) (Mode, error) {
-	t := strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0O")
-	if t == "" {
-		return 0, fmt.Errorf("%q is not an octal mode; write it quoted, like \"0644\"", s)
+	t := s
+	if strings.HasPrefix(t, "0o") || strings.HasPrefix(t, "0O") {
+		t = t[2:]
 	}
 	n, err := strconv.ParseUint(t, 8, 32)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not an octal mode; write it quoted, like \"0644\"", s)
+	if t == "" || err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("%q is not an octal mode; write octal digits (0 to 7) in quotes, like \"0644\"", s)
 	}
-	if n > 0o7777 {
+	if err != nil || n > 0o7777 {
 		return 0, fmt.Errorf("%q is out of range; a mode is at most \"07777\"", s)
 	}
 	return Mode(n), nil

@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"text/template"
 	"time"
@@ -38,8 +39,28 @@ func (v Values) ForPlatform(p Platform) SourceValues {
 	return SourceValues{Values: v, Os: p.OS, Arch: p.Arch, Variant: p.Variant}
 }
 
-func parseTemplate(field, text string) (*template.Template, error) {
-	return template.New(field).Option("missingkey=error").Parse(text)
+// templateName is the name every template is parsed under, so that
+// text/template's messages can be taken apart reliably.
+const templateName = "t"
+
+func parseTemplate(text string) (*template.Template, error) {
+	return template.New(templateName).Option("missingkey=error").Parse(text)
+}
+
+// maxExpansion bounds what one template may expand to.
+const maxExpansion = 1 << 20
+
+// limitedBuilder is a strings.Builder that refuses to grow past
+// maxExpansion.
+type limitedBuilder struct{ strings.Builder }
+
+var errTooLong = errors.New("expands to more than 1 MiB")
+
+func (b *limitedBuilder) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > maxExpansion {
+		return 0, errTooLong
+	}
+	return b.Builder.Write(p)
 }
 
 // Expand expands the template text found at field (a path such as
@@ -48,38 +69,60 @@ func (s *Spec) Expand(field, text string, v any) (string, error) {
 	if !strings.Contains(text, "{{") {
 		return text, nil
 	}
-	t, err := parseTemplate(field, text)
+	t, err := parseTemplate(text)
 	if err != nil {
-		return "", fault.Bad(s.ErrorAt(field, "bad template: %s", templateMsg(err)))
+		return "", fault.Bad(s.ErrorAt(field, "%q is not a valid template: %s; write values like {{.Version}} or {{.Vars.name}}", text, templateMsg(err)))
 	}
-	var b strings.Builder
+	var b limitedBuilder
 	if err := t.Execute(&b, v); err != nil {
-		return "", fault.Bad(s.ErrorAt(field, "expanding template: %s", templateMsg(err)))
+		if errors.Is(err, errTooLong) {
+			return "", fault.Bad(s.ErrorAt(field, "the template %s; shorten it", errTooLong))
+		}
+		return "", fault.Bad(s.ErrorAt(field, "%s", execMsg(err, v)))
 	}
 	return b.String(), nil
 }
 
+var (
+	// "template: t:1:5: msg" or "template: t:1: msg"
+	templatePosRE = regexp.MustCompile(`^template: ` + templateName + `:\d+(?::\d+)?: `)
+	// executing "t" at <.X>: msg
+	templateExecRE = regexp.MustCompile(`^executing "` + templateName + `" at <([^>]*)>: (.*)$`)
+	noFieldRE      = regexp.MustCompile(`^can't evaluate field (\w+) in type`)
+	noKeyRE        = regexp.MustCompile(`^map has no entry for key "(.*)"$`)
+)
+
 // templateMsg trims text/template's own location prefix, which names the
 // template rather than the file.
 func templateMsg(err error) string {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "template: ")
-	// "field:1:2: executing "field" at <.X>: ..." -> "at <.X>: ..."
-	if i := strings.Index(msg, "executing "); i >= 0 {
-		rest := msg[i+len("executing "):]
-		if j := strings.Index(rest, " at "); j >= 0 {
-			msg = rest[j+1:]
+	return templatePosRE.ReplaceAllString(err.Error(), "")
+}
+
+const valueList = ".Name .Version .GitCommit .GitShortCommit .Epoch .Date .Vars.<key>, and in source also .Os .Arch .Variant"
+
+// execMsg explains a failure to execute a template with values v.
+func execMsg(err error, v any) string {
+	msg := templateMsg(err)
+	m := templateExecRE.FindStringSubmatch(msg)
+	if m == nil {
+		return "expanding the template: " + msg
+	}
+	action, why := m[1], m[2]
+	if f := noFieldRE.FindStringSubmatch(why); f != nil {
+		_, inSource := v.(SourceValues)
+		if (f[1] == "Os" || f[1] == "Arch" || f[1] == "Variant") && !inSource {
+			return fmt.Sprintf("{{%s}} is only known in source, where each platform has its own; write the value out here, or use it in a source", action)
 		}
-	} else if i := strings.LastIndex(msg, ": "); i >= 0 {
-		msg = msg[i+2:]
+		hint := ""
+		if s := suggest(f[1], []string{"Name", "Version", "GitCommit", "GitShortCommit", "Epoch", "Date", "Vars", "Os", "Arch", "Variant"}); s != "" {
+			hint = fmt.Sprintf("did you mean .%s? ", s)
+		}
+		return fmt.Sprintf("{{%s}}: there is no value .%s; %sthe values are %s", action, f[1], hint, valueList)
 	}
-	if strings.Contains(msg, "map has no entry for key") {
-		msg += "; define it under vars or pass --var key=value"
+	if k := noKeyRE.FindStringSubmatch(why); k != nil && strings.HasPrefix(action, ".Vars") {
+		return fmt.Sprintf("{{%s}}: no variable %q; define it under vars:, or pass --var %s=VALUE", action, k[1], k[1])
 	}
-	if strings.Contains(msg, "can't evaluate field") {
-		msg += "; the values are .Name .Version .GitCommit .GitShortCommit .Epoch .Date .Vars.<key>, and .Os .Arch .Variant in source only"
-	}
-	return msg
+	return fmt.Sprintf("{{%s}}: %s", action, why)
 }
 
 // ErrorAt makes an error located at field, or at its nearest parent that

@@ -1,14 +1,18 @@
 package spec
 
 // Struct tags: `yaml` is the key, `doc` a one-line description, `default`
-// the documented default. The schema generator reads all three.
+// the documented default (prose), `required:"true"` a field that must be
+// given, `enum` the comma-separated values a field takes, `example` a
+// value that the reference and the missing-field message show, and
+// `requires` the fields that must be given with this one. The schema
+// and the field reference (schema.go) are generated from them.
 
 // Spec is a parsed, validated repro.yaml.
 type Spec struct {
-	Version     int               `yaml:"version" doc:"Spec format version. Must be 1." required:"true"`
-	Name        string            `yaml:"name" doc:"Image name: the default output tag, history entries and SBOM name. Lower case letters, digits and . _ - only." required:"true"`
-	Base        string            `yaml:"base" doc:"The base image. Only scratch (an empty base) is supported by this version." default:"scratch"`
-	Platforms   []Platform        `yaml:"platforms" doc:"Platforms to build, as os/arch[/variant] the way Go and OCI name them. One platform gives an image manifest; several give an image index." default:"[linux/amd64]"`
+	Version     int               `yaml:"version" doc:"Spec format version. Must be 1." required:"true" enum:"1" example:"1"`
+	Name        string            `yaml:"name" doc:"Image name: the default output tag, history entries and SBOM name. Lower-case letters and digits, separated by . _ __ or dashes." required:"true" example:"my-app"`
+	Base        string            `yaml:"base" doc:"The base image: a registry reference pinned by digest (host/repo:tag@sha256:…), or by tag with the pin in the lock file (repro lock); oci:DIR@sha256:…; oci-archive:FILE[:TAG]; or scratch, the empty base. Its layers are copied as published and its config merged under the spec's." default:"scratch"`
+	Platforms   []Platform        `yaml:"platforms" doc:"Platforms to build, as os/arch[/variant] the way Go and OCI name them; an unknown one is an error. One platform gives an image manifest; several give an image index." default:"[linux/amd64]"`
 	Epoch       *Epoch            `yaml:"epoch" doc:"Seconds since 1970 used for every timestamp; or the word git for the committer time of the context's HEAD." default:"$SOURCE_DATE_EPOCH, else 0"`
 	Vars        map[string]string `yaml:"vars" doc:"Template variables (.Vars.key), overridable with --var key=value."`
 	Layers      []Layer           `yaml:"layers" doc:"The layers to add, in order; each entry is exactly one layer."`
@@ -21,7 +25,8 @@ type Spec struct {
 	// Dir is the build context: the directory holding the spec.
 	Dir string `yaml:"-"`
 
-	pos positions
+	pos  positions // where each field's value is
+	keys positions // where each mapping entry's key is
 }
 
 // Layer is one image layer.
@@ -32,18 +37,18 @@ type Layer struct {
 
 // Content is one entry of a layer.
 type Content struct {
-	Path         string   `yaml:"path" doc:"Destination in the image: an absolute path, cleaned." required:"true"`
-	Type         string   `yaml:"type" doc:"One of file, dir, symlink, hardlink, remove. Inferred as file when source, content or url is given." enum:"file,dir,symlink,hardlink,remove"`
+	Path         string   `yaml:"path" doc:"Destination in the image: an absolute path, cleaned." required:"true" example:"/etc/motd"`
+	Type         string   `yaml:"type" doc:"What the entry is: a regular file, an empty directory, a symbolic link, a hard link, or a whiteout that removes the path. Inferred as file when source, content or url is given; required otherwise." enum:"file,dir,symlink,hardlink,remove"`
 	Source       string   `yaml:"source" doc:"A file or directory of the build context, relative to the spec's directory; may not leave it. A directory is copied recursively, symlinks inside it kept as symlinks. Template ({{.Os}} {{.Arch}} {{.Variant}} and the rest)."`
 	Exclude      []string `yaml:"exclude" doc:"With a directory source: globs relative to it; ** matches any number of directories, a trailing / matches directories only."`
 	Content      *string  `yaml:"content" doc:"Inline file content, written as is (never templated)."`
-	URL          string   `yaml:"url" doc:"An http(s) URL to fetch the file from; cached by digest. Requires sha256."`
-	SHA256       string   `yaml:"sha256" doc:"Lower-case hex SHA-256 the fetched file must have; a mismatch is an operational failure (exit 3)."`
+	URL          string   `yaml:"url" doc:"An http(s) URL to fetch the file from; cached by digest. Requires sha256." requires:"sha256"`
+	SHA256       string   `yaml:"sha256" doc:"With url: the SHA-256 the fetched file must have, as 64 lower-case hex digits; a mismatch is an operational failure (exit 3)."`
 	Target       string   `yaml:"target" doc:"For symlink: the link target, written as is. For hardlink: the absolute path of a regular file of the same layer."`
-	Mode         *Mode    `yaml:"mode" doc:"Permission bits as a quoted octal string (\"0644\"). On a directory source, applies to its regular files." default:"files: 0755 if the source's owner-exec bit is set, else 0644; dirs 0755; symlinks 0777"`
+	Mode         *Mode    `yaml:"mode" doc:"Permission bits as a quoted octal string, like \"0644\"; at most \"07777\" (setuid, setgid and sticky included). On a directory source, the mode of its regular files." default:"files: 0755 if the source's owner-exec bit is set, else 0644; dirs 0755; symlinks 0777"`
 	UID          *int     `yaml:"uid" doc:"Owner user id (on a directory source, of everything in it)." default:"0"`
 	GID          *int     `yaml:"gid" doc:"Owner group id (on a directory source, of everything in it)." default:"0"`
-	Capabilities []string `yaml:"capabilities" doc:"File capabilities (cap_net_bind_service ...), written as a security.capability xattr (v2, permitted and effective)."`
+	Capabilities []string `yaml:"capabilities" doc:"Linux file capabilities of a file, by name (cap_net_bind_service; the case and the cap_ prefix are optional), written as a security.capability xattr (v2, permitted and effective)."`
 }
 
 // Content types.
@@ -60,10 +65,10 @@ type Config struct {
 	Entrypoint   []string          `yaml:"entrypoint" doc:"The entrypoint, exec form."`
 	Cmd          []string          `yaml:"cmd" doc:"Default arguments, exec form."`
 	Env          map[string]string `yaml:"env" doc:"Environment; written sorted by key as KEY=value. Values are templates."`
-	WorkingDir   string            `yaml:"workingDir" doc:"Working directory (absolute)."`
-	User         string            `yaml:"user" doc:"user[:group], by name or id."`
+	WorkingDir   string            `yaml:"workingDir" doc:"Working directory, an absolute path."`
+	User         string            `yaml:"user" doc:"The user to run as: user[:group], by name or numeric id, like 65532:65532."`
 	ExposedPorts []string          `yaml:"exposedPorts" doc:"Ports as port[/tcp|udp|sctp]; tcp when no protocol is given."`
-	Volumes      []string          `yaml:"volumes" doc:"Volume mount points (absolute)."`
+	Volumes      []string          `yaml:"volumes" doc:"Volume mount points, absolute paths."`
 	Labels       map[string]string `yaml:"labels" doc:"Config labels. Values are templates."`
-	StopSignal   string            `yaml:"stopSignal" doc:"Signal to stop the container, such as SIGTERM."`
+	StopSignal   string            `yaml:"stopSignal" doc:"Signal to stop the container: a name such as SIGTERM, or a number."`
 }

@@ -20,29 +20,47 @@ func (v *validator) errorf(field, format string, args ...any) {
 	v.d.errs = append(v.d.errs, v.s.ErrorAt(field, format, args...))
 }
 
+// keyErrorf records an error about the key of mapping entry field, located
+// at the key rather than at its value.
+func (v *validator) keyErrorf(field, format string, args ...any) {
+	e := v.s.ErrorAt(field, format, args...)
+	if p, ok := v.s.keys[field]; ok {
+		e.Pos = p
+	}
+	v.d.errs = append(v.d.errs, e)
+}
+
 var (
-	nameRE   = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
+	// nameRE is a path component of an OCI distribution repository name.
+	nameRE   = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 	hexRE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	varKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	portRE   = regexp.MustCompile(`^([0-9]{1,5})(?:/(tcp|udp|sctp))?$`)
-	signalRE = regexp.MustCompile(`^(SIG[A-Z0-9+-]+|[0-9]{1,2})$`)
+	signalRE = regexp.MustCompile(`^(?:SIG(?:HUP|INT|QUIT|ILL|TRAP|ABRT|IOT|BUS|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM|STKFLT|CHLD|CONT|STOP|TSTP|TTIN|TTOU|URG|XCPU|XFSZ|VTALRM|PROF|WINCH|IO|POLL|PWR|SYS|RTMIN|RTMIN\+(?:[1-9]|1[0-5])|RTMAX|RTMAX-(?:[1-9]|1[0-4]))|[1-9]|[1-5][0-9]|6[0-4])$`)
 )
 
 func (v *validator) validate() {
 	s := v.s
 	if s.Version != 1 {
-		v.errorf("version", "unsupported spec version %d; this repro reads version: 1", s.Version)
+		v.errorf("version", "this repro reads spec format version 1, not %d; write version: 1 (a newer repro may read this spec)", s.Version)
 	}
-	if s.Name != "" && !nameRE.MatchString(s.Name) {
-		v.errorf("name", "%q is not an image name; use lower-case letters, digits and single . _ - between them, like my-app", s.Name)
+	switch {
+	case s.Name == "":
+		v.errorf("name", "the image name is empty; give one, like name: my-app")
+	case !nameRE.MatchString(s.Name):
+		v.errorf("name", "%q is not an image name; use lower-case letters and digits, separated by ., _, __ or dashes, like my-app", s.Name)
 	}
 	switch s.Base {
 	case "":
 		s.Base = "scratch"
 	case "scratch":
 	default:
-		v.errorf("base", "%q: bases from registries or layouts are not supported by this version of repro; use scratch", s.Base)
+		// The reference's syntax and pin are checked where it is resolved
+		// (packages base and lock), which know the transports.
+		if strings.TrimSpace(s.Base) != s.Base || strings.ContainsAny(s.Base, " \t\n") {
+			v.errorf("base", "%q: a base reference has no spaces; write host/repo:tag@sha256:…, oci:DIR@sha256:…, oci-archive:FILE or scratch", s.Base)
+		}
 	}
 	if len(s.Platforms) == 0 {
 		s.Platforms = []Platform{{OS: "linux", Arch: "amd64"}}
@@ -50,13 +68,13 @@ func (v *validator) validate() {
 	seenPlat := map[string]int{}
 	for i, p := range s.Platforms {
 		if j, dup := seenPlat[p.String()]; dup {
-			v.errorf(fmt.Sprintf("platforms[%d]", i), "%s is listed twice (also platforms[%d]); list each platform once", p, j)
+			v.errorf(fmt.Sprintf("platforms[%d]", i), "%s is listed twice (also as platforms[%d]); list each platform once", p, j)
 		}
 		seenPlat[p.String()] = i
 	}
 	for k := range s.Vars {
 		if !varKeyRE.MatchString(k) {
-			v.errorf("vars."+k, "%q is not a variable name; use letters, digits and _ and start with a letter, so that {{.Vars.%s}} can name it", k, k)
+			v.keyErrorf("vars."+k, "%q is not a variable name; use letters, digits and _, not starting with a digit, so that a template can name it as {{.Vars.NAME}}", k)
 		}
 	}
 	for i := range s.Layers {
@@ -65,7 +83,7 @@ func (v *validator) validate() {
 	v.config()
 	for k := range s.Annotations {
 		if strings.TrimSpace(k) != k {
-			v.errorf("annotations."+k, "annotation keys may not start or end with spaces")
+			v.keyErrorf("annotations."+k, "%q: annotation keys may not start or end with spaces; remove them", k)
 		}
 	}
 	v.templates()
@@ -78,7 +96,11 @@ func (v *validator) layer(i int) {
 		l.Name = fmt.Sprintf("layer-%d", i+1)
 	}
 	if len(l.Contents) == 0 {
-		v.errorf(f, "layer %q has no contents; add contents or remove the layer", l.Name)
+		if _, ok := v.s.pos[f+".contents"]; ok {
+			v.errorf(f+".contents", "layer %q has no entries; add one, or remove the layer", l.Name)
+		} else {
+			v.errorf(f, "layer %q has no contents; add contents: with at least one entry, or remove the layer", l.Name)
+		}
 	}
 	seen := map[string]int{}
 	for j := range l.Contents {
@@ -89,7 +111,7 @@ func (v *validator) layer(i int) {
 			continue
 		}
 		if k, dup := seen[c.Path]; dup {
-			v.errorf(cf+".path", "%s is also given by %s.contents[%d]; two entries may not write one path", c.Path, f, k)
+			v.errorf(cf+".path", "%s is also written by %s.contents[%d] (line %d); one layer writes a path once, so remove one of them", c.Path, f, k, v.s.PosOf(fmt.Sprintf("%s.contents[%d].path", f, k)).Line)
 		}
 		seen[c.Path] = j
 	}
@@ -102,14 +124,14 @@ func CleanPath(p string) (string, error) {
 		return "", fmt.Errorf("empty path; give an absolute path like /etc/motd")
 	}
 	if strings.ContainsRune(p, 0) {
-		return "", fmt.Errorf("path holds a NUL byte")
+		return "", fmt.Errorf("%q holds a NUL byte, which no path may; remove it", p)
 	}
 	if !strings.HasPrefix(p, "/") {
 		return "", fmt.Errorf("%q is not absolute; image paths start with /, like /%s", p, strings.TrimPrefix(p, "./"))
 	}
 	c := path.Clean(p)
 	if c == "/" {
-		return "", fmt.Errorf("the root directory / cannot be an entry")
+		return "", fmt.Errorf("%q is the root directory, which every image has; name a path under it, like /app", p)
 	}
 	for _, seg := range strings.Split(c[1:], "/") {
 		if strings.HasPrefix(seg, ".wh.") {
@@ -120,39 +142,47 @@ func CleanPath(p string) (string, error) {
 }
 
 func (v *validator) content(c *Content, f string) {
-	if c.Path != "" {
-		p, err := CleanPath(c.Path)
-		if err != nil {
-			v.errorf(f+".path", "%s", err.Error())
-		} else {
-			c.Path = p
+	if p, err := CleanPath(c.Path); err != nil {
+		v.errorf(f+".path", "%s", err.Error())
+	} else {
+		c.Path = p
+	}
+	var given []string
+	for _, g := range []struct {
+		name string
+		set  bool
+	}{{"source", c.Source != ""}, {"content", c.Content != nil}, {"url", c.URL != ""}} {
+		if g.set {
+			given = append(given, g.name)
 		}
 	}
-	sources := 0
-	for _, set := range []bool{c.Source != "", c.Content != nil, c.URL != ""} {
-		if set {
-			sources++
-		}
-	}
+	sources := len(given)
 	if sources > 1 {
-		v.errorf(f, "give only one of source, content and url")
+		// Point at whichever of them comes later in the file.
+		second := given[1]
+		for _, g := range given {
+			if v.s.PosOf(f+"."+g).Line > v.s.PosOf(f+"."+second).Line {
+				second = g
+			}
+		}
+		v.errorf(f+"."+second, "an entry takes one of source, content and url, and this one has %s; keep one", strings.Join(given, " and "))
 		return
 	}
 	switch c.Type {
 	case "":
 		if sources == 0 {
-			v.errorf(f, "nothing to write at %s; give source, content or url, or a type (dir, symlink, hardlink, remove)", c.Path)
+			v.errorf(f, "nothing to write at %s; give source, content or url, or a type: dir, symlink, hardlink or remove", c.Path)
 			return
 		}
 		c.Type = TypeFile
 	case TypeFile:
 		if sources == 0 {
-			v.errorf(f+".type", "type file needs source, content or url")
+			v.errorf(f+".type", "type file needs source, content or url; add one")
 			return
 		}
 	case TypeDir, TypeSymlink, TypeHardlink, TypeRemove:
 		if sources > 0 {
-			v.errorf(f+".type", "type %s takes no source, content or url", c.Type)
+			v.errorf(f+".type", "type %s takes no %s; remove it, or remove the type to write a file", c.Type, given[0])
 			return
 		}
 	default:
@@ -185,36 +215,34 @@ func (v *validator) content(c *Content, f string) {
 	switch c.Type {
 	case TypeSymlink:
 		if c.Target == "" {
-			v.errorf(f, "a symlink needs a target")
+			v.errorf(f+".target", "a symlink needs a target; add target: with the path it points to, like target: /usr/bin/app")
 		}
 	case TypeHardlink:
 		if c.Target == "" {
-			v.errorf(f, "a hard link needs a target: the absolute path of a regular file in the same layer")
+			v.errorf(f+".target", "a hard link needs a target; add target: with the absolute path of a regular file of the same layer")
 		} else if t, err := CleanPath(c.Target); err != nil {
 			v.errorf(f+".target", "%s", err.Error())
 		} else {
 			c.Target = t
 			if t == c.Path {
-				v.errorf(f+".target", "a hard link cannot point at itself")
+				v.errorf(f+".target", "%s is the link's own path; a hard link points at another regular file of the same layer", t)
 			}
 		}
 	}
 	if c.URL != "" {
 		u, err := url.Parse(c.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			v.errorf(f+".url", "%q is not an http or https URL", c.URL)
+			v.errorf(f+".url", "%q is not an http or https URL; write it like https://example.com/file", c.URL)
 		}
 		if c.SHA256 == "" {
-			v.errorf(f, "url needs sha256: the file's SHA-256 in lower-case hex (sha256sum prints it)")
+			v.errorf(f+".url", "a url needs its sha256 beside it; add sha256: with the file's SHA-256 in lower-case hex (sha256sum prints it)")
 		}
 	}
 	if c.SHA256 != "" && !hexRE.MatchString(c.SHA256) {
 		v.errorf(f+".sha256", "%q is not a SHA-256; give 64 lower-case hex digits", c.SHA256)
 	}
-	if c.Source != "" {
-		if strings.HasPrefix(c.Source, "/") {
-			v.errorf(f+".source", "%q is absolute; sources are relative to the directory holding the spec", c.Source)
-		}
+	if strings.HasPrefix(c.Source, "/") {
+		v.errorf(f+".source", "%q is absolute; sources are relative to the directory holding the spec (the build context): copy the file there and name it relative to it", c.Source)
 	}
 	for i, pat := range c.Exclude {
 		if err := checkGlob(pat); err != nil {
@@ -253,15 +281,15 @@ func (v *validator) config() {
 	c := &v.s.Config
 	for k := range c.Env {
 		if !envKeyRE.MatchString(k) {
-			v.errorf("config.env."+k, "%q is not an environment variable name; use letters, digits and _", k)
+			v.keyErrorf("config.env."+k, "%q is not an environment variable name; use letters, digits and _, not starting with a digit", k)
 		}
 	}
 	if c.WorkingDir != "" && !strings.HasPrefix(c.WorkingDir, "/") {
-		v.errorf("config.workingDir", "%q is not absolute", c.WorkingDir)
+		v.errorf("config.workingDir", "%q is not absolute; write the path from /, like /%s", c.WorkingDir, strings.TrimPrefix(c.WorkingDir, "./"))
 	}
 	for i, vol := range c.Volumes {
 		if !strings.HasPrefix(vol, "/") {
-			v.errorf(fmt.Sprintf("config.volumes[%d]", i), "%q is not absolute", vol)
+			v.errorf(fmt.Sprintf("config.volumes[%d]", i), "%q is not absolute; write the path from /, like /%s", vol, strings.TrimPrefix(vol, "./"))
 		}
 	}
 	for i, p := range c.ExposedPorts {
@@ -271,7 +299,7 @@ func (v *validator) config() {
 			n, _ = strconv.Atoi(m[1])
 		}
 		if m == nil || n < 1 || n > 65535 {
-			v.errorf(fmt.Sprintf("config.exposedPorts[%d]", i), "%q is not a port; write port[/tcp|udp|sctp], like \"8080/tcp\"", p)
+			v.errorf(fmt.Sprintf("config.exposedPorts[%d]", i), "%q is not a port; write a number from 1 to 65535 and optionally /tcp, /udp or /sctp, like \"8080/tcp\"", p)
 			continue
 		}
 		if m[2] == "" {
@@ -279,7 +307,11 @@ func (v *validator) config() {
 		}
 	}
 	if c.StopSignal != "" && !signalRE.MatchString(c.StopSignal) {
-		v.errorf("config.stopSignal", "%q is not a signal; write a name like SIGTERM or a number", c.StopSignal)
+		hint := "a name like SIGTERM, or a number from 1 to 64"
+		if up := "SIG" + strings.TrimPrefix(strings.ToUpper(c.StopSignal), "SIG"); signalRE.MatchString(up) {
+			hint = up
+		}
+		v.errorf("config.stopSignal", "%q is not a signal; write %s", c.StopSignal, hint)
 	}
 	if strings.ContainsAny(c.User, " \t\n") {
 		v.errorf("config.user", "%q is not a user; write user[:group], like 65532:65532", c.User)
@@ -309,9 +341,15 @@ func (v *validator) templates() {
 	}
 	for i, l := range s.Layers {
 		for j, c := range l.Contents {
-			if c.Source != "" {
-				for _, p := range s.Platforms {
-					check(fmt.Sprintf("layers[%d].contents[%d].source", i, j), c.Source, sample.ForPlatform(p))
+			if !strings.Contains(c.Source, "{{") {
+				continue
+			}
+			// Sources that leave the context (by .. or a symlink) are
+			// the build's to find: it sees the expanded path.
+			field := fmt.Sprintf("layers[%d].contents[%d].source", i, j)
+			for _, p := range s.Platforms {
+				if _, err := s.Expand(field, c.Source, sample.ForPlatform(p)); err != nil {
+					v.d.errs = append(v.d.errs, unwrapSpecError(err))
 					break
 				}
 			}
