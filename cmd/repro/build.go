@@ -13,11 +13,13 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
+	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/output"
 	"github.com/reprobuild/repro/pkg/spec"
 	"github.com/reprobuild/repro/pkg/vcs"
@@ -59,21 +61,29 @@ Examples:
 		fs.StringVar(&o.cacheDir, "cache-dir", "", "cache for fetched files (default: the user cache dir/repro)")
 		fs.BoolVar(&o.offline, "offline", false, "use only the cache; fetch nothing")
 		fs.StringVar(&o.metadataFile, "metadata-file", "", "also write the result as JSON to `FILE`")
+		fs.BoolVar(&o.push, "push", false, "also push to every tag the spec lists (templates expanded)")
+		fs.BoolVar(&o.locked, "locked", false, "fail when the spec holds anything the lock file does not pin")
+		fs.BoolVar(&o.allowUnpinned, "allow-unpinned", false, "accept a base given by tag alone, with no lock entry (resolved now; not reproducible)")
+		fs.StringArrayVar(&o.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable; loopback needs none)")
 		return o.run
 	},
 }
 
 type buildOpts struct {
-	g            *globals
-	file         string
-	outputs      []string
-	platforms    []string
-	vars         []string
-	version      string
-	compression  string
-	cacheDir     string
-	offline      bool
-	metadataFile string
+	g             *globals
+	file          string
+	outputs       []string
+	platforms     []string
+	vars          []string
+	version       string
+	compression   string
+	cacheDir      string
+	offline       bool
+	metadataFile  string
+	push          bool
+	locked        bool
+	allowUnpinned bool
+	insecure      []string
 }
 
 // buildResult is what build prints with --json and writes to
@@ -120,9 +130,25 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	values, err := templateValues(ctx, s, o.version, vars)
+	if err != nil {
+		return err
+	}
 	outs := o.outputs
-	if len(outs) == 0 {
+	if len(outs) == 0 && !o.push {
 		outs = []string{"oci:" + filepath.Join("out", s.Name)}
+	}
+	if o.push {
+		if len(s.Tags) == 0 {
+			return fault.Bad(s.ErrorAt("tags", "--push sends the image to the spec's tags, and it lists none; add tags or write with -o"))
+		}
+		for i, t := range s.Tags {
+			tag, err := s.Expand(fmt.Sprintf("tags[%d]", i), t, values)
+			if err != nil {
+				return err
+			}
+			outs = append(outs, tag)
+		}
 	}
 	var refs []imageref.Reference
 	for _, out := range outs {
@@ -130,19 +156,25 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		if err != nil {
 			return fault.Bad(fmt.Errorf("-o: %w", err))
 		}
-		refs = append(refs, r)
+		refs = append(refs, r.WithInsecure(o.insecure))
 	}
-	values, err := templateValues(ctx, s, o.version, vars)
+	c, err := openCache(o.cacheDir, o.offline, o.g)
 	if err != nil {
 		return err
 	}
-	cacheDir := o.cacheDir
-	if cacheDir == "" {
-		d, err := os.UserCacheDir()
-		if err != nil {
-			return fault.Bad(fmt.Errorf("no cache directory (%v); give one with --cache-dir", err))
+	lockFile := lock.PathFor(o.file)
+	lf, err := lock.Read(lockFile)
+	if err != nil {
+		return err
+	}
+	if o.locked {
+		if missing := lock.Unpinned(s, lf); len(missing) > 0 {
+			return fault.Bad(fmt.Errorf("--locked: %s does not pin %s; run repro lock -f %s", lockFile, strings.Join(missing, ", "), o.file))
 		}
-		cacheDir = filepath.Join(d, "repro")
+	}
+	bo, err := pinBase(ctx, s, lf, c, o.allowUnpinned, o.insecure, o.g)
+	if err != nil {
+		return err
 	}
 	work, err := os.MkdirTemp("", "repro-build-")
 	if err != nil {
@@ -157,16 +189,17 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		Platforms:   plats,
 		Values:      values,
 		Compression: alg,
-		Cache:       cache.New(cacheDir, cache.Offline(o.offline), cache.WithLogger(o.g.log)),
+		Cache:       c,
 		WorkDir:     work,
 		Log:         o.g.log,
+		Base:        bo,
 	})
 	bar.done()
 	if err != nil {
 		return err
 	}
 	art := output.Artifact{Image: res.Image, Index: res.Index}
-	if err := writeOutputs(ctx, o.g, refs, art, output.Options{DefaultTag: "latest", DockerRef: s.Name + ":latest", Log: o.g.log}); err != nil {
+	if err := writeOutputs(ctx, o.g, refs, art, output.Options{DefaultTag: "latest", DockerRef: s.Name + ":latest", Log: o.g.log, Remote: remoteOptions()}); err != nil {
 		return err
 	}
 	o.g.log.Info("built", "name", s.Name, "digest", res.Digest.String(), "took", time.Since(start).Round(time.Millisecond))
@@ -193,6 +226,51 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(o.g.stdout, res.Digest.String())
 	return nil
+}
+
+// openCache opens the blob cache: --cache-dir, else the user's cache
+// directory.
+func openCache(dir string, offline bool, g *globals) (*cache.Cache, error) {
+	if dir == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fault.Bad(fmt.Errorf("no cache directory (%v); give one with --cache-dir", err))
+		}
+		dir = filepath.Join(d, "repro")
+	}
+	return cache.New(dir, cache.Offline(offline), cache.WithLogger(g.log)), nil
+}
+
+// pinBase pins the spec's base: by the digest the spec gives, else by the
+// lock, else (with allowUnpinned only) by asking the registry now.
+func pinBase(ctx context.Context, s *spec.Spec, lf *lock.File, c *cache.Cache, allowUnpinned bool, insecure []string, g *globals) (*build.Base, error) {
+	if s.Base == "" || s.Base == "scratch" {
+		return nil, nil
+	}
+	ref, err := base.ParseRef(s.Base)
+	if err != nil {
+		return nil, fault.Bad(s.ErrorAt("base", "%v", err))
+	}
+	ref = ref.WithInsecure(insecure)
+	r := base.NewResolver(c, g.log, remoteOptions()...)
+	if lb, ok := lf.BasePin(s.Base); ok && (ref.Digest == "" || ref.Digest == lb.Digest) {
+		pin, err := lb.Pin()
+		if err != nil {
+			return nil, err
+		}
+		return &build.Base{Ref: ref, Pin: pin, Resolver: r}, nil
+	}
+	if ref.Digest == "" && !ref.Local() && !allowUnpinned {
+		return nil, fault.Bad(s.ErrorAt("base", "%s names a tag, which can move, and the lock does not pin it; run repro lock -f %s (or pin it as %s@sha256:…, or pass --allow-unpinned)", s.Base, s.File, s.Base))
+	}
+	if ref.Digest == "" && !ref.Local() {
+		g.log.Warn("the base is not pinned; resolving its tag now, so this build is not reproducible", "base", s.Base)
+	}
+	pin, err := r.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return &build.Base{Ref: ref, Pin: pin, Resolver: r}, nil
 }
 
 func parseVars(kvs []string) (map[string]string, error) {

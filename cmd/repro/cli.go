@@ -44,7 +44,7 @@ type globals struct {
 var commands []*command
 
 func init() {
-	commands = []*command{buildCmd, versionCmd}
+	commands = []*command{buildCmd, lockCmd, versionCmd}
 }
 
 func lookup(name string) *command {

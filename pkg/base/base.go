@@ -120,7 +120,7 @@ func (r *Resolver) Resolve(ctx context.Context, ref Ref) (Pin, error) {
 	} else {
 		d, err := remote.Head(ref.ref.Name, r.opts(ctx)...)
 		if err != nil {
-			return Pin{}, registryError(ref.ref.Name.Context().RegistryStr(), "resolving "+ref.Raw, err)
+			return Pin{}, imageref.RegistryError(ref.ref.Name.Context().RegistryStr(), "resolving "+ref.Raw, err)
 		}
 		digest = d.Digest
 	}
@@ -371,7 +371,7 @@ func (r *Resolver) manifest(ctx context.Context, ref Ref, d v1.Hash) ([]byte, er
 		dig := ref.ref.Name.Context().Digest(d.String())
 		desc, err := remote.Get(dig, r.opts(ctx)...)
 		if err != nil {
-			return nil, registryError(dig.RegistryStr(), "pulling "+ref.Raw, err)
+			return nil, imageref.RegistryError(dig.RegistryStr(), "pulling "+ref.Raw, err)
 		}
 		return io.NopCloser(bytes.NewReader(desc.Manifest)), nil
 	})
@@ -387,11 +387,11 @@ func (r *Resolver) blob(ctx context.Context, ref Ref, d v1.Hash, what string) (s
 		dig := ref.ref.Name.Context().Digest(d.String())
 		l, err := remote.Layer(dig, r.opts(ctx)...)
 		if err != nil {
-			return nil, registryError(dig.RegistryStr(), "pulling "+ref.Raw, err)
+			return nil, imageref.RegistryError(dig.RegistryStr(), "pulling "+ref.Raw, err)
 		}
 		rc, err := l.Compressed()
 		if err != nil {
-			return nil, registryError(dig.RegistryStr(), "pulling "+ref.Raw, err)
+			return nil, imageref.RegistryError(dig.RegistryStr(), "pulling "+ref.Raw, err)
 		}
 		return rc, nil
 	})
@@ -399,19 +399,6 @@ func (r *Resolver) blob(ctx context.Context, ref Ref, d v1.Hash, what string) (s
 
 func (r *Resolver) opts(ctx context.Context) []remote.Option {
 	return append([]remote.Option{remote.WithContext(ctx)}, r.remote...)
-}
-
-// registryError classifies a registry failure: an operational failure
-// that, for a refused login, says how to log in.
-func registryError(registry, doing string, err error) error {
-	msg := err.Error()
-	if strings.Contains(msg, "UNAUTHORIZED") || strings.Contains(msg, "401") || strings.Contains(msg, "DENIED") {
-		return fault.Op(fmt.Errorf("%s: %s refused the credentials: %w; log in with `podman login %s` or `docker login %s` (repro reads the docker config and its credential helpers)", doing, registry, err, registry, registry))
-	}
-	if errors.Is(err, context.Canceled) {
-		return err
-	}
-	return fault.Op(fmt.Errorf("%s: %w", doing, err))
 }
 
 // ociLayerType maps Docker layer media types to their OCI equivalents; the
@@ -468,4 +455,11 @@ func (l *localLayer) DiffID() (v1.Hash, error) {
 }
 func (l *localLayer) Uncompressed() (io.ReadCloser, error) {
 	return nil, errors.New("base layers are copied as published, never decompressed")
+}
+
+// WithInsecure marks the reference to be spoken to over plain HTTP when
+// its registry is one of hosts.
+func (r Ref) WithInsecure(hosts []string) Ref {
+	r.ref = r.ref.WithInsecure(hosts)
+	return r
 }

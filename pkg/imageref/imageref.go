@@ -107,3 +107,20 @@ func validTag(t string) bool {
 type nameTag = name.Tag
 
 func parseTag(s string) (name.Tag, error) { return name.NewTag(s, name.WeakValidation) }
+
+// WithInsecure returns r, marked to be spoken to over plain HTTP when its
+// registry is one of hosts. Loopback registries (localhost, 127.0.0.1)
+// need no marking.
+func (r Reference) WithInsecure(hosts []string) Reference {
+	if r.Transport != Registry {
+		return r
+	}
+	for _, h := range hosts {
+		if r.Name.Context().RegistryStr() == h {
+			if n, err := name.ParseReference(r.Name.String(), name.StrictValidation, name.Insecure); err == nil {
+				r.Name = n
+			}
+		}
+	}
+	return r
+}

@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,6 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -88,7 +90,7 @@ func Open(ctx context.Context, r Reference, remoteOpts ...remote.Option) (*Artif
 		opts := append([]remote.Option{remote.WithContext(ctx)}, remoteOpts...)
 		desc, err := remote.Get(r.Name, opts...)
 		if err != nil {
-			return nil, fault.Op(fmt.Errorf("reading %s: %w", r.Name, err))
+			return nil, RegistryError(r.Name.Context().RegistryStr(), "reading "+r.Name.String(), err)
 		}
 		a := &Artifact{Descriptor: desc.Descriptor}
 		if desc.MediaType.IsIndex() {
@@ -415,4 +417,17 @@ func (x *srcIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
 		return nil, err
 	}
 	return &srcIndex{src: x.src, desc: d}, nil
+}
+
+// RegistryError classifies a registry failure as operational and, when
+// the registry refused the credentials, says how to log in.
+func RegistryError(registry, doing string, err error) error {
+	var te *transport.Error
+	if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
+		return fault.Op(fmt.Errorf("%s: %s refused: %w; log in with `podman login %s` or `docker login %s` (repro reads $DOCKER_CONFIG/config.json and its credential helpers)", doing, registry, err, registry, registry))
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fault.Op(fmt.Errorf("%s: %w", doing, err))
 }

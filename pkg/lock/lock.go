@@ -12,6 +12,9 @@ import (
 	"sort"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/fault"
@@ -127,7 +130,7 @@ func (c Change) String() string {
 
 // Resolve returns the lock for s. Entries of old are kept unless update is
 // set or the spec no longer names them; what is missing is resolved.
-func Resolve(ctx context.Context, s *spec.Spec, old *File, update bool, r *base.Resolver, c *cache.Cache) (*File, []Change, error) {
+func Resolve(ctx context.Context, s *spec.Spec, old *File, update bool, r *base.Resolver, c *cache.Cache, insecure []string) (*File, []Change, error) {
 	if old == nil {
 		old = &File{}
 	}
@@ -138,6 +141,7 @@ func Resolve(ctx context.Context, s *spec.Spec, old *File, update bool, r *base.
 		if err != nil {
 			return nil, nil, fault.Bad(s.ErrorAt("base", "%v", err))
 		}
+		ref = ref.WithInsecure(insecure)
 		prev, had := old.Bases[s.Base]
 		if had && !update && (ref.Digest == "" || prev.Digest == ref.Digest) {
 			f.Bases[s.Base] = prev
@@ -225,4 +229,21 @@ func (f *File) BasePin(ref string) (Base, bool) {
 	}
 	b, ok := f.Bases[ref]
 	return b, ok
+}
+
+// Pin is the recorded pin as the base package uses it.
+func (b Base) Pin() (base.Pin, error) {
+	d, err := v1.NewHash(b.Digest)
+	if err != nil {
+		return base.Pin{}, fault.Bad(fmt.Errorf("lock: base digest %q: %v; run repro lock --update", b.Digest, err))
+	}
+	p := base.Pin{Digest: d, MediaType: types.MediaType(b.MediaType), Platforms: map[string]v1.Hash{}}
+	for k, v := range b.Platforms {
+		h, err := v1.NewHash(v)
+		if err != nil {
+			return base.Pin{}, fault.Bad(fmt.Errorf("lock: %s digest %q: %v; run repro lock --update", k, v, err))
+		}
+		p.Platforms[k] = h
+	}
+	return p, nil
 }

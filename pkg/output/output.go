@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/reprobuild/repro/pkg/fault"
@@ -44,6 +45,8 @@ type Options struct {
 	DockerRef string
 	// Log receives progress; nil discards.
 	Log *slog.Logger
+	// Remote are the options of registry pushes (auth, retries, progress).
+	Remote []remote.Option
 }
 
 // Write writes a to ref: Stage, then Commit.

@@ -2,13 +2,11 @@ package output
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 )
 
@@ -17,7 +15,7 @@ import (
 // at it, so a tag never names an image whose parts are missing.
 // Credentials come from the docker config and its credential helpers.
 func stageRegistry(ctx context.Context, ref imageref.Reference, a Artifact, opts Options) (Staged, error) {
-	ro := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	ro := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts.Remote...)
 	d, err := descriptor(a)
 	if err != nil {
 		return nil, err
@@ -29,7 +27,7 @@ func stageRegistry(ctx context.Context, ref imageref.Reference, a Artifact, opts
 		err = remote.Write(byDigest, a.Image, ro...)
 	}
 	if err != nil {
-		return nil, fault.Op(fmt.Errorf("pushing to %s: %w", ref.Name, err))
+		return nil, imageref.RegistryError(ref.Name.Context().RegistryStr(), "pushing to "+ref.Name.String(), err)
 	}
 	return &tagStage{ctx: ctx, ref: ref, a: a, opts: opts, ro: ro}, nil
 }
@@ -52,7 +50,7 @@ func (t *tagStage) Commit() error {
 		taggable = t.a.Index
 	}
 	if err := remote.Tag(tag, taggable, t.ro...); err != nil {
-		return fault.Op(fmt.Errorf("tagging %s: %w", tag, err))
+		return imageref.RegistryError(tag.RegistryStr(), "tagging "+tag.String(), err)
 	}
 	t.opts.Log.Info("pushed", "ref", tag.String())
 	return nil

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/spf13/pflag"
+
+	"github.com/reprobuild/repro/pkg/base"
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/lock"
+	"github.com/reprobuild/repro/pkg/spec"
+)
+
+var lockCmd = &command{
+	name:  "lock",
+	usage: "lock [-f repro.yaml] [--update]",
+	short: "pin the spec's base and urls in repro.lock.json",
+	long: `
+Lock resolves what the spec names by something that can change and writes
+the answers beside the spec (repro.lock.json for repro.yaml, X.lock.json
+for X.yaml): for the base, the digest its reference names now and each
+platform's manifest digest; for every url, its sha256 (the file is fetched
+and checked). The file has sorted keys and a stable layout: locking an
+unchanged spec twice gives identical bytes. Commit it.
+
+Without --update, pins already in the lock are kept and only what is
+missing is resolved. With --update, every pin is resolved again, and what
+changed is printed.
+
+Build uses the lock: a base given by tag alone is refused without one;
+build --locked fails when the spec names anything the lock does not pin.
+
+Examples:
+  repro lock
+  repro lock --update -f deploy/repro.yaml`,
+	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
+		o := &lockOpts{g: g}
+		fs.StringVarP(&o.file, "file", "f", "repro.yaml", "the spec `file`")
+		fs.BoolVar(&o.update, "update", false, "resolve every pin again and print what changed")
+		fs.StringVar(&o.cacheDir, "cache-dir", "", "cache for pulled and fetched files (default: the user cache dir/repro)")
+		fs.BoolVar(&o.offline, "offline", false, "use only the cache")
+		fs.StringArrayVar(&o.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable)")
+		return o.run
+	},
+}
+
+type lockOpts struct {
+	g        *globals
+	file     string
+	update   bool
+	cacheDir string
+	offline  bool
+	insecure []string
+}
+
+type lockResult struct {
+	LockFile string   `json:"lockFile"`
+	Changed  bool     `json:"changed"`
+	Changes  []string `json:"changes"`
+}
+
+func (o *lockOpts) run(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		return fault.Bad(fmt.Errorf("unexpected argument %q; the spec is given with -f", args[0]))
+	}
+	s, err := spec.Load(o.file, spec.LoadOptions{})
+	if err != nil {
+		return err
+	}
+	c, err := openCache(o.cacheDir, o.offline, o.g)
+	if err != nil {
+		return err
+	}
+	path := lock.PathFor(o.file)
+	old, err := lock.Read(path)
+	if err != nil {
+		return err
+	}
+	r := base.NewResolver(c, o.g.log, remoteOptions()...)
+	if s.Base != "" && s.Base != "scratch" {
+		// Validate early so the error points at the spec.
+		if _, err := base.ParseRef(s.Base); err != nil {
+			return fault.Bad(s.ErrorAt("base", "%v", err))
+		}
+	}
+	f, changes, err := lock.Resolve(ctx, s, old, o.update, r, c, o.insecure)
+	if err != nil {
+		return err
+	}
+	raw, err := f.Bytes()
+	if err != nil {
+		return err
+	}
+	prev, _ := os.ReadFile(path)
+	changed := !bytes.Equal(prev, raw)
+	if changed {
+		if err := f.Write(path); err != nil {
+			return err
+		}
+	}
+	res := lockResult{LockFile: path, Changed: changed, Changes: []string{}}
+	for _, ch := range changes {
+		res.Changes = append(res.Changes, ch.String())
+	}
+	if o.g.json {
+		return json.NewEncoder(o.g.stdout).Encode(res)
+	}
+	for _, ch := range res.Changes {
+		fmt.Fprintln(o.g.stdout, ch)
+	}
+	if !changed {
+		o.g.log.Info("lock is up to date", "file", path)
+	} else {
+		o.g.log.Info("wrote", "file", path)
+	}
+	return nil
+}
