@@ -52,38 +52,132 @@ Examples:
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) repro build -o oci-archive:site.tar`,
 	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
 		o := &buildOpts{g: g}
-		fs.StringVarP(&o.file, "file", "f", "repro.yaml", "the spec `file`; its directory is the build context")
+		o.shape.register(fs)
 		fs.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image (`REF`, repeatable); default oci:out/<name>")
-		fs.StringSliceVar(&o.platforms, "platform", nil, "build only these of the spec's platforms (`os/arch[/variant]`, comma-separated)")
-		fs.StringArrayVar(&o.vars, "var", nil, "set a template variable (`key=value`, repeatable); overrides the spec's vars")
-		fs.StringVar(&o.version, "version", "", "the .Version template value (default: git describe, else 0.0.0)")
-		fs.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip or zstd")
-		fs.StringVar(&o.cacheDir, "cache-dir", "", "cache for fetched files (default: the user cache dir/repro)")
-		fs.BoolVar(&o.offline, "offline", false, "use only the cache; fetch nothing")
-		fs.StringVar(&o.metadataFile, "metadata-file", "", "also write the result as JSON to `FILE`")
 		fs.BoolVar(&o.push, "push", false, "also push to every tag the spec lists (templates expanded)")
-		fs.BoolVar(&o.locked, "locked", false, "fail when the spec holds anything the lock file does not pin")
-		fs.BoolVar(&o.allowUnpinned, "allow-unpinned", false, "accept a base given by tag alone, with no lock entry (resolved now; not reproducible)")
-		fs.StringArrayVar(&o.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable; loopback needs none)")
+		fs.StringVar(&o.metadataFile, "metadata-file", "", "also write the result as JSON to `FILE`")
+		fs.BoolVar(&o.check, "check", false, "build a second time, perturbed (context copied in reverse order with other mtimes and modes, umask 077, another TZ, locale and GOMAXPROCS), and fail with the diff if any byte differs")
 		return o.run
 	},
 }
 
-type buildOpts struct {
-	g             *globals
+// shapeFlags are the flags that shape the image: build and verify take
+// the same ones.
+type shapeFlags struct {
 	file          string
-	outputs       []string
 	platforms     []string
 	vars          []string
 	version       string
 	compression   string
 	cacheDir      string
 	offline       bool
-	metadataFile  string
-	push          bool
 	locked        bool
 	allowUnpinned bool
 	insecure      []string
+	// valuesJSON overrides the template values (hidden; --check's second
+	// build uses it, so git-derived values survive the copied context).
+	valuesJSON string
+}
+
+func (f *shapeFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.file, "file", "f", "repro.yaml", "the spec `file`; its directory is the build context")
+	fs.StringSliceVar(&f.platforms, "platform", nil, "build only these of the spec's platforms (`os/arch[/variant]`, comma-separated)")
+	fs.StringArrayVar(&f.vars, "var", nil, "set a template variable (`key=value`, repeatable); overrides the spec's vars")
+	fs.StringVar(&f.version, "version", "", "the .Version template value (default: git describe, else 0.0.0)")
+	fs.StringVar(&f.compression, "compression", "gzip", "layer compression: gzip or zstd")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "cache for pulled and fetched files (default: the user cache dir/repro)")
+	fs.BoolVar(&f.offline, "offline", false, "use only the cache; fetch and pull nothing")
+	fs.BoolVar(&f.locked, "locked", false, "fail when the spec holds anything the lock file does not pin")
+	fs.BoolVar(&f.allowUnpinned, "allow-unpinned", false, "accept a base given by tag alone, with no lock entry (resolved now; not reproducible)")
+	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable; loopback needs none)")
+	fs.StringVar(&f.valuesJSON, "values-json", "", "template values as JSON (internal)")
+	fs.MarkHidden("values-json")
+}
+
+type buildOpts struct {
+	g            *globals
+	shape        shapeFlags
+	outputs      []string
+	push         bool
+	metadataFile string
+	check        bool
+}
+
+// built is a finished build, not yet written anywhere.
+type built struct {
+	spec   *spec.Spec
+	values spec.Values
+	alg    compress.Algorithm
+	res    *build.Result
+	lock   *lock.File
+	base   *build.Base
+}
+
+// build loads the spec and builds it into work, which the caller removes.
+func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*built, error) {
+	vars, err := parseVars(f.vars)
+	if err != nil {
+		return nil, err
+	}
+	alg, err := compress.Parse(f.compression)
+	if err != nil {
+		return nil, fault.Bad(fmt.Errorf("--compression: %w", err))
+	}
+	var plats []spec.Platform
+	for _, p := range f.platforms {
+		pl, err := spec.ParsePlatform(p)
+		if err != nil {
+			return nil, fault.Bad(fmt.Errorf("--platform: %w", err))
+		}
+		plats = append(plats, pl)
+	}
+	s, err := spec.Load(f.file, spec.LoadOptions{Vars: vars})
+	if err != nil {
+		return nil, err
+	}
+	values, err := templateValues(ctx, s, f.version, vars)
+	if err != nil {
+		return nil, err
+	}
+	if f.valuesJSON != "" {
+		if err := json.Unmarshal([]byte(f.valuesJSON), &values); err != nil {
+			return nil, fault.Bad(fmt.Errorf("--values-json: %w", err))
+		}
+	}
+	c, err := openCache(f.cacheDir, f.offline, g)
+	if err != nil {
+		return nil, err
+	}
+	lockFile := lock.PathFor(f.file)
+	lf, err := lock.Read(lockFile)
+	if err != nil {
+		return nil, err
+	}
+	if f.locked {
+		if missing := lock.Unpinned(s, lf); len(missing) > 0 {
+			return nil, fault.Bad(fmt.Errorf("--locked: %s does not pin %s; run repro lock -f %s", lockFile, strings.Join(missing, ", "), f.file))
+		}
+	}
+	bo, err := pinBase(ctx, s, lf, c, f.allowUnpinned, f.insecure, g)
+	if err != nil {
+		return nil, err
+	}
+	bar := newProgress(g)
+	res, err := build.Build(ctx, s, build.Options{
+		Progress:    bar.layer,
+		Platforms:   plats,
+		Values:      values,
+		Compression: alg,
+		Cache:       c,
+		WorkDir:     work,
+		Log:         g.log,
+		Base:        bo,
+	})
+	bar.done()
+	if err != nil {
+		return nil, err
+	}
+	return &built{spec: s, values: values, alg: alg, res: res, lock: lf, base: bo}, nil
 }
 
 // buildResult is what build prints with --json and writes to
@@ -110,30 +204,17 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	if len(args) > 0 {
 		return fault.Bad(fmt.Errorf("unexpected argument %q; the spec is given with -f", args[0]))
 	}
-	vars, err := parseVars(o.vars)
+	work, err := os.MkdirTemp("", "repro-build-")
+	if err != nil {
+		return fault.Op(err)
+	}
+	defer os.RemoveAll(work)
+	start := time.Now()
+	b, err := o.shape.build(ctx, o.g, work)
 	if err != nil {
 		return err
 	}
-	alg, err := compress.Parse(o.compression)
-	if err != nil {
-		return fault.Bad(fmt.Errorf("--compression: %w", err))
-	}
-	var plats []spec.Platform
-	for _, p := range o.platforms {
-		pl, err := spec.ParsePlatform(p)
-		if err != nil {
-			return fault.Bad(fmt.Errorf("--platform: %w", err))
-		}
-		plats = append(plats, pl)
-	}
-	s, err := spec.Load(o.file, spec.LoadOptions{Vars: vars})
-	if err != nil {
-		return err
-	}
-	values, err := templateValues(ctx, s, o.version, vars)
-	if err != nil {
-		return err
-	}
+	s, res := b.spec, b.res
 	outs := o.outputs
 	if len(outs) == 0 && !o.push {
 		outs = []string{"oci:" + filepath.Join("out", s.Name)}
@@ -143,7 +224,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 			return fault.Bad(s.ErrorAt("tags", "--push sends the image to the spec's tags, and it lists none; add tags or write with -o"))
 		}
 		for i, t := range s.Tags {
-			tag, err := s.Expand(fmt.Sprintf("tags[%d]", i), t, values)
+			tag, err := s.Expand(fmt.Sprintf("tags[%d]", i), t, b.values)
 			if err != nil {
 				return err
 			}
@@ -156,57 +237,22 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		if err != nil {
 			return fault.Bad(fmt.Errorf("-o: %w", err))
 		}
-		refs = append(refs, r.WithInsecure(o.insecure))
-	}
-	c, err := openCache(o.cacheDir, o.offline, o.g)
-	if err != nil {
-		return err
-	}
-	lockFile := lock.PathFor(o.file)
-	lf, err := lock.Read(lockFile)
-	if err != nil {
-		return err
-	}
-	if o.locked {
-		if missing := lock.Unpinned(s, lf); len(missing) > 0 {
-			return fault.Bad(fmt.Errorf("--locked: %s does not pin %s; run repro lock -f %s", lockFile, strings.Join(missing, ", "), o.file))
-		}
-	}
-	bo, err := pinBase(ctx, s, lf, c, o.allowUnpinned, o.insecure, o.g)
-	if err != nil {
-		return err
-	}
-	work, err := os.MkdirTemp("", "repro-build-")
-	if err != nil {
-		return fault.Op(err)
-	}
-	defer os.RemoveAll(work)
-
-	start := time.Now()
-	bar := newProgress(o.g)
-	res, err := build.Build(ctx, s, build.Options{
-		Progress:    bar.layer,
-		Platforms:   plats,
-		Values:      values,
-		Compression: alg,
-		Cache:       c,
-		WorkDir:     work,
-		Log:         o.g.log,
-		Base:        bo,
-	})
-	bar.done()
-	if err != nil {
-		return err
+		refs = append(refs, r.WithInsecure(o.shape.insecure))
 	}
 	art := output.Artifact{Image: res.Image, Index: res.Index}
+	if o.check {
+		if err := o.checkReproducible(ctx, b, art); err != nil {
+			return err
+		}
+	}
 	if err := writeOutputs(ctx, o.g, refs, art, output.Options{DefaultTag: "latest", DockerRef: s.Name + ":latest", Log: o.g.log, Remote: remoteOptions()}); err != nil {
 		return err
 	}
 	o.g.log.Info("built", "name", s.Name, "digest", res.Digest.String(), "took", time.Since(start).Round(time.Millisecond))
 
 	out := buildResult{
-		Digest: res.Digest.String(), Name: s.Name, Version: values.Version, Epoch: values.Epoch,
-		FormatVersion: compress.FormatVersion, Compression: string(alg), Outputs: outs,
+		Digest: res.Digest.String(), Name: s.Name, Version: b.values.Version, Epoch: b.values.Epoch,
+		FormatVersion: compress.FormatVersion, Compression: string(b.alg), Outputs: outs,
 		MediaType: "application/vnd.oci.image.manifest.v1+json",
 	}
 	if res.Index != nil {
@@ -251,7 +297,7 @@ func pinBase(ctx context.Context, s *spec.Spec, lf *lock.File, c *cache.Cache, a
 	if err != nil {
 		return nil, fault.Bad(s.ErrorAt("base", "%v", err))
 	}
-	ref = ref.WithInsecure(insecure)
+	ref = ref.WithInsecure(insecure).In(s.Dir)
 	r := base.NewResolver(c, g.log, remoteOptions()...)
 	if lb, ok := lf.BasePin(s.Base); ok && (ref.Digest == "" || ref.Digest == lb.Digest) {
 		pin, err := lb.Pin()

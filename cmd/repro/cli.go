@@ -44,7 +44,7 @@ type globals struct {
 var commands []*command
 
 func init() {
-	commands = []*command{buildCmd, lockCmd, versionCmd}
+	commands = []*command{buildCmd, diffCmd, inspectCmd, lockCmd, verifyCmd, versionCmd}
 }
 
 func lookup(name string) *command {
@@ -111,6 +111,10 @@ func newFlagSet(c *command, g *globals) (*pflag.FlagSet, func(context.Context, [
 func report(g *globals, c *command, err error) int {
 	if err == nil {
 		return 0
+	}
+	var silent errSilent
+	if errors.As(err, &silent) {
+		return int(silent.kind)
 	}
 	kind := fault.KindOf(err)
 	if errors.Is(err, context.Canceled) {

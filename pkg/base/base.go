@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -461,5 +462,14 @@ func (l *localLayer) Uncompressed() (io.ReadCloser, error) {
 // its registry is one of hosts.
 func (r Ref) WithInsecure(hosts []string) Ref {
 	r.ref = r.ref.WithInsecure(hosts)
+	return r
+}
+
+// In resolves a local base's relative path against dir, the build
+// context, so a spec means the same base from any working directory.
+func (r Ref) In(dir string) Ref {
+	if r.Local() && !filepath.IsAbs(r.ref.Path) {
+		r.ref.Path = filepath.Join(dir, r.ref.Path)
+	}
 	return r
 }

@@ -213,16 +213,16 @@ func Read(ctx context.Context, img v1.Image) (*FS, error) {
 	if err != nil {
 		return nil, err
 	}
-	fs := &FS{files: map[string]*File{}}
+	all := make([][]*File, len(layers))
 	for i, l := range layers {
 		entries, err := LayerFiles(ctx, l, i)
 		if err != nil {
 			d, _ := l.Digest()
 			return nil, fmt.Errorf("reading layer %d (%s): %w", i, d, err)
 		}
-		fs.apply(entries, i)
+		all[i] = entries
 	}
-	return fs, nil
+	return Flatten(all), nil
 }
 
 // Walk calls fn for every file of fs, in layer order, with its content
@@ -259,4 +259,22 @@ func Walk(ctx context.Context, img v1.Image, fs *FS, fn func(f *File, r io.Reade
 		}
 	}
 	return nil
+}
+
+// Flatten stacks layers' entries (as LayerFiles returns them, in image
+// order) into the final filesystem. The entries are copied, with Layer set
+// to their position here, so one layer's entries may be shared between
+// images.
+func Flatten(layers [][]*File) *FS {
+	fs := &FS{files: map[string]*File{}}
+	for i, entries := range layers {
+		own := make([]*File, len(entries))
+		for j, e := range entries {
+			c := *e
+			c.Layer = i
+			own[j] = &c
+		}
+		fs.apply(own, i)
+	}
+	return fs
 }

@@ -34,6 +34,7 @@ var allowed = map[string][]string{
 	"pkg/base":                    {"pkg/cache", "pkg/fault", "pkg/imageref"},
 	"pkg/lock":                    {"pkg/base", "pkg/cache", "pkg/fault", "pkg/spec"},
 	"pkg/rootfs":                  {},
+	"pkg/diff":                    {"pkg/imageref", "pkg/rootfs"},
 	"pkg/build":                   {"pkg/spec", "pkg/layer", "pkg/cache", "pkg/base", "pkg/compress", "pkg/fault", "pkg/imageref", "pkg/internal/canonical"},
 	"pkg/output":                  {"pkg/imageref", "pkg/layer", "pkg/fault", "pkg/internal/canonical"},
 	"specs/examples/go-server":    {},

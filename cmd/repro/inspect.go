@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/pflag"
+
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
+	"github.com/reprobuild/repro/pkg/rootfs"
+)
+
+var inspectCmd = &command{
+	name:  "inspect",
+	usage: "inspect REF [--files] [--platform P] [--json]",
+	short: "show an image's digest, manifest, config, layers and files",
+	long: `
+Inspect shows what REF holds: its digest and media type, the manifest (or
+the index and each platform's manifest), the config, and each layer's
+digest, diff ID, size and media type. With --files it also lists the final
+filesystem, whiteouts and opaque directories applied: type, mode, owner,
+size, sha256 and link target of every path. Layers are streamed, never
+held in memory.
+
+REF is oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE or a
+registry reference. For an index, --files lists the filesystem of the
+platform given by --platform (default: every platform).
+
+Examples:
+  repro inspect oci:out/app:v1
+  repro inspect --files --json registry.example.com/app:v1 | jq '.platforms[0].files'`,
+	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
+		o := &inspectOpts{g: g}
+		fs.BoolVar(&o.files, "files", false, "also list every file of the final filesystem")
+		fs.StringVar(&o.platform, "platform", "", "for an index: only this platform (`os/arch[/variant]`)")
+		fs.StringArrayVar(&o.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable)")
+		return o.run
+	},
+}
+
+type inspectOpts struct {
+	g        *globals
+	files    bool
+	platform string
+	insecure []string
+}
+
+type inspectJSON struct {
+	Ref       string            `json:"ref"`
+	Digest    string            `json:"digest"`
+	MediaType string            `json:"mediaType"`
+	Size      int64             `json:"size"`
+	Index     json.RawMessage   `json:"index,omitempty"`
+	Platforms []inspectPlatform `json:"platforms"`
+}
+
+type inspectPlatform struct {
+	Platform string          `json:"platform"`
+	Digest   string          `json:"digest"`
+	Manifest json.RawMessage `json:"manifest"`
+	Config   json.RawMessage `json:"config"`
+	Layers   []inspectLayer  `json:"layers"`
+	Files    []*rootfs.File  `json:"files,omitempty"`
+}
+
+type inspectLayer struct {
+	Digest    string `json:"digest"`
+	DiffID    string `json:"diffID"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"mediaType"`
+}
+
+func openRef(ctx context.Context, s string, insecure []string) (*imageref.Artifact, error) {
+	r, err := imageref.Parse(s)
+	if err != nil {
+		return nil, fault.Bad(err)
+	}
+	return imageref.Open(ctx, r.WithInsecure(insecure), remoteOptions()...)
+}
+
+func (o *inspectOpts) run(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return fault.Bad(fmt.Errorf("give one image reference, like oci:out/app:v1"))
+	}
+	a, err := openRef(ctx, args[0], o.insecure)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	out := inspectJSON{Ref: args[0], Digest: a.Descriptor.Digest.String(), MediaType: string(a.Descriptor.MediaType), Size: a.Descriptor.Size}
+	type plat struct {
+		name string
+		img  v1.Image
+	}
+	var imgs []plat
+	if a.Index != nil {
+		raw, err := a.Index.RawManifest()
+		if err != nil {
+			return err
+		}
+		out.Index = raw
+		im, err := a.Index.IndexManifest()
+		if err != nil {
+			return err
+		}
+		for _, d := range im.Manifests {
+			if !d.MediaType.IsImage() {
+				continue
+			}
+			name := ""
+			if d.Platform != nil {
+				name = platformName(*d.Platform)
+			}
+			if o.platform != "" && name != o.platform {
+				continue
+			}
+			img, err := a.Index.Image(d.Digest)
+			if err != nil {
+				return err
+			}
+			imgs = append(imgs, plat{name, img})
+		}
+		if len(imgs) == 0 && o.platform != "" {
+			return fault.Bad(fmt.Errorf("%s has no %s image", args[0], o.platform))
+		}
+	} else {
+		cf, err := a.Image.ConfigFile()
+		if err != nil {
+			return err
+		}
+		imgs = append(imgs, plat{platformName(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}), a.Image})
+	}
+	for _, p := range imgs {
+		ip, err := inspectImage(ctx, p.name, p.img, o.files)
+		if err != nil {
+			return err
+		}
+		out.Platforms = append(out.Platforms, *ip)
+	}
+	if o.g.json {
+		enc := json.NewEncoder(o.g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	writeInspect(o.g.stdout, &out)
+	return nil
+}
+
+func platformName(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+func inspectImage(ctx context.Context, name string, img v1.Image, files bool) (*inspectPlatform, error) {
+	d, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	m, err := img.RawManifest()
+	if err != nil {
+		return nil, err
+	}
+	c, err := img.RawConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	ip := &inspectPlatform{Platform: name, Digest: d.String(), Manifest: m, Config: c, Layers: []inspectLayer{}}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range layers {
+		ld, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		id, err := l.DiffID()
+		if err != nil {
+			return nil, err
+		}
+		size, _ := l.Size()
+		mt, _ := l.MediaType()
+		ip.Layers = append(ip.Layers, inspectLayer{Digest: ld.String(), DiffID: id.String(), Size: size, MediaType: string(mt)})
+	}
+	if files {
+		fs, err := rootfs.Read(ctx, img)
+		if err != nil {
+			return nil, fault.Op(err)
+		}
+		ip.Files = fs.Files()
+	}
+	return ip, nil
+}
+
+func writeInspect(w io.Writer, out *inspectJSON) {
+	fmt.Fprintf(w, "%s\n  digest:     %s\n  media type: %s\n  size:       %d\n", out.Ref, out.Digest, out.MediaType, out.Size)
+	if out.Index != nil {
+		fmt.Fprintf(w, "index:\n%s\n", indentJSON(out.Index, "  "))
+	}
+	for _, p := range out.Platforms {
+		fmt.Fprintf(w, "\n%s  %s\nmanifest:\n%s\nconfig:\n%s\nlayers:\n", p.Platform, p.Digest, indentJSON(p.Manifest, "  "), indentJSON(p.Config, "  "))
+		for i, l := range p.Layers {
+			fmt.Fprintf(w, "  [%d] %s\n      diff ID %s, %d bytes, %s\n", i, l.Digest, l.DiffID, l.Size, l.MediaType)
+		}
+		if p.Files != nil {
+			fmt.Fprintf(w, "files (%d):\n", len(p.Files))
+			for _, f := range p.Files {
+				line := fmt.Sprintf("  %-8s %04o %5d:%-5d %10d", f.Kind, f.Mode, f.UID, f.GID, f.Size)
+				if f.SHA256 != "" {
+					line += " " + f.SHA256[:12]
+				} else {
+					line += "             "
+				}
+				line += " " + f.Path
+				if f.Link != "" {
+					line += " -> " + f.Link
+				}
+				fmt.Fprintln(w, line)
+			}
+		}
+	}
+}
+
+func indentJSON(raw []byte, indent string) string {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return indent + string(raw)
+	}
+	b, _ := json.MarshalIndent(v, indent, "  ")
+	return indent + string(b)
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/reprobuild/repro/pkg/compress"
+	"github.com/reprobuild/repro/pkg/diff"
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
+	"github.com/reprobuild/repro/pkg/output"
+)
+
+var verifyCmd = &command{
+	name:  "verify",
+	usage: "verify [-f repro.yaml] (--expect sha256:… | --against REF) [build flags]",
+	short: "rebuild from source and prove (or disprove) a published digest",
+	long: `
+Verify rebuilds the spec in isolation, into a temporary directory (your
+outputs are never touched; the cache is used as a build would use it), and
+compares the result with --expect (a digest) or --against (an image
+reference). It takes every build flag that shapes the image, so give the
+same --platform, --var, --version and --compression as the build did.
+
+When they match it prints "verified" and exits 0. When they do not, it
+exits 1 and, with --against, explains every difference down to the layer,
+file and field (as repro diff does). If REF was built with another output
+format version (recorded in its history), it says so first: a
+compression-only difference is then expected, not a mystery.
+
+Examples:
+  repro verify --expect sha256:3f1c…
+  repro verify --against registry.example.com/app:v1.2.0 --version v1.2.0`,
+	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
+		o := &verifyOpts{g: g}
+		o.shape.register(fs)
+		fs.StringVar(&o.expect, "expect", "", "the digest the rebuild must have (`sha256:…`)")
+		fs.StringVar(&o.against, "against", "", "the image (`REF`) the rebuild must equal")
+		return o.run
+	},
+}
+
+type verifyOpts struct {
+	g       *globals
+	shape   shapeFlags
+	expect  string
+	against string
+}
+
+type verifyResult struct {
+	Verified bool         `json:"verified"`
+	Rebuilt  string       `json:"rebuilt"`
+	Expected string       `json:"expected"`
+	Notes    []string     `json:"notes,omitempty"`
+	Diff     *diff.Report `json:"diff,omitempty"`
+}
+
+func (o *verifyOpts) run(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		return fault.Bad(fmt.Errorf("unexpected argument %q; the spec is given with -f and the image with --against", args[0]))
+	}
+	if (o.expect == "") == (o.against == "") {
+		return fault.Bad(fmt.Errorf("give exactly one of --expect sha256:… and --against REF"))
+	}
+	if o.expect != "" && (!strings.HasPrefix(o.expect, "sha256:") || len(o.expect) != 71) {
+		return fault.Bad(fmt.Errorf("--expect %q is not a digest; write sha256: and 64 hex digits", o.expect))
+	}
+	work, err := os.MkdirTemp("", "repro-verify-")
+	if err != nil {
+		return fault.Op(err)
+	}
+	defer os.RemoveAll(work)
+	var want *imageref.Artifact
+	if o.against != "" {
+		if want, err = openRef(ctx, o.against, o.shape.insecure); err != nil {
+			return err
+		}
+		defer want.Close()
+		o.expect = want.Descriptor.Digest.String()
+	}
+	b, err := o.shape.build(ctx, o.g, work)
+	if err != nil {
+		return err
+	}
+	res := verifyResult{Rebuilt: b.res.Digest.String(), Expected: o.expect}
+	res.Verified = res.Rebuilt == res.Expected
+	if !res.Verified && want != nil {
+		res.Notes = formatNotes(want)
+		layout := filepath.Join(work, "rebuilt")
+		ref := imageref.Reference{Transport: imageref.OCI, Path: layout, Tag: "rebuilt"}
+		if err := output.Write(ctx, ref, output.Artifact{Image: b.res.Image, Index: b.res.Index}, output.Options{}); err != nil {
+			return err
+		}
+		got, err := imageref.Open(ctx, ref)
+		if err != nil {
+			return err
+		}
+		defer got.Close()
+		if res.Diff, err = diff.Compare(ctx, want, got, o.against, "rebuilt from "+o.shape.file); err != nil {
+			return err
+		}
+	}
+	if o.g.json {
+		enc := json.NewEncoder(o.g.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else if res.Verified {
+		fmt.Fprintf(o.g.stdout, "verified: %s rebuilds to %s\n", o.shape.file, res.Rebuilt)
+	} else {
+		fmt.Fprintf(o.g.stdout, "NOT verified: %s rebuilds to %s, expected %s\n", o.shape.file, res.Rebuilt, res.Expected)
+		for _, n := range res.Notes {
+			fmt.Fprintln(o.g.stdout, "note: "+n)
+		}
+		if res.Diff != nil {
+			res.Diff.WriteText(o.g.stdout)
+		} else {
+			fmt.Fprintln(o.g.stdout, "give --against REF instead of --expect to see what differs")
+		}
+	}
+	if !res.Verified {
+		return errSilent{fault.CheckFailed}
+	}
+	return nil
+}
+
+// formatNotes says when the published image was written with another
+// output format version, which repro records in each history entry.
+func formatNotes(a *imageref.Artifact) []string {
+	img := a.Image
+	if a.Index != nil {
+		im, err := a.Index.IndexManifest()
+		if err != nil || len(im.Manifests) == 0 {
+			return nil
+		}
+		if img, err = a.Index.Image(im.Manifests[0].Digest); err != nil {
+			return nil
+		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil
+	}
+	for _, h := range cf.History {
+		if strings.HasPrefix(h.Comment, "repro-layer/") && h.Comment != compress.FormatVersion {
+			return []string{fmt.Sprintf("the published image was written with output format %s and this repro writes %s: layers may differ in compression only", h.Comment, compress.FormatVersion)}
+		}
+	}
+	return nil
+}
