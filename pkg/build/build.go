@@ -20,6 +20,7 @@ import (
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/layer"
+	"github.com/reprobuild/repro/pkg/secrets"
 	"github.com/reprobuild/repro/pkg/spec"
 )
 
@@ -86,7 +87,11 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fault.Bad(err)
 	}
-	b := &builder{s: s, opts: opts, ctx: bctx, shared: map[int]*layer.File{}}
+	guard, err := newGuard(s)
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{s: s, opts: opts, ctx: bctx, shared: map[int]*layer.File{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}}
 	res := &Result{}
 	for _, p := range plats {
 		img, err := b.image(ctx, p)
@@ -152,6 +157,11 @@ type builder struct {
 	opts   Options
 	ctx    *layer.Context
 	shared map[int]*layer.File // layers that no platform template changes
+	guard  *secrets.Guard
+	added  map[string]int // path -> the first layer that adds it, for removal warnings
+	// reported holds the findings already reported (builds of several
+	// platforms share layers and config).
+	reported map[string]bool
 }
 
 func (b *builder) epoch() time.Time { return time.Unix(b.opts.Values.Epoch, 0).UTC() }
@@ -191,6 +201,9 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := b.checkSecrets(cfg, ann); err != nil {
+		return nil, err
+	}
 	var all []v1.Layer
 	if bi != nil {
 		all = append(all, bi.Layers...)
@@ -221,7 +234,12 @@ func (b *builder) layer(ctx context.Context, i int, p spec.Platform) (*layer.Fil
 	if err != nil {
 		return nil, err
 	}
-	lo := layer.Options{Epoch: b.opts.Values.Epoch, Compression: b.opts.Compression}
+	b.warnRemovals(i, entries)
+	layerName := fmt.Sprintf("layers[%d] %q", i, b.s.Layers[i].Name)
+	lo := layer.Options{
+		Epoch: b.opts.Values.Epoch, Compression: b.opts.Compression,
+		Observe: func(e *layer.Entry) layer.Observer { return b.guard.File(layerName, e.Path) },
+	}
 	if b.opts.Progress != nil {
 		name := b.s.Layers[i].Name
 		lo.Progress = func(n int64) { b.opts.Progress(name, p.String(), n) }
@@ -465,3 +483,82 @@ type locatedError struct {
 
 func (e *locatedError) Error() string { return e.msg }
 func (e *locatedError) Unwrap() error { return e.err }
+
+// newGuard is the secret guard with the spec's allow entries.
+func newGuard(s *spec.Spec) (*secrets.Guard, error) {
+	var allow []secrets.Allow
+	if s.Secrets != nil {
+		for i, a := range s.Secrets.Allow {
+			field := fmt.Sprintf("secrets.allow[%d]", i)
+			if a.Rule != "" && !secrets.KnownRule(a.Rule) {
+				return nil, fault.Bad(s.ErrorAt(field+".rule", "unknown rule %q; the rules are %s", a.Rule, strings.Join(secrets.Rules, ", ")))
+			}
+			allow = append(allow, secrets.Allow{Path: a.Path, SHA256: a.SHA256, Rule: a.Rule, Reason: a.Reason, Field: field})
+		}
+	}
+	return secrets.NewGuard(allow), nil
+}
+
+// warnRemovals warns when layer i removes what an earlier layer added: the
+// bytes stay in the image, only hidden.
+func (b *builder) warnRemovals(i int, entries []layer.Entry) {
+	for _, e := range entries {
+		if e.Type != layer.Whiteout {
+			continue
+		}
+		for p, j := range b.added {
+			if j < i && (p == e.Path || strings.HasPrefix(p, e.Path+"/")) {
+				b.opts.Log.Warn(secrets.Removal(e.Path, p), "layer", b.s.Layers[i].Name, "added by", b.s.Layers[j].Name)
+			}
+		}
+	}
+	for _, e := range entries {
+		if _, seen := b.added[e.Path]; !seen && e.Type != layer.Whiteout && e.Type != layer.Dir {
+			b.added[e.Path] = i
+		}
+	}
+}
+
+// checkSecrets scans the config and fails the build on any finding that
+// no allow entry covers; allowed ones are reported.
+func (b *builder) checkSecrets(cfg *ocispec.Image, ann map[string]string) error {
+	env := map[string]string{}
+	for _, kv := range cfg.Config.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	texts := map[string]string{}
+	for k, v := range cfg.Config.Labels {
+		texts["config.labels."+k] = v
+	}
+	for i, v := range cfg.Config.Cmd {
+		texts[fmt.Sprintf("config.cmd[%d]", i)] = v
+	}
+	for i, v := range cfg.Config.Entrypoint {
+		texts[fmt.Sprintf("config.entrypoint[%d]", i)] = v
+	}
+	for k, v := range ann {
+		texts["annotations."+k] = v
+	}
+	b.guard.Config(env, texts)
+	var blocking []string
+	for _, f := range b.guard.Findings() {
+		key := f.String()
+		if f.AllowedBy != "" {
+			if !b.reported[key] {
+				b.opts.Log.Warn("secret allowed", "by", f.AllowedBy, "reason", f.Reason, "finding", key)
+			}
+			b.reported[key] = true
+			continue
+		}
+		if b.reported[key] {
+			continue
+		}
+		b.reported[key] = true
+		blocking = append(blocking, "  "+key)
+	}
+	if len(blocking) > 0 {
+		return fault.Bad(fmt.Errorf("the secret guard found %d secret(s); nothing was written:\n%s\nremove them from the image (mount secrets at run time), or, if one must ship, add a secrets.allow entry with its path, rule and a reason", len(blocking), strings.Join(blocking, "\n")))
+	}
+	return nil
+}

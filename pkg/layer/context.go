@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/reprobuild/repro/pkg/internal/glob"
 )
 
 // Context is a build context: the directory that a spec's sources are
@@ -194,15 +196,10 @@ func (c *Context) tree(rel, full, dest string, exclude []string, a Attrs) ([]Ent
 }
 
 // excluded reports whether rel (slash-separated, relative to the copied
-// directory) matches any pattern. A pattern ending in / matches
-// directories only; ** matches zero or more whole path segments.
+// directory) matches any pattern, under package glob's rules.
 func excluded(patterns []string, rel string, isDir bool) bool {
 	for _, p := range patterns {
-		dirOnly := strings.HasSuffix(p, "/")
-		if dirOnly && !isDir {
-			continue
-		}
-		if matchSegments(strings.Split(strings.TrimSuffix(p, "/"), "/"), strings.Split(rel, "/")) {
+		if glob.Match(p, rel, isDir) {
 			return true
 		}
 	}
@@ -210,31 +207,7 @@ func excluded(patterns []string, rel string, isDir bool) bool {
 }
 
 // MatchGlob reports whether rel matches pattern under exclude's rules.
-func MatchGlob(pattern, rel string, isDir bool) bool {
-	return excluded([]string{pattern}, rel, isDir)
-}
-
-func matchSegments(pat, name []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			rest := pat[1:]
-			for i := 0; i <= len(name); i++ {
-				if matchSegments(rest, name[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(name) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(pat[0], name[0]); !ok {
-			return false
-		}
-		pat, name = pat[1:], name[1:]
-	}
-	return len(name) == 0
-}
+func MatchGlob(pattern, rel string, isDir bool) bool { return glob.Match(pattern, rel, isDir) }
 
 // FileEntry is the entry for a regular file outside any context, such as
 // one in the cache. Its mode is a.Mode, or defaultMode.

@@ -60,7 +60,7 @@ func readTar(t *testing.T, b []byte) ([]hdr, []*tar.Header) {
 	return out, raw
 }
 
-func writeTar(t *testing.T, entries []Entry) []byte {
+func tarBytes(t *testing.T, entries []Entry) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := WriteTar(context.Background(), &b, entries, 1700000000); err != nil {
@@ -77,7 +77,7 @@ func TestCanonicalOrder(t *testing.T) {
 		{Path: "/z/y/link", Type: Symlink, Mode: 0o777, Target: "../../a/b"},
 		{Path: "/usr/share/doc", Type: Whiteout},
 	}
-	got, raw := readTar(t, writeTar(t, entries))
+	got, raw := readTar(t, tarBytes(t, entries))
 	want := []hdr{
 		{Name: "a/", Type: tar.TypeDir, Mode: 0o700, UID: 5, GID: 6},
 		{Name: "a-c", Type: tar.TypeReg, Mode: 0o600, Size: 1, Body: "c"},
@@ -117,7 +117,7 @@ func TestHardlinkGroupFirstPathCarriesData(t *testing.T) {
 		{Path: "/a/link", Type: Hardlink, Target: "/z/data"},
 		{Path: "/m/link2", Type: Hardlink, Target: "/a/link"}, // a link to a link joins the group
 	}
-	got, raw := readTar(t, writeTar(t, entries))
+	got, raw := readTar(t, tarBytes(t, entries))
 	byName := map[string]hdr{}
 	for _, h := range got {
 		byName[h.Name] = h
@@ -188,7 +188,7 @@ func TestLongNamesAndXattrsUsePax(t *testing.T) {
 	long := "/" + strings.Repeat("d", 90) + "/" + strings.Repeat("f", 120)
 	e := file(long, "x", 0o644)
 	e.Xattrs = map[string]string{"user.k": "v"}
-	_, raw := readTar(t, writeTar(t, []Entry{e}))
+	_, raw := readTar(t, tarBytes(t, []Entry{e}))
 	last := raw[len(raw)-1]
 	if last.Name != long[1:] || last.Format != tar.FormatPAX || last.PAXRecords["SCHILY.xattr.user.k"] != "v" {
 		t.Errorf("got %q format %v records %v", last.Name, last.Format, last.PAXRecords)
@@ -241,7 +241,7 @@ func TestGoldenLayer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := writeTar(t, goldenEntries())
+			want := tarBytes(t, goldenEntries())
 			if !bytes.Equal(b, want) {
 				t.Error("uncompressed layer differs from WriteTar's stream")
 			}

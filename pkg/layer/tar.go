@@ -30,10 +30,24 @@ type Options struct {
 	// Progress, when set, is called with the number of uncompressed bytes
 	// written so far, every few MiB and once at the end.
 	Progress func(written int64)
+	// Observe, when set, is given each regular file's content as it is
+	// written (the secret guard reads it there, before compression); Done
+	// is called after the file's last byte.
+	Observe func(e *Entry) Observer
+}
+
+// Observer watches one file's content go by.
+type Observer interface {
+	io.Writer
+	Done()
 }
 
 // WriteTar writes entries to w as a canonical tar stream.
 func WriteTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64) error {
+	return writeTar(ctx, w, entries, epoch, nil)
+}
+
+func writeTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64, observe func(*Entry) Observer) error {
 	nodes, err := canonical(entries)
 	if err != nil {
 		return err
@@ -81,9 +95,20 @@ func WriteTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64) er
 			return fmt.Errorf("writing %s: %w", n.Path, err)
 		}
 		if n.Type == Regular && n.Size > 0 {
-			if err := copyContent(tw, &n.Entry); err != nil {
+			var dst io.Writer = tw
+			var obs Observer
+			if observe != nil {
+				obs = observe(&n.Entry)
+				dst = io.MultiWriter(tw, obs)
+			}
+			if err := copyContent(dst, &n.Entry); err != nil {
 				return err
 			}
+			if obs != nil {
+				obs.Done()
+			}
+		} else if n.Type == Regular && observe != nil {
+			observe(&n.Entry).Done() // empty files still have names that rules read
 		}
 	}
 	return tw.Close()
@@ -153,7 +178,7 @@ func Write(ctx context.Context, entries []Entry, dir string, opts Options) (*Fil
 		sink = p
 	}
 	tw := bufio.NewWriterSize(sink, 1<<20)
-	if err := WriteTar(ctx, tw, entries, opts.Epoch); err != nil {
+	if err := writeTar(ctx, tw, entries, opts.Epoch, opts.Observe); err != nil {
 		return nil, err
 	}
 	if err := tw.Flush(); err != nil {

@@ -375,7 +375,6 @@ var laterKeys = map[reflect.Type]map[string]string{
 	reflect.TypeOf(Spec{}): {
 		"apt":      "Debian package sources are not supported by this version of repro; remove apt:",
 		"accounts": "accounts are not supported by this version of repro; remove accounts: and write /etc/passwd and /etc/group as content entries",
-		"secrets":  "the secret guard's allow-list is not supported by this version of repro; remove secrets:",
 	},
 	reflect.TypeOf(Layer{}): {
 		"packages": "Debian packages are not supported by this version of repro; remove packages: and add the files with contents:",

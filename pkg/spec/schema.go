@@ -65,6 +65,8 @@ var structDoc = []struct {
 	{reflect.TypeOf(Layer{}), "layer", "layers[]", "layers", "Each entry of `layers` is one image layer, in order. A layer has `contents`."},
 	{reflect.TypeOf(Content{}), "content", "layers[].contents[]", "layerscontents", "Each entry of a layer's `contents` writes one path (a directory source writes a tree). It is a file (from `source`, `content` or `url`), or has a `type`."},
 	{reflect.TypeOf(Config{}), "config", "config", "config", "The OCI image config. Fields left out stay out of the image config."},
+	{reflect.TypeOf(Secrets{}), "secrets", "secrets", "secrets", "The secret guard scans every file a build adds and the config's env, labels, cmd, entrypoint and annotations, and refuses private keys, cloud and forge tokens, registry and kube credentials and password-like env values (exit 2). `allow` is the only way past it."},
+	{reflect.TypeOf(SecretAllow{}), "secretAllow", "secrets.allow[]", "secretsallow", "One allow entry: a path or glob, optionally narrowed to one file (`sha256`) or one rule (`rule`), always with a `reason`."},
 }
 
 func structInfo(t reflect.Type) (def, title, anchor string, ok bool) {

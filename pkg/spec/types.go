@@ -19,6 +19,7 @@ type Spec struct {
 	Config      Config            `yaml:"config" doc:"The OCI image config. Absent fields stay absent."`
 	Annotations map[string]string `yaml:"annotations" doc:"Manifest (and index) annotations. Values are templates."`
 	Tags        []string          `yaml:"tags" doc:"Registry references that --push sends the image to. Templates."`
+	Secrets     *Secrets          `yaml:"secrets" doc:"The secret guard: it refuses private keys, tokens and credentials in what the build adds, unless an allow entry lets them pass."`
 
 	// File is the spec's path as given to Load; messages use it.
 	File string `yaml:"-"`
@@ -71,4 +72,17 @@ type Config struct {
 	Volumes      []string          `yaml:"volumes" doc:"Volume mount points, absolute paths."`
 	Labels       map[string]string `yaml:"labels" doc:"Config labels. Values are templates."`
 	StopSignal   string            `yaml:"stopSignal" doc:"Signal to stop the container: a name such as SIGTERM, or a number."`
+}
+
+// Secrets configures the secret guard.
+type Secrets struct {
+	Allow []SecretAllow `yaml:"allow" doc:"The way past the guard. Every use of an entry is reported."`
+}
+
+// SecretAllow lets one finding (or a set) pass the secret guard.
+type SecretAllow struct {
+	Path   string `yaml:"path" doc:"An absolute image path, or a glob with ** for any number of directories." required:"true" example:"/usr/local/go/src/**"`
+	SHA256 string `yaml:"sha256" doc:"Only the file with this content (lower-case hex SHA-256)."`
+	Rule   string `yaml:"rule" doc:"Only findings of this rule (private-key, github-token, env-secret, ...; see pkg/secrets)." example:"private-key"`
+	Reason string `yaml:"reason" doc:"Why this secret may ship. Required; it is printed with every use." required:"true"`
 }

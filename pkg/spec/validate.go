@@ -81,6 +81,24 @@ func (v *validator) validate() {
 		v.layer(i)
 	}
 	v.config()
+	if s.Secrets != nil {
+		for i, a := range s.Secrets.Allow {
+			f := fmt.Sprintf("secrets.allow[%d]", i)
+			if a.Path != "" && !strings.HasPrefix(a.Path, "/") {
+				v.errorf(f+".path", "%q is not absolute; write an image path like /etc/ssl/private/test.key or a glob like /usr/local/go/src/**", a.Path)
+			} else if a.Path != "" {
+				if err := checkGlob(strings.TrimPrefix(a.Path, "/")); err != nil {
+					v.errorf(f+".path", "%s", err.Error())
+				}
+			}
+			if a.SHA256 != "" && !hexRE.MatchString(a.SHA256) {
+				v.errorf(f+".sha256", "%q is not a SHA-256; give 64 lower-case hex digits (sha256sum prints them)", a.SHA256)
+			}
+			if a.Reason == "" && a.Path != "" {
+				v.errorf(f+".reason", "say why this secret may ship: every allow entry needs a reason")
+			}
+		}
+	}
 	for k := range s.Annotations {
 		if strings.TrimSpace(k) != k {
 			v.keyErrorf("annotations."+k, "%q: annotation keys may not start or end with spaces; remove them", k)

@@ -1,0 +1,6 @@
+package x
+
+const key = `-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIOMbwgsRRi3UxTp7UpKAHsXdT6jQdQHL9AcVTKLgWDIS
+-----END PRIVATE KEY-----
+`
