@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
 
 	"github.com/reprobuild/repro/pkg/base"
@@ -389,7 +390,23 @@ func writeOutputs(ctx context.Context, g *globals, refs []imageref.Reference, ar
 		}
 	}
 	for _, r := range refs {
-		st, err := output.Stage(ctx, r, art, opts)
+		o := opts
+		if r.Transport == imageref.Registry {
+			bar := newProgress(g)
+			if bar.on {
+				updates := make(chan v1.Update, 16)
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					for u := range updates {
+						bar.push(r.String(), u.Complete, u.Total)
+					}
+				}()
+				o.Progress = updates
+				defer func() { <-done; bar.done() }()
+			}
+		}
+		st, err := output.Stage(ctx, r, art, o)
 		if err != nil {
 			abort()
 			if errors.Is(err, context.Canceled) {

@@ -37,6 +37,19 @@ func (p *progress) layer(name, platform string, written int64) {
 	}
 }
 
+// push reports a registry push's bytes, at most ten times a second.
+func (p *progress) push(ref string, complete, total int64) {
+	if !p.on {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now := time.Now(); now.Sub(p.last) > 100*time.Millisecond || complete == total {
+		p.last = now
+		fmt.Fprintf(p.w, "\r\033[K  pushing %s: %s of %s", ref, humanBytes(complete), humanBytes(total))
+	}
+}
+
 // done clears the status line.
 func (p *progress) done() {
 	if p.on {

@@ -45,8 +45,11 @@ type Options struct {
 	DockerRef string
 	// Log receives progress; nil discards.
 	Log *slog.Logger
-	// Remote are the options of registry pushes (auth, retries, progress).
+	// Remote are the options of registry pushes (auth, retries).
 	Remote []remote.Option
+	// Progress, when set, receives a registry push's progress and is
+	// closed when the push ends.
+	Progress chan<- v1.Update
 }
 
 // Write writes a to ref: Stage, then Commit.

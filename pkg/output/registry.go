@@ -21,10 +21,14 @@ func stageRegistry(ctx context.Context, ref imageref.Reference, a Artifact, opts
 		return nil, err
 	}
 	byDigest := ref.Name.Context().Digest(d.Digest.String())
+	push := ro
+	if opts.Progress != nil {
+		push = append(append([]remote.Option(nil), ro...), remote.WithProgress(opts.Progress))
+	}
 	if a.Index != nil {
-		err = remote.WriteIndex(byDigest, a.Index, ro...)
+		err = remote.WriteIndex(byDigest, a.Index, push...)
 	} else {
-		err = remote.Write(byDigest, a.Image, ro...)
+		err = remote.Write(byDigest, a.Image, push...)
 	}
 	if err != nil {
 		return nil, imageref.RegistryError(ref.Name.Context().RegistryStr(), "pushing to "+ref.Name.String(), err)
