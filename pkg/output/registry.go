@@ -18,6 +18,9 @@ func stageRegistry(ctx context.Context, ref imageref.Reference, a Artifact, opts
 	ro := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts.Remote...)
 	d, err := descriptor(a)
 	if err != nil {
+		if opts.Progress != nil {
+			close(opts.Progress) // as a push would
+		}
 		return nil, err
 	}
 	byDigest := ref.Name.Context().Digest(d.Digest.String())
