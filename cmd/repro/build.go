@@ -220,6 +220,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	if len(outs) == 0 && !o.push {
 		outs = []string{"oci:" + filepath.Join("out", s.Name)}
 	}
+	tags := []string{}
 	if o.push {
 		if len(s.Tags) == 0 {
 			return fault.Bad(s.ErrorAt("tags", "--push sends the image to the spec's tags, and it lists none; add tags or write with -o"))
@@ -230,6 +231,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 				return err
 			}
 			outs = append(outs, tag)
+			tags = append(tags, tag)
 		}
 	}
 	var refs []imageref.Reference
@@ -253,7 +255,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 
 	out := buildResult{
 		Digest: res.Digest.String(), Name: s.Name, Version: b.values.Version, Epoch: b.values.Epoch,
-		FormatVersion: compress.FormatVersion, Compression: string(b.alg), Outputs: outs,
+		FormatVersion: compress.FormatVersion, Compression: string(b.alg), Outputs: outs, Tags: tags,
 		MediaType: "application/vnd.oci.image.manifest.v1+json",
 	}
 	if res.Index != nil {
