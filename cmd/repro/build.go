@@ -193,6 +193,7 @@ type buildResult struct {
 	Compression   string           `json:"compression"`
 	Manifests     []manifestResult `json:"manifests"`
 	Outputs       []string         `json:"outputs"`
+	Tags          []string         `json:"tags"`
 }
 
 type manifestResult struct {
