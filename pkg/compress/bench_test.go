@@ -32,21 +32,35 @@ var benchWords = []string{
 var benchInput = sync.OnceValue(func() []byte {
 	rng := rand.New(rand.NewPCG(1, 0))
 	out := make([]byte, 0, benchSize+64)
+	var lines [][2]int // recent lines, as offsets into out
 	for len(out) < benchSize {
+		if len(lines) > 0 && rng.IntN(4) == 0 {
+			// A line repeated from a little earlier, as code repeats
+			// itself.
+			l := lines[rng.IntN(len(lines))]
+			out = append(out, out[l[0]:l[1]]...)
+			continue
+		}
+		start := len(out)
 		for d := rng.IntN(4); d > 0; d-- {
 			out = append(out, '\t')
 		}
 		for w := 2 + rng.IntN(9); w > 0; w-- {
-			i := min(rng.IntN(len(benchWords)), rng.IntN(len(benchWords)))
+			i := min(rng.IntN(len(benchWords)), rng.IntN(len(benchWords)), rng.IntN(len(benchWords)))
 			out = append(out, benchWords[i]...)
 			if w > 1 {
 				out = append(out, ' ')
 			}
 		}
-		if rng.IntN(16) == 0 {
+		if rng.IntN(32) == 0 {
 			out = fmt.Appendf(out, " id%x", rng.Uint32())
 		}
 		out = append(out, '\n')
+		if len(lines) < 64 {
+			lines = append(lines, [2]int{start, len(out)})
+		} else {
+			lines[rng.IntN(64)] = [2]int{start, len(out)}
+		}
 	}
 	return out[:benchSize]
 })
