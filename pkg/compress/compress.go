@@ -15,6 +15,10 @@ import (
 // writes is a new version, never a silent change.
 const FormatVersion = "repro-layer/1"
 
+// The format has not been published yet, so its first version still
+// changes in place: zstd moved from one frame to parallel 4 MiB frames
+// before any image carried "repro-layer/1".
+
 // Algorithm is a layer compression.
 type Algorithm string
 
@@ -35,8 +39,8 @@ const (
 	gzipOS = 255
 	// ZstdLevel is klauspost's "default" level (about zstd -3).
 	ZstdLevel = zstd.SpeedDefault
-	// ZstdWindow is the window size.
-	ZstdWindow = 8 << 20
+	// ZstdWindow is the window size; no larger than a frame's content.
+	ZstdWindow = 4 << 20
 )
 
 // Parse returns the algorithm named s.
@@ -62,7 +66,7 @@ func (a Algorithm) MediaType() string {
 func (a Algorithm) Settings() string {
 	switch a {
 	case Zstd:
-		return fmt.Sprintf("zstd: klauspost/compress zstd, level %s, window %d, one frame, checksum on, no content size", ZstdLevel, ZstdWindow)
+		return fmt.Sprintf("zstd: klauspost/compress zstd, level %s, window %d, independent frames of %d bytes (the last shorter), each with its content size and checksum", ZstdLevel, ZstdWindow, ZstdChunk)
 	default:
 		return fmt.Sprintf("gzip: klauspost/pgzip level %d, %d-byte blocks with 32 KiB dictionaries, header without name, comment, mtime or extra, OS %d", GzipLevel, GzipBlockSize, gzipOS)
 	}
@@ -85,15 +89,7 @@ func NewWriter(w io.Writer, a Algorithm) (io.WriteCloser, error) {
 		zw.Header = pgzip.Header{OS: gzipOS}
 		return zw, nil
 	case Zstd:
-		return zstd.NewWriter(w,
-			zstd.WithEncoderLevel(ZstdLevel),
-			zstd.WithWindowSize(ZstdWindow),
-			zstd.WithEncoderCRC(true),
-			zstd.WithZeroFrames(true),
-			zstd.WithSingleSegment(false),
-			zstd.WithLowerEncoderMem(false),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-		)
+		return newZstdWriter(w, runtime.GOMAXPROCS(0))
 	}
 	return nil, fmt.Errorf("unknown compression %q", a)
 }

@@ -54,6 +54,7 @@ func writeTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64, ob
 	}
 	tw := tar.NewWriter(w)
 	mtime := time.Unix(epoch, 0).UTC()
+	buf := make([]byte, 256<<10) // one copy buffer for every file
 	for _, n := range nodes {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -101,7 +102,7 @@ func writeTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64, ob
 				obs = observe(&n.Entry)
 				dst = io.MultiWriter(tw, obs)
 			}
-			if err := copyContent(dst, &n.Entry); err != nil {
+			if err := copyContent(dst, &n.Entry, buf); err != nil {
 				return err
 			}
 			if obs != nil {
@@ -114,7 +115,7 @@ func writeTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64, ob
 	return tw.Close()
 }
 
-func copyContent(w io.Writer, e *Entry) error {
+func copyContent(w io.Writer, e *Entry, buf []byte) error {
 	if e.Open == nil {
 		return fmt.Errorf("%s: no content", describe(e))
 	}
@@ -123,7 +124,7 @@ func copyContent(w io.Writer, e *Entry) error {
 		return fmt.Errorf("reading %s: %w", describe(e), err)
 	}
 	defer r.Close()
-	n, err := io.Copy(w, io.LimitReader(r, e.Size))
+	n, err := io.CopyBuffer(w, io.LimitReader(r, e.Size), buf)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", describe(e), err)
 	}

@@ -1,0 +1,146 @@
+package compress
+
+import (
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// ZstdChunk is the size of the independent zstd frames repro writes: the
+// stream is cut every ZstdChunk bytes, each piece is compressed on its own
+// (in parallel), and the frames are written in order. A zstd stream may be
+// any number of frames, and every decoder reads them as one. The bytes
+// depend only on the input and these settings, never on how many frames
+// are compressed at once.
+const ZstdChunk = 4 << 20
+
+// zstdWriter compresses fixed chunks on worker goroutines and writes the
+// frames in order.
+type zstdWriter struct {
+	w       io.Writer
+	buf     []byte
+	jobs    chan *zjob
+	order   chan *zjob
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error
+	chunks  int
+	pool    sync.Pool
+	workers sync.WaitGroup
+}
+
+type zjob struct {
+	in  []byte
+	out []byte
+	ok  chan struct{}
+}
+
+func newZstdWriter(w io.Writer, workers int) (*zstdWriter, error) {
+	if workers < 1 {
+		workers = 1
+	}
+	z := &zstdWriter{
+		w:     w,
+		jobs:  make(chan *zjob, workers),
+		order: make(chan *zjob, 2*workers),
+		done:  make(chan struct{}),
+	}
+	z.pool.New = func() any { return make([]byte, 0, ZstdChunk) }
+	encoders := make([]*zstd.Encoder, workers)
+	for i := range encoders {
+		enc, err := zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(ZstdLevel),
+			zstd.WithWindowSize(ZstdWindow),
+			zstd.WithEncoderCRC(true),
+			zstd.WithZeroFrames(true),
+			zstd.WithSingleSegment(false),
+			zstd.WithLowerEncoderMem(false),
+			zstd.WithEncoderConcurrency(1),
+		)
+		if err != nil {
+			return nil, err
+		}
+		encoders[i] = enc
+	}
+	for _, enc := range encoders {
+		z.workers.Add(1)
+		go func(enc *zstd.Encoder) {
+			defer z.workers.Done()
+			for j := range z.jobs {
+				j.out = enc.EncodeAll(j.in, j.out[:0])
+				close(j.ok)
+			}
+			enc.Close()
+		}(enc)
+	}
+	go z.writeInOrder()
+	return z, nil
+}
+
+func (z *zstdWriter) fail(err error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.err == nil {
+		z.err = err
+	}
+}
+
+func (z *zstdWriter) failed() error {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.err
+}
+
+func (z *zstdWriter) writeInOrder() {
+	defer close(z.done)
+	for j := range z.order {
+		<-j.ok
+		if z.failed() == nil {
+			if _, err := z.w.Write(j.out); err != nil {
+				z.fail(err)
+			}
+		}
+		z.pool.Put(j.in[:0]) //nolint:staticcheck // a slice, reused for its capacity
+	}
+}
+
+func (z *zstdWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if z.buf == nil {
+			z.buf = z.pool.Get().([]byte)
+		}
+		k := min(len(p), ZstdChunk-len(z.buf))
+		z.buf = append(z.buf, p[:k]...)
+		p = p[k:]
+		if len(z.buf) == ZstdChunk {
+			z.flushChunk()
+		}
+	}
+	return n, z.failed()
+}
+
+func (z *zstdWriter) flushChunk() {
+	j := &zjob{in: z.buf, ok: make(chan struct{})}
+	z.buf = nil
+	z.chunks++
+	z.order <- j // blocks when too many chunks are in flight: bounded memory
+	z.jobs <- j
+}
+
+// Close compresses what is left (an empty stream still gets one frame)
+// and waits for every frame to be written.
+func (z *zstdWriter) Close() error {
+	if len(z.buf) > 0 || z.chunks == 0 {
+		if z.buf == nil {
+			z.buf = z.pool.Get().([]byte)
+		}
+		z.flushChunk()
+	}
+	close(z.jobs)
+	close(z.order)
+	<-z.done
+	z.workers.Wait()
+	return z.failed()
+}
