@@ -119,6 +119,9 @@ func (r *Resolver) Resolve(ctx context.Context, ref Ref) (Pin, error) {
 		}
 		digest = h
 	} else {
+		if r.cache.IsOffline() {
+			return Pin{}, fault.Op(fmt.Errorf("--offline: %s names a tag, and resolving a tag needs the registry; pin it with repro lock or @sha256:…", ref.Raw))
+		}
 		d, err := remote.Head(ref.ref.Name, r.opts(ctx)...)
 		if err != nil {
 			return Pin{}, imageref.RegistryError(ref.ref.Name.Context().RegistryStr(), "resolving "+ref.Raw, err)
@@ -168,7 +171,10 @@ func pinOf(a *imageref.Artifact) (Pin, error) {
 		}
 		for _, d := range im.Manifests {
 			if d.Platform != nil && d.MediaType.IsImage() {
-				p.Platforms[platformString(*d.Platform)] = d.Digest
+				// The first entry for a platform wins, as the image spec says.
+				if _, dup := p.Platforms[platformString(*d.Platform)]; !dup {
+					p.Platforms[platformString(*d.Platform)] = d.Digest
+				}
 			}
 		}
 		return p, nil
@@ -199,7 +205,10 @@ func pinFromManifest(digest v1.Hash, raw []byte) (Pin, error) {
 		}
 		for _, d := range m.Manifests {
 			if d.Platform != nil && (d.MediaType.IsImage() || d.MediaType == "") {
-				p.Platforms[platformString(*d.Platform)] = d.Digest
+				// The first entry for a platform wins, as the image spec says.
+				if _, dup := p.Platforms[platformString(*d.Platform)]; !dup {
+					p.Platforms[platformString(*d.Platform)] = d.Digest
+				}
 			}
 		}
 		return p, nil

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -256,7 +257,7 @@ func TestBasePlatformManifestErrors(t *testing.T) {
 	}
 }
 
-// readAll returns the compressed bytes of l.
+// compressed returns the compressed bytes of l.
 func compressed(t *testing.T, l v1.Layer) []byte {
 	t.Helper()
 	rc := must[io.ReadCloser](t)(l.Compressed())
@@ -376,7 +377,7 @@ func TestBaseOpenOfflineMissingBlobs(t *testing.T) {
 	reg.requests.Store(0)
 	blobs := []string{"config " + m.Config.Digest.String()}
 	for i, l := range m.Layers {
-		blobs = append(blobs, "layer "+string(rune('0'+i))+" "+l.Digest.String())
+		blobs = append(blobs, fmt.Sprintf("layer %d %s", i, l.Digest))
 	}
 	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
 		if err := os.Remove(filepath.Join(dir, "blobs", "sha256", d.Digest.Hex)); err != nil {
@@ -487,9 +488,13 @@ func TestBaseCorruptBlob(t *testing.T) {
 	if err == nil || fault.KindOf(err) != fault.Operational {
 		t.Fatalf("Open of a corrupt layer: %v (kind %v); want an operational error", err, fault.KindOf(err))
 	}
+	if !strings.Contains(err.Error(), layer.String()) {
+		t.Errorf("Open of a corrupt layer: %q does not name the layer %s", err, layer)
+	}
 	if _, err := c.Lookup(layer.Hex); err == nil {
 		t.Errorf("the corrupt layer %s is in the cache", layer)
 	}
+	t.Logf("corrupt layer: %v", err)
 }
 
 func TestBaseRegistryRefusesCredentials(t *testing.T) {
@@ -573,5 +578,37 @@ func TestBaseLocalLayout(t *testing.T) {
 	}
 	if ref.Name() != "" {
 		t.Errorf("a layout base has the name %q; want none (a path ties the image to the machine)", ref.Name())
+	}
+}
+
+// TestResolveDuplicatePlatformTakesFirst: an index may list a platform
+// twice; the OCI image-spec (image-index.md) says "If multiple manifests
+// match a client or runtime's requirements, the first matching entry SHOULD
+// be used", as docker, podman and containerd do.
+func TestResolveDuplicatePlatformTakesFirst(t *testing.T) {
+	reg := newRegistry(t)
+	first, second := ociImage(t, amd64), ociImage(t, amd64)
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	idx = mutate.AppendManifests(idx,
+		mutate.IndexAddendum{Add: first, Descriptor: v1.Descriptor{Platform: &amd64}},
+		mutate.IndexAddendum{Add: second, Descriptor: v1.Descriptor{Platform: &amd64}})
+	if err := remote.WriteIndex(must[name.Tag](t)(name.NewTag(reg.host+"/dup:1")), idx); err != nil {
+		t.Fatal(err)
+	}
+	r := NewResolver(cache.New(t.TempDir()), nil)
+	pin := must[Pin](t)(r.Resolve(ctx, parse(t, reg.host+"/dup:1")))
+	if got, want := pin.Platforms["linux/amd64"], digestOf(t, first); got != want {
+		t.Errorf("an index listing linux/amd64 twice: pinned %s (the second entry is %s); want the first entry, %s", got, digestOf(t, second), want)
+	}
+
+	// The same from a local layout.
+	dir := t.TempDir()
+	lp := must[layout.Path](t)(layout.Write(dir, empty.Index))
+	if err := lp.AppendIndex(idx); err != nil {
+		t.Fatal(err)
+	}
+	pin = must[Pin](t)(r.Resolve(ctx, parse(t, "oci:"+dir+"@"+digestOf(t, idx).String())))
+	if got, want := pin.Platforms["linux/amd64"], digestOf(t, first); got != want {
+		t.Errorf("layout: an index listing linux/amd64 twice: pinned %s; want the first entry, %s", got, want)
 	}
 }

@@ -45,6 +45,9 @@ func New(dir string, opts ...Option) *Cache {
 	return c
 }
 
+// IsOffline reports whether the cache may fetch nothing.
+func (c *Cache) IsOffline() bool { return c.offline }
+
 // Dir is the cache's directory.
 func (c *Cache) Dir() string { return c.dir }
 

@@ -122,14 +122,16 @@ func dockerTag(t name.Tag) string {
 // renames it into place.
 func writeTarFile(ctx context.Context, file string, entries []layer.Entry) (Staged, error) {
 	dir := filepath.Dir(file)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	created, err := mkdirAllTracked(dir)
+	if err != nil {
 		return nil, fault.Op(err)
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp-*")
 	if err != nil {
+		removeEmpty(created)
 		return nil, fault.Op(err)
 	}
-	st := &renameStage{tmp: f.Name(), dst: file}
+	st := &renameStage{tmp: f.Name(), dst: file, created: created}
 	if err := layer.WriteTar(ctx, f, entries, 0); err != nil {
 		f.Close()
 		st.Abort()

@@ -47,30 +47,67 @@ func stageLayout(ctx context.Context, dir, tag string, a Artifact) (Staged, erro
 }
 
 // renameStage is a file or directory written in full beside its
-// destination: Commit renames it into place.
-type renameStage struct{ tmp, dst string }
+// destination: Commit renames it into place. created are the parent
+// directories staging made, removed again (when empty) on abort.
+type renameStage struct {
+	tmp, dst string
+	created  []string
+}
 
 func (r *renameStage) Commit() error {
 	if err := os.Rename(r.tmp, r.dst); err != nil {
-		os.RemoveAll(r.tmp)
+		r.Abort()
 		return fault.Op(fmt.Errorf("moving %s into place: %w", r.dst, err))
 	}
 	return nil
 }
 
-func (r *renameStage) Abort() { os.RemoveAll(r.tmp) }
+func (r *renameStage) Abort() {
+	os.RemoveAll(r.tmp)
+	removeEmpty(r.created)
+}
+
+// mkdirAllTracked is os.MkdirAll that returns the directories it made,
+// deepest first.
+func mkdirAllTracked(dir string) ([]string, error) {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return missing, nil
+}
+
+// removeEmpty removes the given directories, deepest first, while empty.
+func removeEmpty(dirs []string) {
+	for _, d := range dirs {
+		if os.Remove(d) != nil {
+			return
+		}
+	}
+}
 
 // newLayout builds the layout in a temporary directory beside dir.
 func newLayout(ctx context.Context, dir string, bs []blob, entry ocispec.Descriptor) (Staged, error) {
 	parent := filepath.Dir(filepath.Clean(dir))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	created, err := mkdirAllTracked(parent)
+	if err != nil {
 		return nil, fault.Op(err)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
 	if err != nil {
+		removeEmpty(created)
 		return nil, fault.Op(err)
 	}
-	st := &renameStage{tmp: tmp, dst: dir}
+	st := &renameStage{tmp: tmp, dst: dir, created: created}
 	err = func() error {
 		if err := os.Chmod(tmp, 0o755); err != nil {
 			return fault.Op(err)
