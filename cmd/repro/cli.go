@@ -44,7 +44,7 @@ type globals struct {
 var commands []*command
 
 func init() {
-	commands = []*command{buildCmd, diffCmd, inspectCmd, lockCmd, verifyCmd, versionCmd}
+	commands = []*command{buildCmd, diffCmd, diskCmd, inspectCmd, lockCmd, verifyCmd, versionCmd, testCmd, gcCmd}
 }
 
 func lookup(name string) *command {

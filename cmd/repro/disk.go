@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/pflag"
+
+	"github.com/reprobuild/repro/pkg/disk"
+	"github.com/reprobuild/repro/pkg/fault"
+)
+
+var diskCmd = &command{
+	name:  "disk",
+	usage: "disk REF -o FILE [--format raw|qcow2|vmdk] [--size 2G] [--fs ext4|erofs|squashfs] [--packer DIR] [--platform P]",
+	short: "make a reproducible VM disk of an image's root filesystem",
+	long: `
+Disk makes a VM disk of REF's root filesystem (whiteouts and opaque
+directories applied) that is reproducible bit for bit: the same image gives
+the same bytes on any machine, under any umask, TMPDIR, time zone or
+working directory, as root or not. The disk is GPT with one partition,
+typed as the Linux root partition of the image's architecture, from 1 MiB
+to 1 MiB before the end; its GUIDs and the filesystem UUID are derived from
+the image's digest. Owners, modes, times and xattrs in the filesystem are
+the image's, never the host's. A JSON record beside the disk (FILE.json)
+names the image digest, the disk's sha256, the format, the filesystem and
+the versions of the tools that made it. The disk's sha256 is printed last
+on stdout.
+
+Paths that a disk cannot carry (a name with a line break, a hard link to
+something that is not a regular file of the image, a file under a symlink)
+are skipped with a warning and listed in the record; nothing is ever
+written outside repro's private work directory under $TMPDIR. The output
+and its record appear together or not at all.
+
+--format defaults to the output's extension (.qcow2, .vmdk; else raw).
+A vmdk names its own file inside, so its bytes depend on FILE's base name.
+--fs erofs needs root for owners other than 0:0 (mkfs.erofs 1.5 reads
+owners from files) and gives every file the image's epoch as mtime;
+squashfs carries every owner and mode through a pseudo file.
+
+Host tools: sfdisk (fdisk), mke2fs, debugfs and e2fsck (e2fsprogs),
+qemu-img (qemu-utils) for qcow2 and vmdk, mkfs.erofs and fsck.erofs
+(erofs-utils), mksquashfs (squashfs-tools). A missing one exits 3 and
+names its Debian package.
+
+--packer DIR writes a Packer HCL2 template that boots the disk
+(disk_image, iso_checksum pinned to the disk's sha256), a variables
+file, and an optional plugins.pkr.hcl for Packer 1.7 and later.
+
+Examples:
+  repro disk oci:out/app:v1 -o app.qcow2 --size 1G
+  repro disk oci:out/app:v1 -o app.raw --platform linux/arm64
+  repro disk oci:out/app:v1 -o app.qcow2 --packer packer/`,
+	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
+		o := &diskOpts{g: g}
+		fs.StringVarP(&o.out, "output", "o", "", "write the disk to `FILE` (and its record to FILE.json)")
+		fs.StringVar(&o.format, "format", "", "disk format: raw, qcow2 or vmdk (default: from FILE's extension, else raw)")
+		fs.StringVar(&o.size, "size", "2G", "disk `SIZE`, in whole MiB (2G, 512M, 1024MiB)")
+		fs.StringVar(&o.fs, "fs", "ext4", "root filesystem: ext4, erofs or squashfs")
+		fs.StringVar(&o.packer, "packer", "", "also write a Packer template for the disk into `DIR`")
+		fs.StringVar(&o.platform, "platform", "", "for an index: the image of this platform (`os/arch[/variant]`)")
+		fs.StringArrayVar(&o.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable)")
+		return o.run
+	},
+}
+
+type diskOpts struct {
+	g        *globals
+	out      string
+	format   string
+	size     string
+	fs       string
+	packer   string
+	platform string
+	insecure []string
+}
+
+func (o *diskOpts) run(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return fault.Bad(errors.New("give one image reference, like oci:out/app:v1"))
+	}
+	if o.out == "" {
+		return fault.Bad(errors.New("give the disk file with -o FILE"))
+	}
+	size, err := disk.ParseSize(o.size)
+	if err != nil {
+		return err
+	}
+	opts := disk.Options{
+		Format:  disk.Format(strings.ToLower(o.format)),
+		FS:      disk.FSType(strings.ToLower(o.fs)),
+		Size:    size,
+		TempDir: os.TempDir(),
+		Path:    os.Getenv("PATH"),
+		Root:    os.Geteuid() == 0,
+		Log:     o.g.log,
+	}
+	if o.format == "" {
+		opts.Format = disk.FormatFor(o.out)
+	}
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	// Host tools first: a missing one should not cost a pull.
+	if opts.Tools, err = disk.FindTools(opts.FS, opts.Format, opts.Path); err != nil {
+		return err
+	}
+	a, err := openRef(ctx, args[0], o.insecure)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	img, index, err := o.pick(a.Image, a.Index, args[0])
+	if err != nil {
+		return err
+	}
+	rec, err := disk.Write(ctx, img, index, o.out, opts)
+	if err != nil {
+		return err
+	}
+	if o.packer != "" {
+		if err := disk.WritePacker(o.packer, o.out, rec); err != nil {
+			return fault.Op(fmt.Errorf("writing the Packer template: %w", err))
+		}
+	}
+	if o.g.json {
+		enc := json.NewEncoder(o.g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rec)
+	}
+	o.g.log.Info("wrote disk", "file", o.out, "format", rec.Disk.Format, "fs", rec.Filesystem.Type,
+		"size", rec.Disk.VirtualSize, "files", rec.Filesystem.Files, "skipped", len(rec.Skipped), "record", o.out+".json")
+	if o.packer != "" {
+		o.g.log.Info("wrote Packer template", "dir", o.packer, "files", strings.Join(disk.PackerFiles, " "))
+	}
+	fmt.Fprintf(o.g.stdout, "sha256:%s\n", rec.Disk.SHA256)
+	return nil
+}
+
+// pick chooses the image to make a disk of: the image itself, or the
+// index's image of --platform (which may be left out when there is one).
+func (o *diskOpts) pick(img v1.Image, idx v1.ImageIndex, ref string) (v1.Image, string, error) {
+	if idx == nil {
+		if o.platform != "" {
+			cf, err := img.ConfigFile()
+			if err != nil {
+				return nil, "", err
+			}
+			if got := platformName(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}); got != o.platform {
+				return nil, "", fault.Bad(fmt.Errorf("%s is a %s image, not %s", ref, got, o.platform))
+			}
+		}
+		return img, "", nil
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return nil, "", err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, "", err
+	}
+	var names []string
+	var match []v1.Descriptor
+	for _, m := range im.Manifests {
+		if !m.MediaType.IsImage() || m.Platform == nil {
+			continue
+		}
+		name := platformName(*m.Platform)
+		names = append(names, name)
+		if o.platform == "" || name == o.platform {
+			match = append(match, m)
+		}
+	}
+	switch {
+	case len(match) == 1:
+		img, err := idx.Image(match[0].Digest)
+		return img, d.String(), err
+	case len(match) == 0 && o.platform != "":
+		return nil, "", fault.Bad(fmt.Errorf("%s has no %s image (it has %s)", ref, o.platform, strings.Join(names, ", ")))
+	case len(match) == 0:
+		return nil, "", fault.Bad(fmt.Errorf("%s holds no image", ref))
+	}
+	return nil, "", fault.Bad(fmt.Errorf("%s is an index of %s; choose one with --platform", ref, strings.Join(names, ", ")))
+}

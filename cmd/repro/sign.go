@@ -1,0 +1,563 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/pflag"
+
+	"github.com/reprobuild/repro/pkg/attest"
+	"github.com/reprobuild/repro/pkg/build"
+	"github.com/reprobuild/repro/pkg/compress"
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
+	"github.com/reprobuild/repro/pkg/lock"
+	"github.com/reprobuild/repro/pkg/sign"
+	"github.com/reprobuild/repro/pkg/spec"
+)
+
+func init() {
+	// cli.go's init sets the command table first (files initialize in name
+	// order); these join it unless it lists them already.
+	for _, c := range []*command{signCmd, sbomCmd, keygenCmd, verifySignatureCmd} {
+		if lookup(c.name) == nil {
+			commands = append(commands, c)
+		}
+	}
+}
+
+var signCmd = &command{
+	name:  "sign",
+	usage: "sign REF (--key FILE | --keyless) [--attest provenance|sbom]... [build flags]",
+	short: "sign an image in a registry or an OCI layout with cosign's formats",
+	long: `
+Sign signs the image (or index) that REF names with a cosign key, and
+attaches the attestations asked for. REF is a registry reference or an
+oci:DIR[:TAG] layout; the image's digest never changes.
+
+The key is a cosign key file (cosign generate-key-pair, repro keygen),
+decrypted with $COSIGN_PASSWORD, or a plain PEM ECDSA, Ed25519 or RSA
+private key. Signing with a key touches no network but the registry that
+holds REF: no transparency log, no certificate authority.
+
+Signatures go where cosign puts them: in a registry, the tags
+sha256-<hex>.sig and sha256-<hex>.att of the image's repository; in a
+layout, entries of cosign's layout format (as cosign save writes them),
+so that cosign verify --local-image DIR accepts the layout.
+
+--attest sbom attaches the image's SBOM (SPDX 2.3 JSON, or CycloneDX with
+--sbom-format cyclonedx-json). --attest provenance rebuilds the image from
+the spec and the build flags (-f, --var, --version, --platform,
+--compression, ...) and attaches its SLSA v1 provenance only when the
+rebuild has REF's digest. repro build --sign does all of this at once.
+
+Ed25519 signatures are deterministic: a layout signed with an Ed25519 key
+is reproducible byte for byte. ECDSA signatures are randomized.
+
+--keyless signs with an ephemeral key that Fulcio certifies for the
+identity of an OIDC token (--identity-token, $SIGSTORE_ID_TOKEN), and
+records each signature in Rekor, as cosign sign does; it needs those
+services. Check such signatures with cosign verify --certificate-identity
+… --certificate-oidc-issuer …: repro verifies key signatures only.
+
+Examples:
+  COSIGN_PASSWORD=… repro sign oci:out/app:v1 --key cosign.key
+  repro sign registry.example.com/app:v1 --key cosign.key --attest sbom --attest provenance -f repro.yaml --version v1`,
+	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
+		o := &signOpts{g: g}
+		o.signing.register(fs)
+		fs.StringArrayVar(&o.attest, "attest", nil, "also attach this attestation: provenance or sbom (repeatable)")
+		fs.StringVar(&o.sbomFormat, "sbom-format", string(attest.SPDXJSON), "the SBOM's format: spdx-json or cyclonedx-json")
+		fs.StringVar(&o.name, "name", "", "the image name the SBOM records (default: the spec's name with --attest provenance, else the repository's or the layout directory's last element)")
+		o.shape.register(fs)
+		return o.run
+	},
+}
+
+type signOpts struct {
+	g          *globals
+	signing    signingFlags
+	attest     []string
+	sbomFormat string
+	name       string
+	shape      shapeFlags
+}
+
+// signResult is what sign prints with --json.
+type signResult struct {
+	Reference    string `json:"reference"`
+	Digest       string `json:"digest"`
+	Signatures   string `json:"signatures"`
+	Attestations string `json:"attestations,omitempty"`
+}
+
+func (o *signOpts) run(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return fault.Bad(errors.New("name one image: repro sign REF --key FILE"))
+	}
+	ref, err := imageref.Parse(args[0])
+	if err != nil {
+		return fault.Bad(err)
+	}
+	ref = ref.WithInsecure(o.shape.insecure)
+	signer, err := o.signing.signer(ctx)
+	if err != nil {
+		return err
+	}
+	format, err := attest.ParseFormat(o.sbomFormat)
+	if err != nil {
+		return fault.Bad(fmt.Errorf("--sbom-format: %w", err))
+	}
+	wantSBOM, wantProv := false, false
+	for _, a := range o.attest {
+		switch a {
+		case "sbom":
+			wantSBOM = true
+		case "provenance":
+			wantProv = true
+		default:
+			return fault.Bad(fmt.Errorf("--attest %q: attach provenance or sbom", a))
+		}
+	}
+	art, err := imageref.Open(ctx, ref, remoteOptions()...)
+	if err != nil {
+		return err
+	}
+	defer art.Close()
+	digest := art.Descriptor.Digest.String()
+	var atts []sign.Attestation
+	name := o.name
+	if wantProv {
+		p, specName, err := o.rebuiltProvenance(ctx, digest)
+		if err != nil {
+			return err
+		}
+		atts = append(atts, sign.Attestation{PredicateType: attest.ProvenanceType, Predicate: p})
+		if name == "" {
+			name = specName
+		}
+	}
+	if wantSBOM {
+		if name == "" {
+			name = defaultImageName(ref)
+		}
+		doc, err := sbomOf(ctx, name, art.Image, art.Index, nil, format)
+		if err != nil {
+			return err
+		}
+		// SBOM first, as build --sign attaches them.
+		atts = append([]sign.Attestation{{PredicateType: format.PredicateType(), Predicate: doc}}, atts...)
+	}
+	res, err := sign.Sign(ctx, ref, signer, sign.Options{ExpectDigest: digest, Attestations: atts, Remote: remoteOptions(), Log: o.g.log})
+	if err != nil {
+		return err
+	}
+	if o.g.json {
+		return json.NewEncoder(o.g.stdout).Encode(signResult{Reference: ref.String(), Digest: res.Digest.String(), Signatures: res.Signatures, Attestations: res.Attestations})
+	}
+	fmt.Fprintln(o.g.stdout, res.Digest.String())
+	return nil
+}
+
+// rebuiltProvenance rebuilds the spec with the build flags and returns its
+// provenance and the spec's name, provided the rebuild has the digest
+// being signed.
+func (o *signOpts) rebuiltProvenance(ctx context.Context, digest string) ([]byte, string, error) {
+	work, err := os.MkdirTemp("", "repro-sign-")
+	if err != nil {
+		return nil, "", fault.Op(err)
+	}
+	defer os.RemoveAll(work)
+	b, err := o.shape.build(ctx, o.g, work)
+	if err != nil {
+		return nil, "", err
+	}
+	if got := b.res.Digest.String(); got != digest {
+		return nil, "", fault.Check(fmt.Errorf("--attest provenance: rebuilding %s gives %s, not the image signed (%s); give the flags the build was given (--version, --var, --platform, --compression), or attach no provenance", b.spec.File, got, digest))
+	}
+	p, err := provenanceOf(ctx, signInputsOf(b, nil, nil, false, true))
+	return p, b.spec.Name, err
+}
+
+// signInputs is what signBuilt needs of a finished build.
+type signInputs struct {
+	// Refs are the outputs written; the oci: layouts and registry
+	// references among them are signed (archives cannot hold signatures).
+	Refs []imageref.Reference
+	// Result is the build's result: the image or index and its manifests.
+	Result *build.Result
+	// Spec, Values and Compression are the build's inputs.
+	Spec        *spec.Spec
+	Values      spec.Values
+	Compression compress.Algorithm
+	// Base is the pinned base; nil for scratch.
+	Base *build.Base
+	// Signer is the key, loaded by signingFlags.signer before the build.
+	Signer *sign.Signer
+	// SBOM and Provenance attach those attestations (--sbom, --provenance).
+	SBOM, Provenance bool
+	// Dependencies are further resolved inputs for the provenance (Debian
+	// packages and their indexes, once the build has them).
+	Dependencies []attest.ResourceDescriptor
+}
+
+// signInputsOf adapts a build to signInputs.
+func signInputsOf(b *built, refs []imageref.Reference, signer *sign.Signer, sbom, provenance bool) signInputs {
+	return signInputs{Refs: refs, Result: b.res, Spec: b.spec, Values: b.values, Compression: b.alg, Base: b.base,
+		Signer: signer, SBOM: sbom, Provenance: provenance}
+}
+
+// signingFlags are how a command gets its signer: --key FILE, or
+// --keyless with Fulcio, Rekor and an OIDC identity token. build --sign
+// registers them too.
+type signingFlags struct {
+	key           string
+	keyless       bool
+	fulcioURL     string
+	rekorURL      string
+	identityToken string
+}
+
+func (f *signingFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.key, "key", "", "the private key `FILE`: cosign's format (decrypted with $COSIGN_PASSWORD) or PEM")
+	fs.BoolVar(&f.keyless, "keyless", false, "sign without a key: an ephemeral key certified by Fulcio for --identity-token, recorded in Rekor (needs the network)")
+	fs.StringVar(&f.fulcioURL, "fulcio-url", sign.PublicFulcioURL, "with --keyless, the Fulcio `URL`")
+	fs.StringVar(&f.rekorURL, "rekor-url", sign.PublicRekorURL, "with --keyless, the Rekor `URL`")
+	fs.StringVar(&f.identityToken, "identity-token", "", "with --keyless, the OIDC ID `TOKEN`, or a file holding it (default $SIGSTORE_ID_TOKEN)")
+}
+
+// signer loads the key, or, with --keyless, gets a certificate from
+// Fulcio. Call it before building, so that a wrong password fails at once.
+func (f *signingFlags) signer(ctx context.Context) (*sign.Signer, error) {
+	if !f.keyless {
+		return loadSigningKey(f.key)
+	}
+	if f.key != "" {
+		return nil, fault.Bad(errors.New("--key and --keyless: choose one"))
+	}
+	tok := f.identityToken
+	if tok == "" {
+		tok = os.Getenv("SIGSTORE_ID_TOKEN")
+	}
+	if b, err := os.ReadFile(tok); err == nil {
+		tok = strings.TrimSpace(string(b))
+	}
+	return sign.NewKeylessSigner(ctx, sign.KeylessOptions{FulcioURL: f.fulcioURL, RekorURL: f.rekorURL, IdentityToken: tok, UserAgent: "repro/" + version})
+}
+
+// loadSigningKey reads the private key at path, decrypted with
+// $COSIGN_PASSWORD when it is a cosign key file. Build calls it before
+// building, so that a wrong password fails at once.
+func loadSigningKey(path string) (*sign.Signer, error) {
+	if path == "" {
+		return nil, fault.Bad(errors.New("--key: give the private key FILE to sign with (repro keygen makes one)"))
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fault.Bad(fmt.Errorf("--key %s: no such file", path))
+		}
+		return nil, fault.Op(err)
+	}
+	s, err := sign.LoadSigner(b, []byte(os.Getenv("COSIGN_PASSWORD")))
+	if err != nil {
+		return nil, fmt.Errorf("--key %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// checkSignable fails when no output can hold a signature: only registry
+// references and oci: layouts can.
+func checkSignable(refs []imageref.Reference) error {
+	for _, r := range refs {
+		if r.Transport == imageref.Registry || r.Transport == imageref.OCI {
+			return nil
+		}
+	}
+	return fault.Bad(errors.New("--sign: signatures live in a registry or an oci: layout, and no output is either; add -o oci:DIR or push"))
+}
+
+// signBuilt signs every output of a build that can hold a signature, with
+// the SBOM and provenance attestations unless turned off. Archives are
+// skipped, with a warning.
+func signBuilt(ctx context.Context, g *globals, in signInputs) error {
+	if in.Signer == nil {
+		return fault.Bad(errors.New("--sign needs --key FILE (or --keyless)"))
+	}
+	if err := checkSignable(in.Refs); err != nil {
+		return err
+	}
+	var atts []sign.Attestation
+	if in.SBOM {
+		added := len(in.Spec.Layers)
+		doc, err := sbomOf(ctx, in.Spec.Name, in.Result.Image, in.Result.Index, &added, attest.SPDXJSON)
+		if err != nil {
+			return err
+		}
+		atts = append(atts, sign.Attestation{PredicateType: attest.SPDXType, Predicate: doc})
+	}
+	if in.Provenance {
+		p, err := provenanceOf(ctx, in)
+		if err != nil {
+			return err
+		}
+		atts = append(atts, sign.Attestation{PredicateType: attest.ProvenanceType, Predicate: p})
+	}
+	for _, r := range in.Refs {
+		if r.Transport != imageref.Registry && r.Transport != imageref.OCI {
+			g.log.Warn("not signed: an archive holds no signatures", "output", r.String())
+			continue
+		}
+		if r.Transport == imageref.OCI && r.Tag == "" {
+			r.Tag = "latest" // the tag build wrote
+		}
+		if _, err := sign.Sign(ctx, r, in.Signer, sign.Options{ExpectDigest: in.Result.Digest.String(), Attestations: atts, Remote: remoteOptions(), Log: g.log}); err != nil {
+			return fmt.Errorf("signing %s: %w", r, err)
+		}
+	}
+	return nil
+}
+
+// sbomOf scans an image or index and encodes its SBOM. added is the
+// number of layers the build added to each image; nil infers it from the
+// config's history.
+func sbomOf(ctx context.Context, name string, img v1.Image, idx v1.ImageIndex, added *int, format attest.Format) ([]byte, error) {
+	inv, err := attest.Scan(ctx, attest.Target{Name: name, Image: img, Index: idx}, attest.ScanOptions{AddedLayers: added, TempDir: os.TempDir()})
+	if err != nil {
+		return nil, fault.Op(fmt.Errorf("reading the image for its SBOM: %w", err))
+	}
+	doc, err := attest.SBOM(inv, format, version)
+	if err != nil {
+		return nil, fault.Op(err)
+	}
+	return doc, nil
+}
+
+// provenanceOf is the SLSA provenance of a build.
+func provenanceOf(ctx context.Context, in signInputs) ([]byte, error) {
+	s := in.Spec
+	raw, err := os.ReadFile(s.File)
+	if err != nil {
+		return nil, fault.Op(fmt.Errorf("reading %s for the provenance: %w", s.File, err))
+	}
+	root := gitRoot(ctx, s.Dir)
+	bi := attest.BuildInput{
+		SpecPath: relPath(root, s.File), SpecSHA256: sha256Hex(raw),
+		Name: s.Name, Vars: in.Values.Vars, Version: in.Values.Version,
+		Epoch: in.Values.Epoch, EpochSource: epochSource(s, in.Values),
+		FormatVersion: compress.FormatVersion,
+		Compression:   attest.Compression{Algorithm: string(in.Compression), Settings: in.Compression.Settings()},
+		GitCommit:     in.Values.GitCommit,
+		URLs:          map[string]string{},
+		Manifests:     map[string]string{},
+		Dependencies:  in.Dependencies,
+		ReproVersion:  version,
+	}
+	for _, m := range in.Result.Manifests {
+		bi.Platforms = append(bi.Platforms, m.Platform.String())
+		bi.Manifests[m.Platform.String()] = m.Digest.String()
+	}
+	for _, l := range s.Layers {
+		for _, c := range l.Contents {
+			if c.URL != "" {
+				bi.URLs[c.URL] = c.SHA256
+			}
+		}
+	}
+	if b := in.Base; b != nil {
+		bp := &attest.BasePin{Ref: b.Ref.Raw, Digest: b.Pin.Digest.String(), MediaType: string(b.Pin.MediaType), Platforms: map[string]string{}}
+		for _, p := range bi.Platforms {
+			if d, err := b.Pin.PlatformManifest(p); err == nil {
+				bp.Platforms[p] = d.String()
+			}
+		}
+		bi.Base = bp
+	}
+	if lf := lock.PathFor(s.File); lf != "" {
+		if lraw, err := os.ReadFile(lf); err == nil {
+			bi.LockPath, bi.LockSHA256 = relPath(root, lf), sha256Hex(lraw)
+		}
+	}
+	p, err := attest.NewProvenance(bi)
+	if err != nil {
+		return nil, fault.Op(err)
+	}
+	return p.Bytes()
+}
+
+// epochSource says where the build's epoch came from.
+func epochSource(s *spec.Spec, v spec.Values) string {
+	switch {
+	case s.Epoch != nil && s.Epoch.Git:
+		return "git"
+	case s.Epoch != nil:
+		return "spec"
+	case os.Getenv("SOURCE_DATE_EPOCH") != "":
+		return "SOURCE_DATE_EPOCH"
+	}
+	if v.Epoch != 0 {
+		return "SOURCE_DATE_EPOCH"
+	}
+	return "default"
+}
+
+// gitRoot is the top of the git work tree holding dir; "" outside git.
+func gitRoot(ctx context.Context, dir string) string {
+	out, err := exec.CommandContext(ctx, "git", "-c", "safe.directory=*", "-C", dir, "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// relPath is path relative to root, with slashes; its base name when it
+// is not under root, so that no machine's directory layout leaks into the
+// provenance.
+func relPath(root, path string) string {
+	abs, err := filepath.Abs(path)
+	if err == nil && root != "" {
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			abs = real
+		}
+		if r, err := filepath.Rel(root, abs); err == nil && !strings.HasPrefix(r, "..") {
+			return filepath.ToSlash(r)
+		}
+	}
+	return filepath.Base(path)
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// defaultImageName names an image for its SBOM: the repository's last
+// element, or the layout's (archive's) file name.
+func defaultImageName(ref imageref.Reference) string {
+	if ref.Transport == imageref.Registry {
+		repo := ref.Name.Context().RepositoryStr()
+		return repo[strings.LastIndex(repo, "/")+1:]
+	}
+	base := filepath.Base(filepath.Clean(ref.Path))
+	return strings.TrimSuffix(base, filepath.Ext(base))
+}
+
+var verifySignatureCmd = &command{
+	name:  "verify-signature",
+	usage: "verify-signature REF --key cosign.pub [--require provenance|sbom]...",
+	short: "check an image's cosign signatures and attestations, offline",
+	long: `
+Verify-signature checks the cosign signatures and every attestation of the
+image (or index) REF names against a public key, without rebuilding
+anything (repro verify --key rebuilds as well). It passes when a signature
+made with the key names REF's very digest, every attestation verifies and
+names that digest, and each --require'd attestation is there. It fails
+(exit 1) saying which signature or attestation failed and why: another
+key, a changed payload, or a payload naming another digest.
+
+It reads signatures where cosign writes them (sha256-<hex>.sig and .att
+tags; cosign's layout format) and touches no network but REF's registry.
+
+Examples:
+  repro verify-signature oci:out/app:v1 --key cosign.pub
+  repro verify-signature registry.example.com/app:v1 --key cosign.pub --require provenance`,
+	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
+		o := &verifySigOpts{g: g}
+		fs.StringVar(&o.key, "key", "", "the public key `FILE` (PEM), as cosign generate-key-pair or repro keygen writes it")
+		fs.StringArrayVar(&o.require, "require", nil, "fail unless a verified attestation of this kind is present: provenance, sbom (SPDX), cyclonedx, or a predicate type URI (repeatable)")
+		fs.StringArrayVar(&o.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable; loopback needs none)")
+		return o.run
+	},
+}
+
+type verifySigOpts struct {
+	g        *globals
+	key      string
+	require  []string
+	insecure []string
+}
+
+func (o *verifySigOpts) run(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return fault.Bad(errors.New("name one image: repro verify-signature REF --key FILE"))
+	}
+	ref, err := imageref.Parse(args[0])
+	if err != nil {
+		return fault.Bad(err)
+	}
+	ref = ref.WithInsecure(o.insecure)
+	var require []string
+	for _, r := range o.require {
+		switch r {
+		case "provenance", "slsaprovenance1":
+			require = append(require, attest.ProvenanceType)
+		case "sbom", "spdx", "spdxjson":
+			require = append(require, attest.SPDXType)
+		case "cyclonedx":
+			require = append(require, attest.CycloneDXType)
+		default:
+			if !strings.Contains(r, "://") {
+				return fault.Bad(fmt.Errorf("--require %q: give provenance, sbom, cyclonedx or a predicate type URI", r))
+			}
+			require = append(require, r)
+		}
+	}
+	rep, err := verifySigned(ctx, o.g, ref, o.key, require)
+	if rep != nil && o.g.json {
+		if jerr := json.NewEncoder(o.g.stdout).Encode(rep); jerr != nil {
+			return jerr
+		}
+	} else if err == nil {
+		fmt.Fprintf(o.g.stdout, "verified %s\n", rep.Digest)
+	}
+	return err
+}
+
+// verifySigned checks ref's cosign signatures and attestations against
+// the public key in keyPath, and logs each verdict. Its error is a failed
+// check (exit 1) naming what failed, or bad input (the key). repro verify
+// --key calls it too.
+func verifySigned(ctx context.Context, g *globals, ref imageref.Reference, keyPath string, require []string) (*sign.Report, error) {
+	if keyPath == "" {
+		return nil, fault.Bad(errors.New("--key: give the public key FILE to verify with"))
+	}
+	pub, err := os.ReadFile(keyPath)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fault.Bad(fmt.Errorf("--key %s: no such file", keyPath))
+		}
+		return nil, fault.Op(err)
+	}
+	if bytes.Contains(pub, []byte("PRIVATE KEY")) {
+		return nil, fault.Bad(fmt.Errorf("--key %s is a private key; verify with the public key (cosign.pub)", keyPath))
+	}
+	rep, err := sign.VerifyImage(ctx, ref, pub, sign.VerifyOptions{Require: require, Remote: remoteOptions()})
+	if rep != nil {
+		for _, c := range rep.Signatures {
+			if c.Verified {
+				g.log.Info("signature verified", "index", c.Index, "identity", c.Identity, "digest", c.Named)
+			} else {
+				g.log.Warn("signature not verified", "index", c.Index, "problem", c.Problem)
+			}
+		}
+		for _, c := range rep.Attestations {
+			if c.Verified {
+				g.log.Info("attestation verified", "index", c.Index, "predicateType", c.PredicateType)
+			} else {
+				g.log.Warn("attestation not verified", "index", c.Index, "predicateType", c.PredicateType, "problem", c.Problem)
+			}
+		}
+	}
+	return rep, err
+}

@@ -1,0 +1,33 @@
+// Package apt installs Debian packages declaratively, without running
+// anything: it reads signed repository indexes, resolves a deterministic
+// dependency closure, pins every .deb by its SHA-256, and turns .debs into
+// layer entries for package layer's canonical writer.
+//
+// The flow, and the functions for each step:
+//
+//  1. FetchIndex reads dists/<suite>/InRelease of every Source and suite,
+//     checks its OpenPGP clearsignature against Config.Keyring (a bad or
+//     missing signature is an error), then reads each component's Packages
+//     index (xz, gzip or plain; binary-<arch> and binary-all) checked
+//     against the SHA-256 that the InRelease lists. Everything goes
+//     through the cache by digest; an unpinned InRelease is fetched into
+//     memory first (its digest is not known before) and stored once
+//     verified. The Index records every digest (Index.Digests) for the lock;
+//     FetchOptions.Pinned reads a locked InRelease by digest instead.
+//  2. Index.Resolve computes the closure of the wanted packages less the
+//     installed ones (InstalledFrom reads a base's status or status.d); its
+//     doc lists the rules. Pins turns the result into lock entries.
+//  3. FetchPinned downloads exactly the pinned .debs through the cache,
+//     each verified against its SHA-256: a mismatch is an operational
+//     error and nothing is stored.
+//  4. Entries extracts the .debs (its own ar reader; data.tar in gzip, xz,
+//     zstd, bzip2 or plain) into []layer.Entry: the packages' modes and
+//     owners, usrmerge applied when asked, dpkg metadata written to
+//     StatusDir, and a Report of every maintainer script and trigger that
+//     was skipped. Entry contents stream from data.tar spooled in a work
+//     directory; no .deb is held in memory.
+//
+// Library code here never reads the environment or the clock: the caller
+// passes the cache, the HTTP client and, optionally, the time at which
+// keys must be valid.
+package apt

@@ -1,0 +1,54 @@
+package gc
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// WriteText writes the report for people: what goes (or would go), what
+// stays and why, and the blobs removed.
+func (r *Report) WriteText(w io.Writer) error {
+	verb, blobVerb := "delete", "removed"
+	if r.DryRun {
+		verb, blobVerb = "would delete", "would remove"
+	}
+	fmt.Fprintf(w, "%s: now %s, keep %s (created after %s), keep the newest %d\n",
+		r.Ref, r.Now.Format(time.RFC3339), days(r.KeepDays), r.Cutoff.Format(time.RFC3339), r.KeepLast)
+	line := func(action string, it Item) {
+		name := strings.Join(it.Tags, ", ")
+		if name == "" {
+			name = "(untagged)"
+		}
+		when := ""
+		if it.Created != nil {
+			when = fmt.Sprintf(", created %s", it.Created.UTC().Format("2006-01-02"))
+			if it.AgeDays != nil {
+				when += fmt.Sprintf(" (%s old)", days(*it.AgeDays))
+			}
+		}
+		fmt.Fprintf(w, "%-12s %-11s %s  %s%s: %s\n", action, it.Kind, short(it.Digest), name, when, it.Reason)
+	}
+	for _, it := range r.Deleted {
+		line(verb, it)
+	}
+	for _, it := range r.Kept {
+		line("keep", it)
+	}
+	_, err := fmt.Fprintf(w, "%d deleted, %d kept; %s %d unreferenced blobs (%s)\n",
+		len(r.Deleted), len(r.Kept), blobVerb, len(r.Blobs), size(r.BlobBytes))
+	return err
+}
+
+func size(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
