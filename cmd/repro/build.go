@@ -20,6 +20,7 @@ import (
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
+	"github.com/reprobuild/repro/pkg/imagetest"
 	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/output"
 	"github.com/reprobuild/repro/pkg/spec"
@@ -57,6 +58,8 @@ Examples:
 		fs.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image (`REF`, repeatable); default oci:out/<name>")
 		fs.BoolVar(&o.push, "push", false, "also push to every tag the spec lists (templates expanded)")
 		fs.StringVar(&o.metadataFile, "metadata-file", "", "also write the result as JSON to `FILE`")
+		fs.StringArrayVar(&o.tests, "test", nil, "run container-structure-test `FILE`s on the built image before writing it (repeatable); a failure writes nothing")
+		o.testRuntime.register(fs)
 		fs.BoolVar(&o.check, "check", false, "build a second time, perturbed (context copied in reverse order with other mtimes and modes, umask 077, another TZ, locale and GOMAXPROCS), and fail with the diff if any byte differs")
 		return o.run
 	},
@@ -102,6 +105,8 @@ type buildOpts struct {
 	push         bool
 	metadataFile string
 	check        bool
+	tests        []string
+	testRuntime  testRuntime
 }
 
 // built is a finished build, not yet written anywhere.
@@ -206,6 +211,19 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	if len(args) > 0 {
 		return fault.Bad(fmt.Errorf("unexpected argument %q; the spec is given with -f", args[0]))
 	}
+	var testFiles []*imagetest.File
+	if len(o.tests) > 0 {
+		files, err := imagetest.LoadFiles(o.tests)
+		var list imagetest.ErrorList
+		if errors.As(err, &list) {
+			fmt.Fprintln(o.g.stderr, list.Error())
+			return errSilent{fault.BadInput}
+		}
+		if err != nil {
+			return err
+		}
+		testFiles = files
+	}
 	work, err := os.MkdirTemp("", "repro-build-")
 	if err != nil {
 		return fault.Op(err)
@@ -244,6 +262,11 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		refs = append(refs, r.WithInsecure(o.shape.insecure))
 	}
 	art := output.Artifact{Image: res.Image, Index: res.Index}
+	if len(testFiles) > 0 {
+		if err := runBuildTests(ctx, o.g, testFiles, &o.testRuntime, art.Image, art.Index); err != nil {
+			return err
+		}
+	}
 	if o.check {
 		if err := o.checkReproducible(ctx, b, art); err != nil {
 			return err

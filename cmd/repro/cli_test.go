@@ -150,3 +150,22 @@ func TestEpochAndGitValues(t *testing.T) {
 		t.Errorf("version from git describe: %q", a["version"])
 	}
 }
+
+func TestBuildRunsTestsBeforeWriting(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	os.WriteFile(filepath.Join(dir, "pass.yaml"), []byte("schemaVersion: 2.0.0\nfileContentTests:\n  - name: motd\n    path: /etc/motd\n    expectedContents: ['^hi']\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "fail.yaml"), []byte("schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: missing\n    path: /nope\n    shouldExist: true\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("schemaVersion: 2.0.0\nfileExistenceTests:\n  - nme: x\n"), 0o644)
+	if r := (invocation{dir: dir}).run(t, "build", "-q", "--test", "pass.yaml", "-o", "oci:ok:t"); r.code != 0 {
+		t.Errorf("passing tests: exit %d\n%s", r.code, r.stderr)
+	}
+	r := invocation{dir: dir}.run(t, "build", "-q", "--test", "fail.yaml", "-o", "oci:failed:t")
+	if _, err := os.Stat(filepath.Join(dir, "failed")); r.code != 1 || err == nil || !strings.Contains(r.stderr, "nothing was written") {
+		t.Errorf("failing tests: exit %d, output exists: %v\n%s", r.code, err == nil, r.stderr)
+	}
+	r = invocation{dir: dir}.run(t, "build", "-q", "--test", "bad.yaml", "-o", "oci:bad:t")
+	if r.code != 2 || !strings.Contains(r.stderr, "bad.yaml:3:") {
+		t.Errorf("bad test file: exit %d\n%s", r.code, r.stderr)
+	}
+}

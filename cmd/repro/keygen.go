@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -33,7 +34,7 @@ Examples:
 	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
 		o := &keygenOpts{g: g}
 		fs.StringVar(&o.out, "out", "cosign", "write `PREFIX`.key and PREFIX.pub")
-		fs.StringVar(&o.typ, "type", string(sign.Ed25519), "key type: ed25519 or ecdsa")
+		fs.StringVar(&o.typ, "type", string(sign.Ed25519), "the key `TYPE`: ed25519 or ecdsa")
 		fs.BoolVar(&o.force, "force", false, "replace existing files")
 		return o.run
 	},
@@ -75,6 +76,9 @@ func (o *keygenOpts) run(ctx context.Context, args []string) error {
 		return err
 	}
 	o.g.log.Info("wrote a key pair", "type", string(t), "private", privPath, "public", pubPath)
+	if o.g.json {
+		return json.NewEncoder(o.g.stdout).Encode(map[string]string{"type": string(t), "privateKey": privPath, "publicKey": pubPath})
+	}
 	fmt.Fprintln(o.g.stdout, pubPath)
 	return nil
 }

@@ -38,9 +38,9 @@ Examples:
   repro sbom registry.example.com/app:v1 --format cyclonedx-json -o app.cdx.json`,
 	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
 		o := &sbomOpts{g: g}
-		fs.StringVar(&o.format, "format", string(attest.SPDXJSON), "spdx-json or cyclonedx-json")
+		fs.StringVar(&o.format, "format", string(attest.SPDXJSON), "the `FORMAT`: spdx-json or cyclonedx-json")
 		fs.StringVarP(&o.out, "output", "o", "", "write the SBOM to `FILE` instead of stdout")
-		fs.StringVar(&o.name, "name", "", "the image name to record (default: the repository's or the layout directory's last element)")
+		fs.StringVar(&o.name, "name", "", "the image `NAME` to record (default: the repository's or the layout directory's last element)")
 		fs.StringArrayVar(&o.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable; loopback needs none)")
 		return o.run
 	},

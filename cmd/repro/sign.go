@@ -77,9 +77,9 @@ Examples:
 	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
 		o := &signOpts{g: g}
 		o.signing.register(fs)
-		fs.StringArrayVar(&o.attest, "attest", nil, "also attach this attestation: provenance or sbom (repeatable)")
-		fs.StringVar(&o.sbomFormat, "sbom-format", string(attest.SPDXJSON), "the SBOM's format: spdx-json or cyclonedx-json")
-		fs.StringVar(&o.name, "name", "", "the image name the SBOM records (default: the spec's name with --attest provenance, else the repository's or the layout directory's last element)")
+		fs.StringArrayVar(&o.attest, "attest", nil, "also attach the `KIND` of attestation: provenance or sbom (repeatable)")
+		fs.StringVar(&o.sbomFormat, "sbom-format", string(attest.SPDXJSON), "the SBOM's `FORMAT`: spdx-json or cyclonedx-json")
+		fs.StringVar(&o.name, "name", "", "the image `NAME` the SBOM records (default: the spec's name with --attest provenance, else the repository's or the layout directory's last element)")
 		o.shape.register(fs)
 		return o.run
 	},
@@ -314,11 +314,22 @@ func signBuilt(ctx context.Context, g *globals, in signInputs) error {
 		}
 		atts = append(atts, sign.Attestation{PredicateType: attest.ProvenanceType, Predicate: p})
 	}
+	// Signatures are per digest: one signing per repository (per layout)
+	// covers every tag of it.
+	done := map[string]bool{}
 	for _, r := range in.Refs {
 		if r.Transport != imageref.Registry && r.Transport != imageref.OCI {
 			g.log.Warn("not signed: an archive holds no signatures", "output", r.String())
 			continue
 		}
+		where := "oci:" + filepath.Clean(r.Path)
+		if r.Transport == imageref.Registry {
+			where = r.Name.Context().Name()
+		}
+		if done[where] {
+			continue
+		}
+		done[where] = true
 		if r.Transport == imageref.OCI && r.Tag == "" {
 			r.Tag = "latest" // the tag build wrote
 		}
@@ -475,7 +486,7 @@ Examples:
 	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
 		o := &verifySigOpts{g: g}
 		fs.StringVar(&o.key, "key", "", "the public key `FILE` (PEM), as cosign generate-key-pair or repro keygen writes it")
-		fs.StringArrayVar(&o.require, "require", nil, "fail unless a verified attestation of this kind is present: provenance, sbom (SPDX), cyclonedx, or a predicate type URI (repeatable)")
+		fs.StringArrayVar(&o.require, "require", nil, "fail unless a verified attestation of this `KIND` is present: provenance, sbom (SPDX), cyclonedx, or a predicate type URI (repeatable)")
 		fs.StringArrayVar(&o.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable; loopback needs none)")
 		return o.run
 	},
