@@ -48,5 +48,5 @@ fuzz: ## run the fuzz targets briefly (FUZZTIME, default 10s each)
 	$(GO) test -run '^$$' -fuzz '^FuzzMatchGlob$$' -fuzztime $(or $(FUZZTIME),10s) ./pkg/layer
 
 bench: build ## go benchmarks, then repro timed against umoci and tar+gzip on Go's src tree
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/layer ./pkg/compress
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/layer ./pkg/compress ./pkg/build
 	.ci/bench

@@ -72,8 +72,10 @@ type FetchOptions struct {
 	Pinned []SourceDigest
 	// Offline forbids fetching an InRelease that Pinned does not name.
 	Offline bool
-	// Now is the time at which keys and Valid-Until are checked; nil
-	// means the current time (go-crypto's default).
+	// Now is the time at which keys, signatures and Valid-Until are
+	// checked. nil leaves keys and signatures to go-crypto's default (the
+	// current time) and skips Valid-Until, which this package cannot
+	// check without a clock.
 	Now func() time.Time
 }
 
