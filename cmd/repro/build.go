@@ -23,6 +23,7 @@ import (
 	"github.com/reprobuild/repro/pkg/imagetest"
 	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/output"
+	"github.com/reprobuild/repro/pkg/sign"
 	"github.com/reprobuild/repro/pkg/spec"
 	"github.com/reprobuild/repro/pkg/vcs"
 )
@@ -60,6 +61,10 @@ Examples:
 		fs.StringVar(&o.metadataFile, "metadata-file", "", "also write the result as JSON to `FILE`")
 		fs.StringArrayVar(&o.tests, "test", nil, "run container-structure-test `FILE`s on the built image before writing it (repeatable); a failure writes nothing")
 		o.testRuntime.register(fs)
+		fs.BoolVar(&o.sign, "sign", false, "sign every registry and oci: output (--key or --keyless), attaching the SBOM and provenance attestations")
+		o.signing.register(fs)
+		fs.BoolVar(&o.sbom, "sbom", true, "with --sign, attach the SPDX SBOM attestation")
+		fs.BoolVar(&o.provenance, "provenance", true, "with --sign, attach the SLSA v1 provenance attestation")
 		fs.BoolVar(&o.check, "check", false, "build a second time, perturbed (context copied in reverse order with other mtimes and modes, umask 077, another TZ, locale and GOMAXPROCS), and fail with the diff if any byte differs")
 		return o.run
 	},
@@ -81,6 +86,8 @@ type shapeFlags struct {
 	// valuesJSON overrides the template values (hidden; --check's second
 	// build uses it, so git-derived values survive the copied context).
 	valuesJSON string
+	// epoch, when set, overrides the epoch (verify takes it from provenance).
+	epoch *int64
 }
 
 func (f *shapeFlags) register(fs *pflag.FlagSet) {
@@ -105,6 +112,10 @@ type buildOpts struct {
 	push         bool
 	metadataFile string
 	check        bool
+	sign         bool
+	signing      signingFlags
+	sbom         bool
+	provenance   bool
 	tests        []string
 	testRuntime  testRuntime
 }
@@ -149,6 +160,9 @@ func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*built
 		if err := json.Unmarshal([]byte(f.valuesJSON), &values); err != nil {
 			return nil, fault.Bad(fmt.Errorf("--values-json: %w", err))
 		}
+	}
+	if f.epoch != nil {
+		values.Epoch, values.Date = *f.epoch, spec.DateOf(*f.epoch)
 	}
 	c, err := openCache(f.cacheDir, f.offline, g)
 	if err != nil {
@@ -230,6 +244,14 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(work)
 	start := time.Now()
+	var signer *sign.Signer
+	if o.sign {
+		if signer, err = o.signing.signer(ctx); err != nil {
+			return err
+		}
+	} else if o.signing.key != "" || o.signing.keyless {
+		return fault.Bad(errors.New("--key and --keyless sign with --sign; add --sign"))
+	}
 	b, err := o.shape.build(ctx, o.g, work)
 	if err != nil {
 		return err
@@ -261,6 +283,11 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		}
 		refs = append(refs, r.WithInsecure(o.shape.insecure))
 	}
+	if o.sign {
+		if err := checkSignable(refs); err != nil {
+			return err
+		}
+	}
 	art := output.Artifact{Image: res.Image, Index: res.Index}
 	if len(testFiles) > 0 {
 		if err := runBuildTests(ctx, o.g, testFiles, &o.testRuntime, art.Image, art.Index); err != nil {
@@ -274,6 +301,11 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	}
 	if err := writeOutputs(ctx, o.g, refs, art, output.Options{DefaultTag: "latest", DockerRef: s.Name + ":latest", Log: o.g.log, Remote: remoteOptions()}); err != nil {
 		return err
+	}
+	if o.sign {
+		if err := signBuilt(ctx, o.g, signInputsOf(b, refs, signer, o.sbom, o.provenance)); err != nil {
+			return err
+		}
 	}
 	o.g.log.Info("built", "name", s.Name, "digest", res.Digest.String(), "took", time.Since(start).Round(time.Millisecond))
 

@@ -44,7 +44,7 @@ type globals struct {
 var commands []*command
 
 func init() {
-	commands = []*command{buildCmd, diffCmd, diskCmd, inspectCmd, lockCmd, verifyCmd, versionCmd, testCmd, gcCmd}
+	commands = []*command{buildCmd, diffCmd, diskCmd, gcCmd, inspectCmd, keygenCmd, lockCmd, sbomCmd, signCmd, testCmd, verifyCmd, verifySignatureCmd, versionCmd}
 }
 
 func lookup(name string) *command {
@@ -171,7 +171,7 @@ Commands:
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, lookup(n).short)
+		fmt.Fprintf(w, "  %-17s %s\n", n, lookup(n).short)
 	}
 	fmt.Fprint(w, `
 Exit codes: 0 ok; 1 a check failed; 2 bad usage or input; 3 an operational

@@ -481,11 +481,6 @@ func TestE2ESignBuilt(t *testing.T) {
 // (see signBuilt for the wiring).
 func TestE2EBuildSign(t *testing.T) {
 	t.Parallel()
-	if h := repro(t, "", "help", "build"); !strings.Contains(h.stdout, "--sign") {
-		// Until cmd/repro/build.go calls signBuilt (TestE2ESignBuilt covers
-		// signBuilt itself).
-		t.Skip("NOT WIRED: repro build has no --sign yet; see signBuilt in cmd/repro/sign.go")
-	}
 	e := newSignEnv(t, true)
 	if e == nil {
 		return
@@ -504,6 +499,17 @@ func TestE2EBuildSign(t *testing.T) {
 	}
 	for _, typ := range []string{"slsaprovenance1", "spdxjson"} {
 		runCosign(t, e.dir, nil, 0, append([]string{"verify-attestation", "--type", typ, "--local-image", layout}, e.cosignVerifyArgs(e.edPub)...)...)
+	}
+	// verify --key checks the signature and attestations, and takes the
+	// version (and the rest) from the verified provenance: no hints given.
+	v := invocation{dir: e.examples}.run(t, "verify", "--offline", "-f", spec, "--against", "oci:"+layout+":v1", "--key", e.edPub)
+	if v.code != 0 || !strings.Contains(v.stdout, "verified") {
+		t.Errorf("verify --key: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
+	}
+	// Without the provenance's version the rebuild differs, and says where.
+	v = invocation{dir: e.examples}.run(t, "verify", "--offline", "-f", spec, "--against", "oci:"+layout+":v1")
+	if v.code != 1 || !strings.Contains(v.stdout, "annotations.org.opencontainers.image.version") {
+		t.Errorf("verify without --key: exit %d\n%s", v.code, v.stdout)
 	}
 	// --sbom=false --provenance=false: a signature and no attestation.
 	bare := filepath.Join(e.dir, "bare")

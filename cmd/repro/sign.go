@@ -27,16 +27,6 @@ import (
 	"github.com/reprobuild/repro/pkg/spec"
 )
 
-func init() {
-	// cli.go's init sets the command table first (files initialize in name
-	// order); these join it unless it lists them already.
-	for _, c := range []*command{signCmd, sbomCmd, keygenCmd, verifySignatureCmd} {
-		if lookup(c.name) == nil {
-			commands = append(commands, c)
-		}
-	}
-}
-
 var signCmd = &command{
 	name:  "sign",
 	usage: "sign REF (--key FILE | --keyless) [--attest provenance|sbom]... [build flags]",

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/reprobuild/repro/pkg/attest"
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/diff"
 	"github.com/reprobuild/repro/pkg/fault"
@@ -42,6 +44,8 @@ Examples:
 		o.shape.register(fs)
 		fs.StringVar(&o.expect, "expect", "", "the digest the rebuild must have (`sha256:…`)")
 		fs.StringVar(&o.against, "against", "", "the image (`REF`) the rebuild must equal")
+		fs.StringVar(&o.key, "key", "", "also check REF's cosign signature and every attestation it carries with this public key `FILE`; its provenance then supplies the build's epoch, version, vars, platforms and compression")
+		o.fs = fs
 		return o.run
 	},
 }
@@ -51,6 +55,8 @@ type verifyOpts struct {
 	shape   shapeFlags
 	expect  string
 	against string
+	key     string
+	fs      *pflag.FlagSet
 }
 
 type verifyResult struct {
@@ -84,14 +90,33 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 		defer want.Close()
 		o.expect = want.Descriptor.Digest.String()
 	}
+	var notes []string
+	if o.key != "" {
+		if o.against == "" {
+			return fault.Bad(fmt.Errorf("--key checks the signature of --against REF; give --against"))
+		}
+		r, err := imageref.Parse(o.against)
+		if err != nil {
+			return fault.Bad(err)
+		}
+		rep, err := verifySigned(ctx, o.g, r.WithInsecure(o.shape.insecure), o.key, nil)
+		if err != nil {
+			return err
+		}
+		if prov, err := rep.Provenance(); err == nil {
+			notes = append(notes, o.applyProvenance(prov)...)
+		} else {
+			o.g.log.Info("no verified provenance: the build flags given are used as they are", "ref", o.against)
+		}
+	}
 	b, err := o.shape.build(ctx, o.g, work)
 	if err != nil {
 		return err
 	}
-	res := verifyResult{Rebuilt: b.res.Digest.String(), Expected: o.expect}
+	res := verifyResult{Rebuilt: b.res.Digest.String(), Expected: o.expect, Notes: notes}
 	res.Verified = res.Rebuilt == res.Expected
 	if !res.Verified && want != nil {
-		res.Notes = formatNotes(want)
+		res.Notes = append(res.Notes, formatNotes(want)...)
 		layout := filepath.Join(work, "rebuilt")
 		ref := imageref.Reference{Transport: imageref.OCI, Path: layout, Tag: "rebuilt"}
 		if err := output.Write(ctx, ref, output.Artifact{Image: b.res.Image, Index: b.res.Index}, output.Options{}); err != nil {
@@ -129,6 +154,39 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 		return errSilent{fault.CheckFailed}
 	}
 	return nil
+}
+
+// applyProvenance takes the build's inputs from verified provenance,
+// where the user gave no flag for them, and returns notes on what it read.
+func (o *verifyOpts) applyProvenance(p *attest.Provenance) []string {
+	ext, in := p.BuildDefinition.ExternalParameters, p.BuildDefinition.InternalParameters
+	var notes []string
+	if in.FormatVersion != "" && in.FormatVersion != compress.FormatVersion {
+		notes = append(notes, fmt.Sprintf("the published image was written with output format %s and this repro writes %s: layers may differ in compression only", in.FormatVersion, compress.FormatVersion))
+	}
+	if !o.fs.Changed("version") && ext.Version != "" {
+		o.shape.version = ext.Version
+	}
+	if !o.fs.Changed("platform") && len(ext.Platforms) > 0 {
+		o.shape.platforms = ext.Platforms
+	}
+	if !o.fs.Changed("compression") && in.Compression.Algorithm != "" {
+		o.shape.compression = in.Compression.Algorithm
+	}
+	if !o.fs.Changed("var") {
+		keys := make([]string, 0, len(ext.Vars))
+		for k := range ext.Vars {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			o.shape.vars = append(o.shape.vars, k+"="+ext.Vars[k])
+		}
+	}
+	epoch := in.Epoch
+	o.shape.epoch = &epoch
+	notes = append(notes, fmt.Sprintf("from the verified provenance: version %q, platforms %v, compression %s, epoch %d, %d vars", o.shape.version, o.shape.platforms, o.shape.compression, epoch, len(ext.Vars)))
+	return notes
 }
 
 // formatNotes says when the published image was written with another

@@ -378,8 +378,12 @@ type spdxDoc struct {
 		Created string `json:"created"`
 	} `json:"creationInfo"`
 	Packages []struct {
-		Name         string `json:"name"`
-		SPDXID       string `json:"SPDXID"`
+		Name                    string `json:"name"`
+		SPDXID                  string `json:"SPDXID"`
+		FilesAnalyzed           bool   `json:"filesAnalyzed"`
+		PackageVerificationCode *struct {
+			Value string `json:"packageVerificationCodeValue"`
+		} `json:"packageVerificationCode"`
 		ExternalRefs []struct {
 			ReferenceLocator string `json:"referenceLocator"`
 		} `json:"externalRefs"`
@@ -437,6 +441,10 @@ func TestSBOMIndex(t *testing.T) {
 			t.Errorf("duplicate SPDXID %s", p.SPDXID)
 		}
 		ids[p.SPDXID] = true
+		// A package that contains files says so, with their verification code.
+		if strings.HasPrefix(p.SPDXID, "SPDXRef-Image-") && (!p.FilesAnalyzed || p.PackageVerificationCode == nil || len(p.PackageVerificationCode.Value) != 40) {
+			t.Errorf("%s: filesAnalyzed %v, verification code %+v", p.SPDXID, p.FilesAnalyzed, p.PackageVerificationCode)
+		}
 		for _, r := range p.ExternalRefs {
 			purls[r.ReferenceLocator] = true
 		}

@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -211,16 +212,21 @@ type spdxCreationInfo struct {
 }
 
 type spdxPackage struct {
-	Name                  string         `json:"name"`
-	SPDXID                string         `json:"SPDXID"`
-	VersionInfo           string         `json:"versionInfo,omitempty"`
-	DownloadLocation      string         `json:"downloadLocation"`
-	FilesAnalyzed         bool           `json:"filesAnalyzed"`
-	Checksums             []spdxChecksum `json:"checksums,omitempty"`
-	SourceInfo            string         `json:"sourceInfo,omitempty"`
-	Comment               string         `json:"comment,omitempty"`
-	PrimaryPackagePurpose string         `json:"primaryPackagePurpose,omitempty"`
-	ExternalRefs          []spdxExtRef   `json:"externalRefs,omitempty"`
+	Name                    string                `json:"name"`
+	SPDXID                  string                `json:"SPDXID"`
+	VersionInfo             string                `json:"versionInfo,omitempty"`
+	DownloadLocation        string                `json:"downloadLocation"`
+	FilesAnalyzed           bool                  `json:"filesAnalyzed"`
+	PackageVerificationCode *spdxVerificationCode `json:"packageVerificationCode,omitempty"`
+	Checksums               []spdxChecksum        `json:"checksums,omitempty"`
+	SourceInfo              string                `json:"sourceInfo,omitempty"`
+	Comment                 string                `json:"comment,omitempty"`
+	PrimaryPackagePurpose   string                `json:"primaryPackagePurpose,omitempty"`
+	ExternalRefs            []spdxExtRef          `json:"externalRefs,omitempty"`
+}
+
+type spdxVerificationCode struct {
+	Value string `json:"packageVerificationCodeValue"`
 }
 
 type spdxFile struct {
@@ -266,6 +272,15 @@ func (g *graph) spdx(inv *Inventory, tool string) spdxDocument {
 		Packages:      []spdxPackage{},
 		Relationships: []spdxRelationship{{SPDXElementID: "SPDXRef-DOCUMENT", RelationshipType: "DESCRIBES", RelatedSPDXElement: id(g.root)}},
 	}
+	// A package that contains files is one whose files were analyzed; its
+	// verification code is the SHA-1 of its files' sorted SHA-1s (SPDX 2.3,
+	// clause 7.9).
+	contained := map[string][]string{}
+	for r := range g.rels {
+		if to := g.elements[r.to]; r.typ == "CONTAINS" && to.kind == kFile {
+			contained[r.from] = append(contained[r.from], to.sha1)
+		}
+	}
 	for _, e := range g.sortedElements() {
 		if e.kind == kFile {
 			doc.Files = append(doc.Files, spdxFile{FileName: e.name, SPDXID: id(e.id), Comment: e.comment, Checksums: []spdxChecksum{
@@ -273,6 +288,12 @@ func (g *graph) spdx(inv *Inventory, tool string) spdxDocument {
 			continue
 		}
 		p := spdxPackage{Name: e.name, SPDXID: id(e.id), VersionInfo: e.version, DownloadLocation: "NOASSERTION", Comment: e.comment}
+		if sums := contained[e.id]; len(sums) > 0 {
+			sort.Strings(sums)
+			code := sha1.Sum([]byte(strings.Join(sums, "")))
+			p.FilesAnalyzed = true
+			p.PackageVerificationCode = &spdxVerificationCode{Value: hex.EncodeToString(code[:])}
+		}
 		switch e.kind {
 		case kIndex, kImage, kBase:
 			p.PrimaryPackagePurpose = "CONTAINER"

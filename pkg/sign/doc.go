@@ -1,9 +1,11 @@
 // Package sign signs images with cosign's formats, attaches attestations
 // (in-toto statements in DSSE envelopes) and verifies both. It is the only
 // package of repro that imports sigstore and cosign, and it uses them as
-// libraries on the key path only: loading keys, signing, attaching and
-// verifying touch no network beyond the registry holding the image, and
-// never TUF, Rekor or Fulcio.
+// libraries. With a key, loading it, signing, attaching and verifying
+// touch no network beyond the registry holding the image: never TUF, Rekor
+// or Fulcio. Keyless signing (NewKeylessSigner) is the one path that talks
+// to Fulcio and Rekor; it signs only, and repro verifies key signatures
+// only.
 //
 // Where signatures live:
 //   - in a registry, under cosign's tags: sha256-<hex>.sig for signatures

@@ -11,8 +11,8 @@ import (
 	"fmt"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
-	rekorgen "github.com/sigstore/rekor/pkg/generated/client"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	rekorgen "github.com/sigstore/rekor/pkg/generated/client"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 
