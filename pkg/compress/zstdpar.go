@@ -46,7 +46,7 @@ func newZstdWriter(w io.Writer, workers int) (*zstdWriter, error) {
 		order: make(chan *zjob, 2*workers),
 		done:  make(chan struct{}),
 	}
-	z.pool.New = func() any { return make([]byte, 0, ZstdChunk) }
+	z.pool.New = func() any { b := make([]byte, 0, ZstdChunk); return &b }
 	encoders := make([]*zstd.Encoder, workers)
 	for i := range encoders {
 		enc, err := zstd.NewWriter(nil,
@@ -101,7 +101,8 @@ func (z *zstdWriter) writeInOrder() {
 				z.fail(err)
 			}
 		}
-		z.pool.Put(j.in[:0]) //nolint:staticcheck // a slice, reused for its capacity
+		buf := j.in[:0]
+		z.pool.Put(&buf)
 	}
 }
 
@@ -109,7 +110,7 @@ func (z *zstdWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		if z.buf == nil {
-			z.buf = z.pool.Get().([]byte)
+			z.buf = *z.pool.Get().(*[]byte)
 		}
 		k := min(len(p), ZstdChunk-len(z.buf))
 		z.buf = append(z.buf, p[:k]...)
@@ -134,7 +135,7 @@ func (z *zstdWriter) flushChunk() {
 func (z *zstdWriter) Close() error {
 	if len(z.buf) > 0 || z.chunks == 0 {
 		if z.buf == nil {
-			z.buf = z.pool.Get().([]byte)
+			z.buf = *z.pool.Get().(*[]byte)
 		}
 		z.flushChunk()
 	}

@@ -100,7 +100,8 @@ func entry(h *tar.Header, r io.Reader, layer int, hash bool) (*File, error) {
 		return f, nil
 	}
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // old archives use TypeRegA
+	//lint:ignore SA1019 old archives still carry TypeRegA, and it means a regular file
+	case tar.TypeReg, tar.TypeRegA:
 		f.Kind, f.Size = Regular, h.Size
 		if hash {
 			s := sha256.New()

@@ -127,7 +127,8 @@ func validPrivateKey(kind string, block []byte) bool {
 		if _, err := x509.ParsePKCS1PrivateKey(b.Bytes); err == nil {
 			return true
 		}
-		return x509.IsEncryptedPEMBlock(b) //nolint:staticcheck // legacy encrypted PEM is still a key
+		// Legacy (RFC 1423) encrypted PEM is still a key.
+		return strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED")
 	case "EC PRIVATE KEY":
 		_, err := x509.ParseECPrivateKey(b.Bytes)
 		return err == nil
