@@ -46,6 +46,7 @@ fuzz: ## run the fuzz targets briefly (FUZZTIME, default 10s each)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),10s) ./pkg/spec
 	$(GO) test -run '^$$' -fuzz '^FuzzCleanPath$$' -fuzztime $(or $(FUZZTIME),10s) ./pkg/spec
 	$(GO) test -run '^$$' -fuzz '^FuzzMatchGlob$$' -fuzztime $(or $(FUZZTIME),10s) ./pkg/layer
+	$(GO) test -run '^$$' -fuzz '^FuzzPlanContained$$' -fuzztime $(or $(FUZZTIME),10s) ./pkg/disk
 
 bench: build ## go benchmarks, then repro timed against umoci and tar+gzip on Go's src tree
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/layer ./pkg/compress ./pkg/build

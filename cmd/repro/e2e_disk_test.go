@@ -23,6 +23,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -388,6 +389,46 @@ func TestE2EDisk(t *testing.T) {
 				t.Fatalf("repro disk as 65534: %v\n%s", err, out)
 			}
 			e2eSameFile(t, filepath.Join(dirs["outA"], "disk."+format), file)
+		}
+		// erofs and squashfs take directory owners from files: without
+		// root, an image with other owners than 0:0 is refused, not faked.
+		for _, fsType := range []string{"erofs", "squashfs"} {
+			cmd := exec.Command(bin, "disk", ref, "-o", filepath.Join(dirs["outC"], fsType+".raw"), "--size", diskSize, "--fs", fsType)
+			cmd.Dir = dirs["tmpC"]
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + dirs["tmpC"]}
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "/var/cache/app is owned by 65532:65532") {
+				t.Errorf("--fs %s as 65534: %v\n%s", fsType, err, out)
+			}
+		}
+		if names := diskEntries(t, dirs["tmpC"]); len(names) != 0 {
+			t.Errorf("TMPDIR holds %v after the unprivileged runs", names)
+		}
+	})
+
+	t.Run("index", func(t *testing.T) {
+		lay := filepath.Join(t.TempDir(), "multi")
+		repro(t, examples, "build", "-q", "--offline", "--version", e2eVersion,
+			"-f", filepath.Join(examples, "go-server/multi-platform.yaml"), "-o", "oci:"+lay+":"+e2eTag)
+		out := t.TempDir()
+		r := invocation{dir: out}.run(t, "disk", "oci:"+lay+":"+e2eTag, "-o", filepath.Join(out, "d.raw"), "--size", diskSize)
+		if r.code != 2 || !strings.Contains(r.stderr, "linux/amd64, linux/arm64; choose one with --platform") {
+			t.Errorf("an index without --platform: exit %d\n%s", r.code, r.stderr)
+		}
+		r = invocation{dir: out}.run(t, "disk", "oci:"+lay+":"+e2eTag, "-o", filepath.Join(out, "d.raw"), "--size", diskSize, "--platform", "linux/arm64")
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.stderr)
+		}
+		rec := diskReadRecord(t, filepath.Join(out, "d.raw"))
+		const arm64Root = "B921B045-1DF0-41C3-AF44-4C6F280D3FAE"
+		if rec.PartitionTable.PartitionType != arm64Root || !strings.HasPrefix(rec.Image, "sha256:") {
+			t.Errorf("linux/arm64 disk: partition type %s, image %s", rec.PartitionTable.PartitionType, rec.Image)
+		}
+		out2, err := exec.Command("sfdisk", "--json", filepath.Join(out, "d.raw")).Output()
+		if err != nil || !strings.Contains(string(out2), arm64Root) {
+			t.Errorf("sfdisk: %v\n%s", err, out2)
 		}
 	})
 
@@ -810,4 +851,207 @@ func TestE2EDiskUsage(t *testing.T) {
 	if names := diskEntries(t, dir); len(names) != 0 {
 		t.Errorf("failed runs left %v", names)
 	}
+}
+
+// cpioFile is one entry of an initramfs.
+type cpioFile struct {
+	name string
+	mode uint32 // with the type bits
+	data []byte
+}
+
+// newcArchive writes files as a cpio "newc" archive, the initramfs format.
+func newcArchive(files []cpioFile) []byte {
+	var b bytes.Buffer
+	pad := func() {
+		for b.Len()%4 != 0 {
+			b.WriteByte(0)
+		}
+	}
+	for i, f := range append(files, cpioFile{name: "TRAILER!!!"}) {
+		fmt.Fprintf(&b, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+			i+1, f.mode, 0, 0, 1, e2eEpoch, len(f.data), 0, 0, 0, 0, len(f.name)+1, 0)
+		b.WriteString(f.name)
+		b.WriteByte(0)
+		pad()
+		b.Write(f.data)
+		pad()
+	}
+	return b.Bytes()
+}
+
+// bootInit mounts the disk's root partition read-only and prints what the
+// test looks for on the serial console.
+const bootInit = `#!/bin/busybox sh
+bb=/bin/busybox
+$bb mkdir -p /proc /sys /dev /mnt
+$bb mount -t proc proc /proc
+$bb mount -t devtmpfs dev /dev
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk; do
+	$bb insmod /lib/$m.ko
+done
+i=0
+while [ ! -b /dev/vda1 ] && [ $i -lt 100 ]; do $bb sleep 0.1; i=$((i+1)); done
+$bb mount -t ext4 -o ro /dev/vda1 /mnt && echo "REPRO-BOOT motd: $($bb cat /mnt/etc/motd)"
+$bb stat -c 'REPRO-BOOT %n %a %u:%g %F' /mnt/var/cache/app /mnt/app/server /mnt/usr/local/bin/server
+echo "REPRO-BOOT link: $($bb readlink /mnt/usr/local/bin/server)"
+echo REPRO-BOOT-END
+$bb poweroff -f
+`
+
+// bootKernel fetches Debian's cloud kernel with apt-get download (once per
+// machine, into the user cache) and returns the unpacked package's root.
+func bootKernel(t *testing.T) string {
+	t.Helper()
+	testtool.Require(t, "apt-get", "apt-cache", "dpkg-deb")
+	out, err := exec.Command("apt-cache", "depends", "linux-image-cloud-amd64").Output()
+	m := regexp.MustCompile(`Depends: (linux-image-[0-9][^\s]*-cloud-amd64)`).FindSubmatch(out)
+	if err != nil || m == nil {
+		bootUnavailable(t, fmt.Sprintf("apt-cache depends linux-image-cloud-amd64: %v\n%s", err, out))
+	}
+	pkg := string(m[1])
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "repro-test", pkg)
+	if _, err := os.Stat(filepath.Join(dir, "done")); err == nil {
+		return dir
+	}
+	dl := t.TempDir()
+	os.Chmod(dl, 0o777) // apt drops to _apt for the download
+	cmd := exec.Command("apt-get", "download", "-q", pkg)
+	cmd.Dir = dl
+	if out, err := cmd.CombinedOutput(); err != nil {
+		bootUnavailable(t, fmt.Sprintf("apt-get download %s: %v\n%s", pkg, err, out))
+	}
+	debs, _ := filepath.Glob(filepath.Join(dl, "*.deb"))
+	if len(debs) != 1 {
+		t.Fatalf("apt-get download %s left %v", pkg, debs)
+	}
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testtool.Run(t, "dpkg-deb", "-x", debs[0], dir)
+	os.WriteFile(filepath.Join(dir, "done"), nil, 0o644)
+	return dir
+}
+
+func bootUnavailable(t *testing.T, why string) {
+	t.Helper()
+	if testtool.InCI() {
+		t.Fatalf("%s; CI installs apt's lists, and CI=true makes this an error", why)
+	}
+	t.Skip(why)
+}
+
+// TestE2EDiskBoot boots the go-server disk under TCG with Debian's cloud
+// kernel and a busybox initramfs: a real kernel finds the GPT partition,
+// mounts the ext4 and sees the image's contents, owners and modes.
+func TestE2EDiskBoot(t *testing.T) {
+	t.Parallel()
+	testtool.Require(t, append(diskTools, "qemu-system-x86_64", "busybox")...)
+	kdir := bootKernel(t)
+	kernels, _ := filepath.Glob(filepath.Join(kdir, "boot", "vmlinuz-*"))
+	if len(kernels) != 1 {
+		t.Fatalf("no kernel in %s", kdir)
+	}
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busybox, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []cpioFile{
+		{name: "bin", mode: 0o040755}, {name: "lib", mode: 0o040755},
+		{name: "bin/busybox", mode: 0o100755, data: busybox},
+		{name: "init", mode: 0o100755, data: []byte(bootInit)},
+	}
+	for _, m := range []string{"virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci"} {
+		files = append(files, bootModule(t, kdir, "drivers/virtio/"+m+".ko"))
+	}
+	files = append(files, bootModule(t, kdir, "drivers/block/virtio_blk.ko"))
+	work := t.TempDir()
+	initrd := filepath.Join(work, "initrd.cpio")
+	if err := os.WriteFile(initrd, newcArchive(files), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	ref, _ := diskLayout(t, work)
+	disk := filepath.Join(work, "disk.qcow2")
+	repro(t, work, "disk", ref, "-o", disk, "--size", diskSize)
+	cmd := exec.Command("qemu-system-x86_64", "-accel", "tcg", "-m", "256", "-smp", "1",
+		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+		"-kernel", kernels[0], "-initrd", initrd,
+		"-append", "console=ttyS0 panic=-1 quiet loglevel=3",
+		"-drive", "file="+disk+",if=virtio,format=qcow2,snapshot=on")
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu: %v\n%s", err, out)
+	}
+	t.Logf("booted, checked and powered off under TCG in %.1fs", time.Since(start).Seconds())
+	var got []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if i := strings.Index(line, "REPRO-BOOT"); i >= 0 {
+			got = append(got, strings.TrimRight(line[i:], "\r"))
+		}
+	}
+	want := []string{
+		"REPRO-BOOT motd: built by repro",
+		"REPRO-BOOT /mnt/var/cache/app 750 65532:65532 directory",
+		"REPRO-BOOT /mnt/app/server 755 0:0 regular file",
+		"REPRO-BOOT /mnt/usr/local/bin/server 777 0:0 symbolic link",
+		"REPRO-BOOT link: /app/server",
+		"REPRO-BOOT-END",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("serial console (-want +got):\n%s\nfull output:\n%s", diff, out)
+	}
+
+	// The same boot through the Packer template: packer build checks the
+	// disk's checksum, copies it, boots it, and waits for it to stop.
+	t.Run("packer-build", func(t *testing.T) {
+		testtool.Require(t, "packer")
+		pdir := filepath.Join(work, "packer")
+		repro(t, work, "disk", ref, "-o", disk, "--size", diskSize, "--packer", pdir)
+		serial := filepath.Join(work, "serial.log")
+		vars := fmt.Sprintf("qemuargs = [[\"-kernel\", %q], [\"-initrd\", %q], [\"-append\", \"console=ttyS0 panic=-1 quiet loglevel=3\"], [\"-no-reboot\", \"\"], [\"-serial\", %q]]\noutput_directory = %q\nshutdown_timeout = \"2m\"\n",
+			kernels[0], initrd, "file:"+serial, filepath.Join(work, "packer-out"))
+		os.WriteFile(filepath.Join(work, "boot.pkrvars.hcl"), []byte(vars), 0o644)
+		cmd := exec.Command("packer", "build", "-var-file=packer/repro-disk.pkrvars.hcl", "-var-file=boot.pkrvars.hcl", "packer/repro-disk.pkr.hcl")
+		cmd.Dir = work
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "CHECKPOINT_DISABLE=1", "PACKER_CACHE_DIR=" + t.TempDir()}
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("packer build: %v\n%s", err, out)
+		}
+		t.Logf("packer build took %.1fs", time.Since(start).Seconds())
+		console, _ := os.ReadFile(serial)
+		if !strings.Contains(string(console), "REPRO-BOOT motd: built by repro") || !strings.Contains(string(console), "REPRO-BOOT-END") {
+			t.Errorf("the VM packer booted printed:\n%s", console)
+		}
+		// vm_name comes from the variables file: the disk's base name.
+		if _, err := os.Stat(filepath.Join(work, "packer-out", "disk")); err != nil {
+			t.Errorf("packer wrote no disk: %v (%v)", err, diskEntries(t, filepath.Join(work, "packer-out")))
+		}
+	})
+}
+
+// bootModule is a kernel module from the unpacked kernel package, as
+// lib/NAME.ko of the initramfs.
+func bootModule(t *testing.T, kdir, rel string) cpioFile {
+	t.Helper()
+	matches, _ := filepath.Glob(filepath.Join(kdir, "lib", "modules", "*", "kernel", rel))
+	if len(matches) != 1 {
+		t.Fatalf("kernel module %s: found %v", rel, matches)
+	}
+	data, err := os.ReadFile(matches[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cpioFile{name: "lib/" + filepath.Base(rel), mode: 0o100644, data: data}
 }

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -293,6 +294,10 @@ func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Opti
 	if err != nil {
 		return nil, classify(err)
 	}
+	// The tree is packed: remove it while the disk is assembled.
+	treeGone := make(chan struct{})
+	go func() { removeAll(b.tree); close(treeGone) }()
+	defer func() { <-treeGone }()
 	if fi, err := os.Stat(fsImage); err != nil {
 		return nil, fault.Op(err)
 	} else if fi.Size() > part.size {
@@ -498,17 +503,51 @@ func removeAll(dir string) {
 	os.RemoveAll(dir)
 }
 
-// hashFile returns the sha256 (hex) and size of a file.
+// hashFile returns the sha256 (hex) and size of a file. Holes are hashed
+// as the zeros they read as, without reading them.
 func hashFile(name string) (string, int64, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return "", 0, err
 	}
 	defer f.Close()
-	h := sha256.New()
-	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
+	fi, err := f.Stat()
 	if err != nil {
 		return "", 0, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	zero := make([]byte, 1<<20)
+	var pos int64
+	for pos < fi.Size() {
+		data, err := f.Seek(pos, 3) // SEEK_DATA
+		if err != nil {
+			data = pos // no holes known (or none left: ENXIO); read on
+			if errors.Is(err, syscall.ENXIO) {
+				data = fi.Size()
+			}
+		}
+		for ; pos < data; pos += int64(min(len(zero), int(data-pos))) {
+			h.Write(zero[:min(len(zero), int(data-pos))])
+		}
+		if pos >= fi.Size() {
+			break
+		}
+		hole, err := f.Seek(pos, 4) // SEEK_HOLE
+		if err != nil || hole <= pos {
+			hole = fi.Size()
+		}
+		for pos < hole {
+			n, err := f.ReadAt(buf[:min(int64(len(buf)), hole-pos)], pos)
+			h.Write(buf[:n])
+			pos += int64(n)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return "", 0, err
+			}
+			if n == 0 {
+				return "", 0, fmt.Errorf("%s: short read at %d", name, pos)
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), fi.Size(), nil
 }

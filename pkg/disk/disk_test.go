@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -482,4 +484,38 @@ func (syscallStat) blocks(p string) (int64, error) {
 	var st syscall.Stat_t
 	err := syscall.Stat(p, &st)
 	return st.Blocks, err
+}
+
+// TestHashAndCopySparse: hashing skips holes without changing the sum, and
+// copying into a disk keeps the bytes and the holes.
+func TestHashAndCopySparse(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	f, _ := os.Create(src)
+	f.WriteAt([]byte("head"), 0)
+	f.WriteAt(bytes.Repeat([]byte{7}, 5000), 3<<20)
+	f.Truncate(8 << 20)
+	f.Close()
+	want, _ := os.ReadFile(src)
+	sum, size, err := hashFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref := sha256.Sum256(want); sum != hex.EncodeToString(ref[:]) || size != int64(len(want)) {
+		t.Errorf("hashFile = %s, %d; want %x, %d", sum, size, ref, len(want))
+	}
+	dst := filepath.Join(dir, "dst")
+	os.WriteFile(dst, nil, 0o600)
+	os.Truncate(dst, 10<<20)
+	if err := copyInto(dst, src, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(dst)
+	if !bytes.Equal(got[1<<20:9<<20], want) || !isZero(got[:1<<20]) || !isZero(got[9<<20:]) {
+		t.Error("copyInto changed the bytes")
+	}
+	var st syscallStat
+	if blocks, _ := st.blocks(dst); blocks > 64 {
+		t.Errorf("the copy takes %d blocks; its holes were filled", blocks)
+	}
 }

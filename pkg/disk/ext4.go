@@ -41,7 +41,8 @@ const mke2fsConf = `[defaults]
 const ext4Block = 4096
 
 // makeExt4 makes fsImage, an ext4 filesystem of size bytes holding the
-// plan, from the tree written under treeDir.
+// plan: mke2fs -d copies the tree that plan.write made, then one debugfs
+// script gives every inode the image's metadata, and e2fsck checks it.
 func makeExt4(ctx context.Context, b *builder, fsImage string, size int64) error {
 	conf := filepath.Join(b.work, "mke2fs.conf")
 	if err := os.WriteFile(conf, []byte(mke2fsConf), 0o600); err != nil {
@@ -198,22 +199,49 @@ func debugfsScript(p *plan, xattrDir string) (string, error) {
 			fmt.Fprintf(&b, "ea_set -f %s %s %s\n", quote(vf), quote(n.path), quote(k))
 		}
 	}
+	// The inodes, directory by directory: after a cd, each command looks
+	// up one name rather than a whole path (three times faster on Go's
+	// source tree).
+	byDir := map[string][]*node{}
+	var dirs []string
 	for _, n := range p.nodes {
 		if n.kind == rootfs.Hardlink {
 			continue // its group's regular file carries the inode's metadata
 		}
-		q := quote(n.path)
-		mode := n.mode & 0o7777
-		if n.kind == rootfs.Symlink {
-			mode = 0o777 // what Linux gives every symlink, whatever the layer says
+		dir := path.Dir(n.path)
+		if n.path == "/" {
+			dir = "/"
 		}
-		fmt.Fprintf(&b, "sif %s mode 0%o\n", q, typeBits(n.kind)|mode)
-		fmt.Fprintf(&b, "sif %s uid %d\nsif %s gid %d\n", q, n.uid, q, n.gid)
-		sec, extra := timeFields(n.mtime)
-		for _, field := range []string{"atime", "ctime", "mtime", "crtime"} {
-			fmt.Fprintf(&b, "sif %s %s @%d\nsif %s %s_extra %d\n", q, field, sec, q, field, extra)
+		if _, ok := byDir[dir]; !ok {
+			dirs = append(dirs, dir)
+		}
+		byDir[dir] = append(byDir[dir], n)
+	}
+	sort.Strings(dirs)
+	for _, dir := range dirs {
+		fmt.Fprintf(&b, "cd %s\n", quote(dir))
+		for _, n := range byDir[dir] {
+			name := path.Base(n.path)
+			switch {
+			case n.path == "/":
+				name = "."
+			case strings.HasPrefix(name, "<"):
+				name = "./" + name // "<12>" alone would name inode 12
+			}
+			q := quote(name)
+			mode := n.mode & 0o7777
+			if n.kind == rootfs.Symlink {
+				mode = 0o777 // what Linux gives every symlink, whatever the layer says
+			}
+			fmt.Fprintf(&b, "sif %s mode 0%o\n", q, typeBits(n.kind)|mode)
+			fmt.Fprintf(&b, "sif %s uid %d\nsif %s gid %d\n", q, n.uid, q, n.gid)
+			sec, extra := timeFields(n.mtime)
+			for _, field := range []string{"atime", "ctime", "mtime", "crtime"} {
+				fmt.Fprintf(&b, "sif %s %s @%d\nsif %s %s_extra %d\n", q, field, sec, q, field, extra)
+			}
 		}
 	}
+	b.WriteString("cd /\n")
 	if _, ok := p.byPath["/lost+found"]; !ok {
 		// mke2fs made it at the fake time; give it the image's epoch like
 		// every other implied directory.

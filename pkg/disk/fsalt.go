@@ -82,12 +82,12 @@ func (b *builder) checkFS() error {
 // setXattrs puts the image's xattrs on the tree's files, for the packers
 // that read them from there. A symlink's are refused by checkFS.
 func (b *builder) setXattrs() (bool, error) {
-	any := false
+	has := false
 	for _, n := range b.plan.nodes {
 		if len(n.xattrs) == 0 || n.kind == rootfs.Hardlink || n.kind == rootfs.Symlink {
 			continue
 		}
-		any = true
+		has = true
 		names := make([]string, 0, len(n.xattrs))
 		for k := range n.xattrs {
 			names = append(names, k)
@@ -106,7 +106,7 @@ func (b *builder) setXattrs() (bool, error) {
 			}
 		}
 	}
-	return any, nil
+	return has, nil
 }
 
 // applyAttrs gives the tree's files the image's owners (as root), modes

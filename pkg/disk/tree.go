@@ -268,6 +268,8 @@ func (p *plan) write(ctx context.Context, dir string, img v1.Image, fs *rootfs.F
 	if err := root.Chmod(".", 0o700); err != nil {
 		return fault.Op(err)
 	}
+	dirs := &dirCache{top: root}
+	defer dirs.close()
 	for _, n := range p.nodes {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -275,28 +277,20 @@ func (p *plan) write(ctx context.Context, dir string, img v1.Image, fs *rootfs.F
 		if n.path == "/" {
 			continue
 		}
+		parent, name, err := dirs.get(n)
+		if err != nil {
+			return fault.Op(fmt.Errorf("creating %s: %w", n.path, err))
+		}
 		switch n.kind {
 		case rootfs.Dir:
-			if err := root.Mkdir(n.rel(), 0o700); err != nil {
+			if err := parent.Mkdir(name, 0o700); err != nil {
 				return fault.Op(fmt.Errorf("creating %s: %w", n.path, err))
 			}
-			if err := root.Chmod(n.rel(), 0o700); err != nil {
-				return fault.Op(err)
-			}
-		case rootfs.Regular:
-			f, err := root.OpenFile(n.rel(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
-				return fault.Op(fmt.Errorf("creating %s: %w", n.path, err))
-			}
-			err = f.Chmod(0o600)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
+			if err := parent.Chmod(name, 0o700); err != nil { // whatever the umask
 				return fault.Op(err)
 			}
 		case rootfs.Symlink:
-			if err := root.Symlink(n.link, n.rel()); err != nil {
+			if err := parent.Symlink(n.link, name); err != nil {
 				return fault.Op(fmt.Errorf("creating symlink %s: %w", n.path, err))
 			}
 		}
@@ -307,7 +301,18 @@ func (p *plan) write(ctx context.Context, dir string, img v1.Image, fs *rootfs.F
 		if !ok || n.kind != rootfs.Regular || f.Kind != rootfs.Regular {
 			return nil
 		}
-		w, err := root.OpenFile(n.rel(), os.O_WRONLY|os.O_TRUNC, 0)
+		parent, name, err := dirs.get(n)
+		if err != nil {
+			return fault.Op(fmt.Errorf("writing %s: %w", n.path, err))
+		}
+		// Created here, once (O_EXCL): nothing that was there before, a
+		// symlink least of all, is ever written through. A layer may hold
+		// a path twice; the last entry wins, as in rootfs.
+		flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+		if n.written {
+			flags = os.O_WRONLY | os.O_TRUNC
+		}
+		w, err := parent.OpenFile(name, flags, 0o600)
 		if err != nil {
 			return fault.Op(fmt.Errorf("writing %s: %w", n.path, err))
 		}
@@ -315,13 +320,15 @@ func (p *plan) write(ctx context.Context, dir string, img v1.Image, fs *rootfs.F
 		if err == nil {
 			err = w.Truncate(got)
 		}
+		if err == nil {
+			err = w.Chmod(0o600) // whatever the umask
+		}
 		if cerr := w.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
 			return fmt.Errorf("writing %s: %w", n.path, err)
 		}
-		// A layer may hold a path twice; the last entry wins, as in rootfs.
 		if n.written {
 			p.dataWritten -= n.nonzero
 		}
@@ -333,8 +340,23 @@ func (p *plan) write(ctx context.Context, dir string, img v1.Image, fs *rootfs.F
 		return err
 	}
 	for _, n := range p.nodes {
-		if n.kind == rootfs.Regular && n.got != n.size {
+		if n.kind != rootfs.Regular {
+			continue
+		}
+		if n.got != n.size {
 			return fmt.Errorf("%s: its layer holds %d bytes, the image lists %d", n.path, n.got, n.size)
+		}
+		if !n.written { // empty, and never delivered
+			parent, name, err := dirs.get(n)
+			if err == nil {
+				var w *os.File
+				if w, err = parent.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+					err = w.Close()
+				}
+			}
+			if err != nil {
+				return fault.Op(fmt.Errorf("creating %s: %w", n.path, err))
+			}
 		}
 	}
 	for _, n := range p.nodes {
@@ -346,6 +368,51 @@ func (p *plan) write(ctx context.Context, dir string, img v1.Image, fs *rootfs.F
 		}
 	}
 	return nil
+}
+
+// dirCache keeps the last few directories of the tree open as roots of
+// their own, so that creating a file resolves one name rather than its
+// whole path. Each is opened through the top root (os.Root.OpenRoot), so
+// it is as contained as the top.
+type dirCache struct {
+	top   *os.Root
+	open  map[string]*os.Root
+	order []string
+}
+
+const dirCacheSize = 32
+
+// get returns the open parent directory of n and n's name in it.
+func (c *dirCache) get(n *node) (*os.Root, string, error) {
+	dir, name := path.Split(n.path)
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		return c.top, name, nil
+	}
+	if r, ok := c.open[dir]; ok {
+		return r, name, nil
+	}
+	r, err := c.top.OpenRoot(dir[1:])
+	if err != nil {
+		return nil, "", err
+	}
+	if c.open == nil {
+		c.open = map[string]*os.Root{}
+	}
+	if len(c.order) >= dirCacheSize {
+		c.open[c.order[0]].Close()
+		delete(c.open, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.open[dir] = r
+	c.order = append(c.order, dir)
+	return r, name, nil
+}
+
+func (c *dirCache) close() {
+	for _, r := range c.open {
+		r.Close()
+	}
 }
 
 // copySparse copies r to w, seeking over blocks of zeros so that they
