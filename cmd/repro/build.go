@@ -192,6 +192,7 @@ func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*built
 		WorkDir:     work,
 		Log:         g.log,
 		Base:        bo,
+		Lock:        lf,
 	})
 	bar.done()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -18,21 +19,32 @@ import (
 var lockCmd = &command{
 	name:  "lock",
 	usage: "lock [-f repro.yaml] [--update]",
-	short: "pin the spec's base and urls in repro.lock.json",
+	short: "pin the spec's base, urls and Debian packages in repro.lock.json",
 	long: `
 Lock resolves what the spec names by something that can change and writes
 the answers beside the spec (repro.lock.json for repro.yaml, X.lock.json
 for X.yaml): for the base, the digest its reference names now and each
 platform's manifest digest; for every url, its sha256 (the file is fetched
-and checked). The file has sorted keys and a stable layout: locking an
-unchanged spec twice gives identical bytes. Commit it.
+and checked); for Debian packages, per platform, the sha256 of each
+source's InRelease (checked against apt.keyring) and Packages indexes, and
+for each layer with packages every .deb of its dependency closure (name,
+version, architecture, file, size, sha256, and which packages need it),
+less what the base's dpkg status and the earlier layers hold. The file has
+sorted keys and a stable layout: locking an unchanged spec twice gives
+identical bytes. Commit it.
 
 Without --update, pins already in the lock are kept and only what is
-missing is resolved. With --update, every pin is resolved again, and what
-changed is printed.
+missing is resolved: packages are resolved on the indexes the lock pins
+(each InRelease read by its digest, from the cache or the repository, and
+verified again), so a package added to the spec comes at the version of
+those indexes and nothing else moves. With --update, every pin is resolved
+again (InRelease files fetched fresh, their Valid-Until checked), and what
+changed is printed, one line per base, url, InRelease and package.
 
-Build uses the lock: a base given by tag alone is refused without one;
-build --locked fails when the spec names anything the lock does not pin.
+Build uses the lock: a base given by tag alone, or a layer of packages,
+is refused without one; build --locked fails when the spec names anything
+the lock does not pin. Building from the lock fetches exactly the pinned
+.debs, and nothing else from the repositories.
 
 Examples:
   repro lock
@@ -87,7 +99,7 @@ func (o *lockOpts) run(ctx context.Context, args []string) error {
 			return fault.Bad(s.ErrorAt("base", "%v", err))
 		}
 	}
-	f, changes, err := lock.Resolve(ctx, s, old, o.update, r, c, o.insecure)
+	f, changes, err := lock.Resolve(ctx, s, old, o.update, r, c, o.insecure, lock.WithClock(time.Now))
 	if err != nil {
 		return err
 	}

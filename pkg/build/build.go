@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/layer"
+	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/secrets"
 	"github.com/reprobuild/repro/pkg/spec"
 )
@@ -43,6 +45,9 @@ type Options struct {
 	Progress func(layer, platform string, written int64)
 	// Base is the spec's base, pinned; nil for scratch.
 	Base *Base
+	// Lock pins the .debs of layers with packages; a layer that it does
+	// not pin is refused (bad input: run repro lock).
+	Lock *lock.File
 }
 
 // Base is a pinned base and the resolver that opens it.
@@ -91,7 +96,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{s: s, opts: opts, ctx: bctx, shared: map[int]*layer.File{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}}
+	b := &builder{s: s, opts: opts, ctx: bctx, shared: map[int]*layer.File{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}, bases: map[string]map[string]*base.File{}}
 	res := &Result{}
 	for _, p := range plats {
 		img, err := b.image(ctx, p)
@@ -162,6 +167,9 @@ type builder struct {
 	// reported holds the findings already reported (builds of several
 	// platforms share layers and config).
 	reported map[string]bool
+	// bases holds, by platform, the files of the base that packages and
+	// accounts need (see baseFileWanted).
+	bases map[string]map[string]*base.File
 }
 
 func (b *builder) epoch() time.Time { return time.Unix(b.opts.Values.Epoch, 0).UTC() }
@@ -182,7 +190,7 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 	var history []ocispec.History
 	created := b.epoch()
 	for i := range b.s.Layers {
-		l, err := b.layer(ctx, i, p)
+		l, err := b.layer(ctx, i, p, bi)
 		if err != nil {
 			return nil, err
 		}
@@ -190,6 +198,18 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 		history = append(history, ocispec.History{
 			Created:   &created,
 			CreatedBy: fmt.Sprintf("repro: layer %q", b.s.Layers[i].Name),
+			Comment:   compress.FormatVersion,
+		})
+	}
+	if b.s.Accounts != nil {
+		l, err := b.accountsLayer(ctx, p, bi)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, l)
+		history = append(history, ocispec.History{
+			Created:   &created,
+			CreatedBy: "repro: accounts",
 			Comment:   compress.FormatVersion,
 		})
 	}
@@ -220,8 +240,9 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 
 // layer returns layer i for platform p, building it once for all platforms
 // when none of its sources is a template.
-func (b *builder) layer(ctx context.Context, i int, p spec.Platform) (*layer.File, error) {
-	perPlatform := false
+func (b *builder) layer(ctx context.Context, i int, p spec.Platform, bi *base.Image) (*layer.File, error) {
+	// A layer of packages is per platform: each has its own pins.
+	perPlatform := len(b.s.Layers[i].Packages) > 0
 	for _, c := range b.s.Layers[i].Contents {
 		if strings.Contains(c.Source, "{{") {
 			perPlatform = true
@@ -230,18 +251,48 @@ func (b *builder) layer(ctx context.Context, i int, p spec.Platform) (*layer.Fil
 	if l, ok := b.shared[i]; ok && !perPlatform {
 		return l, nil
 	}
-	entries, err := b.entries(ctx, i, p)
+	var entries []layer.Entry
+	var err error
+	if len(b.s.Layers[i].Packages) > 0 {
+		entries, err = b.packageEntries(ctx, i, p, bi)
+	} else {
+		entries, err = b.entries(ctx, i, p)
+	}
 	if err != nil {
 		return nil, err
 	}
 	b.warnRemovals(i, entries)
-	layerName := fmt.Sprintf("layers[%d] %q", i, b.s.Layers[i].Name)
+	l, err := b.write(ctx, i, fmt.Sprintf("layers[%d] %q", i, b.s.Layers[i].Name), b.s.Layers[i].Name, p, entries)
+	if err != nil {
+		return nil, err
+	}
+	if !perPlatform {
+		b.shared[i] = l
+	}
+	return l, nil
+}
+
+// accountsLayer is the final layer that accounts writes, for platform p.
+func (b *builder) accountsLayer(ctx context.Context, p spec.Platform, bi *base.Image) (*layer.File, error) {
+	bf, err := b.baseFiles(ctx, p, bi)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := b.accountEntries(bf)
+	if err != nil {
+		return nil, err
+	}
+	return b.write(ctx, -1, "accounts", "accounts", p, entries)
+}
+
+// write writes the entries of layer i (-1 for the accounts layer) as a
+// canonical layer, every regular file shown to the secret guard.
+func (b *builder) write(ctx context.Context, i int, layerName, name string, p spec.Platform, entries []layer.Entry) (*layer.File, error) {
 	lo := layer.Options{
 		Epoch: b.opts.Values.Epoch, Compression: b.opts.Compression,
 		Observe: func(e *layer.Entry) layer.Observer { return b.guard.File(layerName, e.Path) },
 	}
 	if b.opts.Progress != nil {
-		name := b.s.Layers[i].Name
 		lo.Progress = func(n int64) { b.opts.Progress(name, p.String(), n) }
 	}
 	l, err := layer.Write(ctx, entries, b.opts.WorkDir, lo)
@@ -250,10 +301,7 @@ func (b *builder) layer(ctx context.Context, i int, p spec.Platform) (*layer.Fil
 	}
 	d, _ := l.Digest()
 	size, _ := l.Size()
-	b.opts.Log.Info("layer written", "layer", b.s.Layers[i].Name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
-	if !perPlatform {
-		b.shared[i] = l
-	}
+	b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
 	return l, nil
 }
 
@@ -262,15 +310,22 @@ func (b *builder) layer(ctx context.Context, i int, p spec.Platform) (*layer.Fil
 func (b *builder) layerError(i int, err error) error {
 	var ce *layer.ConflictError
 	var se *layer.SourceError
+	field := fmt.Sprintf("layers[%d]", i)
+	name := "accounts"
+	if i < 0 {
+		field = "accounts"
+	} else {
+		name = b.s.Layers[i].Name
+	}
 	switch {
 	case errors.As(err, &ce):
-		return fault.Bad(b.s.ErrorAt(fmt.Sprintf("layers[%d]", i), "%s", ce.Msg))
+		return fault.Bad(b.s.ErrorAt(field, "%s", ce.Msg))
 	case errors.As(err, &se):
-		return fault.Bad(b.s.ErrorAt(fmt.Sprintf("layers[%d]", i), "%s", se.Msg))
+		return fault.Bad(b.s.ErrorAt(field, "%s", se.Msg))
 	case errors.Is(err, context.Canceled):
 		return err
 	}
-	return fault.Op(fmt.Errorf("writing layer %q: %w", b.s.Layers[i].Name, err))
+	return fault.Op(fmt.Errorf("writing layer %q: %w", name, err))
 }
 
 func (b *builder) entries(ctx context.Context, i int, p spec.Platform) ([]layer.Entry, error) {
@@ -282,6 +337,9 @@ func (b *builder) entries(ctx context.Context, i int, p spec.Platform) ([]layer.
 			return nil, err
 		}
 		for k := range es {
+			if b.s.Accounts != nil && slices.Contains(spec.AccountFiles, es[k].Path) {
+				return nil, fault.Bad(b.s.ErrorAt(field, "writes %s, which accounts: writes (merged over the base's); exclude it from this entry, or remove accounts:", es[k].Path))
+			}
 			if es[k].Origin == "" {
 				es[k].Origin = field
 			} else {

@@ -29,6 +29,8 @@ type File struct {
 	Version int             `json:"version"`
 	Bases   map[string]Base `json:"bases,omitempty"`
 	URLs    map[string]URL  `json:"urls,omitempty"`
+	// Apt pins Debian packages, by platform (os/arch[/variant]).
+	Apt map[string]Apt `json:"apt,omitempty"`
 }
 
 // Base pins one base reference, keyed by the reference as the spec writes it.
@@ -130,7 +132,18 @@ func (c Change) String() string {
 
 // Resolve returns the lock for s. Entries of old are kept unless update is
 // set or the spec no longer names them; what is missing is resolved.
-func Resolve(ctx context.Context, s *spec.Spec, old *File, update bool, r *base.Resolver, c *cache.Cache, insecure []string) (*File, []Change, error) {
+//
+// Debian packages are resolved for every platform on the indexes that the
+// lock pins (each InRelease read by its digest, and verified against the
+// keyring again), so that without update the pins stay as they are and a
+// package added to the spec comes at the version of the pinned index;
+// with update, every InRelease is fetched fresh. The base's dpkg status
+// and the earlier layers' packages count as installed.
+func Resolve(ctx context.Context, s *spec.Spec, old *File, update bool, r *base.Resolver, c *cache.Cache, insecure []string, opts ...Option) (*File, []Change, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if old == nil {
 		old = &File{}
 	}
@@ -141,7 +154,7 @@ func Resolve(ctx context.Context, s *spec.Spec, old *File, update bool, r *base.
 		if err != nil {
 			return nil, nil, fault.Bad(s.ErrorAt("base", "%v", err))
 		}
-		ref = ref.WithInsecure(insecure)
+		ref = ref.WithInsecure(insecure).In(s.Dir)
 		prev, had := old.Bases[s.Base]
 		if had && !update && (ref.Digest == "" || prev.Digest == ref.Digest) {
 			f.Bases[s.Base] = prev
@@ -181,6 +194,16 @@ func Resolve(ctx context.Context, s *spec.Spec, old *File, update bool, r *base.
 			}
 		}
 	}
+	ac, err := resolveApt(ctx, s, old, f, update, r, c, insecure, &o)
+	if err != nil {
+		return nil, nil, err
+	}
+	changes = append(changes, ac...)
+	for k := range old.Apt {
+		if _, ok := f.Apt[k]; !ok {
+			changes = append(changes, Change{Kind: "removed", Key: "apt " + k, From: "its packages"})
+		}
+	}
 	for k, b := range old.Bases {
 		if _, ok := f.Bases[k]; !ok {
 			changes = append(changes, Change{Kind: "removed", Key: "base " + k, From: b.Digest})
@@ -216,6 +239,16 @@ func Unpinned(s *spec.Spec, f *File) []string {
 			}
 			if u, ok := f.URLs[ct.URL]; !ok || u.SHA256 != ct.SHA256 {
 				out = append(out, "url "+ct.URL)
+			}
+		}
+	}
+	for _, p := range s.Platforms {
+		for i, l := range s.Layers {
+			if len(l.Packages) == 0 {
+				continue
+			}
+			if _, why := f.AptLayer(s, p, i); why != "" {
+				out = append(out, why)
 			}
 		}
 	}

@@ -370,16 +370,8 @@ func (d *decoder) scalar(n *yaml.Node, path, want string) bool {
 }
 
 // laterKeys are keys of the contract that this version does not build yet,
-// by the type that holds them.
-var laterKeys = map[reflect.Type]map[string]string{
-	reflect.TypeOf(Spec{}): {
-		"apt":      "Debian package sources are not supported by this version of repro; remove apt:",
-		"accounts": "accounts are not supported by this version of repro; remove accounts: and write /etc/passwd and /etc/group as content entries",
-	},
-	reflect.TypeOf(Layer{}): {
-		"packages": "Debian packages are not supported by this version of repro; remove packages: and add the files with contents:",
-	},
-}
+// by the type that holds them, with what to do instead. (None, for now.)
+var laterKeys = map[reflect.Type]map[string]string{}
 
 // places names the mappings of a spec, for messages about a key written in
 // the wrong one.
@@ -391,6 +383,11 @@ var places = []struct {
 	{reflect.TypeOf(Config{}), "config"},
 	{reflect.TypeOf(Layer{}), "a layer (an entry of layers)"},
 	{reflect.TypeOf(Content{}), "an entry of a layer's contents"},
+	{reflect.TypeOf(Apt{}), "apt"},
+	{reflect.TypeOf(AptSource{}), "an entry of apt.sources"},
+	{reflect.TypeOf(Accounts{}), "accounts"},
+	{reflect.TypeOf(Group{}), "an entry of accounts.groups"},
+	{reflect.TypeOf(User{}), "an entry of accounts.users"},
 }
 
 func placeOf(t reflect.Type) string {

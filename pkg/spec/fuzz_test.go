@@ -177,9 +177,54 @@ func render(s *Spec) ([]byte, bool) {
 			if l.Contents != nil {
 				lm["contents"] = contents
 			}
+			if l.Packages != nil {
+				lm["packages"] = strs(l.Packages)
+			}
 			layers = append(layers, lm)
 		}
 		top["layers"] = layers
+	}
+	if a := s.Apt; a != nil {
+		am := map[string]any{"keyring": str(a.Keyring)}
+		if a.Sources != nil {
+			srcs := []any{}
+			for _, src := range a.Sources {
+				m := map[string]any{"url": str(src.URL)}
+				if src.Suites != nil {
+					m["suites"] = strs(src.Suites)
+				}
+				if src.Components != nil {
+					m["components"] = strs(src.Components)
+				}
+				srcs = append(srcs, m)
+			}
+			am["sources"] = srcs
+		}
+		if a.Prefer != nil {
+			am["prefer"] = smap(a.Prefer)
+		}
+		if a.UsrMerge != nil {
+			am["usrmerge"] = *a.UsrMerge
+		}
+		top["apt"] = am
+	}
+	if a := s.Accounts; a != nil {
+		am := map[string]any{}
+		if a.Groups != nil {
+			gs := []any{}
+			for _, g := range a.Groups {
+				gs = append(gs, map[string]any{"name": str(g.Name), "gid": *g.GID})
+			}
+			am["groups"] = gs
+		}
+		if a.Users != nil {
+			us := []any{}
+			for _, u := range a.Users {
+				us = append(us, map[string]any{"name": str(u.Name), "uid": *u.UID, "gid": *u.GID, "home": str(u.Home), "shell": str(u.Shell)})
+			}
+			am["users"] = us
+		}
+		top["accounts"] = am
 	}
 	c := s.Config
 	config := map[string]any{}
@@ -239,6 +284,8 @@ func toNode(v any) *yaml.Node {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(v)}
 	case int64:
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v, 10)}
+	case bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v)}
 	}
 	panic(fmt.Sprintf("toNode: %T", v))
 }

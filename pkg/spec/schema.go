@@ -29,12 +29,18 @@ const (
 // a string field, the items of a list field, or the keys of a mapping field
 // must match, by Type.Field.
 var schemaPatterns = map[string]*regexp.Regexp{
-	"Spec.Name":           nameRE,
-	"Spec.Vars":           varKeyRE,
-	"Content.SHA256":      hexRE,
-	"Config.Env":          envKeyRE,
-	"Config.ExposedPorts": portRE,
-	"Config.StopSignal":   signalRE,
+	"Spec.Name":            nameRE,
+	"Spec.Vars":            varKeyRE,
+	"Content.SHA256":       hexRE,
+	"Config.Env":           envKeyRE,
+	"Config.ExposedPorts":  portRE,
+	"Config.StopSignal":    signalRE,
+	"Layer.Packages":       wantedRE,
+	"Apt.Prefer":           pkgNameRE,
+	"AptSource.Suites":     suiteRE,
+	"AptSource.Components": suiteRE,
+	"Group.Name":           accountRE,
+	"User.Name":            accountRE,
 }
 
 // schemaEnums are the values of fields whose values are a closed set kept
@@ -62,11 +68,16 @@ var structDoc = []struct {
 	intro  string
 }{
 	{reflect.TypeOf(Spec{}), "", "Top level", "top-level", "The keys of the spec file itself."},
-	{reflect.TypeOf(Layer{}), "layer", "layers[]", "layers", "Each entry of `layers` is one image layer, in order. A layer has `contents`."},
+	{reflect.TypeOf(Layer{}), "layer", "layers[]", "layers", "Each entry of `layers` is one image layer, in order. A layer has `contents` (files of the build context, inline content, URLs, links, directories, removals) or `packages` (Debian packages, which need `apt`), not both."},
 	{reflect.TypeOf(Content{}), "content", "layers[].contents[]", "layerscontents", "Each entry of a layer's `contents` writes one path (a directory source writes a tree). It is a file (from `source`, `content` or `url`), or has a `type`."},
 	{reflect.TypeOf(Config{}), "config", "config", "config", "The OCI image config. Fields left out stay out of the image config."},
 	{reflect.TypeOf(Secrets{}), "secrets", "secrets", "secrets", "The secret guard scans every file a build adds and the config's env, labels, cmd, entrypoint and annotations, and refuses private keys, cloud and forge tokens, registry and kube credentials and password-like env values (exit 2). `allow` is the only way past it."},
 	{reflect.TypeOf(SecretAllow{}), "secretAllow", "secrets.allow[]", "secretsallow", "One allow entry: a path or glob, optionally narrowed to one file (`sha256`) or one rule (`rule`), always with a `reason`."},
+	{reflect.TypeOf(Apt{}), "apt", "apt", "apt", "Where the Debian packages of `packages` layers come from. Every InRelease must be signed by a key of `keyring`; every index and `.deb` is checked against the SHA-256 its signed index lists, and `repro lock` pins them all (see [Debian packages](#debian-packages))."},
+	{reflect.TypeOf(AptSource{}), "aptSource", "apt.sources[]", "aptsources", "One Debian-style repository, read for each of its suites and components (`dists/<suite>/<component>/binary-<arch>/`)."},
+	{reflect.TypeOf(Accounts{}), "accounts", "accounts", "accounts", "Users and groups. repro writes `/etc/passwd`, `/etc/group` and `/etc/shadow` (and `/etc/gshadow` when the base has one) as one final layer: the base's entries, with these added or replacing the base's entry of the same name, sorted by id; `root` is always there. Passwords are locked (`*`). A layer may not write these files too."},
+	{reflect.TypeOf(Group{}), "group", "accounts.groups[]", "accountsgroups", "One group."},
+	{reflect.TypeOf(User{}), "user", "accounts.users[]", "accountsusers", "One user. Its home directory is not created; add it to a layer when the user needs one."},
 }
 
 func structInfo(t reflect.Type) (def, title, anchor string, ok bool) {
@@ -208,6 +219,14 @@ func typedValue(t reflect.Type, v string) any {
 		if n, err := strconv.Atoi(v); err == nil {
 			return n
 		}
+	}
+	if t.Kind() == reflect.Slice && strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+		// A flow list, as the example tag writes it: [a, b].
+		items := []any{}
+		for _, it := range strings.Split(strings.TrimSuffix(strings.TrimPrefix(v, "["), "]"), ",") {
+			items = append(items, typedValue(t.Elem(), strings.TrimSpace(it)))
+		}
+		return items
 	}
 	return v
 }

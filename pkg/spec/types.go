@@ -20,6 +20,8 @@ type Spec struct {
 	Annotations map[string]string `yaml:"annotations" doc:"Manifest (and index) annotations. Values are templates."`
 	Tags        []string          `yaml:"tags" doc:"Registry references that --push sends the image to. Templates."`
 	Secrets     *Secrets          `yaml:"secrets" doc:"The secret guard: it refuses private keys, tokens and credentials in what the build adds, unless an allow entry lets them pass."`
+	Apt         *Apt              `yaml:"apt" doc:"Where the Debian packages of layers with packages come from, and the keys that must sign them. Required when a layer has packages."`
+	Accounts    *Accounts         `yaml:"accounts" doc:"Users and groups: /etc/passwd, /etc/group and /etc/shadow merged over the base's, written as one final layer."`
 
 	// File is the spec's path as given to Load; messages use it.
 	File string `yaml:"-"`
@@ -33,7 +35,8 @@ type Spec struct {
 // Layer is one image layer.
 type Layer struct {
 	Name     string    `yaml:"name" doc:"Recorded in the layer's history entry (created_by)." default:"layer-N (N counting from 1)"`
-	Contents []Content `yaml:"contents" doc:"What the layer holds. Entries are sorted by path in the layer, so their order here does not matter."`
+	Contents []Content `yaml:"contents" doc:"What the layer holds. Entries are sorted by path in the layer, so their order here does not matter. A layer has contents or packages, not both."`
+	Packages []string  `yaml:"packages" doc:"Debian packages to install, by name (nginx-light), optionally with a version (nginx-light=1.22.1-9) or a constraint (nginx-light (>= 1.22)), with their Depends and Pre-Depends closure less what the base and earlier layers hold. Pinned by the lock file (repro lock); maintainer scripts are never run. Requires apt." example:"[nginx-light, ca-certificates]"`
 }
 
 // Content is one entry of a layer.
@@ -85,4 +88,40 @@ type SecretAllow struct {
 	SHA256 string `yaml:"sha256" doc:"Only the file with this content (lower-case hex SHA-256)."`
 	Rule   string `yaml:"rule" doc:"Only findings of this rule (private-key, github-token, env-secret, ...; see pkg/secrets)." example:"private-key"`
 	Reason string `yaml:"reason" doc:"Why this secret may ship. Required; it is printed with every use." required:"true"`
+}
+
+// Apt says where Debian packages come from.
+type Apt struct {
+	Sources  []AptSource       `yaml:"sources" doc:"Debian-style repositories (dists/ and pool/). A package found in several takes the highest version." required:"true"`
+	Keyring  string            `yaml:"keyring" doc:"A file of the build context, relative to the spec's directory, holding the ASCII-armored (or binary) OpenPGP public keys that must sign every InRelease. Debian's are in the debian-archive-keyring package (/usr/share/keyrings/debian-archive-keyring.gpg)." required:"true" example:"keys/debian-archive-keyring.gpg"`
+	Prefer   map[string]string `yaml:"prefer" doc:"For a virtual package with several providers, the one to take (virtual: provider). A virtual package with one provider needs no entry; several and no entry is an error that lists them."`
+	UsrMerge *bool             `yaml:"usrmerge" doc:"Move what packages put in /bin, /sbin and /lib* into /usr and write the symlinks /bin -> usr/bin and so on, as Debian 12 does. A base whose /bin (or /sbin, /lib*) is a real directory cannot take them: set false there." default:"true"`
+}
+
+// AptSource is one Debian-style repository.
+type AptSource struct {
+	URL        string   `yaml:"url" doc:"The repository's http(s) URL: the directory holding dists/ and pool/." required:"true" example:"http://deb.debian.org/debian"`
+	Suites     []string `yaml:"suites" doc:"Suites (dists/<suite>/InRelease) to read, like bookworm and bookworm-updates." required:"true" example:"[bookworm]"`
+	Components []string `yaml:"components" doc:"Components of each suite to read." default:"[main]"`
+}
+
+// Accounts are the users and groups the image gets.
+type Accounts struct {
+	Groups []Group `yaml:"groups" doc:"Groups for /etc/group, merged over the base's by name."`
+	Users  []User  `yaml:"users" doc:"Users for /etc/passwd and /etc/shadow (with a locked password), merged over the base's by name."`
+}
+
+// Group is one /etc/group entry.
+type Group struct {
+	Name string `yaml:"name" doc:"The group name: a lower-case letter or _, then letters, digits, _ or -." required:"true" example:"www-data"`
+	GID  *int   `yaml:"gid" doc:"The group id." required:"true" example:"33"`
+}
+
+// User is one /etc/passwd entry.
+type User struct {
+	Name  string `yaml:"name" doc:"The user name: a lower-case letter or _, then letters, digits, _ or -." required:"true" example:"www-data"`
+	UID   *int   `yaml:"uid" doc:"The user id." required:"true" example:"33"`
+	GID   *int   `yaml:"gid" doc:"The primary group id: a group of accounts.groups or of the base." required:"true" example:"33"`
+	Home  string `yaml:"home" doc:"The home directory, an absolute path. Not created: add it to a layer when the user needs it." default:"/nonexistent"`
+	Shell string `yaml:"shell" doc:"The login shell, an absolute path." default:"/usr/sbin/nologin"`
 }

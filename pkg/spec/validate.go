@@ -81,6 +81,8 @@ func (v *validator) validate() {
 		v.layer(i)
 	}
 	v.config()
+	v.apt()
+	v.accounts()
 	if s.Secrets != nil {
 		for i, a := range s.Secrets.Allow {
 			f := fmt.Sprintf("secrets.allow[%d]", i)
@@ -113,12 +115,23 @@ func (v *validator) layer(i int) {
 	if l.Name == "" {
 		l.Name = fmt.Sprintf("layer-%d", i+1)
 	}
-	if len(l.Contents) == 0 {
-		if _, ok := v.s.pos[f+".contents"]; ok {
-			v.errorf(f+".contents", "layer %q has no entries; add one, or remove the layer", l.Name)
-		} else {
-			v.errorf(f, "layer %q has no contents; add contents: with at least one entry, or remove the layer", l.Name)
+	_, hasContents := v.s.pos[f+".contents"]
+	_, hasPackages := v.s.pos[f+".packages"]
+	switch {
+	case hasContents && hasPackages:
+		later := f + ".packages"
+		if v.s.PosOf(f+".contents").Line > v.s.PosOf(later).Line {
+			later = f + ".contents"
 		}
+		v.keyErrorf(later, "a layer has contents or packages, not both; move one of them to a layer of its own")
+		return
+	case hasPackages:
+		v.packages(i)
+		return
+	case len(l.Contents) == 0 && hasContents:
+		v.errorf(f+".contents", "layer %q has no entries; add one, or remove the layer", l.Name)
+	case len(l.Contents) == 0:
+		v.errorf(f, "layer %q has no contents; add contents: with at least one entry (or packages: with Debian packages), or remove the layer", l.Name)
 	}
 	seen := map[string]int{}
 	for j := range l.Contents {

@@ -16,9 +16,18 @@ func Match(pattern, name string, isDir bool) bool {
 	if strings.HasSuffix(pattern, "/") && !isDir {
 		return false
 	}
-	p := strings.Split(strings.Trim(pattern, "/"), "/")
-	n := strings.Split(strings.Trim(name, "/"), "/")
-	return segments(p, n)
+	return segments(split(pattern), split(name))
+}
+
+// split cuts a path into its non-empty segments: a//b is a/b.
+func split(p string) []string {
+	var out []string
+	for _, s := range strings.Split(p, "/") {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func segments(pat, name []string) bool {

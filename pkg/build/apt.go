@@ -1,0 +1,142 @@
+package build
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/reprobuild/repro/pkg/apt"
+	"github.com/reprobuild/repro/pkg/base"
+	"github.com/reprobuild/repro/pkg/cache"
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/layer"
+	"github.com/reprobuild/repro/pkg/spec"
+)
+
+// usrMergeDirs are the top-level directories that usrmerge turns into
+// symlinks into /usr (apt.Entries adds /bin, /sbin and /lib always, the
+// lib* others when a package uses them).
+var usrMergeDirs = map[string]bool{"bin": true, "sbin": true, "lib": true, "lib32": true, "lib64": true, "libo32": true, "libx32": true}
+
+// baseFileWanted is what the build reads of a base's filesystem: the
+// top-level directories that usrmerge concerns, and the account files.
+func baseFileWanted(p string) bool {
+	if strings.Count(p, "/") == 1 && usrMergeDirs[p[1:]] {
+		return true
+	}
+	for _, f := range spec.AccountFiles {
+		if p == f {
+			return true
+		}
+	}
+	return false
+}
+
+// baseFiles returns the files of the base that the build needs for
+// platform p, read once; nil without a base.
+func (b *builder) baseFiles(ctx context.Context, p spec.Platform, bi *base.Image) (map[string]*base.File, error) {
+	if bi == nil {
+		return nil, nil
+	}
+	if f, ok := b.bases[p.String()]; ok {
+		return f, nil
+	}
+	f, err := bi.Files(ctx, baseFileWanted)
+	if err != nil {
+		return nil, err
+	}
+	b.bases[p.String()] = f
+	return f, nil
+}
+
+// packageEntries returns the entries of layer i, a layer of Debian
+// packages, for platform p: exactly the .debs that the lock pins, fetched
+// through the cache and verified, extracted without running anything.
+func (b *builder) packageEntries(ctx context.Context, i int, p spec.Platform, bi *base.Image) ([]layer.Entry, error) {
+	s := b.s
+	field := fmt.Sprintf("layers[%d].packages", i)
+	al, why := b.opts.Lock.AptLayer(s, p, i)
+	if al == nil {
+		return nil, fault.Bad(s.ErrorAt(field, "the lock does not pin %s; run repro lock -f %s, and commit the lock", why, s.File))
+	}
+	if b.opts.Cache == nil {
+		return nil, fault.Op(fmt.Errorf("%s: no cache to fetch .debs into", field))
+	}
+	debs, err := apt.FetchPinned(ctx, b.opts.Cache, al.Pins)
+	if err != nil {
+		var mm *cache.MismatchError
+		hint := ""
+		switch {
+		case errors.As(err, &mm):
+			hint = "; a .deb never changes under its file name, so the repository (or something between it and you) serves a file other than the one locked: nothing was written"
+		case strings.Contains(err.Error(), "404"):
+			hint = "; the repository no longer has this version (Debian mirrors keep only the current ones): run repro lock --update to move on, or lock against a snapshot (snapshot.debian.org) to keep it"
+		}
+		return nil, &locatedError{msg: s.ErrorAt(field, "%v%s", err, hint).Error(), err: err}
+	}
+	work := filepath.Join(b.opts.WorkDir, fmt.Sprintf("apt-%d-%s", i, strings.ReplaceAll(p.String(), "/", "-")))
+	entries, rep, err := apt.Entries(ctx, debs, apt.EntriesOptions{UsrMerge: s.UsrMerge(), WorkDir: work})
+	if err != nil {
+		return nil, &locatedError{msg: s.ErrorAt(field, "%v", err).Error(), err: err}
+	}
+	name := s.Layers[i].Name
+	for _, line := range rep.Lines() {
+		b.opts.Log.Info(line, "layer", name, "platform", p.String())
+	}
+	b.opts.Log.Info("packages extracted; no maintainer script was run", "layer", name, "platform", p.String(),
+		"packages", len(rep.Packages), "skipped", len(rep.Skipped))
+	bf, err := b.baseFiles(ctx, p, bi)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.checkUsrMerge(entries, bf); err != nil {
+		return nil, err
+	}
+	for k := range entries {
+		entries[k].Origin = field + ": " + entries[k].Origin
+	}
+	return entries, nil
+}
+
+// checkUsrMerge refuses package entries that would hide what the base has
+// at /bin, /sbin or /lib*: with usrmerge, a symlink over a real directory
+// of the base would hide the directory's files; without it, a directory
+// over the base's symlink would hide what the symlink leads to.
+func (b *builder) checkUsrMerge(entries []layer.Entry, bf map[string]*base.File) error {
+	if len(bf) == 0 {
+		return nil
+	}
+	usrmerge := b.s.UsrMerge()
+	for _, e := range entries {
+		first, _, _ := strings.Cut(e.Path[1:], "/")
+		if !usrMergeDirs[first] {
+			continue
+		}
+		top := "/" + first
+		f := bf[top]
+		if f == nil {
+			continue
+		}
+		switch {
+		case usrmerge && e.Path == top && e.Type == layer.Symlink && f.Type == tar.TypeDir:
+			return fault.Bad(b.s.ErrorAt("apt.usrmerge", "the base has a real directory %s, and usrmerge would put the symlink %s -> %s over it, hiding the base's files there; this base is not usr-merged: set apt.usrmerge: false", top, top, e.Target))
+		case usrmerge && e.Path == top && e.Type == layer.Symlink && f.Type == tar.TypeSymlink && linkDest(top, f.Linkname) != linkDest(top, e.Target):
+			return fault.Bad(b.s.ErrorAt("apt.usrmerge", "the base's %s is a symlink to %s, and usrmerge would replace it by one to %s; this base lays out /usr its own way: set apt.usrmerge: false, or use another base", top, f.Linkname, e.Target))
+		case !usrmerge && f.Type == tar.TypeSymlink:
+			return fault.Bad(b.s.ErrorAt("apt.usrmerge", "the base's %s is a symlink to %s (a usr-merged base), and with usrmerge: false the packages' %s would replace it by a directory, hiding what it leads to; remove usrmerge: false", top, f.Linkname, e.Path))
+		}
+	}
+	return nil
+}
+
+// linkDest is where a symlink at p (a top-level path) leads.
+func linkDest(p, target string) string {
+	if path.IsAbs(target) {
+		return path.Clean(target)
+	}
+	return path.Join(path.Dir(p), target)
+}
