@@ -22,6 +22,7 @@ examples: build ## build every example spec (compiles the example Go server firs
 	  (cd specs/examples/go-server && CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -buildvcs=false -ldflags=-buildid= -o dist/server-$$a .) || exit 1; \
 	done
 	for s in specs/examples/*/*.yaml; do \
+	  case $$s in */nginx/*) continue;; esac; \
 	  n=$$(basename $$(dirname $$s))-$$(basename $$s .yaml); bin/repro build --offline -f $$s -o oci:out/$$n:latest || exit 1; \
 	done
 
