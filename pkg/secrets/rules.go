@@ -39,7 +39,10 @@ type hit struct {
 
 // contentRules run on every file's bytes; name rules need the path too.
 func scanContent(p string, data []byte) []hit {
-	var hits []hit
+	hits := fileRules(p, data)
+	if !mayHold(data) {
+		return hits
+	}
 	if bytes.Contains(data, []byte("PRIVATE KEY")) {
 		hits = append(hits, privateKeys(data)...)
 	}
@@ -62,16 +65,39 @@ func scanContent(p string, data []byte) []hit {
 	if bytes.Contains(data, []byte("npm_")) {
 		hits = append(hits, npmTokens(data)...)
 	}
-	hits = append(hits, fileRules(p, data)...)
 	return hits
 }
 
-// markers are the byte strings that gate the content rules; a file with
-// none of them is clean for content rules.
-var markers = [][]byte{
-	[]byte("PRIVATE KEY"), []byte("AKIA"), []byte("ASIA"), []byte("service_account"),
-	[]byte("ghp_"), []byte("gho_"), []byte("ghu_"), []byte("ghs_"), []byte("ghr_"), []byte("github_pat_"), []byte("glpat-"), []byte("xox"), []byte("hooks.slack.com"), []byte("npm_"),
+// mayHold reports whether any content rule's marker is in data. It is
+// what a clean file costs, so it makes few passes: one per marker without
+// an underscore, and one over the underscores for the tokens that have one
+// (ghp_ … npm_, github_pat_, service_account).
+func mayHold(data []byte) bool {
+	for _, m := range plainMarkers {
+		if bytes.Contains(data, m) {
+			return true
+		}
+	}
+	for i := 0; ; {
+		j := bytes.IndexByte(data[i:], '_')
+		if j < 0 {
+			return false
+		}
+		i += j
+		for _, m := range underscoreMarkers {
+			if i >= len(m) && string(data[i-len(m):i]) == m {
+				return true
+			}
+		}
+		i++
+	}
 }
+
+var (
+	plainMarkers      = [][]byte{[]byte("PRIVATE KEY"), []byte("AKIA"), []byte("ASIA"), []byte("glpat-"), []byte("xox"), []byte("hooks.slack.com")}
+	underscoreMarkers = []string{"ghp", "gho", "ghu", "ghs", "ghr", "github", "npm", "service"}
+)
+
 
 var ghPrefixes = [][]byte{[]byte("ghp_"), []byte("gho_"), []byte("ghu_"), []byte("ghs_"), []byte("ghr_"), []byte("github_pat_")}
 

@@ -195,8 +195,6 @@ func (s *FileScanner) scanWindow(final bool) {
 	}
 }
 
-// mayHold reports whether any content rule's marker is in data.
-func mayHold(data []byte) bool { return containsAny(data, markers) }
 
 // Done finishes the file and records what it held.
 func (s *FileScanner) Done() {
