@@ -98,7 +98,6 @@ var (
 	underscoreMarkers = []string{"ghp", "gho", "ghu", "ghs", "ghr", "github", "npm", "service"}
 )
 
-
 var ghPrefixes = [][]byte{[]byte("ghp_"), []byte("gho_"), []byte("ghu_"), []byte("ghs_"), []byte("ghr_"), []byte("github_pat_")}
 
 func containsAny(data []byte, subs [][]byte) bool {

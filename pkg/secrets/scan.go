@@ -195,7 +195,6 @@ func (s *FileScanner) scanWindow(final bool) {
 	}
 }
 
-
 // Done finishes the file and records what it held.
 func (s *FileScanner) Done() {
 	if len(s.buf) > 0 || s.off == 0 {
