@@ -205,7 +205,44 @@ type signInputs struct {
 // signInputsOf adapts a build to signInputs.
 func signInputsOf(b *built, refs []imageref.Reference, signer *sign.Signer, sbom, provenance bool) signInputs {
 	return signInputs{Refs: refs, Result: b.res, Spec: b.spec, Values: b.values, Compression: b.alg, Base: b.base,
-		Signer: signer, SBOM: sbom, Provenance: provenance}
+		Signer: signer, SBOM: sbom, Provenance: provenance, Dependencies: aptDependencies(b)}
+}
+
+// aptDependencies are the Debian pins of the platforms built, for the
+// provenance: each source's InRelease and Packages indexes, and every
+// .deb, by sha256.
+func aptDependencies(b *built) []attest.ResourceDescriptor {
+	if b.lock == nil {
+		return nil
+	}
+	var deps []attest.ResourceDescriptor
+	seen := map[string]bool{}
+	add := func(d attest.ResourceDescriptor) {
+		k := d.Name + "\x00" + d.URI + "\x00" + d.Digest["sha256"]
+		if !seen[k] {
+			seen[k] = true
+			deps = append(deps, d)
+		}
+	}
+	for _, m := range b.res.Manifests {
+		a, ok := b.lock.Apt[m.Platform.String()]
+		if !ok {
+			continue
+		}
+		for _, src := range a.Sources {
+			base := strings.TrimSuffix(src.URL, "/") + "/dists/" + src.Suite + "/"
+			add(attest.ResourceDescriptor{Name: "apt-inrelease", URI: base + "InRelease", Digest: map[string]string{"sha256": src.InRelease}})
+			for _, ix := range src.Indexes {
+				add(attest.ResourceDescriptor{Name: "apt-index", URI: base + ix.Path, Digest: map[string]string{"sha256": ix.SHA256}})
+			}
+		}
+		for _, l := range a.Layers {
+			for _, p := range l.Pins {
+				add(attest.ResourceDescriptor{Name: "deb:" + p.Name + "=" + p.Version + ":" + p.Architecture, URI: p.URL(), Digest: map[string]string{"sha256": p.SHA256}})
+			}
+		}
+	}
+	return deps
 }
 
 // signingFlags are how a command gets its signer: --key FILE, or
