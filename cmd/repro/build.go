@@ -87,7 +87,8 @@ type shapeFlags struct {
 	// build uses it, so git-derived values survive the copied context).
 	valuesJSON string
 	// epoch, when set, overrides the epoch (verify takes it from provenance).
-	epoch *int64
+	epoch    *int64
+	scanBase bool
 }
 
 func (f *shapeFlags) register(fs *pflag.FlagSet) {
@@ -101,6 +102,7 @@ func (f *shapeFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.locked, "locked", false, "fail when the spec holds anything the lock file does not pin")
 	fs.BoolVar(&f.allowUnpinned, "allow-unpinned", false, "accept a base given by tag alone, with no lock entry (resolved now; not reproducible)")
 	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable; loopback needs none)")
+	fs.BoolVar(&f.scanBase, "scan-base", false, "also run the secret guard over the base's layers: a report on stderr, never a failure")
 	fs.StringVar(&f.valuesJSON, "values-json", "", "template values as JSON (internal)")
 	fs.MarkHidden("values-json")
 }

@@ -183,3 +183,24 @@ func Paths(files map[string]*File) []string {
 	sort.Strings(out)
 	return out
 }
+
+// EachFile streams every regular file of every layer of the base, in
+// layer order, with its content: for reports (the secret guard's
+// --scan-base) that look at what each layer carries, hidden or not.
+func (img *Image) EachFile(ctx context.Context, fn func(layer int, path string, r io.Reader) error) error {
+	for i, l := range img.Layers {
+		err := eachBaseEntry(l, func(h *tar.Header, r io.Reader) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if h.Typeflag != tar.TypeReg {
+				return nil
+			}
+			return fn(i, path.Clean("/"+h.Name), r)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -48,6 +48,9 @@ type Options struct {
 	// Lock pins the .debs of layers with packages; a layer that it does
 	// not pin is refused (bad input: run repro lock).
 	Lock *lock.File
+	// ScanBase also runs the secret guard over the base's layers, as a
+	// report only: what it finds is logged, never blocking.
+	ScanBase bool
 }
 
 // Base is a pinned base and the resolver that opens it.
@@ -183,6 +186,11 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 			if k := fault.KindOf(err); k == fault.BadInput {
 				return nil, fault.Bad(b.s.ErrorAt("base", "%v", err))
 			}
+			return nil, err
+		}
+	}
+	if bi != nil && b.opts.ScanBase {
+		if err := b.scanBase(ctx, bi, p); err != nil {
 			return nil, err
 		}
 	}
@@ -618,5 +626,29 @@ func (b *builder) checkSecrets(cfg *ocispec.Image, ann map[string]string) error 
 	if len(blocking) > 0 {
 		return fault.Bad(fmt.Errorf("the secret guard found %d secret(s); nothing was written:\n%s\nremove them from the image (mount secrets at run time), or, if one must ship, add a secrets.allow entry with its path, rule and a reason", len(blocking), strings.Join(blocking, "\n")))
 	}
+	return nil
+}
+
+// scanBase runs the secret guard over every file of every base layer and
+// logs what it finds: a report, since the base's bytes are not this
+// build's to change.
+func (b *builder) scanBase(ctx context.Context, bi *base.Image, p spec.Platform) error {
+	g := secrets.NewGuard(nil)
+	err := bi.EachFile(ctx, func(i int, path string, r io.Reader) error {
+		s := g.File(fmt.Sprintf("base layer %d", i), path)
+		if _, err := io.Copy(s, r); err != nil {
+			return err
+		}
+		s.Done()
+		return nil
+	})
+	if err != nil {
+		return fault.Op(fmt.Errorf("--scan-base: reading the base: %w", err))
+	}
+	found := g.Findings()
+	for _, f := range found {
+		b.opts.Log.Warn("secret in the base (report only)", "platform", p.String(), "finding", f.String())
+	}
+	b.opts.Log.Info("--scan-base done", "platform", p.String(), "findings", len(found))
 	return nil
 }
