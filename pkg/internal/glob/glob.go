@@ -11,7 +11,7 @@ import (
 
 // Match reports whether name (slash-separated, no leading slash needed)
 // matches pattern. isDir says whether name is a directory, for patterns
-// that end in /.
+// that end in /. Empty segments are ignored: a//b is a/b.
 func Match(pattern, name string, isDir bool) bool {
 	if strings.HasSuffix(pattern, "/") && !isDir {
 		return false
@@ -19,7 +19,7 @@ func Match(pattern, name string, isDir bool) bool {
 	return segments(split(pattern), split(name))
 }
 
-// split cuts a path into its non-empty segments: a//b is a/b.
+// split cuts a path into its non-empty segments.
 func split(p string) []string {
 	var out []string
 	for _, s := range strings.Split(p, "/") {
@@ -30,24 +30,28 @@ func split(p string) []string {
 	return out
 }
 
+// segments matches by dynamic programming over (pattern, name) suffixes,
+// so that runs of ** cost O(len(pat) × len(name)), never exponential time.
 func segments(pat, name []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			rest := pat[1:]
-			for i := 0; i <= len(name); i++ {
-				if segments(rest, name[i:]) {
-					return true
+	// ok[i][j]: pat[i:] matches name[j:].
+	ok := make([][]bool, len(pat)+1)
+	for i := range ok {
+		ok[i] = make([]bool, len(name)+1)
+	}
+	ok[len(pat)][len(name)] = true
+	for i := len(pat) - 1; i >= 0; i-- {
+		for j := len(name); j >= 0; j-- {
+			if pat[i] == "**" {
+				// ** matches zero segments, or one more and stays.
+				ok[i][j] = ok[i+1][j] || (j < len(name) && ok[i][j+1])
+				continue
+			}
+			if j < len(name) {
+				if m, _ := path.Match(pat[i], name[j]); m {
+					ok[i][j] = ok[i+1][j+1]
 				}
 			}
-			return false
 		}
-		if len(name) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(pat[0], name[0]); !ok {
-			return false
-		}
-		pat, name = pat[1:], name[1:]
 	}
-	return len(name) == 0
+	return ok[0][0]
 }
