@@ -12,12 +12,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/internal/atomicfs"
 )
 
 const refName = "org.opencontainers.image.ref.name"
@@ -47,7 +47,7 @@ func Layout(ctx context.Context, dir string, o Options) (*Report, error) {
 	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
 		return nil, fault.Bad(fmt.Errorf("oci:%s: not an OCI layout (no oci-layout file)", dir))
 	}
-	unlock, err := lockDir(dir, !o.DryRun)
+	unlock, err := atomicfs.LockDir(dir, !o.DryRun)
 	if err != nil {
 		return nil, err
 	}
@@ -334,24 +334,6 @@ func indexCreated(m *manifest, src source) (*time.Time, string) {
 		return nil, "it holds no image"
 	}
 	return newest, ""
-}
-
-// lockDir takes the flock that package output takes on a layout
-// directory: exclusive to change it, shared to read it.
-func lockDir(dir string, exclusive bool) (func(), error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fault.Op(err)
-	}
-	how := syscall.LOCK_SH
-	if exclusive {
-		how = syscall.LOCK_EX
-	}
-	if err := syscall.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
-		return nil, fault.Op(fmt.Errorf("locking %s: %w", dir, err))
-	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 // writeIndex replaces index.json atomically: a temporary file beside it,

@@ -11,13 +11,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/internal/atomicfs"
 	"github.com/reprobuild/repro/pkg/internal/canonical"
 )
 
@@ -118,7 +118,7 @@ func newLayout(ctx context.Context, dir string, bs []blob, entry ocispec.Descrip
 		if err := writeIndex(tmp, []ocispec.Descriptor{entry}); err != nil {
 			return err
 		}
-		return writeFileAtomic(filepath.Join(tmp, ocispec.ImageLayoutFile), []byte(layoutFile))
+		return atomicfs.WriteFile(filepath.Join(tmp, ocispec.ImageLayoutFile), []byte(layoutFile))
 	}()
 	if err != nil {
 		st.Abort()
@@ -167,7 +167,7 @@ func readIndex(dir string) (*ocispec.Index, error) {
 }
 
 func (s *indexStage) Commit() error {
-	unlock, err := lockDir(s.dir)
+	unlock, err := atomicfs.LockDir(s.dir, true)
 	if err != nil {
 		return err
 	}
@@ -197,21 +197,7 @@ func writeIndex(dir string, manifests []ocispec.Descriptor) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, ocispec.ImageIndexFile), raw)
-}
-
-// lockDir takes an exclusive flock on the layout directory, so that two
-// builds updating one layout do not lose each other's index entries.
-func lockDir(dir string) (func(), error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fault.Op(err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fault.Op(fmt.Errorf("locking %s: %w", dir, err))
-	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+	return atomicfs.WriteFile(filepath.Join(dir, ocispec.ImageIndexFile), raw)
 }
 
 func writeBlobs(ctx context.Context, dir string, bs []blob) error {
@@ -265,25 +251,4 @@ func writeBlob(bdir string, b blob) error {
 		return fault.Op(err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path, then
-// renames it over path.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fault.Op(err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fault.Op(err)
-	}
-	if err := f.Close(); err != nil {
-		return fault.Op(err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return fault.Op(err)
-	}
-	return fault.Op(os.Rename(f.Name(), path))
 }

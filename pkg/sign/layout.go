@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
+	"github.com/reprobuild/repro/pkg/internal/atomicfs"
 	"github.com/reprobuild/repro/pkg/internal/canonical"
 )
 
@@ -28,7 +28,7 @@ import (
 // from reading index.json to replacing it.
 func signLayout(ctx context.Context, ref imageref.Reference, art *imageref.Artifact, sig oci.Signature, atts []oci.Signature, res *Result) error {
 	dir := ref.Path
-	unlock, err := lockDir(dir)
+	unlock, err := atomicfs.LockDir(dir, true)
 	if err != nil {
 		return err
 	}
@@ -200,21 +200,7 @@ func writeIndex(dir string, idx *ocispec.Index) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, ocispec.ImageIndexFile), raw)
-}
-
-// lockDir takes the exclusive flock on a layout directory that package
-// output takes while it updates index.json.
-func lockDir(dir string) (func(), error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fault.Op(err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fault.Op(fmt.Errorf("locking %s: %w", dir, err))
-	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+	return atomicfs.WriteFile(filepath.Join(dir, ocispec.ImageIndexFile), raw)
 }
 
 // writeImageBlobs stores img's layers, config and manifest in the layout.
@@ -281,27 +267,5 @@ func writeBlob(bdir string, d v1.Hash, b []byte) error {
 	if fi, err := os.Stat(p); err == nil && fi.Size() == int64(len(b)) {
 		return nil
 	}
-	return writeFileAtomic(p, b)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fault.Op(err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fault.Op(err)
-	}
-	if err := f.Close(); err != nil {
-		return fault.Op(err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return fault.Op(err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fault.Op(err)
-	}
-	return nil
+	return atomicfs.WriteFile(p, b)
 }

@@ -40,12 +40,13 @@ var allowed = map[string][]string{
 	"pkg/disk":                    {"pkg/rootfs", "pkg/fault"},
 	"pkg/secrets":                 {"pkg/internal/glob"},
 	"pkg/internal/glob":           {},
+	"pkg/internal/atomicfs":       {"pkg/fault"},
 	"pkg/build":                   {"pkg/spec", "pkg/layer", "pkg/cache", "pkg/base", "pkg/compress", "pkg/fault", "pkg/imageref", "pkg/internal/canonical", "pkg/secrets", "pkg/apt", "pkg/lock"},
-	"pkg/output":                  {"pkg/imageref", "pkg/layer", "pkg/fault", "pkg/internal/canonical"},
+	"pkg/output":                  {"pkg/imageref", "pkg/layer", "pkg/fault", "pkg/internal/canonical", "pkg/internal/atomicfs"},
 	"pkg/imagetest":               {"pkg/rootfs", "pkg/imageref", "pkg/fault"},
-	"pkg/gc":                      {"pkg/imageref", "pkg/output", "pkg/fault"},
+	"pkg/gc":                      {"pkg/imageref", "pkg/output", "pkg/fault", "pkg/internal/atomicfs"},
 	"pkg/attest":                  {"pkg/rootfs", "pkg/spec", "pkg/compress", "pkg/fault", "pkg/internal/canonical"},
-	"pkg/sign":                    {"pkg/attest", "pkg/imageref", "pkg/fault", "pkg/internal/canonical"},
+	"pkg/sign":                    {"pkg/attest", "pkg/imageref", "pkg/fault", "pkg/internal/canonical", "pkg/internal/atomicfs"},
 	"specs/examples/go-server":    {},
 }
 
