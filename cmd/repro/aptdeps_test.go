@@ -42,3 +42,17 @@ func TestAptDependencies(t *testing.T) {
 		}
 	}
 }
+
+func TestDebDigests(t *testing.T) {
+	pin := apt.Pin{Name: "tzdata", Version: "2024a-0+deb12u1", Architecture: "all", SHA256: "cc"}
+	b := &built{
+		res:  &build.Result{Manifests: []build.Manifest{{Platform: spec.Platform{OS: "linux", Arch: "amd64"}}}},
+		lock: &lock.File{Apt: map[string]lock.Apt{"linux/amd64": {Layers: []lock.AptLayer{{Pins: []apt.Pin{pin}}}}}},
+	}
+	if got := debDigests(b); len(got) != 1 || got["tzdata=2024a-0+deb12u1:all"] != "cc" {
+		t.Errorf("debDigests = %v", got)
+	}
+	if got := debDigests(&built{res: b.res}); len(got) != 0 {
+		t.Errorf("no lock: %v", got)
+	}
+}

@@ -142,7 +142,7 @@ func (o *signOpts) run(ctx context.Context, args []string) error {
 		if name == "" {
 			name = defaultImageName(ref)
 		}
-		doc, err := sbomOf(ctx, name, art.Image, art.Index, nil, format)
+		doc, err := sbomOf(ctx, name, art.Image, art.Index, nil, format, nil)
 		if err != nil {
 			return err
 		}
@@ -200,12 +200,31 @@ type signInputs struct {
 	// Dependencies are further resolved inputs for the provenance (Debian
 	// packages and their indexes, once the build has them).
 	Dependencies []attest.ResourceDescriptor
+	// DebDigests are the pinned .debs' sha256, by attest.PackageKey.
+	DebDigests map[string]string
 }
 
 // signInputsOf adapts a build to signInputs.
 func signInputsOf(b *built, refs []imageref.Reference, signer *sign.Signer, sbom, provenance bool) signInputs {
 	return signInputs{Refs: refs, Result: b.res, Spec: b.spec, Values: b.values, Compression: b.alg, Base: b.base,
-		Signer: signer, SBOM: sbom, Provenance: provenance, Dependencies: aptDependencies(b)}
+		Signer: signer, SBOM: sbom, Provenance: provenance, Dependencies: aptDependencies(b), DebDigests: debDigests(b)}
+}
+
+// debDigests are the sha256 of every .deb the lock pins for the platforms
+// built, for the SBOM's package entries.
+func debDigests(b *built) map[string]string {
+	out := map[string]string{}
+	if b.lock == nil {
+		return out
+	}
+	for _, m := range b.res.Manifests {
+		for _, l := range b.lock.Apt[m.Platform.String()].Layers {
+			for _, p := range l.Pins {
+				out[attest.PackageKey(p.Name, p.Version, p.Architecture)] = p.SHA256
+			}
+		}
+	}
+	return out
 }
 
 // aptDependencies are the Debian pins of the platforms built, for the
@@ -328,7 +347,7 @@ func signBuilt(ctx context.Context, g *globals, in signInputs) error {
 	var atts []sign.Attestation
 	if in.SBOM {
 		added := len(in.Spec.Layers)
-		doc, err := sbomOf(ctx, in.Spec.Name, in.Result.Image, in.Result.Index, &added, attest.SPDXJSON)
+		doc, err := sbomOf(ctx, in.Spec.Name, in.Result.Image, in.Result.Index, &added, attest.SPDXJSON, in.DebDigests)
 		if err != nil {
 			return err
 		}
@@ -370,8 +389,8 @@ func signBuilt(ctx context.Context, g *globals, in signInputs) error {
 // sbomOf scans an image or index and encodes its SBOM. added is the
 // number of layers the build added to each image; nil infers it from the
 // config's history.
-func sbomOf(ctx context.Context, name string, img v1.Image, idx v1.ImageIndex, added *int, format attest.Format) ([]byte, error) {
-	inv, err := attest.Scan(ctx, attest.Target{Name: name, Image: img, Index: idx}, attest.ScanOptions{AddedLayers: added, TempDir: os.TempDir()})
+func sbomOf(ctx context.Context, name string, img v1.Image, idx v1.ImageIndex, added *int, format attest.Format, debs map[string]string) ([]byte, error) {
+	inv, err := attest.Scan(ctx, attest.Target{Name: name, Image: img, Index: idx}, attest.ScanOptions{AddedLayers: added, TempDir: os.TempDir(), PackageDigests: debs})
 	if err != nil {
 		return nil, fault.Op(fmt.Errorf("reading the image for its SBOM: %w", err))
 	}

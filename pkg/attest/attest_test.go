@@ -537,3 +537,32 @@ func TestParseFormat(t *testing.T) {
 		t.Error("spdx-tag-value accepted")
 	}
 }
+
+// TestPinnedDebDigests: a package the build installed from a pinned .deb
+// carries the .deb's sha256 in both SBOM formats; the others carry none.
+func TestPinnedDebDigests(t *testing.T) {
+	img := image(t, "amd64", []byte("not a go binary"))
+	sum := strings.Repeat("ab", 32)
+	inv, err := attest.Scan(context.Background(), attest.Target{Name: "app", Image: img}, attest.ScanOptions{
+		PackageDigests: map[string]string{attest.PackageKey("tzdata", "2024a-0+deb12u1", "all"): sum},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range inv.Images[0].Packages {
+		got[p.Name] = p.SHA256
+	}
+	if got["tzdata"] != sum || got["libc6"] != "" {
+		t.Fatalf("package digests %v", got)
+	}
+	for _, f := range []attest.Format{attest.SPDXJSON, attest.CycloneDXJSON} {
+		doc, err := attest.SBOM(inv, f, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Count(string(doc), sum) != 1 {
+			t.Errorf("%s: the .deb digest appears %d times, want once", f, strings.Count(string(doc), sum))
+		}
+	}
+}

@@ -149,7 +149,7 @@ func newGraph(inv *Inventory) *graph {
 			}
 		}
 		for _, p := range img.Packages {
-			pid := add(&element{id: "Package-" + shortID(p.Type, p.Name, p.Version, p.Architecture), kind: kOSPackage, name: p.Name, version: p.Version,
+			pid := add(&element{id: "Package-" + shortID(p.Type, p.Name, p.Version, p.Architecture), kind: kOSPackage, name: p.Name, version: p.Version, sha256: p.SHA256,
 				purl: osPURL(p, img.DistroID, img.DistroVersion), props: map[string]string{"repro:source": p.Source, "repro:license": p.License}})
 			g.rels[rel{id, "CONTAINS", pid}] = true
 		}
@@ -302,6 +302,9 @@ func (g *graph) spdx(inv *Inventory, tool string) spdxDocument {
 			p.Checksums = []spdxChecksum{{Algorithm: "SHA256", ChecksumValue: e.sha256}}
 		case kGoModule, kOSPackage:
 			p.PrimaryPackagePurpose = "LIBRARY"
+			if e.sha256 != "" { // a pinned .deb
+				p.Checksums = []spdxChecksum{{Algorithm: "SHA256", ChecksumValue: e.sha256}}
+			}
 		}
 		if src := e.props["repro:source"]; src != "" {
 			p.SourceInfo = "built from the source package " + src
@@ -379,6 +382,9 @@ func (g *graph) cyclonedx(inv *Inventory, tool string) cdxBOM {
 			c.Hashes = []cdxHash{{Alg: "SHA-256", Content: e.sha256}}
 		default:
 			c.Type = "library"
+			if e.sha256 != "" { // a pinned .deb
+				c.Hashes = []cdxHash{{Alg: "SHA-256", Content: e.sha256}}
+			}
 		}
 		for _, k := range sortedKeys(e.props) {
 			if e.props[k] != "" {

@@ -43,7 +43,13 @@ type ScanOptions struct {
 	TempDir string
 	// Log receives what the scan skips; nil discards.
 	Log *slog.Logger
+	// PackageDigests are the sha256 of the .debs a build installed, keyed
+	// by PackageKey; the packages found in the image get them.
+	PackageDigests map[string]string
 }
+
+// PackageKey keys ScanOptions.PackageDigests: name=version:architecture.
+func PackageKey(name, version, arch string) string { return name + "=" + version + ":" + arch }
 
 // Inventory is what an image or index holds, as its SBOM reports it.
 type Inventory struct {
@@ -118,6 +124,8 @@ type OSPackage struct {
 	Architecture string
 	Source       string // the source package (deb) or origin (apk), when it differs
 	License      string // apk only
+	// SHA256 is the .deb's digest, when the build pinned it (hex).
+	SHA256 string
 }
 
 // Scan reads what the SBOM reports of t: the files of the layers repro
@@ -269,6 +277,11 @@ func scanImage(ctx context.Context, img v1.Image, opts ScanOptions) (*ImageInven
 		ii.Packages = append(ii.Packages, parseAPKInstalled(b)...)
 	}
 	ii.Packages = sortPackages(ii.Packages)
+	for i, p := range ii.Packages {
+		if p.Type == "deb" {
+			ii.Packages[i].SHA256 = opts.PackageDigests[PackageKey(p.Name, p.Version, p.Architecture)]
+		}
+	}
 	return ii, nil
 }
 
