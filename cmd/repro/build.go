@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
 
 	"github.com/reprobuild/repro/pkg/base"
@@ -44,6 +43,10 @@ Outputs (-o, repeatable; default oci:out/<name>):
   oci-archive:FILE[:TAG]       a tar of an OCI layout
   docker-archive:FILE[:REF]    for docker load and podman load (one platform)
   host/repo:tag                push to a registry
+
+On a terminal, stderr shows the layers being written and, for each
+registry push, one line per blob: bytes sent, or that the registry had it.
+When stderr is not a terminal, or with -q or --json, it shows none.
 
 The epoch (every timestamp) is the spec's epoch, else $SOURCE_DATE_EPOCH,
 else 0. Templates see .Version (--version, else git describe, else 0.0.0),
@@ -452,22 +455,16 @@ func writeOutputs(ctx context.Context, g *globals, refs []imageref.Reference, ar
 	}
 	for _, r := range refs {
 		o := opts
+		var bars *pushBars
 		if r.Transport == imageref.Registry {
-			bar := newProgress(g)
-			if bar.on {
-				updates := make(chan v1.Update, 16)
-				done := make(chan struct{})
-				go func() {
-					defer close(done)
-					for u := range updates {
-						bar.push(r.String(), u.Complete, u.Total)
-					}
-				}()
-				o.Progress = updates
-				defer func() { <-done; bar.done() }()
+			if bars = pushBarsFor(g, r.String()); bars != nil {
+				o.Progress = bars.event
 			}
 		}
 		st, err := output.Stage(ctx, r, art, o)
+		if bars != nil {
+			bars.end()
+		}
 		if err != nil {
 			abort()
 			if errors.Is(err, context.Canceled) {

@@ -45,11 +45,14 @@ type Options struct {
 	DockerRef string
 	// Log receives progress; nil discards.
 	Log *slog.Logger
-	// Remote are the options of registry pushes (auth, retries).
+	// Remote are the options of registry pushes (auth, retries). A
+	// transport set here hides from Progress which blobs the registry
+	// already had or mounted.
 	Remote []remote.Option
-	// Progress, when set, receives a registry push's progress and is
-	// closed when the push ends.
-	Progress chan<- v1.Update
+	// Progress, when set, hears of each blob a registry push sends, finds
+	// in the registry or mounts there. It is called from one goroutine
+	// at a time, and never after Stage returns.
+	Progress func(BlobEvent)
 }
 
 // Write writes a to ref: Stage, then Commit.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/reprobuild/repro/pkg/imageref"
@@ -14,25 +15,39 @@ import (
 // blobs first, then manifests, then the index. Commit then points the tag
 // at it, so a tag never names an image whose parts are missing.
 // Credentials come from the docker config and its credential helpers.
+// Blobs the registry has are skipped; a layer that names its repository
+// in the same registry (a *remote.MountableLayer, as base layers pulled
+// from a registry are) is mounted from there rather than uploaded.
 func stageRegistry(ctx context.Context, ref imageref.Reference, a Artifact, opts Options) (Staged, error) {
 	ro := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts.Remote...)
 	d, err := descriptor(a)
 	if err != nil {
-		if opts.Progress != nil {
-			close(opts.Progress) // as a push would
-		}
 		return nil, err
 	}
 	byDigest := ref.Name.Context().Digest(d.Digest.String())
+	p := &pusher{target: ref.Name.Context(), progress: opts.Progress}
 	push := ro
 	if opts.Progress != nil {
-		push = append(append([]remote.Option(nil), ro...), remote.WithProgress(opts.Progress))
+		all, err := blobs(a)
+		if err != nil {
+			return nil, err
+		}
+		p.sizes = map[v1.Hash]int64{}
+		for _, b := range all {
+			p.sizes[b.digest] = b.size
+		}
+		// The observer goes under the caller's options: a transport of
+		// their own replaces it (bytes are still counted).
+		push = append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
+			remote.WithTransport(&observer{next: remote.DefaultTransport, p: p})}, opts.Remote...)
 	}
-	if a.Index != nil {
-		err = remote.WriteIndex(byDigest, a.Index, push...)
+	pa := p.artifact(a)
+	if pa.Index != nil {
+		err = remote.WriteIndex(byDigest, pa.Index, push...)
 	} else {
-		err = remote.Write(byDigest, a.Image, push...)
+		err = remote.Write(byDigest, pa.Image, push...)
 	}
+	p.close()
 	if err != nil {
 		return nil, imageref.RegistryError(ref.Name.Context().RegistryStr(), "pushing to "+ref.Name.String(), err)
 	}
