@@ -26,7 +26,8 @@ type zstdWriter struct {
 	mu      sync.Mutex
 	err     error
 	chunks  int
-	pool    sync.Pool
+	pool    sync.Pool // input chunks
+	outPool sync.Pool // compressed frames
 	workers sync.WaitGroup
 }
 
@@ -47,6 +48,8 @@ func newZstdWriter(w io.Writer, workers int) (*zstdWriter, error) {
 		done:  make(chan struct{}),
 	}
 	z.pool.New = func() any { b := make([]byte, 0, ZstdChunk); return &b }
+	// A frame of incompressible input is a little larger than the input.
+	z.outPool.New = func() any { b := make([]byte, 0, ZstdChunk+ZstdChunk/64+1024); return &b }
 	encoders := make([]*zstd.Encoder, workers)
 	for i := range encoders {
 		enc, err := zstd.NewWriter(nil,
@@ -103,6 +106,8 @@ func (z *zstdWriter) writeInOrder() {
 		}
 		buf := j.in[:0]
 		z.pool.Put(&buf)
+		out := j.out[:0]
+		z.outPool.Put(&out)
 	}
 }
 
@@ -123,7 +128,7 @@ func (z *zstdWriter) Write(p []byte) (int, error) {
 }
 
 func (z *zstdWriter) flushChunk() {
-	j := &zjob{in: z.buf, ok: make(chan struct{})}
+	j := &zjob{in: z.buf, out: *z.outPool.Get().(*[]byte), ok: make(chan struct{})}
 	z.buf = nil
 	z.chunks++
 	z.order <- j // blocks when too many chunks are in flight: bounded memory

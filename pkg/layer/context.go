@@ -9,7 +9,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/reprobuild/repro/pkg/internal/glob"
 )
@@ -122,9 +121,7 @@ func fileEntry(full, dest string, fi fs.FileInfo, a Attrs) Entry {
 	return Entry{
 		Path: dest, Type: Regular, Mode: a.fileMode(fi), UID: a.UID, GID: a.GID,
 		Xattrs: a.Xattrs, Size: fi.Size(),
-		Open: func() (io.ReadCloser, error) {
-			return os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-		},
+		Open: func() (io.ReadCloser, error) { return openRegular(full) },
 	}
 }
 

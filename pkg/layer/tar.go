@@ -31,8 +31,10 @@ type Options struct {
 	// written so far, every few MiB and once at the end.
 	Progress func(written int64)
 	// Observe, when set, is given each regular file's content as it is
-	// written (the secret guard reads it there, before compression); Done
-	// is called after the file's last byte.
+	// read (the secret guard reads it there, before compression); Done
+	// is called after the file's last byte. Files are read ahead on
+	// several goroutines, so Observe is called concurrently, each
+	// Observer from one goroutine at a time.
 	Observe func(e *Entry) Observer
 }
 
@@ -40,6 +42,13 @@ type Options struct {
 type Observer interface {
 	io.Writer
 	Done()
+}
+
+// WholeObserver is an Observer that can also be given a file's whole
+// content at once, in place of Write and Done, and need not copy it.
+type WholeObserver interface {
+	Observer
+	Whole(content []byte)
 }
 
 // WriteTar writes entries to w as a canonical tar stream.
@@ -52,9 +61,11 @@ func writeTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64, ob
 	if err != nil {
 		return err
 	}
+	ahead := startPrefetch(ctx, nodes, observe)
+	defer ahead.stop()
 	tw := tar.NewWriter(w)
 	mtime := time.Unix(epoch, 0).UTC()
-	buf := make([]byte, 256<<10) // one copy buffer for every file
+	buf := make([]byte, 256<<10) // one copy buffer for the files streamed
 	for _, n := range nodes {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -92,10 +103,25 @@ func writeTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64, ob
 				hdr.PAXRecords["SCHILY.xattr."+k] = v
 			}
 		}
+		// A file read ahead is taken before its header is written, so
+		// that a file that cannot be read leaves the stream as it was.
+		var content *[]byte
+		if prefetchable(n) {
+			if content, err = ahead.next(n); err != nil {
+				return err
+			}
+		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return fmt.Errorf("writing %s: %w", n.Path, err)
 		}
-		if n.Type == Regular && n.Size > 0 {
+		switch {
+		case content != nil:
+			_, err := tw.Write((*content)[:n.Size])
+			ahead.done(n, content)
+			if err != nil {
+				return fmt.Errorf("writing %s: %w", n.Path, err)
+			}
+		case n.Type == Regular && n.Size > 0:
 			var dst io.Writer = tw
 			var obs Observer
 			if observe != nil {
@@ -108,13 +134,14 @@ func writeTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64, ob
 			if obs != nil {
 				obs.Done()
 			}
-		} else if n.Type == Regular && observe != nil {
+		case n.Type == Regular && observe != nil:
 			observe(&n.Entry).Done() // empty files still have names that rules read
 		}
 	}
 	return tw.Close()
 }
 
+// copyContent streams e's content to w.
 func copyContent(w io.Writer, e *Entry, buf []byte) error {
 	if e.Open == nil {
 		return fmt.Errorf("%s: no content", describe(e))
@@ -128,14 +155,7 @@ func copyContent(w io.Writer, e *Entry, buf []byte) error {
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", describe(e), err)
 	}
-	if n != e.Size {
-		return fmt.Errorf("%s changed while the layer was written (size %d, now %d); do not edit the context during a build", describe(e), e.Size, n)
-	}
-	var one [1]byte
-	if m, _ := r.Read(one[:]); m > 0 {
-		return fmt.Errorf("%s grew while the layer was written; do not edit the context during a build", describe(e))
-	}
-	return nil
+	return checkLength(r, e, n)
 }
 
 // File is a layer written to a file. It implements v1.Layer.
@@ -171,19 +191,31 @@ func Write(ctx context.Context, entries []Entry, dir string, opts Options) (*Fil
 	if err != nil {
 		return nil, err
 	}
+	// The tar is written on this goroutine; hashing it, counting it and
+	// handing it to the compressor happen on the pipe's.
 	diffID := sha256.New()
-	var sink io.Writer = io.MultiWriter(zw, diffID)
+	var written, next int64
+	pipe := newChunkPipe(func(b []byte) error {
+		diffID.Write(b)
+		written += int64(len(b))
+		if opts.Progress != nil && written >= next {
+			opts.Progress(written)
+			next = written + 4<<20
+		}
+		_, err := zw.Write(b)
+		return err
+	})
+	if err := writeTar(ctx, pipe, entries, opts.Epoch, opts.Observe); err != nil {
+		pipe.Close()
+		zw.Close()
+		return nil, err
+	}
+	if err := pipe.Close(); err != nil {
+		zw.Close()
+		return nil, err
+	}
 	if opts.Progress != nil {
-		p := &progressWriter{w: sink, report: opts.Progress}
-		defer func() { opts.Progress(p.n) }()
-		sink = p
-	}
-	tw := bufio.NewWriterSize(sink, 1<<20)
-	if err := writeTar(ctx, tw, entries, opts.Epoch, opts.Observe); err != nil {
-		return nil, err
-	}
-	if err := tw.Flush(); err != nil {
-		return nil, err
+		opts.Progress(written)
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err
@@ -213,24 +245,6 @@ func hashOf(h hash.Hash) v1.Hash {
 }
 
 type countWriter struct{ n int64 }
-
-// progressWriter reports the bytes written through it every 4 MiB.
-type progressWriter struct {
-	w      io.Writer
-	n      int64
-	next   int64
-	report func(int64)
-}
-
-func (p *progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.n += int64(n)
-	if p.n >= p.next {
-		p.report(p.n)
-		p.next = p.n + 4<<20
-	}
-	return n, err
-}
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 

@@ -145,6 +145,13 @@ const (
 	overlap  = 64 << 10
 )
 
+// scanBufs are FileScanners' buffers, reused: most files are small, and
+// growing a new buffer for each cost more than scanning it. Buffers that
+// grew past maxPooled are left to the collector.
+var scanBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+const maxPooled = 1 << 20
+
 // FileScanner scans one file's content as it is written to it.
 type FileScanner struct {
 	g     *Guard
@@ -159,7 +166,7 @@ type FileScanner struct {
 // File returns a scanner for the file at p in layer. Write its content,
 // then call Done.
 func (g *Guard) File(layer, p string) *FileScanner {
-	s := &FileScanner{g: g, layer: layer, path: p}
+	s := &FileScanner{g: g, layer: layer, path: p, buf: (*scanBufs.Get().(*[]byte))[:0]}
 	for _, a := range g.allow {
 		if a.SHA256 != "" {
 			s.sum = sha256.New()
@@ -195,10 +202,33 @@ func (s *FileScanner) scanWindow(final bool) {
 	}
 }
 
+// Whole scans content, the file's whole content, and finishes the file,
+// as Write(content) and Done would, without copying it. Use it instead of
+// Write and Done, never after Write.
+func (s *FileScanner) Whole(content []byte) {
+	if len(content) > maxWhole+overlap {
+		s.Write(content)
+		s.Done()
+		return
+	}
+	if s.sum != nil {
+		s.sum.Write(content)
+	}
+	pooled := s.buf
+	s.buf = content
+	s.scanWindow(true)
+	s.buf = pooled
+	s.Done()
+}
+
 // Done finishes the file and records what it held.
 func (s *FileScanner) Done() {
 	if len(s.buf) > 0 || s.off == 0 {
 		s.scanWindow(true)
+	}
+	if cap(s.buf) <= maxPooled {
+		b := s.buf[:0]
+		scanBufs.Put(&b)
 	}
 	s.buf = nil
 	sum := ""

@@ -1,12 +1,14 @@
 package secrets
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -64,6 +66,13 @@ func TestCorpus(t *testing.T) {
 			t.Errorf("%s: found %v, want only %s", rel, rules, rule)
 		}
 		covered[rule] = true
+		// Whole, as the layer writer calls it for files it read ahead,
+		// finds the same.
+		w := NewGuard(nil)
+		w.File("test", "/"+rest).Whole(data)
+		if !reflect.DeepEqual(w.Findings(), g.Findings()) {
+			t.Errorf("%s: Whole found %v, Write and Done %v", rel, w.Findings(), g.Findings())
+		}
 	}
 	for _, r := range Rules {
 		if r != "env-secret" && !covered[r] {
@@ -192,5 +201,11 @@ func TestLargeFileWindows(t *testing.T) {
 	s.Done()
 	if f := g.Blocking(); len(f) != 1 || f[0].Rule != "private-key" {
 		t.Errorf("findings %v", f)
+	}
+	whole := append(append(bytes.Repeat(filler, 20), key...), filler...)
+	w := NewGuard(nil)
+	w.File("app", "/big.bin").Whole(whole)
+	if !reflect.DeepEqual(w.Findings(), g.Findings()) {
+		t.Errorf("Whole found %v, Write and Done %v", w.Findings(), g.Findings())
 	}
 }

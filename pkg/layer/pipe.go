@@ -1,0 +1,88 @@
+package layer
+
+import "sync"
+
+// chunkPipe hands the tar stream, in chunks of pipeChunk bytes, to a
+// goroutine that consumes it (hashes it for the diff ID, reports progress
+// and feeds the compressor), so that the goroutine writing the tar does
+// none of that. pipeBuffers chunks circulate: memory stays bounded, and a
+// slow consumer holds the writer back.
+type chunkPipe struct {
+	cur  []byte
+	full chan []byte
+	free chan []byte
+	done chan struct{}
+
+	mu     sync.Mutex
+	err    error // the consumer's first error
+	closed bool
+}
+
+const (
+	pipeChunk   = 1 << 20
+	pipeBuffers = 3
+)
+
+// newChunkPipe starts the consumer. consume is called with each chunk, in
+// order, on one goroutine; after it fails, chunks are dropped and Write
+// and Close return its error.
+func newChunkPipe(consume func([]byte) error) *chunkPipe {
+	p := &chunkPipe{
+		full: make(chan []byte, pipeBuffers),
+		free: make(chan []byte, pipeBuffers),
+		done: make(chan struct{}),
+	}
+	for range pipeBuffers - 1 {
+		p.free <- make([]byte, 0, pipeChunk)
+	}
+	p.cur = make([]byte, 0, pipeChunk)
+	go func() {
+		defer close(p.done)
+		for b := range p.full {
+			if p.failed() == nil {
+				if err := consume(b); err != nil {
+					p.mu.Lock()
+					p.err = err
+					p.mu.Unlock()
+				}
+			}
+			p.free <- b[:0]
+		}
+	}()
+	return p
+}
+
+func (p *chunkPipe) failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+func (p *chunkPipe) Write(b []byte) (int, error) {
+	n := len(b)
+	for len(b) > 0 {
+		k := copy(p.cur[len(p.cur):cap(p.cur)], b)
+		p.cur = p.cur[:len(p.cur)+k]
+		b = b[k:]
+		if len(p.cur) == cap(p.cur) {
+			p.full <- p.cur
+			p.cur = <-p.free
+		}
+	}
+	return n, p.failed()
+}
+
+// Close sends what is left and waits for the consumer to finish. It may
+// be called more than once.
+func (p *chunkPipe) Close() error {
+	if !p.closed {
+		p.closed = true
+		if len(p.cur) > 0 {
+			p.full <- p.cur
+			p.cur = nil
+		}
+		close(p.full)
+		<-p.done
+	}
+	return p.failed()
+}

@@ -1,0 +1,217 @@
+package layer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reprobuild/repro/pkg/compress"
+)
+
+// manyFiles are n regular files of the given size, each with its own
+// content, in a shuffled order.
+func manyFiles(n, size int) []Entry {
+	es := make([]Entry, n)
+	for i := range es {
+		body := strings.Repeat(fmt.Sprintf("file %d says hello\n", i), size/15+1)[:size]
+		es[(i*7919)%n] = file(fmt.Sprintf("/d/%04d", i), body, 0o644)
+	}
+	return es
+}
+
+// failing is a regular file whose Open fails.
+func failing(p string, size int64) Entry {
+	return Entry{Path: p, Type: Regular, Mode: 0o644, Size: size, Open: func() (io.ReadCloser, error) {
+		return nil, errors.New("boom")
+	}}
+}
+
+// TestReadAheadFirstErrorInOrder: when several files cannot be read, the
+// error is the first one in tar order, every time, however the workers
+// happen to run.
+func TestReadAheadFirstErrorInOrder(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 20 {
+		es := manyFiles(300, 100)
+		es = append(es, failing("/d/0150x", 10), failing("/d/0030x", 10), failing("/d/0290x", 10))
+		err := WriteTar(context.Background(), io.Discard, es, 0)
+		if err == nil || !strings.Contains(err.Error(), "/d/0030x") || !strings.Contains(err.Error(), "boom") {
+			t.Fatalf("err = %v, want the error of /d/0030x", err)
+		}
+	}
+	waitGoroutines(t, before)
+}
+
+// waitGoroutines fails when goroutines started by the test outlive it.
+func waitGoroutines(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > want {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines left, want %d:\n%s", runtime.NumGoroutine(), want, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReadAheadChangedFiles: a file read ahead, or streamed, whose length
+// is not the size it had is an error that says so.
+func TestReadAheadChangedFiles(t *testing.T) {
+	for _, size := range []int64{100, prefetchMax + 1} {
+		body := strings.Repeat("x", int(size))
+		for _, tc := range []struct {
+			name, content, want string
+		}{
+			{"shorter", body[:size-1], "changed while the layer was written"},
+			{"longer", body + "y", "grew while the layer was written"},
+		} {
+			e := Entry{Path: "/f", Type: Regular, Mode: 0o644, Size: size, Open: func() (io.ReadCloser, error) {
+				return io.NopCloser(strings.NewReader(tc.content)), nil
+			}}
+			err := WriteTar(context.Background(), io.Discard, []Entry{e}, 0)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("size %d, %s: err = %v, want %q", size, tc.name, err, tc.want)
+			}
+		}
+	}
+}
+
+// TestObserveSeesEveryFileOnce: every regular file reaches the observer
+// once, whole and in one piece per Write sequence, whether it was read
+// ahead or streamed.
+func TestObserveSeesEveryFileOnce(t *testing.T) {
+	es := append(manyFiles(500, 3000), file("/big", strings.Repeat("big\n", prefetchMax/2), 0o644), file("/empty", "", 0o644))
+	var mu sync.Mutex
+	seen := map[string][32]byte{}
+	observe := func(e *Entry) Observer {
+		return &recorder{done: func(b []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, dup := seen[e.Path]; dup {
+				t.Errorf("%s observed twice", e.Path)
+			}
+			seen[e.Path] = sha256.Sum256(b)
+		}}
+	}
+	if err := writeTar(context.Background(), io.Discard, es, 0, observe); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		r, _ := e.Open()
+		b, _ := io.ReadAll(r)
+		if got, ok := seen[e.Path]; !ok || got != sha256.Sum256(b) {
+			t.Errorf("%s: observed %v, content differs or missing", e.Path, ok)
+		}
+	}
+}
+
+type recorder struct {
+	buf  bytes.Buffer
+	done func([]byte)
+}
+
+func (r *recorder) Write(b []byte) (int, error) { return r.buf.Write(b) }
+func (r *recorder) Done()                       { r.done(r.buf.Bytes()) }
+
+// TestReadAheadMemoryBounded writes many files just under the read-ahead
+// limit, nine times the read-ahead budget in all: the heap stays near the
+// budget (and the compressor's buffers), not the layer's size.
+func TestReadAheadMemoryBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 144 MiB")
+	}
+	const n, size = 18, prefetchMax - 1
+	es := make([]Entry, n)
+	for i := range es {
+		es[i] = Entry{Path: fmt.Sprintf("/f%02d", i), Type: Regular, Mode: 0o644, Size: size, Open: func() (io.ReadCloser, error) {
+			return io.NopCloser(io.LimitReader(repeatReader(byte('a'+i)), size)), nil
+		}}
+	}
+	runtime.GC()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak.Load() {
+					peak.Store(ms.HeapInuse)
+				}
+			}
+		}
+	})
+	_, err := Write(context.Background(), es, t.TempDir(), Options{Compression: compress.Zstd})
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := uint64(96 << 20)
+	if raceEnabled {
+		limit *= 2
+	}
+	if p := peak.Load(); p > limit {
+		t.Errorf("heap in use peaked at %d MiB writing %d MiB of files; want at most %d MiB", p>>20, n*size>>20, limit>>20)
+	} else {
+		t.Logf("heap peak %d MiB for %d MiB of files", p>>20, n*size>>20)
+	}
+}
+
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+// TestFileTurnedFIFO: a context file replaced by a named pipe after the
+// context was read is an error, not a build that hangs on the pipe.
+func TestFileTurnedFIFO(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewContext(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := c.Source("f", "/f", nil, Attrs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(p)
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- WriteTar(context.Background(), io.Discard, es, 0) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no longer a regular file") {
+			t.Errorf("err = %v, want a file that is no longer regular", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("writing a layer hung on a FIFO")
+	}
+}
