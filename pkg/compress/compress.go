@@ -75,6 +75,14 @@ func (a Algorithm) Settings() string {
 // NewWriter returns a writer that compresses into w with a's fixed
 // settings. Close flushes the stream; it does not close w.
 func NewWriter(w io.Writer, a Algorithm) (io.WriteCloser, error) {
+	return NewTeeWriter(w, a, nil)
+}
+
+// NewTeeWriter is NewWriter that also gives tee, when not nil, the
+// uncompressed stream, in order: a hash, such as a layer's diff ID. tee is
+// written on the compressor's goroutines, never the caller's, and must not
+// fail; the stream is final once Close returns.
+func NewTeeWriter(w io.Writer, a Algorithm, tee io.Writer) (io.WriteCloser, error) {
 	switch a {
 	case Gzip:
 		zw, err := pgzip.NewWriterLevel(w, GzipLevel)
@@ -87,9 +95,18 @@ func NewWriter(w io.Writer, a Algorithm) (io.WriteCloser, error) {
 			return nil, err
 		}
 		zw.Header = pgzip.Header{OS: gzipOS}
-		return zw, nil
+		if tee == nil {
+			return zw, nil
+		}
+		// pgzip copies the stream into its blocks on the caller's
+		// goroutine: that copy and the tee move to a pipe's.
+		return newChunkPipe(func(b []byte) error {
+			tee.Write(b)
+			_, err := zw.Write(b)
+			return err
+		}, zw.Close), nil
 	case Zstd:
-		return newZstdWriter(w, runtime.GOMAXPROCS(0))
+		return newZstdWriter(w, runtime.GOMAXPROCS(0), tee)
 	}
 	return nil, fmt.Errorf("unknown compression %q", a)
 }

@@ -19,6 +19,7 @@ const ZstdChunk = 4 << 20
 // frames in order.
 type zstdWriter struct {
 	w       io.Writer
+	tee     io.Writer // the uncompressed stream, in order; may be nil
 	buf     []byte
 	jobs    chan *zjob
 	order   chan *zjob
@@ -37,12 +38,13 @@ type zjob struct {
 	ok  chan struct{}
 }
 
-func newZstdWriter(w io.Writer, workers int) (*zstdWriter, error) {
+func newZstdWriter(w io.Writer, workers int, tee io.Writer) (*zstdWriter, error) {
 	if workers < 1 {
 		workers = 1
 	}
 	z := &zstdWriter{
 		w:     w,
+		tee:   tee,
 		jobs:  make(chan *zjob, workers),
 		order: make(chan *zjob, 2*workers),
 		done:  make(chan struct{}),
@@ -98,6 +100,9 @@ func (z *zstdWriter) failed() error {
 func (z *zstdWriter) writeInOrder() {
 	defer close(z.done)
 	for j := range z.order {
+		if z.tee != nil {
+			z.tee.Write(j.in) // while a worker compresses j.in
+		}
 		<-j.ok
 		if z.failed() == nil {
 			if _, err := z.w.Write(j.out); err != nil {

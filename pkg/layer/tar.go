@@ -187,38 +187,28 @@ func Write(ctx context.Context, entries []Entry, dir string, opts Options) (*Fil
 	digest := sha256.New()
 	counter := &countWriter{}
 	bw := bufio.NewWriterSize(io.MultiWriter(f, digest, counter), 1<<20)
-	zw, err := compress.NewWriter(bw, opts.Compression)
+	// The tar is written on this goroutine; the diff ID is hashed and
+	// the stream compressed on the compressor's.
+	diffID := sha256.New()
+	zw, err := compress.NewTeeWriter(bw, opts.Compression, diffID)
 	if err != nil {
 		return nil, err
 	}
-	// The tar is written on this goroutine; hashing it, counting it and
-	// handing it to the compressor happen on the pipe's.
-	diffID := sha256.New()
-	var written, next int64
-	pipe := newChunkPipe(func(b []byte) error {
-		diffID.Write(b)
-		written += int64(len(b))
-		if opts.Progress != nil && written >= next {
-			opts.Progress(written)
-			next = written + 4<<20
-		}
-		_, err := zw.Write(b)
-		return err
-	})
-	if err := writeTar(ctx, pipe, entries, opts.Epoch, opts.Observe); err != nil {
-		pipe.Close()
-		zw.Close()
-		return nil, err
-	}
-	if err := pipe.Close(); err != nil {
-		zw.Close()
-		return nil, err
-	}
+	var sink io.Writer = zw
+	var progress *progressWriter
 	if opts.Progress != nil {
-		opts.Progress(written)
+		progress = &progressWriter{w: zw, report: opts.Progress}
+		sink = progress
+	}
+	if err := writeTar(ctx, sink, entries, opts.Epoch, opts.Observe); err != nil {
+		zw.Close()
+		return nil, err
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err
+	}
+	if progress != nil {
+		opts.Progress(progress.n)
 	}
 	if err := bw.Flush(); err != nil {
 		return nil, err
@@ -245,6 +235,24 @@ func hashOf(h hash.Hash) v1.Hash {
 }
 
 type countWriter struct{ n int64 }
+
+// progressWriter reports the bytes written through it every 4 MiB.
+type progressWriter struct {
+	w      io.Writer
+	n      int64
+	next   int64
+	report func(int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	if p.n >= p.next {
+		p.report(p.n)
+		p.next = p.n + 4<<20
+	}
+	return n, err
+}
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 

@@ -1,17 +1,18 @@
-package layer
+package compress
 
 import "sync"
 
-// chunkPipe hands the tar stream, in chunks of pipeChunk bytes, to a
-// goroutine that consumes it (hashes it for the diff ID, reports progress
-// and feeds the compressor), so that the goroutine writing the tar does
-// none of that. pipeBuffers chunks circulate: memory stays bounded, and a
+// chunkPipe hands a stream, in chunks of pipeChunk bytes, to a goroutine
+// that consumes it (gzip: tees it and feeds pgzip), so that the goroutine
+// writing the stream does neither. pipeBuffers chunks circulate: memory stays bounded, and a
 // slow consumer holds the writer back.
 type chunkPipe struct {
 	cur  []byte
 	full chan []byte
 	free chan []byte
 	done chan struct{}
+
+	finish func() error
 
 	mu     sync.Mutex
 	err    error // the consumer's first error
@@ -25,12 +26,13 @@ const (
 
 // newChunkPipe starts the consumer. consume is called with each chunk, in
 // order, on one goroutine; after it fails, chunks are dropped and Write
-// and Close return its error.
-func newChunkPipe(consume func([]byte) error) *chunkPipe {
+// and Close return its error. Close calls finish after the last chunk.
+func newChunkPipe(consume func([]byte) error, finish func() error) *chunkPipe {
 	p := &chunkPipe{
-		full: make(chan []byte, pipeBuffers),
-		free: make(chan []byte, pipeBuffers),
-		done: make(chan struct{}),
+		finish: finish,
+		full:   make(chan []byte, pipeBuffers),
+		free:   make(chan []byte, pipeBuffers),
+		done:   make(chan struct{}),
 	}
 	for range pipeBuffers - 1 {
 		p.free <- make([]byte, 0, pipeChunk)
@@ -72,17 +74,22 @@ func (p *chunkPipe) Write(b []byte) (int, error) {
 	return n, p.failed()
 }
 
-// Close sends what is left and waits for the consumer to finish. It may
+// Close sends what is left, waits for the consumer, and finishes. It may
 // be called more than once.
 func (p *chunkPipe) Close() error {
-	if !p.closed {
-		p.closed = true
-		if len(p.cur) > 0 {
-			p.full <- p.cur
-			p.cur = nil
-		}
-		close(p.full)
-		<-p.done
+	if p.closed {
+		return p.failed()
 	}
-	return p.failed()
+	p.closed = true
+	if len(p.cur) > 0 {
+		p.full <- p.cur
+		p.cur = nil
+	}
+	close(p.full)
+	<-p.done
+	err := p.finish()
+	if first := p.failed(); first != nil {
+		return first
+	}
+	return err
 }

@@ -1,0 +1,103 @@
+package compress_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/reprobuild/repro/pkg/compress"
+)
+
+// write compresses in with a, in odd-sized pieces as a tar writer would,
+// teeing into tee when it is not nil.
+func write(t *testing.T, a compress.Algorithm, in []byte, tee io.Writer) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	var zw io.WriteCloser
+	var err error
+	if tee == nil {
+		zw, err = compress.NewWriter(&out, a)
+	} else {
+		zw, err = compress.NewTeeWriter(&out, a, tee)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := in; len(p) > 0; {
+		n := min(len(p), 512+len(p)%7919)
+		if _, err := zw.Write(p[:n]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[n:]
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// TestTeeSeesTheStream: the tee gets exactly the uncompressed stream, the
+// compressed bytes are those NewWriter writes, and they decompress to the
+// input. Sizes around the chunk boundaries, and none.
+func TestTeeSeesTheStream(t *testing.T) {
+	input := benchInput()
+	for _, a := range []compress.Algorithm{compress.Gzip, compress.Zstd} {
+		for _, size := range []int{0, 1, compress.ZstdChunk, 2*compress.ZstdChunk + 3} {
+			in := input[:size]
+			tee := sha256.New()
+			got := write(t, a, in, tee)
+			if want := write(t, a, in, nil); !bytes.Equal(got, want) {
+				t.Errorf("%s, %d bytes: NewTeeWriter wrote other bytes than NewWriter", a, size)
+			}
+			if want := sha256.Sum256(in); !bytes.Equal(tee.Sum(nil), want[:]) {
+				t.Errorf("%s, %d bytes: the tee saw another stream", a, size)
+			}
+			zr, err := compress.NewReader(bytes.NewReader(got), a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := io.ReadAll(zr)
+			if err != nil || !bytes.Equal(back, in) {
+				t.Errorf("%s, %d bytes: round trip: %v, equal %v", a, size, err, bytes.Equal(back, in))
+			}
+		}
+	}
+}
+
+type failWriter struct{ after int }
+
+var errFull = errors.New("disk full")
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if w.after < len(p) {
+		return 0, errFull
+	}
+	w.after -= len(p)
+	return len(p), nil
+}
+
+// TestWriteErrorsSurface: a destination that fails makes Write or Close
+// fail with its error, with and without a tee; nothing hangs.
+func TestWriteErrorsSurface(t *testing.T) {
+	in := benchInput()[:6<<20]
+	for _, a := range []compress.Algorithm{compress.Gzip, compress.Zstd} {
+		for _, tee := range []io.Writer{nil, sha256.New()} {
+			zw, err := compress.NewTeeWriter(&failWriter{after: 1 << 20}, a, tee)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var first error
+			for p := in; len(p) > 0 && first == nil; p = p[min(len(p), 1<<16):] {
+				_, first = zw.Write(p[:min(len(p), 1<<16)])
+			}
+			if err := zw.Close(); first == nil {
+				first = err
+			}
+			if !errors.Is(first, errFull) {
+				t.Errorf("%s, tee %v: err = %v, want %v", a, tee != nil, first, errFull)
+			}
+		}
+	}
+}
