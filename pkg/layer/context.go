@@ -9,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/reprobuild/repro/pkg/internal/glob"
 )
@@ -142,54 +144,121 @@ func kindOf(fi fs.FileInfo) string {
 	return "special file"
 }
 
+// tree lists the directory full (the source rel) and everything under
+// it, less what exclude matches, as entries placed at dest. Directories
+// are listed, and their entries stat'ed, by up to walkers goroutines at
+// once; the results are put together in the order filepath.WalkDir visits
+// them, so the entries and the first error are those a serial walk gives.
 func (c *Context) tree(rel, full, dest string, exclude []string, a Attrs) ([]Entry, error) {
+	w := &walker{rel: strings.TrimSuffix(rel, "/"), dest: dest, exclude: exclude, a: a, sem: make(chan struct{}, walkers)}
+	root := w.start(full, "")
 	entries := []Entry{{Path: dest, Type: Dir, Mode: 0o755, UID: a.UID, GID: a.GID}}
-	err := filepath.WalkDir(full, func(p string, d fs.DirEntry, err error) error {
+	err := w.collect(root, &entries)
+	w.stop.Store(true)
+	w.wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
+// walkers is how many directories are listed at once.
+const walkers = 4
+
+type walker struct {
+	rel, dest string
+	exclude   []string
+	a         Attrs
+	sem       chan struct{}
+	stop      atomic.Bool // set once collect is done: list no more
+	wg        sync.WaitGroup
+}
+
+// walkDir is one directory's listing, in name order.
+type walkDir struct {
+	items []walkItem
+	err   error // the error that ended the listing, after items
+	done  chan struct{}
+}
+
+type walkItem struct {
+	entry Entry
+	sub   *walkDir // a directory's own listing
+}
+
+var errWalkStopped = errors.New("walk stopped")
+
+// start lists dir, at r (slash-separated, relative to the source), on a
+// goroutine of its own.
+func (w *walker) start(dir, r string) *walkDir {
+	d := &walkDir{done: make(chan struct{})}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer close(d.done)
+		w.sem <- struct{}{}
+		defer func() { <-w.sem }()
+		if w.stop.Load() {
+			d.err = errWalkStopped
+			return
+		}
+		d.err = w.list(d, dir, r)
+	}()
+	return d
+}
+
+func (w *walker) list(d *walkDir, dir, r string) error {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, de := range des {
+		p := filepath.Join(dir, de.Name())
+		cr := path.Join(r, de.Name())
+		if excluded(w.exclude, cr, de.IsDir()) {
+			continue
+		}
+		fi, err := de.Info()
 		if err != nil {
 			return err
 		}
-		if p == full {
-			return nil
-		}
-		r, err := filepath.Rel(full, p)
-		if err != nil {
-			return err
-		}
-		r = filepath.ToSlash(r)
-		if excluded(exclude, r, d.IsDir()) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		target := path.Join(dest, r)
-		shown := path.Join(strings.TrimSuffix(rel, "/"), r)
+		target := path.Join(w.dest, cr)
+		shown := path.Join(w.rel, cr)
 		switch {
 		case fi.Mode().IsRegular():
-			e := fileEntry(p, target, fi, a)
+			e := fileEntry(p, target, fi, w.a)
 			e.Origin = shown
-			entries = append(entries, e)
+			d.items = append(d.items, walkItem{entry: e})
 		case fi.IsDir():
-			entries = append(entries, Entry{Path: target, Type: Dir, Mode: 0o755, UID: a.UID, GID: a.GID, Origin: shown})
+			e := Entry{Path: target, Type: Dir, Mode: 0o755, UID: w.a.UID, GID: w.a.GID, Origin: shown}
+			d.items = append(d.items, walkItem{entry: e, sub: w.start(p, cr)})
 		case fi.Mode()&fs.ModeSymlink != 0:
 			t, err := os.Readlink(p)
 			if err != nil {
 				return err
 			}
-			entries = append(entries, Entry{Path: target, Type: Symlink, Mode: 0o777, UID: a.UID, GID: a.GID, Target: t, Origin: shown})
+			e := Entry{Path: target, Type: Symlink, Mode: 0o777, UID: w.a.UID, GID: w.a.GID, Target: t, Origin: shown}
+			d.items = append(d.items, walkItem{entry: e})
 		default:
 			return sourceErr("%s in the build context is a %s; a layer can hold regular files, directories and symlinks only; remove it or exclude it", shown, kindOf(fi))
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	return entries, nil
+	return nil
+}
+
+// collect appends d's entries, and its subdirectories', to out in walk
+// order, and returns the first error in that order.
+func (w *walker) collect(d *walkDir, out *[]Entry) error {
+	<-d.done
+	for _, it := range d.items {
+		*out = append(*out, it.entry)
+		if it.sub != nil {
+			if err := w.collect(it.sub, out); err != nil {
+				return err
+			}
+		}
+	}
+	return d.err
 }
 
 // excluded reports whether rel (slash-separated, relative to the copied

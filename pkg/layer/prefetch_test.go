@@ -232,3 +232,68 @@ func TestFileTurnedFIFO(t *testing.T) {
 		t.Fatal("writing a layer hung on a FIFO")
 	}
 }
+
+// TestTreeWalkOrder: the parallel walk gives the entries, in the order,
+// that a serial filepath.WalkDir gives, and the first error in that order
+// however its goroutines run.
+func TestTreeWalkOrder(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 40 {
+		sub := filepath.Join(dir, fmt.Sprintf("d%02d", i%7), fmt.Sprintf("e%d", i%3), fmt.Sprintf("f%d", i%2))
+		os.MkdirAll(sub, 0o755)
+		os.WriteFile(filepath.Join(sub, fmt.Sprintf("file%02d.txt", i)), []byte("x"), 0o644)
+		os.WriteFile(filepath.Join(sub, fmt.Sprintf("skip%02d.log", i)), []byte("x"), 0o644)
+	}
+	os.Symlink("d00", filepath.Join(dir, "link"))
+	os.MkdirAll(filepath.Join(dir, "d03", "cache"), 0o755)
+	os.WriteFile(filepath.Join(dir, "d03", "cache", "junk"), nil, 0o644)
+	exclude := []string{"**/*.log", "d03/cache"}
+
+	var want []string
+	want = append(want, "/app")
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		r, _ := filepath.Rel(dir, p)
+		if p == dir {
+			return nil
+		}
+		if excluded(exclude, filepath.ToSlash(r), d.IsDir()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		want = append(want, "/app/"+filepath.ToSlash(r))
+		return nil
+	})
+	c, err := NewContext(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		es, err := c.Source(".", "/app", exclude, Attrs{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range es {
+			got = append(got, e.Path)
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("walk order:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+
+	// Two FIFOs: the one a serial walk meets first is the one reported.
+	if err := syscall.Mkfifo(filepath.Join(dir, "d05", "e2", "f1", "pipe"), 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	syscall.Mkfifo(filepath.Join(dir, "d01", "e0", "f1", "pipe"), 0o644)
+	before := runtime.NumGoroutine()
+	for range 20 {
+		_, err := c.Source(".", "/app", exclude, Attrs{})
+		if err == nil || !strings.Contains(err.Error(), "d01/e0/f1/pipe") {
+			t.Fatalf("err = %v, want the FIFO d01/e0/f1/pipe", err)
+		}
+	}
+	waitGoroutines(t, before)
+}
