@@ -6,6 +6,8 @@
 // none is left to a library default. gzip is written by klauspost/pgzip in
 // fixed 1 MiB blocks, each compressed with the previous block's last 32 KiB
 // as its dictionary, so the bytes do not depend on how many blocks are
-// compressed at once, on GOMAXPROCS or on the number of cores. It is the
-// only package that imports klauspost.
+// compressed at once, on GOMAXPROCS or on the number of cores. zstd is
+// written as independent frames of 4 MiB of input each, compressed in
+// parallel and written in order, for the same reason. It is the only
+// package that imports klauspost.
 package compress
