@@ -45,7 +45,9 @@ Outputs (-o, repeatable; default oci:out/<name>):
   host/repo:tag                push to a registry
 
 On a terminal, stderr shows the layers being written and, for each
-registry push, one line per blob: bytes sent, or that the registry had it.
+registry push, one line per blob: bytes sent, or that the registry had
+it or mounted it (base layers pushed to the base's registry are mounted
+from the base's repository, not uploaded).
 When stderr is not a terminal, or with -q or --json, it shows none.
 
 The epoch (every timestamp) is the spec's epoch, else $SOURCE_DATE_EPOCH,

@@ -2,7 +2,7 @@ package main
 
 // Helpers of the registry end-to-end tests: a docker-registry process of
 // the test's own, a two-platform base made without repro (umoci, skopeo),
-// and a reverse proxy that injects registry failures.
+// and a reverse proxy that records requests and injects registry failures.
 
 import (
 	"bytes"
@@ -322,10 +322,55 @@ func regUnmarshal(t *testing.T, what string, raw []byte, v any) {
 
 // regProxy is a reverse proxy in front of a registry that answers 500 to
 // the write requests (PUT, PATCH, POST) that fail says to fail, counting
-// from 1, and forwards everything else.
+// from 1, forwards everything else, and records every request.
 type regProxy struct {
 	host           string
 	writes, failed atomic.Int64
+
+	mu   sync.Mutex
+	reqs []regRequest
+}
+
+// regRequest is one request the proxy saw, and the status it answered.
+type regRequest struct {
+	method, path string
+	query        url.Values
+	status       int
+	body         int64 // bytes of request body
+}
+
+func (q regRequest) String() string {
+	return fmt.Sprintf("%s %s?%s: %d (%d bytes)", q.method, q.path, q.query.Encode(), q.status, q.body)
+}
+
+// requests returns the requests seen so far.
+func (p *regProxy) requests() []regRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]regRequest(nil), p.reqs...)
+}
+
+type regStatusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *regStatusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *regStatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type regCountingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (b *regCountingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
 }
 
 func regFaultProxy(t *testing.T, target string, fail func(n int64) bool) *regProxy {
@@ -338,18 +383,26 @@ func regFaultProxy(t *testing.T, target string, fail func(n int64) bool) *regPro
 	rp := httputil.NewSingleHostReverseProxy(u) // keeps the client's Host: upload URLs point back here
 	rp.ErrorLog = log.New(io.Discard, "", 0)    // a client that gives up is no news
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &regStatusWriter{ResponseWriter: w, status: http.StatusOK}
+		body := &regCountingBody{ReadCloser: r.Body}
+		r.Body = body
+		defer func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.reqs = append(p.reqs, regRequest{method: r.Method, path: r.URL.Path, query: r.URL.Query(), status: sw.status, body: body.n})
+		}()
 		switch r.Method {
 		case http.MethodPut, http.MethodPatch, http.MethodPost:
 			if fail(p.writes.Add(1)) {
 				p.failed.Add(1)
 				io.Copy(io.Discard, r.Body)
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusInternalServerError)
-				io.WriteString(w, `{"errors":[{"code":"UNKNOWN","message":"injected failure"}]}`)
+				sw.Header().Set("Content-Type", "application/json")
+				sw.WriteHeader(http.StatusInternalServerError)
+				io.WriteString(sw, `{"errors":[{"code":"UNKNOWN","message":"injected failure"}]}`)
 				return
 			}
 		}
-		rp.ServeHTTP(w, r)
+		rp.ServeHTTP(sw, r)
 	}))
 	t.Cleanup(srv.Close)
 	p.host = strings.TrimPrefix(srv.URL, "http://")

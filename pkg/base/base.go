@@ -259,6 +259,8 @@ type Image struct {
 	// Config is the base's raw config.
 	Config []byte
 	// Layers are the base's layers as published, with OCI media types.
+	// Those of a registry base are *remote.MountableLayers that name the
+	// base's repository, so that a push to that registry can mount them.
 	Layers []v1.Layer
 }
 
@@ -298,7 +300,12 @@ func (r *Resolver) Open(ctx context.Context, ref Ref, pin Pin, platform string) 
 		if err != nil {
 			return nil, err
 		}
-		img.Layers = append(img.Layers, &cachedLayer{path: p, desc: l})
+		// Naming the base's repository lets a push to the same registry
+		// mount the layer from there instead of uploading it.
+		img.Layers = append(img.Layers, &remote.MountableLayer{
+			Layer:     &cachedLayer{path: p, desc: l},
+			Reference: ref.ref.Name.Context().Digest(l.Digest.String()),
+		})
 	}
 	if len(missing) > 0 {
 		return nil, fault.Op(fmt.Errorf("--offline: the cache lacks %d blobs of the base %s (%s): %s; run once without --offline", len(missing), ref.Raw, platform, strings.Join(missing, "; ")))

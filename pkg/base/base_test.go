@@ -257,6 +257,25 @@ func TestBasePlatformManifestErrors(t *testing.T) {
 	}
 }
 
+// checkMountable checks that every layer of bi names repo, the base's
+// repository, as a *remote.MountableLayer, so that a push to its registry
+// can mount it; with repo "" (a local base), that none does.
+func checkMountable(t *testing.T, bi *Image, repo string) {
+	t.Helper()
+	for i, l := range bi.Layers {
+		ml, ok := l.(*remote.MountableLayer)
+		switch {
+		case repo == "" && ok:
+			t.Errorf("layer %d of a local base names the repository %s", i, ml.Reference)
+		case repo == "":
+		case !ok:
+			t.Errorf("layer %d is a %T, not a *remote.MountableLayer naming %s", i, l, repo)
+		case ml.Reference.Context().String() != repo || ml.Reference.Identifier() != digestOf(t, l).String():
+			t.Errorf("layer %d names %s; want %s@%s", i, ml.Reference, repo, digestOf(t, l))
+		}
+	}
+}
+
 // compressed returns the compressed bytes of l.
 func compressed(t *testing.T, l v1.Layer) []byte {
 	t.Helper()
@@ -306,7 +325,9 @@ func TestBaseOpenThroughCacheThenOffline(t *testing.T) {
 	pin := must[Pin](t)(online.Resolve(ctx, parse(t, reg.host+"/base:1")))
 	ref := parse(t, reg.host+"/base:1")
 	for plat, img := range p.images {
-		checkOpened(t, must[*Image](t)(online.Open(ctx, ref, pin, plat)), img)
+		bi := must[*Image](t)(online.Open(ctx, ref, pin, plat))
+		checkOpened(t, bi, img)
+		checkMountable(t, bi, reg.host+"/base")
 	}
 	if reg.requests.Load() == 0 {
 		t.Fatal("the online resolver made no requests")
@@ -321,7 +342,9 @@ func TestBaseOpenThroughCacheThenOffline(t *testing.T) {
 		t.Errorf("offline Resolve by digest: %+v, want %+v", got, pin)
 	}
 	for plat, img := range p.images {
-		checkOpened(t, must[*Image](t)(offline.Open(ctx, ref, pin, plat)), img)
+		bi := must[*Image](t)(offline.Open(ctx, ref, pin, plat))
+		checkOpened(t, bi, img)
+		checkMountable(t, bi, reg.host+"/base")
 	}
 	// A warm cache serves an online resolver without a request, too.
 	for plat := range p.images {
@@ -571,7 +594,9 @@ func TestBaseLocalLayout(t *testing.T) {
 		t.Errorf("Resolve of a layout: %+v", pin)
 	}
 	for plat, img := range p.images {
-		checkOpened(t, must[*Image](t)(r.Open(ctx, ref, pin, plat)), img)
+		bi := must[*Image](t)(r.Open(ctx, ref, pin, plat))
+		checkOpened(t, bi, img)
+		checkMountable(t, bi, "")
 	}
 	if n := reg.requests.Load(); n != 0 {
 		t.Errorf("a layout base made %d registry requests", n)

@@ -8,4 +8,9 @@
 // written to a temporary file and renamed. A failed or interrupted write
 // leaves no partial output behind: at worst, unreferenced blobs in a
 // layout that already existed.
+//
+// A registry push skips the blobs the registry has and mounts those it can
+// from another of its repositories (layers that are *remote.MountableLayer,
+// as registry bases' are). Options.Progress hears of each blob as it is
+// sent, found or mounted; drawing that is the caller's business.
 package output

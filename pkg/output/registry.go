@@ -2,6 +2,7 @@ package output
 
 import (
 	"context"
+	"slices"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -19,7 +20,8 @@ import (
 // in the same registry (a *remote.MountableLayer, as base layers pulled
 // from a registry are) is mounted from there rather than uploaded.
 func stageRegistry(ctx context.Context, ref imageref.Reference, a Artifact, opts Options) (Staged, error) {
-	ro := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts.Remote...)
+	common := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	ro := slices.Concat(common, opts.Remote)
 	d, err := descriptor(a)
 	if err != nil {
 		return nil, err
@@ -36,10 +38,10 @@ func stageRegistry(ctx context.Context, ref imageref.Reference, a Artifact, opts
 		for _, b := range all {
 			p.sizes[b.digest] = b.size
 		}
-		// The observer goes under the caller's options: a transport of
+		// The observer goes before the caller's options: a transport of
 		// their own replaces it (bytes are still counted).
-		push = append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
-			remote.WithTransport(&observer{next: remote.DefaultTransport, p: p})}, opts.Remote...)
+		obs := remote.WithTransport(&observer{next: remote.DefaultTransport, p: p})
+		push = slices.Concat(common, []remote.Option{obs}, opts.Remote)
 	}
 	pa := p.artifact(a)
 	if pa.Index != nil {
