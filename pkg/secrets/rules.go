@@ -10,6 +10,7 @@ import (
 	"math"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -197,13 +198,22 @@ func pgpSecretKey(block []byte) bool {
 func awsKeys(data []byte) []hit {
 	var hits []hit
 	for _, loc := range awsIDRE.FindAllIndex(data, -1) {
+		id := string(data[loc[0]:loc[1]])
 		lo, hi := max(0, loc[0]-300), min(len(data), loc[1]+300)
+		found := false
 		for _, m := range awsSecretRE.FindAllSubmatch(data[lo:hi], -1) {
 			secret := string(m[1])
 			if entropy(secret) > 4.0 && strings.ContainsAny(secret, "0123456789") && hasUpperAndLower(secret) {
-				hits = append(hits, hit{rule: "aws-access-key", offset: loc[0], text: string(data[loc[0]:loc[1]]) + " " + secret})
+				hits = append(hits, hit{rule: "aws-access-key", offset: loc[0], text: id + " " + secret})
+				found = true
 				break
 			}
+		}
+		// A key ID alone is half a credential, and often the half that
+		// leaked with the other nearby: it counts, unless it is a
+		// placeholder such as AWS's own AKIAIOSFODNN7EXAMPLE.
+		if !found && notPlaceholder(id[4:]) {
+			hits = append(hits, hit{rule: "aws-access-key", offset: loc[0], text: id})
 		}
 	}
 	return hits
@@ -246,7 +256,7 @@ func githubTokens(data []byte) []hit {
 	for _, m := range githubRE.FindAllSubmatchIndex(data, -1) {
 		// The checksum covers the prefix and the body's random part.
 		tok := string(data[m[0]:m[1]])
-		if checksummedToken(tok) {
+		if checksummedToken(tok) || notPlaceholder(string(data[m[4]:m[5]])) {
 			hits = append(hits, hit{rule: "github-token", offset: m[0], text: tok})
 		}
 	}
@@ -270,7 +280,7 @@ func npmTokens(data []byte) []hit {
 	var hits []hit
 	for _, m := range npmRE.FindAllSubmatchIndex(data, -1) {
 		tok := string(data[m[0]:m[1]])
-		if checksummed(string(data[m[2]:m[3]])) {
+		if body := string(data[m[2]:m[3]]); checksummed(body) || notPlaceholder(body) {
 			hits = append(hits, hit{rule: "npm-token", offset: m[0], text: tok})
 		}
 	}
@@ -397,11 +407,37 @@ func kubeconfig(data []byte) []hit {
 	return hits
 }
 
-var envNameRE = regexp.MustCompile(`(?i)(pass(word|wd)?|secret|token|api_?key|private_?key|credential)`)
+var (
+	envNameRE = regexp.MustCompile(`(?i)(pass(word|wd)?|secret|token|api_?key|private_?key|credential)`)
+	// envNotSecretRE are names that say what a secret is about, not the
+	// secret: where it lives, how long it is, whether it is on.
+	envNotSecretRE = regexp.MustCompile(`(?i)_(file|path|dir|url|uri|endpoint|host|port|user|username|name|id|type|length|len|ttl|timeout|expiry|header|enabled|required)$`)
+	envMaskRE      = regexp.MustCompile(`^(\*+|x+|X+|<[^>]*>|redacted|REDACTED)$`)
+)
 
-// envSecret applies env-secret to one variable.
+// envSecret applies env-secret to one variable: a name like a password,
+// secret, token or key, and a value that is one. References (${X},
+// $(cat …), {{…}}), paths, numbers, booleans, masks (****, <password>)
+// and values under 4 characters are not; anything else is, weak or
+// strong: a password baked into an image is leaked however weak it is.
 func envSecret(name, value string) []hit {
-	if !envNameRE.MatchString(name) || len(value) < 12 || !notPlaceholder(value) || entropy(value) < 3.5 {
+	if !envNameRE.MatchString(name) || envNotSecretRE.MatchString(name) {
+		return nil
+	}
+	v := strings.TrimSpace(value)
+	l := strings.ToLower(v)
+	switch {
+	case len(v) < 4,
+		strings.Contains(v, "${"), strings.Contains(v, "$("), strings.Contains(v, "{{"),
+		strings.HasPrefix(v, "/"), strings.HasPrefix(v, "./"), strings.HasPrefix(l, "file:"),
+		envMaskRE.MatchString(v):
+		return nil
+	}
+	if _, err := strconv.ParseFloat(v, 64); err == nil {
+		return nil
+	}
+	switch l {
+	case "true", "false", "yes", "no", "on", "off", "none", "null", "disabled", "enabled":
 		return nil
 	}
 	return []hit{{rule: "env-secret", text: name + "=" + value}}

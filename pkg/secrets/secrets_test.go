@@ -135,12 +135,18 @@ func TestEnvAndConfig(t *testing.T) {
 		"PATH":           "/usr/local/bin:/usr/bin",
 		"PASSWORD_FILE":  "/run/secrets/db",
 		"GITHUB_TOKEN_X": "x",
+		"DB_PASS":        "hunter2",
+		"PASSWORD_MIN":   "12",
+		"TOKEN_URL":      "https://auth.example.com/token",
+		"API_KEY_HEADER": "X-Api-Key",
+		"SECRET_MASKED":  "********",
+		"USE_TOKEN":      "true",
 	}, map[string]string{"config.labels.note": "see docs", "annotations.token": token()})
 	var got []string
 	for _, f := range g.Blocking() {
 		got = append(got, f.Path+" "+f.Rule)
 	}
-	want := []string{"annotations.token github-token", "config.env.DB_PASSWORD env-secret"}
+	want := []string{"annotations.token github-token", "config.env.DB_PASS env-secret", "config.env.DB_PASSWORD env-secret", "config.env.SECRET_KEY env-secret"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("got %v, want %v", got, want)
 	}
