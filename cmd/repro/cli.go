@@ -57,6 +57,7 @@ func lookup(name string) *command {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	args = globalsFirst(args)
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" && len(args) == 1 {
 		usage(stdout)
 		if len(args) == 0 {
@@ -94,6 +95,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	err := runFn(ctx, fs.Args())
 	return report(g, c, err)
+}
+
+// globalsFirst moves global flags given before the command (repro -q
+// build) to just after it, where the command's flag set parses them.
+func globalsFirst(args []string) []string {
+	var lead []string
+	for len(args) > 0 && isGlobalFlag(args[0]) {
+		lead = append(lead, args[0])
+		args = args[1:]
+	}
+	if len(lead) == 0 || len(args) == 0 || args[0] == "help" {
+		return args
+	}
+	return append(append([]string{args[0]}, lead...), args[1:]...)
+}
+
+func isGlobalFlag(arg string) bool {
+	name, _, _ := strings.Cut(arg, "=")
+	switch name {
+	case "-q", "--quiet", "--json", "-v", "--verbose":
+		return true
+	}
+	return false
 }
 
 func newFlagSet(c *command, g *globals) (*pflag.FlagSet, func(context.Context, []string) error) {
@@ -174,6 +198,11 @@ Commands:
 		fmt.Fprintf(w, "  %-17s %s\n", n, lookup(n).short)
 	}
 	fmt.Fprint(w, `
+Global flags, before or after the command:
+  -q, --quiet    print only results and errors
+  --json         print machine-readable JSON on stdout
+  -v, --verbose  log debug detail to stderr
+
 Exit codes: 0 ok; 1 a check failed; 2 bad usage or input; 3 an operational
 failure (network, disk, a fetched file that does not match its pin).
 

@@ -56,6 +56,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"bad var", []string{"build", "--var", "novalue"}, 2, "write key=value", ""},
 		{"bad output", []string{"build", "-o", "dir:/tmp/x"}, 2, "not supported", ""},
 		{"ok", []string{"build", "-o", "oci:out:t"}, 0, "", "sha256:"},
+		{"globals before the command", []string{"-q", "--json", "version"}, 0, "", `"formatVersion":`},
+		{"globals alone", []string{"-q"}, 2, "", "Usage:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := invocation{dir: dir}.run(t, tc.args...)
@@ -69,11 +71,13 @@ func TestExitCodesAndMessages(t *testing.T) {
 func TestQuietJSONAndMetadata(t *testing.T) {
 	dir := t.TempDir()
 	writeSpec(t, dir, tinySpec)
-	r := repro(t, dir, "build", "-q", "-o", "oci:out:t")
-	if r.stderr != "" || !strings.HasPrefix(lastLine(r.stdout), "sha256:") || strings.Count(r.stdout, "\n") != 1 {
-		t.Errorf("-q: stdout %q stderr %q", r.stdout, r.stderr)
+	for _, args := range [][]string{{"build", "-q", "-o", "oci:out:t"}, {"-q", "build", "-o", "oci:out:t"}} {
+		r := repro(t, dir, args...)
+		if r.stderr != "" || !strings.HasPrefix(lastLine(r.stdout), "sha256:") || strings.Count(r.stdout, "\n") != 1 {
+			t.Errorf("%s: stdout %q stderr %q", strings.Join(args, " "), r.stdout, r.stderr)
+		}
 	}
-	r = repro(t, dir, "build", "--json", "-q", "-o", "oci:out:t", "--metadata-file", "meta.json")
+	r := repro(t, dir, "build", "--json", "-q", "-o", "oci:out:t", "--metadata-file", "meta.json")
 	var got buildResult
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 		t.Fatalf("--json output %q: %v", r.stdout, err)
