@@ -159,14 +159,15 @@ func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*built
 	if err != nil {
 		return nil, err
 	}
-	values, err := templateValues(ctx, s, f.version, vars)
-	if err != nil {
-		return nil, err
-	}
+	var values spec.Values
 	if f.valuesJSON != "" {
+		// Every value, given whole (build --check's second build, in a
+		// copy of the context without .git): git is not asked.
 		if err := json.Unmarshal([]byte(f.valuesJSON), &values); err != nil {
 			return nil, fault.Bad(fmt.Errorf("--values-json: %w", err))
 		}
+	} else if values, err = templateValues(ctx, s, f.version, vars); err != nil {
+		return nil, err
 	}
 	if f.epoch != nil {
 		values.Epoch, values.Date = *f.epoch, spec.DateOf(*f.epoch)

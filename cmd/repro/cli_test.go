@@ -153,6 +153,11 @@ func TestEpochAndGitValues(t *testing.T) {
 	if a["version"] != "v1.2.3" {
 		t.Errorf("version from git describe: %q", a["version"])
 	}
+	// build --check copies the context without .git: the second build
+	// takes the epoch and git values from the first.
+	if r := repro(t, dir, "build", "-q", "--check", "-o", "oci:out:checked"); r.code != 0 {
+		t.Errorf("build --check with epoch: git: exit %d\n%s", r.code, r.stderr)
+	}
 }
 
 func TestBuildRunsTestsBeforeWriting(t *testing.T) {
