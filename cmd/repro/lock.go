@@ -22,8 +22,8 @@ var lockCmd = &command{
 	short: "pin the spec's base, urls and Debian packages in repro.lock.json",
 	long: `
 Lock resolves what the spec names by something that can change and writes
-the answers beside the spec (repro.lock.json for repro.yaml, X.lock.json
-for X.yaml): for the base, the digest its reference names now and each
+the answers to repro.lock.json beside the spec (whatever the spec is
+called: give specs that pin anything a directory each): for the base, the digest its reference names now and each
 platform's manifest digest; for every url, its sha256 (the file is fetched
 and checked); for Debian packages, per platform, the sha256 of each
 source's InRelease (checked against apt.keyring) and Packages indexes, and

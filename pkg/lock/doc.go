@@ -1,5 +1,5 @@
 // Package lock reads and writes repro's lock file (repro.lock.json beside
-// repro.yaml; X.lock.json beside X.yaml) and resolves what it pins: every
+// the spec, whatever the spec is called) and resolves what it pins: every
 // base reference (the digest it names, and each platform's manifest) and
 // every url (its sha256).
 //

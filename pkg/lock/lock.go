@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -47,12 +46,13 @@ type URL struct {
 	SHA256 string `json:"sha256"`
 }
 
-// PathFor is the lock file of a spec: repro.lock.json for repro.yaml,
-// X.lock.json for X.yaml, in the spec's directory.
+// FileName is the lock file's name, beside the spec whatever the spec's
+// own name: specs that pin anything want a directory each.
+const FileName = "repro.lock.json"
+
+// PathFor is the lock file of a spec: repro.lock.json in its directory.
 func PathFor(specFile string) string {
-	dir, name := filepath.Split(specFile)
-	stem := strings.TrimSuffix(strings.TrimSuffix(name, ".yaml"), ".yml")
-	return filepath.Join(dir, stem+".lock.json")
+	return filepath.Join(filepath.Dir(specFile), FileName)
 }
 
 // Read reads the lock file at path; a missing file gives nil and no error.

@@ -381,9 +381,9 @@ func TestLockPathFor(t *testing.T) {
 	for in, want := range map[string]string{
 		"repro.yaml":                "repro.lock.json",
 		"deploy/repro.yaml":         filepath.Join("deploy", "repro.lock.json"),
-		"/abs/dir/api.yaml":         "/abs/dir/api.lock.json",
-		"x.yml":                     "x.lock.json",
-		"specs/multi.platform.yaml": filepath.Join("specs", "multi.platform.lock.json"),
+		"/abs/dir/api.yaml":         "/abs/dir/repro.lock.json",
+		"x.yml":                     "repro.lock.json",
+		"specs/multi.platform.yaml": filepath.Join("specs", "repro.lock.json"),
 	} {
 		if got := lock.PathFor(in); got != want {
 			t.Errorf("PathFor(%q) = %q, want %q", in, got, want)
