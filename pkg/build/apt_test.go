@@ -342,6 +342,20 @@ accounts:
 			t.Errorf("%s:\n%s\nwant\n%s", p, got, w)
 		}
 	}
+	// The base's history entries are kept, with created = the epoch, as
+	// repro's own.
+	cf, err := res.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cf.History) != 2 {
+		t.Errorf("history: %d entries, want the base's and accounts'", len(cf.History))
+	}
+	for i, h := range cf.History {
+		if h.Created.Unix() != o.Values.Epoch {
+			t.Errorf("history[%d] (%s) created %v, want the epoch %d", i, h.CreatedBy, h.Created.Time, o.Values.Epoch)
+		}
+	}
 
 	for _, tc := range []struct{ accounts, want string }{
 		{"  users: [{name: web, uid: 33, gid: 33}]\n", "accounts.users[0].uid: uid 33 is www-data's in the base's /etc/passwd"},

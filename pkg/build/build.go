@@ -454,6 +454,12 @@ func (b *builder) config(p spec.Platform, bi *base.Image, layers []*layer.File, 
 		img.RootFS.Type = "layers"
 	}
 	img.Created = &created
+	// Every history entry's created is the epoch, the base's entries too
+	// (their created_by, comment and empty_layer stay): the history says
+	// when this image was made, as the config's created does.
+	for i := range img.History {
+		img.History[i].Created = &created
+	}
 	img.Author = ""
 	img.Platform.Architecture, img.Platform.OS, img.Platform.Variant = p.Arch, p.OS, p.Variant
 	c := &img.Config
