@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -64,7 +65,7 @@ Examples:
 		fs.StringVar(&o.size, "size", "2G", "disk `SIZE`, in whole MiB (2G, 512M, 1024MiB)")
 		fs.StringVar(&o.fs, "fs", "ext4", "root filesystem: ext4, erofs or squashfs")
 		fs.StringVar(&o.packer, "packer", "", "also write a Packer template for the disk into `DIR`")
-		fs.StringVar(&o.platform, "platform", "", "for an index: the image of this platform (`os/arch[/variant]`)")
+		fs.StringVar(&o.platform, "platform", "", "for an index: the image of this platform (`os/arch[/variant]`; default: the host's, linux/"+runtime.GOARCH+")")
 		fs.StringArrayVar(&o.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable)")
 		return o.run
 	},
@@ -186,6 +187,20 @@ func (o *diskOpts) pick(img v1.Image, idx v1.ImageIndex, ref string) (v1.Image, 
 		return nil, "", fault.Bad(fmt.Errorf("%s has no %s image (it has %s)", ref, o.platform, strings.Join(names, ", ")))
 	case len(match) == 0:
 		return nil, "", fault.Bad(fmt.Errorf("%s holds no image", ref))
+	}
+	// Several, and no --platform: the host's platform, as podman and
+	// docker pick one.
+	host := "linux/" + runtime.GOARCH
+	var hosts []v1.Descriptor
+	for _, m := range match {
+		if n := platformName(*m.Platform); n == host || strings.HasPrefix(n, host+"/") {
+			hosts = append(hosts, m)
+		}
+	}
+	if len(hosts) == 1 {
+		o.g.log.Info("the image is an index: taking the host's platform; choose another with --platform", "platform", platformName(*hosts[0].Platform), "has", strings.Join(names, ", "))
+		img, err := idx.Image(hosts[0].Digest)
+		return img, d.String(), err
 	}
 	return nil, "", fault.Bad(fmt.Errorf("%s is an index of %s; choose one with --platform", ref, strings.Join(names, ", ")))
 }

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -413,9 +414,12 @@ func TestE2EDisk(t *testing.T) {
 		repro(t, examples, "build", "-q", "--offline", "--version", e2eVersion,
 			"-f", filepath.Join(examples, "go-server/multi-platform.yaml"), "-o", "oci:"+lay+":"+e2eTag)
 		out := t.TempDir()
-		r := invocation{dir: out}.run(t, "disk", "oci:"+lay+":"+e2eTag, "-o", filepath.Join(out, "d.raw"), "--size", diskSize)
-		if r.code != 2 || !strings.Contains(r.stderr, "linux/amd64, linux/arm64; choose one with --platform") {
+		// Without --platform, the host's.
+		r := invocation{dir: out}.run(t, "disk", "oci:"+lay+":"+e2eTag, "-o", filepath.Join(out, "host.raw"), "--size", diskSize)
+		if r.code != 0 || !strings.Contains(r.stderr, "platform=linux/"+runtime.GOARCH) {
 			t.Errorf("an index without --platform: exit %d\n%s", r.code, r.stderr)
+		} else if rec := diskReadRecord(t, filepath.Join(out, "host.raw")); rec.Image == "" {
+			t.Errorf("host-platform disk: no image in the record")
 		}
 		r = invocation{dir: out}.run(t, "disk", "oci:"+lay+":"+e2eTag, "-o", filepath.Join(out, "d.raw"), "--size", diskSize, "--platform", "linux/arm64")
 		if r.code != 0 {

@@ -462,6 +462,11 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if !dry.DryRun || len(dry.Deleted) != 2 || len(dry.Blobs) == 0 {
 		t.Errorf("the dry run's report: %+v", dry)
 	}
+	var text strings.Builder
+	dry.WriteText(&text)
+	if !strings.Contains(text.String(), "2 would be deleted, ") || strings.Contains(text.String(), " deleted, ") && !strings.Contains(text.String(), "would be deleted, ") {
+		t.Errorf("the dry run's text says what it did, not what it would do:\n%s", text.String())
+	}
 	real, err := Layout(context.Background(), l.dir, opts(30, 1))
 	if err != nil {
 		t.Fatal(err)

@@ -10,9 +10,9 @@ import (
 // WriteText writes the report for people: what goes (or would go), what
 // stays and why, and the blobs removed.
 func (r *Report) WriteText(w io.Writer) error {
-	verb, blobVerb := "delete", "removed"
+	verb, blobVerb, done := "delete", "removed", "deleted"
 	if r.DryRun {
-		verb, blobVerb = "would delete", "would remove"
+		verb, blobVerb, done = "would delete", "would remove", "would be deleted"
 	}
 	fmt.Fprintf(w, "%s: now %s, keep %s (created after %s), keep the newest %d\n",
 		r.Ref, r.Now.Format(time.RFC3339), days(r.KeepDays), r.Cutoff.Format(time.RFC3339), r.KeepLast)
@@ -36,8 +36,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, it := range r.Kept {
 		line("keep", it)
 	}
-	_, err := fmt.Fprintf(w, "%d deleted, %d kept; %s %d unreferenced blobs (%s)\n",
-		len(r.Deleted), len(r.Kept), blobVerb, len(r.Blobs), size(r.BlobBytes))
+	_, err := fmt.Fprintf(w, "%d %s, %d kept; %s %d unreferenced blobs (%s)\n",
+		len(r.Deleted), done, len(r.Kept), blobVerb, len(r.Blobs), size(r.BlobBytes))
 	return err
 }
 
