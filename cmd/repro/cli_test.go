@@ -58,6 +58,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"ok", []string{"build", "-o", "oci:out:t"}, 0, "", "sha256:"},
 		{"globals before the command", []string{"-q", "--json", "version"}, 0, "", `"formatVersion":`},
 		{"globals alone", []string{"-q"}, 2, "", "Usage:"},
+		{"version with an argument", []string{"version", "extra"}, 2, `unexpected argument "extra"`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := invocation{dir: dir}.run(t, tc.args...)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/reprobuild/repro/pkg/compress"
+	"github.com/reprobuild/repro/pkg/fault"
 )
 
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
@@ -26,6 +27,9 @@ together), and the versions of the compression libraries, which fix the
 bytes of every layer.`,
 	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
 		return func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return fault.Bad(fmt.Errorf("unexpected argument %q; version takes none", args[0]))
+			}
 			info := versionInfo()
 			if g.json {
 				return json.NewEncoder(g.stdout).Encode(info)
