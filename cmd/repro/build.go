@@ -462,11 +462,13 @@ func writeOutputs(ctx context.Context, g *globals, refs []imageref.Reference, ar
 		if r.Transport == imageref.Registry {
 			if bars = pushBarsFor(g, r.String()); bars != nil {
 				o.Progress = bars.event
+				g.setStatus(bars)
 			}
 		}
 		st, err := output.Stage(ctx, r, art, o)
 		if bars != nil {
 			bars.end()
+			g.setStatus(nil)
 		}
 		if err != nil {
 			abort()

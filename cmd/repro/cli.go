@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -39,6 +40,21 @@ type globals struct {
 	stdout  io.Writer
 	stderr  io.Writer
 	log     *slog.Logger
+	// status is what is drawn on the terminal for the work in progress,
+	// if anything: the log clears it before writing.
+	statusMu sync.Mutex
+	status   clearer
+}
+
+// clearer is a drawing on the terminal that can take itself off the
+// screen, to be drawn again below whatever is written next.
+type clearer interface{ clear() }
+
+// setStatus makes c the drawing the log clears; nil for none.
+func (g *globals) setStatus(c clearer) {
+	g.statusMu.Lock()
+	defer g.statusMu.Unlock()
+	g.status = c
 }
 
 var commands []*command
@@ -169,7 +185,7 @@ func newLogger(g *globals) *slog.Logger {
 	case g.quiet:
 		level = slog.LevelWarn
 	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{
+	return slog.New(slog.NewTextHandler(logWriter{g}, &slog.HandlerOptions{
 		Level: level,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey && len(groups) == 0 {

@@ -15,17 +15,48 @@ import (
 )
 
 // progress draws one status line on a terminal while layers are written;
-// it draws nothing when stderr is not a terminal or with -q or --json.
+// it draws nothing when stderr is not a terminal or with -q or --json. A
+// log line clears the status line first (see logWriter), and the next
+// report draws it again below the log.
 type progress struct {
-	mu   sync.Mutex
-	w    io.Writer
-	last time.Time
-	on   bool
+	mu     sync.Mutex
+	w      io.Writer
+	last   time.Time
+	on     bool
+	active bool // a status line is on the screen
 }
 
 func newProgress(g *globals) *progress {
 	f, ok := g.stderr.(*os.File)
-	return &progress{w: g.stderr, on: ok && term.IsTerminal(int(f.Fd())) && !g.quiet && !g.json}
+	p := &progress{w: g.stderr, on: ok && term.IsTerminal(int(f.Fd())) && !g.quiet && !g.json}
+	if p.on {
+		g.setStatus(p)
+	}
+	return p
+}
+
+// clear takes the status line off the screen.
+func (p *progress) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.active {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.active = false
+	}
+}
+
+// logWriter is the log's way to stderr: it clears a status line first, so
+// that a log line never runs on from one.
+type logWriter struct{ g *globals }
+
+func (w logWriter) Write(b []byte) (int, error) {
+	w.g.statusMu.Lock()
+	c := w.g.status
+	w.g.statusMu.Unlock()
+	if c != nil {
+		c.clear()
+	}
+	return w.g.stderr.Write(b)
 }
 
 // layer reports bytes written for a layer, at most ten times a second.
@@ -38,13 +69,14 @@ func (p *progress) layer(name, platform string, written int64) {
 	if now := time.Now(); now.Sub(p.last) > 100*time.Millisecond {
 		p.last = now
 		fmt.Fprintf(p.w, "\r\033[K  layer %s (%s): %s written", name, platform, humanBytes(written))
+		p.active = true
 	}
 }
 
 // done clears the status line.
 func (p *progress) done() {
 	if p.on {
-		fmt.Fprint(p.w, "\r\033[K")
+		p.clear()
 	}
 }
 
@@ -136,6 +168,17 @@ func (p *pushBars) event(e output.BlobEvent) {
 	if now := p.now(); changed || now.Sub(p.last) >= 100*time.Millisecond {
 		p.last = now
 		p.draw()
+	}
+}
+
+// clear takes the drawing off the screen (a log line is about to be
+// written); the next event draws it again, below.
+func (p *pushBars) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drawn > 0 && !p.ended {
+		fmt.Fprintf(p.w, "\033[%dA\r\033[J", p.drawn)
+		p.drawn = 0
 	}
 }
 

@@ -284,3 +284,46 @@ func TestPushBarsOfARealPush(t *testing.T) {
 		t.Errorf("%d lines, want the push, %d layers and the config:\n%s", n, len(layers), got)
 	}
 }
+
+// TestLogClearsTheStatusLine: a log line written while a layer's status
+// line is on the screen replaces it, and the status comes back below.
+func TestLogClearsTheStatusLine(t *testing.T) {
+	var out bytes.Buffer
+	g := &globals{stderr: &out}
+	p := &progress{w: &out, on: true}
+	g.setStatus(p)
+	log := newLogger(g)
+	p.layer("big", "linux/amd64", 12<<20)
+	log.Info("layer written", "layer", "big")
+	p.last = time.Time{}
+	p.layer("small", "linux/amd64", 136)
+	p.done()
+	s := &screen{t: t, width: 200}
+	s.play(out.String())
+	want := []string{`level=INFO msg="layer written" layer=big`}
+	if got := s.lines(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("screen:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if strings.Contains(out.String(), "writtenlevel=") {
+		t.Errorf("a log line ran on from the status line: %q", out.String())
+	}
+}
+
+// TestLogClearsThePushBars: a log line during a push (a retry, say) takes
+// the bars off the screen; they come back below it, whole.
+func TestLogClearsThePushBars(t *testing.T) {
+	bars, out, _ := fakeBars(80)
+	g := &globals{stderr: out}
+	g.setStatus(bars)
+	log := newLogger(g)
+	bars.event(output.BlobEvent{Digest: hash('a'), Size: 100, Status: output.BlobSending, Sent: 10})
+	log.Warn("retrying", "status", 503)
+	bars.event(output.BlobEvent{Digest: hash('a'), Size: 100, Status: output.BlobSent, Sent: 100})
+	bars.end()
+	s := &screen{t: t, width: 80}
+	s.play(out.String())
+	got := s.lines()
+	if len(got) != 3 || got[0] != "level=WARN msg=retrying status=503" || !strings.HasPrefix(got[1], "pushing ") || !strings.Contains(got[2], "pushed 100 B") {
+		t.Errorf("screen:\n%s", strings.Join(got, "\n"))
+	}
+}
