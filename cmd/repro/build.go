@@ -38,7 +38,8 @@ owners, modes and mtimes, fixed compression) and writes the image to each
 on any machine. The image digest (or, for several platforms, the index
 digest) is the last line on stdout; logs go to stderr.
 
-Outputs (-o, repeatable; default oci:out/<name>):
+Outputs (-o, repeatable; default oci:out/<name>, or none but the tags
+with --push):
   oci:DIR[:TAG]                add to or update an OCI layout (tag: latest)
   oci-archive:FILE[:TAG]       a tar of an OCI layout
   docker-archive:FILE[:REF]    for docker load and podman load (one platform)
@@ -61,7 +62,7 @@ Examples:
 	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
 		o := &buildOpts{g: g}
 		o.shape.register(fs)
-		fs.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image (`REF`, repeatable); default oci:out/<name>")
+		fs.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image (`REF`, repeatable); default oci:out/<name> (none with --push)")
 		fs.BoolVar(&o.push, "push", false, "also push to every tag the spec lists (templates expanded)")
 		fs.StringVar(&o.metadataFile, "metadata-file", "", "also write the result as JSON to `FILE`")
 		fs.StringArrayVar(&o.tests, "test", nil, "run container-structure-test `FILE`s on the built image before writing it (repeatable); a failure writes nothing")
