@@ -312,37 +312,16 @@ func TestMemoryBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runtime.GC()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var ms runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-				runtime.ReadMemStats(&ms)
-				if ms.HeapInuse > peak.Load() {
-					peak.Store(ms.HeapInuse)
-				}
-			}
-		}
-	}()
-	out := t.TempDir()
-	_, err = Write(context.Background(), es, out, Options{Compression: compress.Gzip})
-	close(stop)
-	wg.Wait()
+	peak := heapPeakWhile(func() {
+		_, err = Write(context.Background(), es, t.TempDir(), Options{Compression: compress.Gzip})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := peak.Load(); p > 96<<20 {
-		t.Errorf("heap in use peaked at %d MiB while writing a 256 MiB layer", p>>20)
+	if peak > 96<<20 {
+		t.Errorf("heap in use peaked at %d MiB while writing a 256 MiB layer", peak>>20)
 	} else {
-		t.Logf("heap peak %d MiB for a 256 MiB layer", p>>20)
+		t.Logf("heap peak %d MiB for a 256 MiB layer", peak>>20)
 	}
 }
 
@@ -464,4 +443,31 @@ func FuzzMatchGlob(f *testing.F) {
 			t.Errorf("%q matches %q but **/%s does not", pat, rel, pat)
 		}
 	})
+}
+
+// heapPeakWhile runs f and returns the peak of the heap in use meanwhile,
+// sampled every 5 ms.
+func heapPeakWhile(f func()) uint64 {
+	runtime.GC()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak.Load() {
+					peak.Store(ms.HeapInuse)
+				}
+			}
+		}
+	})
+	f()
+	close(stop)
+	wg.Wait()
+	return peak.Load()
 }

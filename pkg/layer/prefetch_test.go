@@ -13,7 +13,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -165,31 +164,14 @@ func heapPeak(t *testing.T, n int) uint64 {
 			return io.NopCloser(io.LimitReader(repeatReader(byte('a'+i%26)), size)), nil
 		}}
 	}
-	runtime.GC()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		var ms runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-				runtime.ReadMemStats(&ms)
-				if ms.HeapInuse > peak.Load() {
-					peak.Store(ms.HeapInuse)
-				}
-			}
-		}
+	var err error
+	peak := heapPeakWhile(func() {
+		_, err = Write(context.Background(), es, t.TempDir(), Options{Compression: compress.Zstd})
 	})
-	_, err := Write(context.Background(), es, t.TempDir(), Options{Compression: compress.Zstd})
-	close(stop)
-	wg.Wait()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return peak.Load()
+	return peak
 }
 
 type repeatReader byte
