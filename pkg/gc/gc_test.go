@@ -665,3 +665,22 @@ func putManifest(t *testing.T, ref, mt string, raw []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestHugeKeepDaysKeepsEverything: --keep-days past what time.Duration
+// holds (292 years) keeps every image; it once wrapped around into a
+// cutoff in the future and deleted them.
+func TestHugeKeepDaysKeepsEverything(t *testing.T) {
+	for _, days := range []int{106752, 200000, 1000000, 1 << 40} {
+		l := newLayout(t)
+		l.entry(l.image(daysAgo(1000), "a"), "old")
+		l.entry(l.image(daysAgo(1), "b"), "new")
+		l.write()
+		r, err := Layout(context.Background(), l.dir, opts(days, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Deleted) != 0 || !r.Cutoff.Before(now) {
+			t.Errorf("--keep-days %d: deleted %v, cutoff %v", days, digests(r.Deleted), r.Cutoff)
+		}
+	}
+}

@@ -162,7 +162,7 @@ func days(d int) string {
 // what has no created date stays; signatures, attestations and SBOMs go
 // exactly when what they belong to goes.
 func plan(units []*unit, o Options) {
-	cutoff := o.Now.Add(-time.Duration(o.KeepDays) * 24 * time.Hour)
+	cutoff := o.cutoff()
 	var dated []*unit
 	for _, u := range units {
 		switch {
@@ -290,7 +290,7 @@ func contains(list []v1.Hash, h v1.Hash) bool {
 // signatures; each list in the order the units came.
 func report(ref string, units []*unit, o Options) *Report {
 	r := &Report{Ref: ref, DryRun: o.DryRun, Now: o.Now.UTC(), KeepDays: o.KeepDays, KeepLast: o.KeepLast,
-		Cutoff: o.Now.Add(-time.Duration(o.KeepDays) * 24 * time.Hour).UTC(), Deleted: []Item{}, Kept: []Item{}}
+		Cutoff: o.cutoff(), Deleted: []Item{}, Kept: []Item{}}
 	for _, sig := range []bool{false, true} {
 		for _, u := range units {
 			if u.signature() != sig {
@@ -311,4 +311,12 @@ func short(d string) string {
 		return d[:len(d)-len(hex)] + hex[:12]
 	}
 	return d
+}
+
+// cutoff is KeepDays before Now: images created before it go. It counts
+// calendar days in UTC (each 24 hours) with AddDate: time.Duration holds
+// only 292 years, and a larger --keep-days (meant as "keep everything")
+// would wrap around into a cutoff in the future.
+func (o Options) cutoff() time.Time {
+	return o.Now.UTC().AddDate(0, 0, -o.KeepDays)
 }
