@@ -354,11 +354,20 @@ func (r *Resolver) openLocal(ctx context.Context, ref Ref, md v1.Hash, platform 
 	var img v1.Image
 	if a.Index != nil {
 		img, err = a.Index.Image(md)
+		if err != nil {
+			return nil, fault.Op(fmt.Errorf("base %s has no manifest %s, which the pin names (%v); if the base was rebuilt on purpose, run repro lock --update", ref.Raw, md, err))
+		}
 	} else {
 		img = a.Image
-	}
-	if err != nil {
-		return nil, fault.Bad(err)
+		// An archive is read by its tag: what it holds now must be what
+		// the pin names, or the build would claim a base it did not use.
+		got, err := img.Digest()
+		if err != nil {
+			return nil, fault.Op(fmt.Errorf("base %s: %w", ref.Raw, err))
+		}
+		if got != md {
+			return nil, fault.Op(fmt.Errorf("base %s now holds %s, but the pin is %s; if the base was rebuilt on purpose, run repro lock --update", ref.Raw, got, md))
+		}
 	}
 	m, err := img.Manifest()
 	if err != nil {

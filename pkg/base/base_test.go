@@ -5,12 +5,14 @@ package base
 // changes) the requests it answers.
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -635,5 +637,71 @@ func TestResolveDuplicatePlatformTakesFirst(t *testing.T) {
 	pin = must[Pin](t)(r.Resolve(ctx, parse(t, "oci:"+dir+"@"+digestOf(t, idx).String())))
 	if got, want := pin.Platforms["linux/amd64"], digestOf(t, first); got != want {
 		t.Errorf("layout: an index listing linux/amd64 twice: pinned %s; want the first entry, %s", got, want)
+	}
+}
+
+// writeArchive writes img as an oci-archive (a tar of an OCI layout) at
+// file, tagged tag.
+func writeArchive(t *testing.T, file, tag string, img v1.Image) {
+	t.Helper()
+	dir := t.TempDir()
+	p := must[layout.Path](t)(layout.Write(dir, empty.Index))
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag})); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		if d.IsDir() {
+			return tw.WriteHeader(&tar.Header{Name: rel + "/", Typeflag: tar.TypeDir, Mode: 0o755})
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: rel, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b))}); err != nil {
+			return err
+		}
+		_, err = tw.Write(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw.Close()
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestArchiveBaseHoldsItsPin: an oci-archive base is read by its tag, so
+// an archive rebuilt since it was locked is refused (exit 3), not built
+// on while the image claims the locked base.
+func TestArchiveBaseHoldsItsPin(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "base.tar")
+	withPlatform := func(img v1.Image) v1.Image {
+		cf := must[*v1.ConfigFile](t)(img.ConfigFile()).DeepCopy()
+		cf.OS, cf.Architecture = "linux", "amd64"
+		return must[v1.Image](t)(mutate.ConfigFile(img, cf))
+	}
+	first := withPlatform(must[v1.Image](t)(random.Image(512, 1)))
+	writeArchive(t, file, "v1", first)
+	ref := must[Ref](t)(ParseRef("oci-archive:" + file + ":v1"))
+	r := NewResolver(cache.New(t.TempDir()), nil)
+	pin := must[Pin](t)(r.Resolve(ctx, ref))
+	if _, err := r.Open(ctx, ref, pin, "linux/amd64"); err != nil {
+		t.Fatalf("the locked archive: %v", err)
+	}
+	second := withPlatform(must[v1.Image](t)(random.Image(512, 1)))
+	writeArchive(t, file, "v1", second)
+	_, err := r.Open(ctx, ref, pin, "linux/amd64")
+	want := fmt.Sprintf("now holds %s, but the pin is %s", must[v1.Hash](t)(second.Digest()), must[v1.Hash](t)(first.Digest()))
+	if err == nil || fault.KindOf(err) != fault.Operational || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "repro lock --update") {
+		t.Errorf("a rebuilt archive under the old pin: %v (kind %v); want %q", err, fault.KindOf(err), want)
 	}
 }
