@@ -262,6 +262,23 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	} else if o.signing.key != "" || o.signing.keyless {
 		return fault.Bad(errors.New("--key and --keyless sign with --sign; add --sign"))
 	}
+	// Every -o is checked before the build: a typo costs no build.
+	var given []imageref.Reference
+	for _, out := range o.outputs {
+		r, err := imageref.Parse(out)
+		if err != nil {
+			return fault.Bad(fmt.Errorf("-o: %w", err))
+		}
+		if err := output.CheckTarget(r); err != nil {
+			return err
+		}
+		given = append(given, r)
+	}
+	if o.sign && !o.push && len(given) > 0 {
+		if err := checkSignable(given); err != nil {
+			return err
+		}
+	}
 	b, err := o.shape.build(ctx, o.g, work)
 	if err != nil {
 		return err

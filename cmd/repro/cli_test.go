@@ -34,6 +34,8 @@ func writeSpec(t *testing.T, dir, yaml string) string {
 func TestExitCodesAndMessages(t *testing.T) {
 	dir := t.TempDir()
 	writeSpec(t, dir, tinySpec)
+	os.Mkdir(filepath.Join(dir, "adir"), 0o755)
+	os.WriteFile(filepath.Join(dir, "afile"), nil, 0o644)
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("version: 1\nname: tiny\nlayers:\n  - contents:\n      - path: /x\n        mode: \"0o99\"\n        content: a\n"), 0o644)
 	for _, tc := range []struct {
@@ -55,6 +57,9 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"bad compression", []string{"build", "--compression", "xz"}, 2, `unknown compression "xz"`, ""},
 		{"bad var", []string{"build", "--var", "novalue"}, 2, "write key=value", ""},
 		{"bad output", []string{"build", "-o", "dir:/tmp/x"}, 2, "not supported", ""},
+		{"bare path output", []string{"build", "-o", "./plain"}, 2, `did you mean oci:./plain`, ""},
+		{"archive output is a directory", []string{"build", "-o", "oci:out:t", "-o", "oci-archive:adir"}, 2, "adir is a directory; an archive output is a file", ""},
+		{"layout output is a file", []string{"build", "-o", "oci:afile"}, 2, "afile is a file; an oci: output is a directory", ""},
 		{"ok", []string{"build", "-o", "oci:out:t"}, 0, "", "sha256:"},
 		{"globals before the command", []string{"-q", "--json", "version"}, 0, "", `"formatVersion":`},
 		{"globals alone", []string{"-q"}, 2, "", "Usage:"},

@@ -87,6 +87,9 @@ func Parse(s string) (Reference, error) {
 	}
 	n, err := name.ParseReference(s, name.StrictValidation)
 	if err != nil {
+		if strings.HasPrefix(s, "/") || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") {
+			return Reference{}, fmt.Errorf("%q is a path, not an image reference; did you mean oci:%s (a layout) or oci-archive:%s (a tar)?", s, s, s)
+		}
 		return Reference{}, fmt.Errorf("%q is not an image reference: %v; write oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], or host/repo:tag", s, err)
 	}
 	return Reference{Transport: Registry, Name: n}, nil

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -74,21 +76,50 @@ type Staged interface {
 	Abort()
 }
 
-// Check reports whether a can be written to ref at all, before anything
-// is written anywhere.
-func Check(ref imageref.Reference, a Artifact) error {
+// CheckTarget reports whether ref can be an output at all, before there
+// is anything to write: a transport that takes images, a layout named by
+// tag, an archive path that is not a directory, no path under a file.
+func CheckTarget(ref imageref.Reference) error {
 	switch ref.Transport {
 	case imageref.OCI:
 		if ref.Digest != "" {
 			return fault.Bad(fmt.Errorf("%s: an output is named by a tag, not a digest", ref))
 		}
-	case imageref.DockerArchive:
-		if a.Index != nil {
-			return fault.Bad(fmt.Errorf("%s holds one platform; narrow the build with --platform, or use oci: or oci-archive: for an index", ref))
+		if fi, err := os.Stat(ref.Path); err == nil && !fi.IsDir() {
+			return fault.Bad(fmt.Errorf("%s: %s is a file; an oci: output is a directory (an OCI layout), or use oci-archive:%s", ref, ref.Path, ref.Path))
 		}
-	case imageref.OCIArchive, imageref.Registry:
+	case imageref.OCIArchive, imageref.DockerArchive:
+		if fi, err := os.Stat(ref.Path); err == nil && fi.IsDir() {
+			return fault.Bad(fmt.Errorf("%s: %s is a directory; an archive output is a file (name one inside it), or use oci:%s for a layout", ref, ref.Path, ref.Path))
+		}
+	case imageref.Registry:
+		return nil
 	default:
 		return fault.Bad(fmt.Errorf("%s: unsupported output", ref))
+	}
+	// A path below a file can never be made.
+	for dir := filepath.Dir(filepath.Clean(ref.Path)); ; dir = filepath.Dir(dir) {
+		if fi, err := os.Stat(dir); err == nil {
+			if !fi.IsDir() {
+				return fault.Bad(fmt.Errorf("%s: %s is a file, so nothing can be written below it", ref, dir))
+			}
+			break
+		}
+		if next := filepath.Dir(dir); next == dir {
+			break
+		}
+	}
+	return nil
+}
+
+// Check reports whether a can be written to ref at all, before anything
+// is written anywhere.
+func Check(ref imageref.Reference, a Artifact) error {
+	if err := CheckTarget(ref); err != nil {
+		return err
+	}
+	if ref.Transport == imageref.DockerArchive && a.Index != nil {
+		return fault.Bad(fmt.Errorf("%s holds one platform; narrow the build with --platform, or use oci: or oci-archive: for an index", ref))
 	}
 	return nil
 }
