@@ -184,3 +184,25 @@ func TestBuildRunsTestsBeforeWriting(t *testing.T) {
 		t.Errorf("bad test file: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestCorruptLock: a lock file that is not one is bad input located by
+// line and column, and lock --update writes it anew instead of failing on
+// it.
+func TestCorruptLock(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	lockFile := filepath.Join(dir, "repro.lock.json")
+	os.WriteFile(lockFile, []byte("{\n  \"version\": 1,\n  \"bases\": {d}\n}\n"), 0o644)
+	r := invocation{dir: dir}.run(t, "build", "-o", "oci:out:t")
+	if r.code != 2 || !strings.Contains(r.stderr, "repro.lock.json:3:14: invalid character") {
+		t.Errorf("build over a corrupt lock: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := (invocation{dir: dir}).run(t, "lock"); r.code != 2 {
+		t.Errorf("lock over a corrupt lock: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+	repro(t, dir, "lock", "--update")
+	if b, _ := os.ReadFile(lockFile); string(b) != "{\n  \"version\": 1\n}\n" {
+		t.Errorf("lock --update wrote %q", b)
+	}
+	repro(t, dir, "build", "-o", "oci:out:t")
+}

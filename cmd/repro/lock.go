@@ -90,7 +90,13 @@ func (o *lockOpts) run(ctx context.Context, args []string) error {
 	path := lock.PathFor(o.file)
 	old, err := lock.Read(path)
 	if err != nil {
-		return err
+		if !o.update || fault.KindOf(err) != fault.BadInput {
+			return err
+		}
+		// --update resolves every pin again: a lock it cannot read is
+		// written anew instead of standing in the way.
+		o.g.log.Warn("the lock cannot be read; --update writes it anew", "problem", err.Error())
+		old = nil
 	}
 	r := base.NewResolver(c, o.g.log, remoteOptions()...)
 	if s.Base != "" && s.Base != "scratch" {

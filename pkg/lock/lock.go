@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -68,7 +70,7 @@ func Read(path string) (*File, error) {
 	dec.DisallowUnknownFields()
 	var f File
 	if err := dec.Decode(&f); err != nil {
-		return nil, fault.Bad(fmt.Errorf("%s: %v; regenerate it with repro lock --update", path, err))
+		return nil, fault.Bad(fmt.Errorf("%s: %s; fix it, or delete it and run repro lock to write it again", where(path, raw, dec, err), jsonProblem(err)))
 	}
 	if f.Version != Version {
 		return nil, fault.Bad(fmt.Errorf("%s: lock format version %d; this repro reads version %d", path, f.Version, Version))
@@ -279,4 +281,56 @@ func (b Base) Pin() (base.Pin, error) {
 		p.Platforms[k] = h
 	}
 	return p, nil
+}
+
+// where is path:line:col of a JSON decoding error, or path when the error
+// has no offset.
+func where(path string, raw []byte, dec *json.Decoder, err error) string {
+	off := dec.InputOffset()
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	case errors.Is(err, io.EOF):
+		return path
+	}
+	off = min(off, int64(len(raw)))
+	line := 1 + bytes.Count(raw[:off], []byte("\n"))
+	col := int(off) - bytes.LastIndexByte(raw[:off], '\n')
+	return fmt.Sprintf("%s:%d:%d", path, line, col)
+}
+
+// jsonProblem says what is wrong in words, not Go's types.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "empty; a lock file is a JSON object"
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			return fmt.Sprintf("a JSON %s where the lock file has an object", te.Value)
+		}
+		return fmt.Sprintf("%s: a JSON %s where the lock file has a %s", field, te.Value, jsonKind(te.Type.Kind().String()))
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return "unknown field " + f
+	}
+	return strings.TrimPrefix(msg, "json: ")
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "map", "struct":
+		return "object"
+	case "slice", "array":
+		return "list"
+	case "int", "int64", "uint", "uint64":
+		return "number"
+	}
+	return k
 }

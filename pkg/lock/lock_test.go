@@ -400,14 +400,20 @@ func TestLockReadErrors(t *testing.T) {
 		"unknown-field": `{"version": 1, "bases": {}, "extra": true}`,
 		"version":       `{"version": 2}`,
 		"not-json":      `{`,
+		"empty":         ``,
+		"array":         `[]`,
+		"syntax":        "{\n  \"version\": 1,\n  \"bases\": {d}\n}\n",
 	} {
 		p := filepath.Join(dir, name+".lock.json")
 		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		_, err := lock.Read(p)
-		if err == nil || fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: %v (kind %v); want bad input naming the file", name, err, fault.KindOf(err))
+		if err == nil || fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), p) || strings.Contains(err.Error(), "lock.File") {
+			t.Errorf("%s: %v (kind %v); want bad input naming the file, in words", name, err, fault.KindOf(err))
+		}
+		if name == "syntax" && !strings.Contains(err.Error(), p+":3:14: ") {
+			t.Errorf("a syntax error without its line and column: %v", err)
 		}
 	}
 	bad := lock.Base{Digest: "sha256:nothex"}
