@@ -88,6 +88,22 @@ func TestInspectDiffVerifyCheck(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(examples, "out")); err == nil {
 			t.Error("verify wrote out/")
 		}
+		// A layout that names the right digest but lost a layer's bytes
+		// is not verified.
+		damaged := filepath.Join(t.TempDir(), "damaged")
+		if err := os.CopyFS(damaged, os.DirFS(strings.TrimSuffix(strings.TrimPrefix(layout, "oci:"), ":v1"))); err != nil {
+			t.Fatal(err)
+		}
+		var out inspectJSON
+		json.Unmarshal([]byte(repro(t, examples, "inspect", "--json", layout).stdout), &out)
+		blob := filepath.Join(damaged, "blobs", "sha256", strings.TrimPrefix(out.Platforms[0].Layers[1].Digest, "sha256:"))
+		if err := os.WriteFile(blob, []byte("not the layer"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r = invocation{dir: examples}.run(t, "verify", "-f", spec, "--version", "1.0.0", "--against", "oci:"+damaged+":v1")
+		if r.code != 1 || !strings.Contains(r.stdout, "does not hold that image's bytes") {
+			t.Errorf("verify of a damaged layout: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
 	})
 	t.Run("check-every-example", func(t *testing.T) {
 		for _, c := range goldenCases {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"github.com/spf13/pflag"
 
 	"github.com/reprobuild/repro/pkg/attest"
@@ -65,6 +66,9 @@ type verifyResult struct {
 	Expected string       `json:"expected"`
 	Notes    []string     `json:"notes,omitempty"`
 	Diff     *diff.Report `json:"diff,omitempty"`
+	// Damaged says what is wrong with a layout or archive that names the
+	// rebuilt digest but does not hold its bytes.
+	Damaged string `json:"damaged,omitempty"`
 }
 
 func (o *verifyOpts) run(ctx context.Context, args []string) error {
@@ -115,7 +119,16 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 	}
 	res := verifyResult{Rebuilt: b.res.Digest.String(), Expected: o.expect, Notes: notes}
 	res.Verified = res.Rebuilt == res.Expected
-	if !res.Verified && want != nil {
+	if res.Verified && want != nil && isLocal(o.against) {
+		// A layout or archive names the right digest; it must also hold
+		// the bytes: every blob present and hashing to its digest. (A
+		// registry checks digests as blobs arrive.)
+		if err := checkBlobs(want); err != nil {
+			res.Verified = false
+			res.Damaged = err.Error()
+		}
+	}
+	if !res.Verified && want != nil && res.Damaged == "" {
 		res.Notes = append(res.Notes, formatNotes(want)...)
 		layout := filepath.Join(work, "rebuilt")
 		ref := imageref.Reference{Transport: imageref.OCI, Path: layout, Tag: "rebuilt"}
@@ -139,6 +152,8 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 		}
 	} else if res.Verified {
 		fmt.Fprintf(o.g.stdout, "verified: %s rebuilds to %s\n", o.shape.file, res.Rebuilt)
+	} else if res.Damaged != "" {
+		fmt.Fprintf(o.g.stdout, "NOT verified: %s rebuilds to %s, the digest %s names, but %s does not hold that image's bytes: %s\n", o.shape.file, res.Rebuilt, o.against, o.against, res.Damaged)
 	} else {
 		fmt.Fprintf(o.g.stdout, "NOT verified: %s rebuilds to %s, expected %s\n", o.shape.file, res.Rebuilt, res.Expected)
 		for _, n := range res.Notes {
@@ -212,4 +227,19 @@ func formatNotes(a *imageref.Artifact) []string {
 		}
 	}
 	return nil
+}
+
+// isLocal reports whether s names a layout or an archive.
+func isLocal(s string) bool {
+	r, err := imageref.Parse(s)
+	return err == nil && r.Transport != imageref.Registry
+}
+
+// checkBlobs reads every manifest, config and layer of a and checks each
+// against its digest and size.
+func checkBlobs(a *imageref.Artifact) error {
+	if a.Index != nil {
+		return validate.Index(a.Index)
+	}
+	return validate.Image(a.Image)
 }
