@@ -108,6 +108,13 @@ func (o *diskOpts) run(ctx context.Context, args []string) error {
 	if err := opts.Validate(); err != nil {
 		return err
 	}
+	if o.packer != "" {
+		// The template is written after the disk: a --packer that can
+		// never be a directory fails now, not after the work.
+		if fi, err := os.Stat(o.packer); err == nil && !fi.IsDir() {
+			return fault.Bad(fmt.Errorf("--packer %s is a file; it names the directory the template goes into", o.packer))
+		}
+	}
 	// Host tools first: a missing one should not cost a pull.
 	if opts.Tools, err = disk.FindTools(opts.FS, opts.Format, opts.Path); err != nil {
 		return err

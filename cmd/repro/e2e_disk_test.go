@@ -1059,3 +1059,52 @@ func bootModule(t *testing.T, kdir, rel string) cpioFile {
 	}
 	return cpioFile{name: "lib/" + filepath.Base(rel), mode: 0o100644, data: data}
 }
+
+// TestE2EDiskFailureLeavesNothing: a disk that fails after its output's
+// parent directories were made (the files do not fit) takes them away
+// again, and a -o that is a directory or a --packer that is a file is bad
+// usage before any work.
+func TestE2EDiskFailureLeavesNothing(t *testing.T) {
+	t.Parallel()
+	testtool.Require(t, diskTools...)
+	dir := t.TempDir()
+	ctx := filepath.Join(dir, "ctx")
+	os.MkdirAll(ctx, 0o755)
+	// 64 MiB of apparent size that compresses to nothing.
+	if err := os.WriteFile(filepath.Join(ctx, "repro.yaml"), []byte("version: 1\nname: big\nlayers:\n  - contents:\n      - {path: /big, source: big}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(ctx, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(64 << 20)
+	f.Close()
+	repro(t, ctx, "build", "-q", "-o", "oci:"+filepath.Join(dir, "lay")+":t")
+	ref := "oci:" + filepath.Join(dir, "lay") + ":t"
+	out := filepath.Join(dir, "new", "sub", "d.raw")
+	r := invocation{dir: dir}.run(t, "disk", ref, "-o", out, "--size", "48M")
+	if r.code != 2 || !strings.Contains(r.stderr, "raise --size") {
+		t.Errorf("files that do not fit: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); err == nil {
+		t.Errorf("a failed disk left the directories it made for -o")
+	}
+	os.Mkdir(filepath.Join(dir, "adir"), 0o755)
+	os.WriteFile(filepath.Join(dir, "afile"), nil, 0o644)
+	for _, c := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-o", filepath.Join(dir, "adir")}, "is a directory; -o names the disk file"},
+		{[]string{"-o", filepath.Join(dir, "p.raw"), "--packer", filepath.Join(dir, "afile")}, "is a file; it names the directory"},
+	} {
+		r := invocation{dir: dir}.run(t, append([]string{"disk", ref, "--size", "256M"}, c.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.msg) {
+			t.Errorf("%v: exit %d, want 2 with %q\n%s", c.args, r.code, c.msg, r.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p.raw")); err == nil {
+		t.Errorf("a bad --packer still wrote the disk")
+	}
+}

@@ -21,6 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/internal/atomicfs"
 	"github.com/reprobuild/repro/pkg/rootfs"
 )
 
@@ -239,9 +240,19 @@ func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Opti
 	if err != nil {
 		return nil, fault.Op(err)
 	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+		return nil, fault.Bad(fmt.Errorf("%s is a directory; -o names the disk file (one inside it, say)", out))
+	}
+	created, err := atomicfs.MkdirAll(filepath.Dir(out))
+	if err != nil {
 		return nil, fault.Op(fmt.Errorf("creating the output directory: %w", err))
 	}
+	committed := false
+	defer func() {
+		if !committed {
+			atomicfs.RemoveEmpty(created) // a failed disk leaves no directories behind
+		}
+	}()
 	stage, err := os.MkdirTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
 	if err != nil {
 		return nil, fault.Op(fmt.Errorf("creating a staging directory beside %s: %w", out, err))
@@ -376,6 +387,7 @@ func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Opti
 		os.Remove(out + ".json")
 		return nil, fault.Op(err)
 	}
+	committed = true
 	return rec, nil
 }
 

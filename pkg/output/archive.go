@@ -14,6 +14,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/internal/atomicfs"
 	"github.com/reprobuild/repro/pkg/internal/canonical"
 	"github.com/reprobuild/repro/pkg/layer"
 )
@@ -122,13 +123,13 @@ func dockerTag(t name.Tag) string {
 // renames it into place.
 func writeTarFile(ctx context.Context, file string, entries []layer.Entry) (Staged, error) {
 	dir := filepath.Dir(file)
-	created, err := mkdirAllTracked(dir)
+	created, err := atomicfs.MkdirAll(dir)
 	if err != nil {
 		return nil, fault.Op(err)
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp-*")
 	if err != nil {
-		removeEmpty(created)
+		atomicfs.RemoveEmpty(created)
 		return nil, fault.Op(err)
 	}
 	st := &renameStage{tmp: f.Name(), dst: file, created: created}

@@ -64,47 +64,19 @@ func (r *renameStage) Commit() error {
 
 func (r *renameStage) Abort() {
 	os.RemoveAll(r.tmp)
-	removeEmpty(r.created)
-}
-
-// mkdirAllTracked is os.MkdirAll that returns the directories it made,
-// deepest first.
-func mkdirAllTracked(dir string) ([]string, error) {
-	var missing []string
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	return missing, nil
-}
-
-// removeEmpty removes the given directories, deepest first, while empty.
-func removeEmpty(dirs []string) {
-	for _, d := range dirs {
-		if os.Remove(d) != nil {
-			return
-		}
-	}
+	atomicfs.RemoveEmpty(r.created)
 }
 
 // newLayout builds the layout in a temporary directory beside dir.
 func newLayout(ctx context.Context, dir string, bs []blob, entry ocispec.Descriptor) (Staged, error) {
 	parent := filepath.Dir(filepath.Clean(dir))
-	created, err := mkdirAllTracked(parent)
+	created, err := atomicfs.MkdirAll(parent)
 	if err != nil {
 		return nil, fault.Op(err)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
 	if err != nil {
-		removeEmpty(created)
+		atomicfs.RemoveEmpty(created)
 		return nil, fault.Op(err)
 	}
 	st := &renameStage{tmp: tmp, dst: dir, created: created}

@@ -1,6 +1,7 @@
-// Package atomicfs holds the two file-system moves that every writer of
-// OCI layouts shares (output, sign, gc): writing a file by rename, and the
-// flock on a layout directory under which index.json changes.
+// Package atomicfs holds the file-system moves that repro's writers share
+// (output, sign, gc, disk): writing a file by rename, the flock on a layout
+// directory under which index.json changes, and making parent directories
+// that a failed writer takes away again.
 package atomicfs
 
 import (

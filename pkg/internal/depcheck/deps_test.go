@@ -37,7 +37,7 @@ var allowed = map[string][]string{
 	"pkg/apt":                     {"pkg/cache", "pkg/compress", "pkg/fault", "pkg/layer"},
 	"pkg/rootfs":                  {},
 	"pkg/diff":                    {"pkg/imageref", "pkg/rootfs"},
-	"pkg/disk":                    {"pkg/rootfs", "pkg/fault"},
+	"pkg/disk":                    {"pkg/rootfs", "pkg/fault", "pkg/internal/atomicfs"},
 	"pkg/secrets":                 {"pkg/internal/glob"},
 	"pkg/internal/glob":           {},
 	"pkg/internal/atomicfs":       {"pkg/fault"},
