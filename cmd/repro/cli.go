@@ -93,7 +93,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	c := lookup(args[0])
 	if c == nil {
-		fmt.Fprintf(stderr, "repro: unknown command %q; run repro help for the list\n", args[0])
+		if near := nearestCommand(args[0]); near != "" {
+			fmt.Fprintf(stderr, "repro: unknown command %q; did you mean repro %s?\n", args[0], near)
+		} else {
+			fmt.Fprintf(stderr, "repro: unknown command %q; run repro help for the list\n", args[0])
+		}
 		return 2
 	}
 	g := &globals{stdout: stdout, stderr: stderr}
@@ -111,6 +115,44 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	err := runFn(ctx, fs.Args())
 	return report(g, c, err)
+}
+
+// nearestCommand is the command whose name is within two edits of s
+// (a typo: buidl, verfy), or "".
+func nearestCommand(s string) string {
+	best, bestD := "", 3
+	for _, c := range commands {
+		if d := edits(s, c.name); d < bestD {
+			best, bestD = c.name, d
+		}
+	}
+	return best
+}
+
+// edits is the Levenshtein distance between a and b, with a swap of two
+// neighbours counted as one edit.
+func edits(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // globalsFirst moves global flags given before the command (repro -q

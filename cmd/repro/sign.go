@@ -314,6 +314,9 @@ func loadSigningKey(path string) (*sign.Signer, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fault.Bad(fmt.Errorf("--key %s: no such file", path))
 		}
+		if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+			return nil, fault.Bad(fmt.Errorf("--key %s is a directory; give the private key FILE (cosign.key)", path))
+		}
 		return nil, fault.Op(err)
 	}
 	s, err := sign.LoadSigner(b, []byte(os.Getenv("COSIGN_PASSWORD")))

@@ -53,6 +53,9 @@ func Open(ctx context.Context, r Reference, remoteOpts ...remote.Option) (*Artif
 	case OCI:
 		src := &dirSource{dir: r.Path}
 		if _, err := os.Stat(filepath.Join(r.Path, "oci-layout")); err != nil {
+			if _, derr := os.Stat(r.Path); errors.Is(derr, fs.ErrNotExist) {
+				return nil, fault.Bad(fmt.Errorf("%s: %s does not exist", r, r.Path))
+			}
 			return nil, fault.Bad(fmt.Errorf("%s: not an OCI layout (no oci-layout file)", r))
 		}
 		return openLayout(r, src)

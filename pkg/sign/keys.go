@@ -68,7 +68,10 @@ func LoadSigner(keyPEM, password []byte) (*Signer, error) {
 		var err error
 		sv, err = cosign.LoadPrivateKey(keyPEM, password, &[]signature.LoadOption{})
 		if err != nil {
-			return nil, fault.Bad(fmt.Errorf("decrypting the cosign key (set COSIGN_PASSWORD to its password): %w", err))
+			if len(password) == 0 {
+				return nil, fault.Bad(fmt.Errorf("the cosign key is encrypted and COSIGN_PASSWORD is empty; set it to the key's password (%v)", err))
+			}
+			return nil, fault.Bad(fmt.Errorf("COSIGN_PASSWORD does not decrypt this cosign key; set it to the password the key was made with (%v)", err))
 		}
 	case "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY":
 		var pk crypto.PrivateKey

@@ -421,15 +421,17 @@ func TestKeys(t *testing.T) {
 		key      []byte
 		password string
 		ok       bool
+		msg      string // in the error
 	}{
-		{"pkcs8-ed25519", pkcs8(edPriv), "", true},
-		{"pkcs8-ecdsa", pkcs8(ecPriv), "", true},
-		{"sec1-ecdsa", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecDER}), "", true},
-		{"cosign-ed25519", encEd, "pw", true},
-		{"cosign-ed25519-wrong-password", encEd, "nope", false},
-		{"cosign-ecdsa-empty-password", encEC, "", true},
-		{"not-pem", []byte("hello"), "", false},
-		{"public-key", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte{1}}), "", false},
+		{"pkcs8-ed25519", pkcs8(edPriv), "", true, ""},
+		{"pkcs8-ecdsa", pkcs8(ecPriv), "", true, ""},
+		{"sec1-ecdsa", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecDER}), "", true, ""},
+		{"cosign-ed25519", encEd, "pw", true, ""},
+		{"cosign-ed25519-wrong-password", encEd, "nope", false, "COSIGN_PASSWORD does not decrypt this cosign key"},
+		{"cosign-ed25519-no-password", encEd, "", false, "COSIGN_PASSWORD is empty"},
+		{"cosign-ecdsa-empty-password", encEC, "", true, ""},
+		{"not-pem", []byte("hello"), "", false, ""},
+		{"public-key", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte{1}}), "", false, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := sign.LoadSigner(c.key, []byte(c.password))
@@ -438,6 +440,9 @@ func TestKeys(t *testing.T) {
 			}
 			if err != nil && fault.KindOf(err) != fault.BadInput {
 				t.Errorf("a bad key is bad input, got %v", fault.KindOf(err))
+			}
+			if err != nil && !strings.Contains(err.Error(), c.msg) {
+				t.Errorf("err = %v, want it to say %q", err, c.msg)
 			}
 		})
 	}
