@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -206,4 +208,39 @@ func TestCorruptLock(t *testing.T) {
 		t.Errorf("lock --update wrote %q", b)
 	}
 	repro(t, dir, "build", "-o", "oci:out:t")
+}
+
+// TestOutputWithoutPermission: an oci: output the user may not read is
+// an operational failure (exit 3) that says so, not "not an OCI layout".
+func TestOutputWithoutPermission(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run repro as another user")
+	}
+	shared, err := os.MkdirTemp("", "repro-perm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(shared)
+	os.Chmod(shared, 0o755)
+	closed := filepath.Join(shared, "closed")
+	os.Mkdir(closed, 0o700) // root's; nobody may not look in
+	writeSpec(t, shared, tinySpec)
+	bin := filepath.Join(shared, "repro")
+	data, err := os.ReadFile(reproBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(bin, data, 0o755)
+	cmd := exec.Command(bin, "build", "-q", "-o", "oci:"+filepath.Join(closed, "x"))
+	cmd.Dir = shared
+	tmp := filepath.Join(shared, "tmp")
+	os.Mkdir(tmp, 0o777)
+	os.Chmod(tmp, 0o777)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + tmp, "TMPDIR=" + tmp}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(out), "permission denied") || strings.Contains(string(out), "not an OCI layout") {
+		t.Errorf("an output nobody may read: %v\n%s", err, out)
+	}
 }

@@ -108,6 +108,9 @@ type indexStage struct {
 
 func updateLayout(ctx context.Context, dir string, bs []blob, entry ocispec.Descriptor) (Staged, error) {
 	lf, err := os.ReadFile(filepath.Join(dir, ocispec.ImageLayoutFile))
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, fault.Op(fmt.Errorf("%s: %v; write where you may, or ask for access", dir, err))
+	}
 	if err != nil {
 		return nil, fault.Bad(fmt.Errorf("%s exists but is not an OCI layout (%v); choose another output or remove it", dir, err))
 	}
