@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -384,6 +385,11 @@ func pinBase(ctx context.Context, s *spec.Spec, lf *lock.File, c *cache.Cache, a
 		return nil, fault.Bad(s.ErrorAt("base", "%v", err))
 	}
 	ref = ref.WithInsecure(insecure).In(s.Dir)
+	if p := ref.Path(); p != "" {
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			return nil, fault.Bad(s.ErrorAt("base", "%s does not exist (relative paths are from the spec's directory); build or copy the base there, or name another", p))
+		}
+	}
 	r := base.NewResolver(c, g.log, remoteOptions()...)
 	if lb, ok := lf.BasePin(s.Base); ok && (ref.Digest == "" || ref.Digest == lb.Digest) {
 		pin, err := lb.Pin()

@@ -490,6 +490,14 @@ func (r Ref) WithInsecure(hosts []string) Ref {
 	return r
 }
 
+// Path is a local base's file or directory ("" for a registry base).
+func (r Ref) Path() string {
+	if !r.Local() {
+		return ""
+	}
+	return r.ref.Path
+}
+
 // In resolves a local base's relative path against dir, the build
 // context, so a spec means the same base from any working directory.
 func (r Ref) In(dir string) Ref {
