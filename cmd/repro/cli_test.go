@@ -246,3 +246,19 @@ func TestOutputWithoutPermission(t *testing.T) {
 		t.Errorf("an output nobody may read: %v\n%s", err, out)
 	}
 }
+
+// TestSignRefusesAnIncompleteImage: a layout whose manifest blob is gone
+// is not signed (a signature vouches for a manifest that must be there).
+func TestSignRefusesAnIncompleteImage(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	d := lastLine(repro(t, dir, "build", "-q", "-o", "oci:lay:v1").stdout)
+	repro(t, dir, "keygen", "-q", "--out", "k")
+	if err := os.Remove(filepath.Join(dir, "lay", "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))); err != nil {
+		t.Fatal(err)
+	}
+	r := invocation{dir: dir}.run(t, "sign", "oci:lay:v1", "--key", "k.key")
+	if r.code != 2 || !strings.Contains(r.stderr, "the image cannot be read whole") {
+		t.Errorf("signing a layout without its manifest: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -125,6 +125,10 @@ func (o *signOpts) run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer art.Close()
+	// A signature vouches for a manifest: it must be there, whole.
+	if err := readManifests(art); err != nil {
+		return fault.Bad(fmt.Errorf("%s: the image cannot be read whole (%v); sign a complete image", args[0], err))
+	}
 	digest := art.Descriptor.Digest.String()
 	var atts []sign.Attestation
 	name := o.name
@@ -620,4 +624,36 @@ func verifySigned(ctx context.Context, g *globals, ref imageref.Reference, keyPa
 		}
 	}
 	return rep, err
+}
+
+// readManifests reads a's manifest or index, and each image's manifest and
+// config, each checked against its digest as it is read.
+func readManifests(a *imageref.Artifact) error {
+	images := []v1.Image{a.Image}
+	if a.Index != nil {
+		im, err := a.Index.IndexManifest()
+		if err != nil {
+			return err
+		}
+		images = images[:0]
+		for _, d := range im.Manifests {
+			if !d.MediaType.IsImage() {
+				continue
+			}
+			img, err := a.Index.Image(d.Digest)
+			if err != nil {
+				return err
+			}
+			images = append(images, img)
+		}
+	}
+	for _, img := range images {
+		if _, err := img.RawManifest(); err != nil {
+			return err
+		}
+		if _, err := img.RawConfigFile(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
