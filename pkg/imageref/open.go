@@ -179,11 +179,25 @@ func selectEntry(r Reference, entries []v1.Descriptor, src blobSource) (v1.Descr
 		}
 	}
 	sort.Strings(tags)
-	if r.Tag == "" && len(entries) == 1 {
-		return entries[0], nil
-	}
 	if r.Tag == "" {
-		return v1.Descriptor{}, fault.Bad(fmt.Errorf("%s holds %d images; name one with :TAG (tags: %s)", r, len(entries), strings.Join(tags, ", ")))
+		// Without a tag, the layout must hold one image: entries of one
+		// digest (several tags) count once, and cosign's signature and
+		// attestation entries do not count.
+		byDigest := map[v1.Hash]v1.Descriptor{}
+		for _, d := range entries {
+			if !strings.HasPrefix(d.Annotations["kind"], "dev.cosignproject.cosign/") {
+				byDigest[d.Digest] = d
+			}
+		}
+		if len(byDigest) == 1 {
+			for _, d := range byDigest {
+				return d, nil
+			}
+		}
+		if len(entries) == 1 {
+			return entries[0], nil
+		}
+		return v1.Descriptor{}, fault.Bad(fmt.Errorf("%s holds %d images; name one with :TAG (tags: %s)", r, len(byDigest), strings.Join(tags, ", ")))
 	}
 	return v1.Descriptor{}, fault.Bad(fmt.Errorf("%s: no image tagged %q (tags: %s)", r, r.Tag, strings.Join(tags, ", ")))
 }

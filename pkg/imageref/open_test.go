@@ -128,4 +128,22 @@ func TestOpenNamesTags(t *testing.T) {
 			t.Errorf("%s: err = %v, want %q", ref, err, want)
 		}
 	}
+	// One image under two tags is one image: no tag is needed.
+	same := filepath.Join(t.TempDir(), "same")
+	img := ociImage(t)
+	for _, tag := range []string{"v1", "latest"} {
+		r, _ := imageref.Parse("oci:" + same + ":" + tag)
+		if err := output.Write(ctx, r, output.Artifact{Image: img}, output.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := imageref.Parse("oci:" + same)
+	a, err := imageref.Open(ctx, r)
+	if err != nil {
+		t.Fatalf("one image under two tags: %v", err)
+	}
+	if want, _ := img.Digest(); a.Descriptor.Digest != want {
+		t.Errorf("opened %s, want %s", a.Descriptor.Digest, want)
+	}
+	a.Close()
 }
