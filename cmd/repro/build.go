@@ -178,10 +178,20 @@ func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*built
 	if err != nil {
 		return nil, err
 	}
+	if s.Base != "" && s.Base != "scratch" {
+		// A base that cannot be one is the spec's problem, whatever the
+		// lock says: report it first.
+		if _, err := base.ParseRef(s.Base); err != nil {
+			return nil, fault.Bad(s.ErrorAt("base", "%v", err))
+		}
+	}
 	lockFile := lock.PathFor(f.file)
 	lf, err := lock.Read(lockFile)
 	if err != nil {
 		return nil, err
+	}
+	if stale := lock.StaleURLs(s, lf); len(stale) > 0 && !f.locked {
+		g.log.Warn("the lock pins other digests than the spec for some urls; the spec's pins are used; run repro lock to bring the lock up to date", "urls", strings.Join(stale, " "))
 	}
 	if f.locked {
 		if missing := lock.Unpinned(s, lf); len(missing) > 0 {

@@ -39,6 +39,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 	os.Mkdir(filepath.Join(dir, "adir"), 0o755)
 	os.WriteFile(filepath.Join(dir, "afile"), nil, 0o644)
 	os.WriteFile(filepath.Join(dir, "nobase.yaml"), []byte("version: 1\nname: t\nbase: oci-archive:nope.tar\nlayers:\n  - contents:\n      - {path: /a, content: a}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "tagbase.yaml"), []byte("version: 1\nname: t\nbase: oci:somedir:v1\nlayers:\n  - contents:\n      - {path: /a, content: a}\n"), 0o644)
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("version: 1\nname: tiny\nlayers:\n  - contents:\n      - path: /x\n        mode: \"0o99\"\n        content: a\n"), 0o644)
 	for _, tc := range []struct {
@@ -65,6 +66,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"archive output is a directory", []string{"build", "-o", "oci:out:t", "-o", "oci-archive:adir"}, 2, "adir is a directory; an archive output is a file", ""},
 		{"layout output is a file", []string{"build", "-o", "oci:afile"}, 2, "afile is a file; an oci: output is a directory", ""},
 		{"missing archive base", []string{"build", "-f", "nobase.yaml"}, 2, "nobase.yaml:3:7: base: " + filepath.Join(dir, "nope.tar") + " does not exist", ""},
+		{"bad base before --locked", []string{"build", "--locked", "-f", "tagbase.yaml"}, 2, "tagbase.yaml:3:7: base: ", ""},
 		{"ok", []string{"build", "-o", "oci:out:t"}, 0, "", "sha256:"},
 		{"globals before the command", []string{"-q", "--json", "version"}, 0, "", `"formatVersion":`},
 		{"globals alone", []string{"-q"}, 2, "", "Usage:"},

@@ -257,6 +257,23 @@ func Unpinned(s *spec.Spec, f *File) []string {
 	return out
 }
 
+// StaleURLs lists the urls of s that f pins at another sha256 than the
+// spec's own: the spec's pin wins, and the lock wants refreshing.
+func StaleURLs(s *spec.Spec, f *File) []string {
+	if f == nil {
+		return nil
+	}
+	var out []string
+	for _, l := range s.Layers {
+		for _, ct := range l.Contents {
+			if u, ok := f.URLs[ct.URL]; ct.URL != "" && ok && u.SHA256 != ct.SHA256 {
+				out = append(out, ct.URL)
+			}
+		}
+	}
+	return out
+}
+
 // BasePin returns the pin of the spec's base recorded in f.
 func (f *File) BasePin(ref string) (Base, bool) {
 	if f == nil {

@@ -421,3 +421,17 @@ func TestLockReadErrors(t *testing.T) {
 		t.Errorf("Pin of a bad digest: %v", err)
 	}
 }
+
+// TestStaleURLs: a url the lock pins at another digest than the spec's is
+// stale; one pinned alike, or not at all, is not.
+func TestStaleURLs(t *testing.T) {
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	s := parseSpec(t, "scratch", "layers:\n  - contents:\n      - {path: /x, url: https://example.com/x, sha256: "+a+"}\n      - {path: /y, url: https://example.com/y, sha256: "+a+"}\n      - {path: /z, url: https://example.com/z, sha256: "+a+"}\n")
+	f := &lock.File{Version: 1, URLs: map[string]lock.URL{"https://example.com/x": {SHA256: a}, "https://example.com/y": {SHA256: b}}}
+	if got := lock.StaleURLs(s, f); len(got) != 1 || got[0] != "https://example.com/y" {
+		t.Errorf("StaleURLs = %v, want only /y", got)
+	}
+	if got := lock.StaleURLs(s, nil); got != nil {
+		t.Errorf("StaleURLs of no lock = %v", got)
+	}
+}
