@@ -129,7 +129,10 @@ func ParseSize(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n <= 0 || n > (1<<50)/mult {
+	if err == nil && n > (1<<50)/mult {
+		return 0, fault.Bad(fmt.Errorf("--size %s is above the largest disk, 1 PiB", s))
+	}
+	if err != nil || n <= 0 {
 		return 0, fault.Bad(fmt.Errorf("--size %q is not a size; write it like 2G, 256M or 512MiB", s))
 	}
 	size := n * mult

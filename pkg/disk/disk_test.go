@@ -36,6 +36,7 @@ func TestParseSize(t *testing.T) {
 		in   string
 		want int64
 		bad  bool
+		msg  string
 	}{
 		{in: "2G", want: 2 << 30},
 		{in: "256M", want: 256 << 20},
@@ -49,11 +50,13 @@ func TestParseSize(t *testing.T) {
 		{in: "2X", bad: true},
 		{in: "", bad: true},
 		{in: "G", bad: true},
+		{in: "99999T", bad: true, msg: "above the largest disk"},
+		{in: "99999999999999999999", bad: true, msg: "not a size"},
 	} {
 		got, err := ParseSize(c.in)
 		if c.bad {
-			if err == nil || fault.KindOf(err) != fault.BadInput {
-				t.Errorf("ParseSize(%q) = %d, %v; want a bad-input error", c.in, got, err)
+			if err == nil || fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), c.msg) {
+				t.Errorf("ParseSize(%q) = %d, %v; want a bad-input error saying %q", c.in, got, err, c.msg)
 			}
 			continue
 		}
