@@ -2,6 +2,7 @@ package compress
 
 import (
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -91,12 +92,12 @@ func NewTeeWriter(w io.Writer, a Algorithm, tee io.Writer) (io.WriteCloser, erro
 		}
 		// Blocks in flight bound memory (2 x blocks x block size) and
 		// parallelism; they never change the bytes.
-		if err := zw.SetConcurrency(GzipBlockSize, 2*runtime.GOMAXPROCS(0)); err != nil {
+		if err := zw.SetConcurrency(GzipBlockSize, 2*workers()); err != nil {
 			return nil, err
 		}
 		zw.Header = pgzip.Header{OS: gzipOS}
 		if tee == nil {
-			return zw, nil
+			return &gzipWriter{w: zw}, nil
 		}
 		// pgzip copies the stream into its blocks on the caller's
 		// goroutine: that copy and the tee move to a pipe's.
@@ -106,10 +107,40 @@ func NewTeeWriter(w io.Writer, a Algorithm, tee io.Writer) (io.WriteCloser, erro
 			return err
 		}, zw.Close), nil
 	case Zstd:
-		return newZstdWriter(w, runtime.GOMAXPROCS(0), tee)
+		return newZstdWriter(w, workers(), tee)
 	}
 	return nil, fmt.Errorf("unknown compression %q", a)
 }
+
+// gzipWriter guards pgzip's writer, which panics on a Write after Close
+// and closes twice.
+type gzipWriter struct {
+	w      *pgzip.Writer
+	closed bool
+	err    error
+}
+
+func (g *gzipWriter) Write(p []byte) (int, error) {
+	if g.closed {
+		return 0, errors.New("gzip: write after close")
+	}
+	return g.w.Write(p)
+}
+
+func (g *gzipWriter) Close() error {
+	if !g.closed {
+		g.closed, g.err = true, g.w.Close()
+	}
+	return g.err
+}
+
+// maxWorkers caps the compressing goroutines, and with them the memory
+// in flight (zstd: about 2 x workers chunks of ZstdChunk bytes): past a
+// few cores, the one goroutine writing the tar stream (about 1 GB/s at
+// best) is the limit, and four zstd workers keep up with it.
+const maxWorkers = 4
+
+func workers() int { return min(runtime.GOMAXPROCS(0), maxWorkers) }
 
 // NewReader decompresses r, which a compressed.
 func NewReader(r io.Reader, a Algorithm) (io.ReadCloser, error) {

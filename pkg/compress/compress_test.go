@@ -5,7 +5,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/reprobuild/repro/pkg/compress"
 )
@@ -118,4 +123,70 @@ func testInput(n int) []byte {
 		}
 	}
 	return out[:n]
+}
+
+// TestCloseTwiceAndWriteAfterClose: a second Close returns the first's
+// result, and a Write after Close is an error, not a panic.
+func TestCloseTwiceAndWriteAfterClose(t *testing.T) {
+	for _, a := range []compress.Algorithm{compress.Gzip, compress.Zstd} {
+		for _, tee := range []io.Writer{nil, sha256.New()} {
+			var out bytes.Buffer
+			zw, err := compress.NewTeeWriter(&out, a, tee)
+			if err != nil {
+				t.Fatal(err)
+			}
+			zw.Write([]byte("hello"))
+			if err := zw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := zw.Close(); err != nil {
+				t.Errorf("%s, tee %v: second Close: %v", a, tee != nil, err)
+			}
+			if _, err := zw.Write(testInput(5 << 20)); err == nil {
+				t.Errorf("%s, tee %v: Write after Close succeeded", a, tee != nil)
+			}
+		}
+	}
+}
+
+// TestMemoryDoesNotGrowWithCores: the zstd writer's buffers in flight
+// are capped, whatever GOMAXPROCS says.
+func TestMemoryDoesNotGrowWithCores(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compresses 64 MiB")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(64))
+	defer debug.SetGCPercent(debug.SetGCPercent(20))
+	in := testInput(1 << 20)
+	runtime.GC()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				runtime.ReadMemStats(&ms)
+				peak.Store(max(peak.Load(), ms.HeapInuse))
+			}
+		}
+	})
+	zw, err := compress.NewWriter(io.Discard, compress.Zstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 64 {
+		zw.Write(in)
+	}
+	zw.Close()
+	close(stop)
+	wg.Wait()
+	if p := peak.Load(); p > 128<<20 {
+		t.Errorf("zstd at GOMAXPROCS 64 peaked at %d MiB of heap", p>>20)
+	} else {
+		t.Logf("zstd at GOMAXPROCS 64: heap peak %d MiB", p>>20)
+	}
 }

@@ -1,6 +1,9 @@
 package compress
 
-import "sync"
+import (
+	"errors"
+	"sync"
+)
 
 // chunkPipe hands a stream, in chunks of pipeChunk bytes, to a goroutine
 // that consumes it (gzip: tees it and feeds pgzip), so that the goroutine
@@ -61,6 +64,12 @@ func (p *chunkPipe) failed() error {
 }
 
 func (p *chunkPipe) Write(b []byte) (int, error) {
+	if p.closed {
+		return 0, errors.New("write after close")
+	}
+	if err := p.failed(); err != nil {
+		return 0, err // the consumer failed: send no more
+	}
 	n := len(b)
 	for len(b) > 0 {
 		k := copy(p.cur[len(p.cur):cap(p.cur)], b)
@@ -87,9 +96,12 @@ func (p *chunkPipe) Close() error {
 	}
 	close(p.full)
 	<-p.done
-	err := p.finish()
-	if first := p.failed(); first != nil {
-		return first
+	if err := p.finish(); err != nil {
+		p.mu.Lock()
+		if p.err == nil {
+			p.err = err // a second Close returns it too
+		}
+		p.mu.Unlock()
 	}
-	return err
+	return p.failed()
 }

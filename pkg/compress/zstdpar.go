@@ -1,6 +1,7 @@
 package compress
 
 import (
+	"errors"
 	"io"
 	"sync"
 
@@ -26,6 +27,7 @@ type zstdWriter struct {
 	done    chan struct{}
 	mu      sync.Mutex
 	err     error
+	closed  bool
 	chunks  int
 	pool    sync.Pool // input chunks
 	outPool sync.Pool // compressed frames
@@ -46,7 +48,7 @@ func newZstdWriter(w io.Writer, workers int, tee io.Writer) (*zstdWriter, error)
 		w:     w,
 		tee:   tee,
 		jobs:  make(chan *zjob, workers),
-		order: make(chan *zjob, 2*workers),
+		order: make(chan *zjob, workers+1),
 		done:  make(chan struct{}),
 	}
 	z.pool.New = func() any { b := make([]byte, 0, ZstdChunk); return &b }
@@ -117,6 +119,12 @@ func (z *zstdWriter) writeInOrder() {
 }
 
 func (z *zstdWriter) Write(p []byte) (int, error) {
+	if z.closed {
+		return 0, errors.New("zstd: write after close")
+	}
+	if err := z.failed(); err != nil {
+		return 0, err // the destination failed: compress no more
+	}
 	n := len(p)
 	for len(p) > 0 {
 		if z.buf == nil {
@@ -141,8 +149,13 @@ func (z *zstdWriter) flushChunk() {
 }
 
 // Close compresses what is left (an empty stream still gets one frame)
-// and waits for every frame to be written.
+// and waits for every frame to be written. A second Close returns the
+// first's error.
 func (z *zstdWriter) Close() error {
+	if z.closed {
+		return z.failed()
+	}
+	z.closed = true
 	if len(z.buf) > 0 || z.chunks == 0 {
 		if z.buf == nil {
 			z.buf = *z.pool.Get().(*[]byte)
