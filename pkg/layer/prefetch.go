@@ -28,6 +28,9 @@ const (
 	prefetchWindow = 256
 )
 
+// A file the budget cannot hold would wait for it forever.
+var _ [prefetchBytes - prefetchMax]struct{}
+
 // fetch is one file read ahead.
 type fetch struct {
 	n     *node
@@ -174,6 +177,8 @@ func readWhole(ctx context.Context, n *node, observe func(*Entry) Observer) (*[]
 	m, err := io.ReadFull(r, (*bp)[:n.Size])
 	if err == io.ErrUnexpectedEOF || err == io.EOF {
 		err = nil
+	} else if err != nil {
+		err = fmt.Errorf("reading %s: %w", describe(&n.Entry), err)
 	}
 	if err == nil {
 		err = checkLength(r, &n.Entry, int64(m))

@@ -279,3 +279,56 @@ func TestTreeWalkOrder(t *testing.T) {
 	}
 	waitGoroutines(t, before)
 }
+
+type fullWriter struct{ left int }
+
+var errFull = errors.New("no space left on device")
+
+func (w *fullWriter) Write(p []byte) (int, error) {
+	if len(p) > w.left {
+		return 0, errFull
+	}
+	w.left -= len(p)
+	return len(p), nil
+}
+
+// TestFullDiskNamesNoFile: when the layer's destination fails, the error
+// says so, the same every time, and blames none of the files (the failure
+// surfaces asynchronously, at whichever file comes next).
+func TestFullDiskNamesNoFile(t *testing.T) {
+	es := manyFiles(1000, 20000)
+	for _, alg := range []compress.Algorithm{compress.Gzip, compress.Zstd} {
+		seen := map[string]bool{}
+		for range 10 {
+			_, err := compressTar(context.Background(), &fullWriter{left: 3000}, es, Options{Compression: alg})
+			if !errors.Is(err, errFull) {
+				t.Fatalf("%s: err = %v, want %v", alg, err, errFull)
+			}
+			seen[err.Error()] = true
+		}
+		if len(seen) != 1 || !seen["writing the layer: "+errFull.Error()] {
+			t.Errorf("%s: errors %v, want only %q", alg, seen, "writing the layer: "+errFull.Error())
+		}
+	}
+}
+
+// TestCancelStopsAStreamedFile: cancelling stops a big file mid-copy, not
+// after its last byte.
+func TestCancelStopsAStreamedFile(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	const size = 1 << 40 // a terabyte that would take an hour
+	e := Entry{Path: "/huge", Type: Regular, Mode: 0o644, Size: size, Open: func() (io.ReadCloser, error) {
+		return io.NopCloser(io.LimitReader(repeatReader('x'), size)), nil
+	}}
+	time.AfterFunc(50*time.Millisecond, cancel)
+	done := make(chan error, 1)
+	go func() { done <- WriteTar(ctx, io.Discard, []Entry{e}, 0) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want context.Canceled", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a cancelled copy ran on")
+	}
+}

@@ -62,7 +62,12 @@ func (f *rawFile) Read(p []byte) (int, error) {
 }
 
 func (f *rawFile) Close() error {
-	if err := syscall.Close(f.fd); err != nil {
+	if f.fd < 0 {
+		return nil // closed already; the number may be another file's now
+	}
+	fd := f.fd
+	f.fd = -1
+	if err := syscall.Close(fd); err != nil {
 		return &fs.PathError{Op: "close", Path: f.name, Err: err}
 	}
 	return nil

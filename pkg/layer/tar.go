@@ -128,7 +128,7 @@ func writeTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64, ob
 				obs = observe(&n.Entry)
 				dst = io.MultiWriter(tw, obs)
 			}
-			if err := copyContent(dst, &n.Entry, buf); err != nil {
+			if err := copyContent(ctx, dst, &n.Entry, buf); err != nil {
 				return err
 			}
 			if obs != nil {
@@ -142,7 +142,7 @@ func writeTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64, ob
 }
 
 // copyContent streams e's content to w.
-func copyContent(w io.Writer, e *Entry, buf []byte) error {
+func copyContent(ctx context.Context, w io.Writer, e *Entry, buf []byte) error {
 	if e.Open == nil {
 		return fmt.Errorf("%s: no content", describe(e))
 	}
@@ -151,11 +151,29 @@ func copyContent(w io.Writer, e *Entry, buf []byte) error {
 		return fmt.Errorf("reading %s: %w", describe(e), err)
 	}
 	defer r.Close()
-	n, err := io.CopyBuffer(w, io.LimitReader(r, e.Size), buf)
+	n, err := io.CopyBuffer(w, io.LimitReader(ctxReader{ctx, r}, e.Size), buf)
 	if err != nil {
+		var se *sinkError
+		if errors.As(err, &se) || errors.Is(err, ctx.Err()) && ctx.Err() != nil {
+			return err
+		}
 		return fmt.Errorf("reading %s: %w", describe(e), err)
 	}
 	return checkLength(r, e, n)
+}
+
+// ctxReader stops a long copy when ctx is done: a big file streamed into
+// a layer is read a buffer at a time, and each read checks.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // File is a layer written to a file. It implements v1.Layer.
@@ -187,28 +205,9 @@ func Write(ctx context.Context, entries []Entry, dir string, opts Options) (*Fil
 	digest := sha256.New()
 	counter := &countWriter{}
 	bw := bufio.NewWriterSize(io.MultiWriter(f, digest, counter), 1<<20)
-	// The tar is written on this goroutine; the diff ID is hashed and
-	// the stream compressed on the compressor's.
-	diffID := sha256.New()
-	zw, err := compress.NewTeeWriter(bw, opts.Compression, diffID)
+	diffID, err := compressTar(ctx, bw, entries, opts)
 	if err != nil {
 		return nil, err
-	}
-	var sink io.Writer = zw
-	var progress *progressWriter
-	if opts.Progress != nil {
-		progress = &progressWriter{w: zw, report: opts.Progress}
-		sink = progress
-	}
-	if err := writeTar(ctx, sink, entries, opts.Epoch, opts.Observe); err != nil {
-		zw.Close()
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	if progress != nil {
-		opts.Progress(progress.n)
 	}
 	if err := bw.Flush(); err != nil {
 		return nil, err
@@ -218,7 +217,7 @@ func Write(ctx context.Context, entries []Entry, dir string, opts Options) (*Fil
 	}
 	l := &File{
 		digest:    hashOf(digest),
-		diffID:    hashOf(diffID),
+		diffID:    diffID,
 		size:      counter.n,
 		algorithm: opts.Compression,
 	}
@@ -230,11 +229,63 @@ func Write(ctx context.Context, entries []Entry, dir string, opts Options) (*Fil
 	return l, nil
 }
 
+// compressTar writes entries as a canonical tar stream, compressed, to w
+// and returns the stream's diff ID. The tar is written on this goroutine;
+// the diff ID is hashed and the stream compressed on the compressor's.
+func compressTar(ctx context.Context, w io.Writer, entries []Entry, opts Options) (v1.Hash, error) {
+	diffID := sha256.New()
+	zw, err := compress.NewTeeWriter(w, opts.Compression, diffID)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	var sink io.Writer = sinkWriter{zw}
+	var progress *progressWriter
+	if opts.Progress != nil {
+		progress = &progressWriter{w: sink, report: opts.Progress}
+		sink = progress
+	}
+	if err := writeTar(ctx, sink, entries, opts.Epoch, opts.Observe); err != nil {
+		zw.Close()
+		// The compressor's destination failing (a full disk) shows up
+		// at whichever file is written next: say what failed, not that
+		// innocent file.
+		var se *sinkError
+		if errors.As(err, &se) {
+			return v1.Hash{}, fmt.Errorf("writing the layer: %w", se.err)
+		}
+		return v1.Hash{}, err
+	}
+	if err := zw.Close(); err != nil {
+		return v1.Hash{}, fmt.Errorf("writing the layer: %w", err)
+	}
+	if progress != nil {
+		opts.Progress(progress.n)
+	}
+	return hashOf(diffID), nil
+}
+
 func hashOf(h hash.Hash) v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
 }
 
 type countWriter struct{ n int64 }
+
+// sinkWriter marks the errors of the writer under the tar stream, so that
+// they are told apart from the errors of reading the files.
+type sinkWriter struct{ w io.Writer }
+
+type sinkError struct{ err error }
+
+func (e *sinkError) Error() string { return e.err.Error() }
+func (e *sinkError) Unwrap() error { return e.err }
+
+func (s sinkWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if err != nil {
+		err = &sinkError{err}
+	}
+	return n, err
+}
 
 // progressWriter reports the bytes written through it every 4 MiB.
 type progressWriter struct {
