@@ -47,8 +47,12 @@ type globals struct {
 }
 
 // clearer is a drawing on the terminal that can take itself off the
-// screen, to be drawn again below whatever is written next.
-type clearer interface{ clear() }
+// screen for a log line, to be drawn again below it.
+type clearer interface {
+	// writeAbove clears the drawing and writes b to w, with no draw
+	// in between.
+	writeAbove(w io.Writer, b []byte) (int, error)
+}
 
 // setStatus makes c the drawing the log clears; nil for none.
 func (g *globals) setStatus(c clearer) {

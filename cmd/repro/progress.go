@@ -39,10 +39,22 @@ func newProgress(g *globals) *progress {
 func (p *progress) clear() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.clearLocked()
+}
+
+func (p *progress) clearLocked() {
 	if p.active {
 		fmt.Fprint(p.w, "\r\033[K")
 		p.active = false
 	}
+}
+
+// writeAbove clears the status line and writes b, with no draw between.
+func (p *progress) writeAbove(w io.Writer, b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearLocked()
+	return w.Write(b)
 }
 
 // logWriter is the log's way to stderr: it clears a status line first, so
@@ -54,7 +66,7 @@ func (w logWriter) Write(b []byte) (int, error) {
 	c := w.g.status
 	w.g.statusMu.Unlock()
 	if c != nil {
-		c.clear()
+		return c.writeAbove(w.g.stderr, b)
 	}
 	return w.g.stderr.Write(b)
 }
@@ -171,15 +183,17 @@ func (p *pushBars) event(e output.BlobEvent) {
 	}
 }
 
-// clear takes the drawing off the screen (a log line is about to be
-// written); the next event draws it again, below.
-func (p *pushBars) clear() {
+// writeAbove takes the drawing off the screen and writes b (a log line)
+// in its place, with no draw between; the next event draws the bars
+// again, below.
+func (p *pushBars) writeAbove(w io.Writer, b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.drawn > 0 && !p.ended {
 		fmt.Fprintf(p.w, "\033[%dA\r\033[J", p.drawn)
 		p.drawn = 0
 	}
+	return w.Write(b)
 }
 
 // end draws the last state and leaves it on the screen.
