@@ -178,12 +178,11 @@ func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*built
 	if err != nil {
 		return nil, err
 	}
-	if s.Base != "" && s.Base != "scratch" {
-		// A base that cannot be one is the spec's problem, whatever the
-		// lock says: report it first.
-		if _, err := base.ParseRef(s.Base); err != nil {
-			return nil, fault.Bad(s.ErrorAt("base", "%v", err))
-		}
+	// A base that cannot be one is the spec's problem, whatever the lock
+	// says: report it first.
+	ref, err := specBase(s)
+	if err != nil {
+		return nil, err
 	}
 	lockFile := lock.PathFor(f.file)
 	lf, err := lock.Read(lockFile)
@@ -198,7 +197,7 @@ func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*built
 			return nil, fault.Bad(fmt.Errorf("--locked: %s does not pin %s; run repro lock -f %s", lockFile, strings.Join(missing, ", "), f.file))
 		}
 	}
-	bo, err := pinBase(ctx, s, lf, c, f.allowUnpinned, f.insecure, g)
+	bo, err := pinBase(ctx, s, ref, lf, c, f.allowUnpinned, f.insecure, g)
 	if err != nil {
 		return nil, err
 	}
@@ -386,7 +385,9 @@ func openCache(dir string, offline bool, g *globals) (*cache.Cache, error) {
 
 // pinBase pins the spec's base: by the digest the spec gives, else by the
 // lock, else (with allowUnpinned only) by asking the registry now.
-func pinBase(ctx context.Context, s *spec.Spec, lf *lock.File, c *cache.Cache, allowUnpinned bool, insecure []string, g *globals) (*build.Base, error) {
+// specBase parses the spec's base; nil for scratch. An unparsable base is
+// bad input at the spec's base: line.
+func specBase(s *spec.Spec) (*base.Ref, error) {
 	if s.Base == "" || s.Base == "scratch" {
 		return nil, nil
 	}
@@ -394,7 +395,16 @@ func pinBase(ctx context.Context, s *spec.Spec, lf *lock.File, c *cache.Cache, a
 	if err != nil {
 		return nil, fault.Bad(s.ErrorAt("base", "%v", err))
 	}
-	ref = ref.WithInsecure(insecure).In(s.Dir)
+	return &ref, nil
+}
+
+// pinBase pins ref, the spec's base (nil for scratch), from the lock, the
+// spec, or the registry.
+func pinBase(ctx context.Context, s *spec.Spec, parsed *base.Ref, lf *lock.File, c *cache.Cache, allowUnpinned bool, insecure []string, g *globals) (*build.Base, error) {
+	if parsed == nil {
+		return nil, nil
+	}
+	ref := parsed.WithInsecure(insecure).In(s.Dir)
 	if p := ref.Path(); p != "" {
 		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
 			return nil, fault.Bad(s.ErrorAt("base", "%s does not exist (relative paths are from the spec's directory); build or copy the base there, or name another", p))

@@ -99,11 +99,9 @@ func (o *lockOpts) run(ctx context.Context, args []string) error {
 		old = nil
 	}
 	r := base.NewResolver(c, o.g.log, remoteOptions()...)
-	if s.Base != "" && s.Base != "scratch" {
-		// Validate early so the error points at the spec.
-		if _, err := base.ParseRef(s.Base); err != nil {
-			return fault.Bad(s.ErrorAt("base", "%v", err))
-		}
+	// Validate early so the error points at the spec.
+	if _, err := specBase(s); err != nil {
+		return err
 	}
 	f, changes, err := lock.Resolve(ctx, s, old, o.update, r, c, o.insecure, lock.WithClock(time.Now))
 	if err != nil {

@@ -30,24 +30,7 @@ import (
 // before the timer), and the push of the result when only the app layer
 // changed (the registry already has the base's blobs).
 func BenchmarkRebuildOnBase(b *testing.B) {
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-	img, err := random.Image(25<<20, 4) // 4 layers of 25 MiB: a 100 MiB base
-	if err != nil {
-		b.Fatal(err)
-	}
-	img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		b.Fatal(err)
-	}
-	ref, _ := name.ParseReference(host + "/base:1")
-	if err := remote.Write(ref, img, remote.WithContext(context.Background())); err != nil {
-		b.Fatal(err)
-	}
+	host, img := registryBase(b, 25<<20, 4, "base:1") // 4 layers of 25 MiB: a 100 MiB base
 	d, _ := img.Digest()
 	dir := b.TempDir()
 	app := filepath.Join(dir, "app.txt")
@@ -100,4 +83,30 @@ func BenchmarkRebuildOnBase(b *testing.B) {
 			}
 		}
 	})
+}
+
+// registryBase serves a random linux/amd64 image of layers layers of size
+// bytes each, at host/repoTag in an in-memory registry that lives as long
+// as the test.
+func registryBase(tb testing.TB, size, layers int64, repoTag string) (string, v1.Image) {
+	tb.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	tb.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := random.Image(size, layers)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		tb.Fatal(err)
+	}
+	ref, _ := name.ParseReference(host + "/" + repoTag)
+	if err := remote.Write(ref, img); err != nil {
+		tb.Fatal(err)
+	}
+	return host, img
 }

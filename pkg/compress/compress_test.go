@@ -7,12 +7,10 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/reprobuild/repro/pkg/compress"
+	"github.com/reprobuild/repro/pkg/testtool"
 )
 
 // write compresses in with a, in odd-sized pieces as a tar writer would,
@@ -158,33 +156,17 @@ func TestMemoryDoesNotGrowWithCores(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(64))
 	defer debug.SetGCPercent(debug.SetGCPercent(20))
 	in := testInput(1 << 20)
-	runtime.GC()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		var ms runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-				runtime.ReadMemStats(&ms)
-				peak.Store(max(peak.Load(), ms.HeapInuse))
-			}
+	peak := testtool.HeapPeak(func() {
+		zw, err := compress.NewWriter(io.Discard, compress.Zstd)
+		if err != nil {
+			t.Fatal(err)
 		}
+		for range 64 {
+			zw.Write(in)
+		}
+		zw.Close()
 	})
-	zw, err := compress.NewWriter(io.Discard, compress.Zstd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 64 {
-		zw.Write(in)
-	}
-	zw.Close()
-	close(stop)
-	wg.Wait()
-	if p := peak.Load(); p > 128<<20 {
+	if p := peak; p > 128<<20 {
 		t.Errorf("zstd at GOMAXPROCS 64 peaked at %d MiB of heap", p>>20)
 	} else {
 		t.Logf("zstd at GOMAXPROCS 64: heap peak %d MiB", p>>20)

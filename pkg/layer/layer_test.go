@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/reprobuild/repro/pkg/compress"
+	"github.com/reprobuild/repro/pkg/testtool"
 )
 
 func content(s string) (int64, func() (io.ReadCloser, error)) {
@@ -312,7 +311,7 @@ func TestMemoryBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peak := heapPeakWhile(func() {
+	peak := testtool.HeapPeak(func() {
 		_, err = Write(context.Background(), es, t.TempDir(), Options{Compression: compress.Gzip})
 	})
 	if err != nil {
@@ -443,31 +442,4 @@ func FuzzMatchGlob(f *testing.F) {
 			t.Errorf("%q matches %q but **/%s does not", pat, rel, pat)
 		}
 	})
-}
-
-// heapPeakWhile runs f and returns the peak of the heap in use meanwhile,
-// sampled every 5 ms.
-func heapPeakWhile(f func()) uint64 {
-	runtime.GC()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		var ms runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-				runtime.ReadMemStats(&ms)
-				if ms.HeapInuse > peak.Load() {
-					peak.Store(ms.HeapInuse)
-				}
-			}
-		}
-	})
-	f()
-	close(stop)
-	wg.Wait()
-	return peak.Load()
 }

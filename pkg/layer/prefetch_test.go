@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/reprobuild/repro/pkg/compress"
+	"github.com/reprobuild/repro/pkg/testtool"
 )
 
 // manyFiles are n regular files of the given size, each with its own
@@ -165,7 +166,7 @@ func heapPeak(t *testing.T, n int) uint64 {
 		}}
 	}
 	var err error
-	peak := heapPeakWhile(func() {
+	peak := testtool.HeapPeak(func() {
 		_, err = Write(context.Background(), es, t.TempDir(), Options{Compression: compress.Zstd})
 	})
 	if err != nil {

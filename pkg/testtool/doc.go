@@ -11,5 +11,8 @@
 // leave nothing behind. OCIRef names an OCI layout in a form that podman accepts,
 // and Run runs a command and fails the test with its output when it fails.
 //
+// HeapPeak samples the heap while a function runs, for the tests that hold
+// layers and compressors to bounded memory.
+//
 // This package reads the environment and is for tests only.
 package testtool
