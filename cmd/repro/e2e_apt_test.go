@@ -30,9 +30,9 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/reprobuild/repro/internal/testtool"
 	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/lock/locktest"
-	"github.com/reprobuild/repro/pkg/testtool"
 )
 
 // aptWanted are the packages of specs/examples/nginx.

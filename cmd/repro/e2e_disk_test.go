@@ -34,7 +34,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/reprobuild/repro/pkg/testtool"
+	"github.com/reprobuild/repro/internal/testtool"
 )
 
 // diskRecord is the part of FILE.json that the tests read.

@@ -35,7 +35,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/reprobuild/repro/pkg/testtool"
+	"github.com/reprobuild/repro/internal/testtool"
 )
 
 // gcNow is the fixed "now" of the gc tests.

@@ -17,7 +17,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/reprobuild/repro/pkg/testtool"
+	"github.com/reprobuild/repro/internal/testtool"
 )
 
 // TestRegistryE2E shares one registry and one base among its subtests:

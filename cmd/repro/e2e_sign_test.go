@@ -20,12 +20,12 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/reprobuild/repro/internal/testtool"
 	"github.com/reprobuild/repro/pkg/attest"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/output"
 	"github.com/reprobuild/repro/pkg/sign"
-	"github.com/reprobuild/repro/pkg/testtool"
 )
 
 // cosignTrustedRoot is a trusted root with nothing in it: with --key and

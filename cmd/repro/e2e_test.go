@@ -27,7 +27,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/reprobuild/repro/pkg/testtool"
+	"github.com/reprobuild/repro/internal/testtool"
 )
 
 const (

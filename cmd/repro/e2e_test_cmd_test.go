@@ -23,9 +23,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/reprobuild/repro/internal/testtool"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imagetest"
-	"github.com/reprobuild/repro/pkg/testtool"
 )
 
 // testExpectation is one line of testdata/imagetest/expected.txt.

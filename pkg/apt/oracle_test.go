@@ -21,9 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reprobuild/repro/internal/testtool"
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/layer"
-	"github.com/reprobuild/repro/pkg/testtool"
 )
 
 // The oracle tests compare Resolve with apt-get itself, on the same

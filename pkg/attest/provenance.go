@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/reprobuild/repro/pkg/internal/canonical"
+	"github.com/reprobuild/repro/internal/canonical"
 )
 
 // Predicate types, as the in-toto statement names them, and the names

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/reprobuild/repro/pkg/internal/canonical"
+	"github.com/reprobuild/repro/internal/canonical"
 )
 
 // Format is an SBOM format.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/reprobuild/repro/pkg/internal/canonical"
+	"github.com/reprobuild/repro/internal/canonical"
 )
 
 // StatementType is the in-toto statement version repro writes.

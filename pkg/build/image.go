@@ -12,7 +12,7 @@ import (
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/reprobuild/repro/pkg/internal/canonical"
+	"github.com/reprobuild/repro/internal/canonical"
 )
 
 // image is a built image: raw manifest and config, and layer files.

@@ -9,8 +9,8 @@ import (
 	"runtime/debug"
 	"testing"
 
+	"github.com/reprobuild/repro/internal/testtool"
 	"github.com/reprobuild/repro/pkg/compress"
-	"github.com/reprobuild/repro/pkg/testtool"
 )
 
 // write compresses in with a, in odd-sized pieces as a tar writer would,

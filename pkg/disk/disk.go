@@ -20,8 +20,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/reprobuild/repro/internal/atomicfs"
 	"github.com/reprobuild/repro/pkg/fault"
-	"github.com/reprobuild/repro/pkg/internal/atomicfs"
 	"github.com/reprobuild/repro/pkg/rootfs"
 )
 

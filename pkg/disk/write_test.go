@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/reprobuild/repro/pkg/testtool"
+	"github.com/reprobuild/repro/internal/testtool"
 )
 
 // layerOf makes a layer from tar headers; regular files hold body.

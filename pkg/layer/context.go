@@ -12,7 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/reprobuild/repro/pkg/internal/glob"
+	"github.com/reprobuild/repro/internal/glob"
 )
 
 // Context is a build context: the directory that a spec's sources are

@@ -17,8 +17,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/reprobuild/repro/internal/testtool"
 	"github.com/reprobuild/repro/pkg/compress"
-	"github.com/reprobuild/repro/pkg/testtool"
 )
 
 func content(s string) (int64, func() (io.ReadCloser, error)) {

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reprobuild/repro/internal/testtool"
 	"github.com/reprobuild/repro/pkg/compress"
-	"github.com/reprobuild/repro/pkg/testtool"
 )
 
 // manyFiles are n regular files of the given size, each with its own

@@ -13,9 +13,9 @@ import (
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/reprobuild/repro/internal/atomicfs"
+	"github.com/reprobuild/repro/internal/canonical"
 	"github.com/reprobuild/repro/pkg/fault"
-	"github.com/reprobuild/repro/pkg/internal/atomicfs"
-	"github.com/reprobuild/repro/pkg/internal/canonical"
 	"github.com/reprobuild/repro/pkg/layer"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/reprobuild/repro/pkg/internal/glob"
+	"github.com/reprobuild/repro/internal/glob"
 )
 
 // Allow is one secrets.allow entry of the spec.

@@ -17,10 +17,10 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/oci/empty"
 
+	"github.com/reprobuild/repro/internal/atomicfs"
+	"github.com/reprobuild/repro/internal/canonical"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
-	"github.com/reprobuild/repro/pkg/internal/atomicfs"
-	"github.com/reprobuild/repro/pkg/internal/canonical"
 )
 
 // signLayout adds sig and atts to the layout holding art, in cosign's

@@ -21,15 +21,15 @@ const module = "github.com/reprobuild/repro"
 var allowed = map[string][]string{
 	"cmd/repro":                   {"*"},
 	"pkg/fault":                   {},
-	"pkg/internal/canonical":      {},
-	"pkg/testtool":                {},
-	"pkg/internal/depcheck":       {},
+	"internal/canonical":          {},
+	"internal/testtool":           {},
+	"internal/depcheck":           {},
 	"pkg/vcs":                     {},
 	"pkg/compress":                {},
 	"pkg/spec":                    {"pkg/fault"},
 	"pkg/spec/internal/genschema": {"pkg/spec"},
 	"pkg/imageref":                {"pkg/fault"},
-	"pkg/layer":                   {"pkg/compress", "pkg/internal/glob"},
+	"pkg/layer":                   {"pkg/compress", "internal/glob"},
 	"pkg/cache":                   {"pkg/fault"},
 	"pkg/base":                    {"pkg/cache", "pkg/compress", "pkg/fault", "pkg/imageref"},
 	"pkg/lock":                    {"pkg/apt", "pkg/base", "pkg/cache", "pkg/fault", "pkg/spec"},
@@ -37,16 +37,16 @@ var allowed = map[string][]string{
 	"pkg/apt":                     {"pkg/cache", "pkg/compress", "pkg/fault", "pkg/layer"},
 	"pkg/rootfs":                  {},
 	"pkg/diff":                    {"pkg/imageref", "pkg/rootfs"},
-	"pkg/disk":                    {"pkg/rootfs", "pkg/fault", "pkg/internal/atomicfs"},
-	"pkg/secrets":                 {"pkg/internal/glob"},
-	"pkg/internal/glob":           {},
-	"pkg/internal/atomicfs":       {"pkg/fault"},
-	"pkg/build":                   {"pkg/spec", "pkg/layer", "pkg/cache", "pkg/base", "pkg/compress", "pkg/fault", "pkg/imageref", "pkg/internal/canonical", "pkg/secrets", "pkg/apt", "pkg/lock"},
-	"pkg/output":                  {"pkg/imageref", "pkg/layer", "pkg/fault", "pkg/internal/canonical", "pkg/internal/atomicfs"},
+	"pkg/disk":                    {"pkg/rootfs", "pkg/fault", "internal/atomicfs"},
+	"pkg/secrets":                 {"internal/glob"},
+	"internal/glob":               {},
+	"internal/atomicfs":           {"pkg/fault"},
+	"pkg/build":                   {"pkg/spec", "pkg/layer", "pkg/cache", "pkg/base", "pkg/compress", "pkg/fault", "pkg/imageref", "internal/canonical", "pkg/secrets", "pkg/apt", "pkg/lock"},
+	"pkg/output":                  {"pkg/imageref", "pkg/layer", "pkg/fault", "internal/canonical", "internal/atomicfs"},
 	"pkg/imagetest":               {"pkg/rootfs", "pkg/imageref", "pkg/fault"},
-	"pkg/gc":                      {"pkg/imageref", "pkg/output", "pkg/fault", "pkg/internal/atomicfs"},
-	"pkg/attest":                  {"pkg/rootfs", "pkg/spec", "pkg/compress", "pkg/fault", "pkg/internal/canonical"},
-	"pkg/sign":                    {"pkg/attest", "pkg/imageref", "pkg/fault", "pkg/internal/canonical", "pkg/internal/atomicfs"},
+	"pkg/gc":                      {"pkg/imageref", "pkg/output", "pkg/fault", "internal/atomicfs"},
+	"pkg/attest":                  {"pkg/rootfs", "pkg/spec", "pkg/compress", "pkg/fault", "internal/canonical"},
+	"pkg/sign":                    {"pkg/attest", "pkg/imageref", "pkg/fault", "internal/canonical", "internal/atomicfs"},
 	"specs/examples/go-server":    {},
 }
 
@@ -122,7 +122,7 @@ func TestImportTable(t *testing.T) {
 	}
 }
 
-// TestLibrariesReadNoEnvironment checks that packages under pkg/ (test
+// TestLibrariesReadNoEnvironment checks that packages under pkg/ and internal/ (test
 // helpers aside) never read the environment or the clock: cmd/repro reads
 // them once and passes values down.
 func TestLibrariesReadNoEnvironment(t *testing.T) {
@@ -133,7 +133,8 @@ func TestLibrariesReadNoEnvironment(t *testing.T) {
 	var found []string
 	for _, p := range listPackages(t) {
 		name := rel(p.ImportPath)
-		if !strings.HasPrefix(name, "pkg/") || strings.HasPrefix(name, "pkg/testtool") || strings.Contains(name, "/internal/genschema") {
+		library := strings.HasPrefix(name, "pkg/") || strings.HasPrefix(name, "internal/")
+		if !library || name == "internal/testtool" || name == "internal/depcheck" || strings.Contains(name, "/internal/genschema") {
 			continue
 		}
 		for _, f := range p.GoFiles {
