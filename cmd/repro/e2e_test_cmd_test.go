@@ -271,7 +271,7 @@ func testReports(t *testing.T, refs map[string]string) {
 		file string
 		want []string
 	}{
-		{"unknown-key.yaml", []string{"unknown-key.yaml:5:5: fileExistenceTests[0].permission: unknown key; did you mean permissions?"}},
+		{"unknown-key.yaml", []string{"unknown-key.yaml:5:5: fileExistenceTests[0].permission: unknown field; did you mean \"permissions\"?"}},
 		{"no-schema.yaml", []string{"no-schema.yaml:1:1: schemaVersion: missing"}},
 	} {
 		r := invocation{}.run(t, "test", ref, "-c", filepath.Join(dir, "bad", c.file))

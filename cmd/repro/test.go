@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/imagetest"
 )
 
@@ -116,7 +117,7 @@ func runBuildTests(ctx context.Context, g *globals, files []*imagetest.File, rt 
 	if err != nil {
 		return err
 	}
-	sum, err := imagetest.RunArtifact(ctx, img, idx, files, opts)
+	sum, err := imagetest.Run(ctx, imageref.Artifact{Image: img, Index: idx}, files, opts)
 	if err != nil {
 		return err
 	}
@@ -159,20 +160,8 @@ func (o *testOpts) run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
-	var sum *imagetest.Summary
-	switch {
-	case a.Image != nil:
-		sum, err = imagetest.Run(ctx, a.Image, files, opts)
-	case o.platform != "":
-		var img v1.Image
-		img, err = platformImage(a.Index, o.platform)
-		if err != nil {
-			return err
-		}
-		sum, err = imagetest.Run(ctx, img, files, opts)
-	default:
-		sum, err = imagetest.RunIndex(ctx, a.Index, files, opts)
-	}
+	opts.Platform = o.platform
+	sum, err := imagetest.Run(ctx, *a, files, opts)
 	if err != nil {
 		return err
 	}
@@ -186,20 +175,6 @@ func (o *testOpts) run(ctx context.Context, args []string) error {
 		return errSilent{fault.CheckFailed}
 	}
 	return nil
-}
-
-func platformImage(idx v1.ImageIndex, platform string) (v1.Image, error) {
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, fault.Op(err)
-	}
-	for _, d := range im.Manifests {
-		if d.Platform != nil && d.MediaType.IsImage() && platformName(*d.Platform) == platform {
-			img, err := idx.Image(d.Digest)
-			return img, fault.Op(err)
-		}
-	}
-	return nil, fault.Bad(fmt.Errorf("the index has no %s image", platform))
 }
 
 func (o *testOpts) write(sum *imagetest.Summary) error {

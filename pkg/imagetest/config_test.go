@@ -31,19 +31,31 @@ func TestParseErrorsAreLocated(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown top-level key", "schemaVersion: \"2.0.0\"\nfileExistanceTests: []\n",
-			"tests.yaml:2:1: fileExistanceTests: unknown key; did you mean fileExistenceTests?"},
+			"tests.yaml:2:1: fileExistanceTests: unknown field; did you mean \"fileExistenceTests\"?"},
 		{"unknown key in a test", "schemaVersion: \"2.0.0\"\nfileExistenceTests:\n  - name: a\n    path: /a\n    shouldexist: true\n",
-			"tests.yaml:5:5: fileExistenceTests[0].shouldexist: unknown key; did you mean shouldExist?"},
+			"tests.yaml:5:5: fileExistenceTests[0].shouldexist: unknown field; did you mean \"shouldExist\"?"},
 		{"unknown key far from any", "schemaVersion: \"2.0.0\"\nmetadataTest:\n  frobnicate: 1\n",
-			"tests.yaml:3:3: metadataTest.frobnicate: unknown key; known keys here: env, unboundEnv"},
+			"tests.yaml:3:3: metadataTest.frobnicate: unknown field; the fields of metadataTest are cmd, entrypoint, envVars, exposedPorts, labels, unboundEnvVars"},
 		{"unknown key in an env var", "schemaVersion: \"2.0.0\"\nglobalEnvVars:\n  - key: A\n    val: b\n",
-			"tests.yaml:4:5: globalEnvVars[0].val: unknown key; did you mean value?"},
+			"tests.yaml:4:5: globalEnvVars[0].val: unknown field; did you mean \"value\"?"},
 		{"missing schemaVersion", "fileExistenceTests: []\n",
 			"tests.yaml:1:1: schemaVersion: missing"},
-		{"old schemaVersion", "schemaVersion: \"1.0.0\"\n",
-			`tests.yaml:1:16: schemaVersion: "1.0.0" is not supported`},
-		{"licenseTests", "schemaVersion: \"2.0.0\"\nlicenseTests:\n  - debian: true\n",
-			"tests.yaml:2:1: licenseTests: licenseTests (Debian copyright scanning) are not supported"},
+		{"unknown schemaVersion", "schemaVersion: \"3.0.0\"\n",
+			`tests.yaml:1:16: schemaVersion: "3.0.0" is not a schema version of container-structure-test; write "2.0.0" (or "1.0.0")`},
+		{"old env", "schemaVersion: \"2.0.0\"\nmetadataTest:\n  env: [{key: A, value: b}]\n",
+			"tests.yaml:3:3: metadataTest.env: container-structure-test renamed env to envVars in v1.13.0 and no longer reads env; write envVars"},
+		{"old unboundEnv", "schemaVersion: \"2.0.0\"\nmetadataTest:\n  unboundEnv: [{key: A}]\n",
+			"tests.yaml:3:3: metadataTest.unboundEnv: container-structure-test renamed unboundEnv to unboundEnvVars in v1.13.0 and no longer reads unboundEnv; write unboundEnvVars"},
+		{"metadataTest in 1.0.0", "schemaVersion: \"1.0.0\"\nmetadataTest:\n  envVars: [{key: A, value: b}]\n",
+			`tests.yaml:2:1: metadataTest: metadataTest is a key of schemaVersion "2.0.0", and this file says "1.0.0"`},
+		{"uid in 1.0.0", "schemaVersion: \"1.0.0\"\nfileExistenceTests:\n  - {name: a, path: /a, uid: 0}\n",
+			`tests.yaml:3:25: fileExistenceTests[0].uid: uid is a key of schemaVersion "2.0.0"`},
+		{"command as a string in 1.0.0", "schemaVersion: \"1.0.0\"\ncommandTests:\n  - {name: a, command: ls}\n",
+			`tests.yaml:3:24: commandTests[0].command: expected a list, found "ls"`},
+		{"command as a list in 2.0.0", "schemaVersion: \"2.0.0\"\ncommandTests:\n  - {name: a, command: [ls, -l]}\n",
+			`tests.yaml:3:24: commandTests[0].command: expected a string, found a list`},
+		{"licenseTests not a list", "schemaVersion: \"2.0.0\"\nlicenseTests:\n  debian: true\n",
+			"tests.yaml:3:3: licenseTests: expected a list"},
 		{"wrong type", "schemaVersion: \"2.0.0\"\nfileExistenceTests:\n  - name: a\n    path: /a\n    uid: root\n",
 			`tests.yaml:5:10: fileExistenceTests[0].uid: "root" is not a whole number`},
 		{"not a list", "schemaVersion: \"2.0.0\"\nfileContentTests:\n  name: a\n",
@@ -63,7 +75,7 @@ func TestParseErrorsAreLocated(t *testing.T) {
 		{"duplicate key", "schemaVersion: \"2.0.0\"\nschemaVersion: \"2.0.0\"\n",
 			"tests.yaml:2:1: schemaVersion: given twice (first on line 1)"},
 		{"isRegex outside metadata", "schemaVersion: \"2.0.0\"\nglobalEnvVars:\n  - {key: A, value: b, isRegex: true}\n",
-			"globalEnvVars[0].isRegex: isRegex applies only to metadataTest env and labels"},
+			"globalEnvVars[0].isRegex: isRegex applies only to metadataTest envVars and labels"},
 		{"empty file", "", "tests.yaml:1:1: the file is empty"},
 		{"not YAML", "schemaVersion: [\n", "tests.yaml:"},
 		{"a list at the top", "- a\n", "tests.yaml:1:1: a test file is a mapping"},
@@ -115,11 +127,11 @@ metadataTest:
 }
 
 func TestParseJSON(t *testing.T) {
-	f, err := Parse("t.json", []byte(`{"schemaVersion": "2.0.0", "metadataTest": {"env": [{"key": "A", "value": "^b", "isRegex": true}]}}`))
+	f, err := Parse("t.json", []byte(`{"schemaVersion": "2.0.0", "metadataTest": {"envVars": [{"key": "A", "value": "^b", "isRegex": true}]}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := f.MetadataTest.Env[0]; e.Key != "A" || e.Value != "^b" || !e.IsRegex {
+	if e := f.MetadataTest.EnvVars[0]; e.Key != "A" || e.Value != "^b" || !e.IsRegex {
 		t.Errorf("env %+v", e)
 	}
 }

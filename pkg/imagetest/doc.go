@@ -1,5 +1,5 @@
 // Package imagetest runs structure tests against an image without running
-// it: container-structure-test's test files (schema 2.0.0), read from the
+// it: container-structure-test's test files (schema 2.0.0, and 1.0.0), read from the
 // layers as they stream past, with no extraction, no root and no daemon.
 // Only commandTests run a container, through podman, and only when the
 // caller gives a Runtime; without one they are reported as skipped, never
@@ -28,8 +28,8 @@
 //     extracts as the user running it.
 //   - fileContentTests: expectedContents and excludedContents are Go
 //     regular expressions matched anywhere in the content.
-//   - metadataTest: env and labels must be set, to the value or, with
-//     isRegex, to a value the expression matches; unboundEnv must not be
+//   - metadataTest: envVars and labels must be set, to the value or, with
+//     isRegex, to a value the expression matches; unboundEnvVars must not be
 //     set; entrypoint and cmd are checked when given, and an empty list
 //     means the config's must be empty; workdir and user are checked when
 //     not empty; exposedPorts, unexposedPorts, volumes and
@@ -56,8 +56,24 @@
 // schemaVersion, a test without a name or path, a command test without a
 // command, an empty setup command, a regular expression that does not
 // compile, an isExecutableBy other than the four words, and a permissions
-// string that FileMode.String() cannot print. licenseTests are refused
-// with a message. A run with no tests at all fails.
+// string that FileMode.String() cannot print. The keys container-structure-test
+// renamed in v1.13.0 (metadataTest env and unboundEnv, now envVars and
+// unboundEnvVars) are refused, as it refuses them, naming the new key. A
+// test file is one YAML document, and at most MaxTestFileSize bytes; its
+// aliases expand within the budget of internal/yamlpos. A run with no
+// tests at all fails.
+//
+// # Schema 1.0.0 and licence tests
+//
+// Files of schema 1.0.0 are read as container-structure-test reads them:
+// a command test's command is a list (the program, then its arguments);
+// there is no metadataTest or containerRunOptions, and
+// fileExistenceTests check no owners or executable bits (those keys are
+// refused with a message). licenseTests (both schemas) run as upstream's:
+// with debian: true every directory right under /usr/share/doc (but
+// libgnutls30's) must hold a copyright file, and that file, like each of
+// files:, must not name AGPL or WTFPL (case-insensitively). They are
+// reported as "License Test", after the content tests.
 //
 // # Reports
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/rootfs"
 )
 
@@ -28,6 +30,9 @@ type Options struct {
 	Clock func() time.Time
 	// Log receives progress; nil discards.
 	Log *slog.Logger
+	// Platform narrows an index to its image of this platform
+	// (os/arch[/variant]); "" tests every image.
+	Platform string
 }
 
 // Result is one test's outcome. Its JSON is container-structure-test's
@@ -109,43 +114,101 @@ type runner struct {
 	podNot string // why command tests are skipped; "" when they run
 }
 
-// Run runs every test of files against img, file by file and, within a
-// file, in container-structure-test's order: commandTests,
-// fileExistenceTests, fileContentTests, then the metadataTest. The
-// filesystem is read from the layers as they are streamed, whiteouts
-// applied; nothing is extracted. Its error is for the run itself
-// (reading the image, starting podman); failed tests are in the Summary.
-func Run(ctx context.Context, img v1.Image, files []*File, opts Options) (*Summary, error) {
-	return runImage(ctx, img, files, opts, "")
-}
-
-// RunIndex runs the tests against every image of idx, the names of the
-// results prefixed with the image's platform.
-func RunIndex(ctx context.Context, idx v1.ImageIndex, files []*File, opts Options) (*Summary, error) {
-	im, err := idx.IndexManifest()
+// Run runs every test of files against a: its image, or every image of
+// its index (nested indexes too), the names of the results then prefixed
+// with the image's platform; with opts.Platform, only that platform's
+// image of an index. Within an image, tests run file by file and, within a
+// file, in this order: commandTests, fileExistenceTests,
+// fileContentTests, licenseTests, then the metadataTest. The filesystem
+// is read from the layers as they are streamed, whiteouts applied;
+// nothing is extracted. Its error is for the run itself (reading the
+// image, starting podman); failed tests are in the Summary.
+func Run(ctx context.Context, a imageref.Artifact, files []*File, opts Options) (*Summary, error) {
+	switch {
+	case a.Image != nil:
+		return runImage(ctx, a.Image, files, opts, "")
+	case a.Index == nil:
+		return nil, fault.Bad(errors.New("nothing to test: neither an image nor an index"))
+	}
+	images, err := indexImages(a.Index, 0)
 	if err != nil {
-		return nil, fault.Op(err)
+		return nil, err
+	}
+	if opts.Platform != "" {
+		var names []string
+		for _, im := range images {
+			if im.platform == opts.Platform {
+				return runImage(ctx, im.img, files, opts, "")
+			}
+			names = append(names, im.platform)
+		}
+		return nil, fault.Bad(fmt.Errorf("the index has no %s image; it has %s", opts.Platform, listOr(names)))
 	}
 	all := &Summary{}
-	for _, d := range im.Manifests {
-		if !d.MediaType.IsImage() {
-			continue
-		}
-		img, err := idx.Image(d.Digest)
-		if err != nil {
-			return nil, fault.Op(err)
-		}
-		name := d.Digest.String()
-		if d.Platform != nil {
-			name = platformString(*d.Platform)
-		}
-		s, err := runImage(ctx, img, files, opts, "["+name+"] ")
+	for _, im := range images {
+		s, err := runImage(ctx, im.img, files, opts, "["+im.platform+"] ")
 		if err != nil {
 			return nil, err
 		}
 		all.Merge(s)
 	}
 	return all, nil
+}
+
+func listOr(names []string) string {
+	if len(names) == 0 {
+		return "no image at all"
+	}
+	return strings.Join(names, ", ")
+}
+
+// maxIndexDepth bounds how deep indexes may nest.
+const maxIndexDepth = 4
+
+type platformImage struct {
+	platform string // or the digest, for an image without a platform
+	img      v1.Image
+}
+
+// indexImages lists the images of idx, those of nested indexes after
+// their parent's own, in the index's order.
+func indexImages(idx v1.ImageIndex, depth int) ([]platformImage, error) {
+	if depth > maxIndexDepth {
+		return nil, fault.Bad(fmt.Errorf("indexes nest more than %d deep; test an image of it by digest", maxIndexDepth))
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fault.Op(fmt.Errorf("reading the index: %w", err))
+	}
+	var out []platformImage
+	for _, d := range im.Manifests {
+		switch {
+		case d.MediaType.IsImage():
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				return nil, fault.Op(fmt.Errorf("reading image %s of the index: %w", d.Digest, err))
+			}
+			name := d.Digest.String()
+			if d.Platform != nil {
+				name = platformString(*d.Platform)
+			}
+			out = append(out, platformImage{name, img})
+		case d.MediaType.IsIndex():
+			child, err := idx.ImageIndex(d.Digest)
+			if err != nil {
+				return nil, fault.Op(fmt.Errorf("reading index %s of the index: %w", d.Digest, err))
+			}
+			more, err := indexImages(child, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, more...)
+		}
+	}
+	if depth == 0 && len(out) == 0 {
+		return nil, fault.Bad(errors.New("the index holds no image to test"))
+	}
+	return out, nil
 }
 
 func platformString(p v1.Platform) string {
@@ -184,6 +247,9 @@ func runImage(ctx context.Context, img v1.Image, files []*File, opts Options, pr
 		for i := range f.FileContentTests {
 			s.add(r.timed(f, func() *Result { return r.content(&f.FileContentTests[i]) }))
 		}
+		for i := range f.LicenseTests {
+			s.add(r.timed(f, func() *Result { return r.license(&f.LicenseTests[i]) }))
+		}
 		if !f.MetadataTest.empty() {
 			s.add(r.timed(f, func() *Result { return r.metadata(&f.MetadataTest, env) }))
 		}
@@ -216,7 +282,7 @@ func (r *runner) close() {
 func (r *runner) readFiles(ctx context.Context, files []*File) error {
 	need := false
 	for _, f := range files {
-		need = need || len(f.FileExistenceTests) > 0 || len(f.FileContentTests) > 0
+		need = need || len(f.FileExistenceTests) > 0 || len(f.FileContentTests) > 0 || len(f.LicenseTests) > 0
 	}
 	if !need {
 		return nil
@@ -227,10 +293,23 @@ func (r *runner) readFiles(ctx context.Context, files []*File) error {
 	}
 	r.fs, r.tree = fsys, newTree(fsys)
 	paths := map[string]bool{}
+	want := func(p string) {
+		if _, e, _ := r.tree.lookup(p, true); e != nil && e.Kind == rootfs.Regular && e.Size <= maxContent {
+			paths[e.Path] = true
+		}
+	}
 	for _, f := range files {
 		for _, t := range f.FileContentTests {
-			if _, e, _ := r.tree.lookup(t.Path, true); e != nil && e.Kind == rootfs.Regular && e.Size <= maxContent {
-				paths[e.Path] = true
+			want(t.Path)
+		}
+		for _, t := range f.LicenseTests {
+			if t.Debian {
+				for _, pkg := range r.debianPackages() {
+					want(path.Join(debianDocs, pkg, "copyright"))
+				}
+			}
+			for _, p := range t.Files {
+				want(p)
 			}
 		}
 	}
@@ -293,24 +372,30 @@ func (r *runner) existence(t *FileExistenceTest, env map[string]string) *Result 
 	return res
 }
 
-func (r *runner) content(t *FileContentTest) *Result {
-	res := &Result{Name: "File Content Test: " + t.Name, Pass: true}
-	_, f, err := r.tree.lookup(t.Path, true)
+// read returns the content of the file at p, read before the tests ran,
+// or why it cannot.
+func (r *runner) read(p string) (string, error) {
+	_, f, err := r.tree.lookup(p, true)
 	switch {
 	case f == nil:
-		res.errorf("cannot read %s: %v", t.Path, err)
-		return res
+		return "", fmt.Errorf("cannot read %s: %w", p, err)
 	case f.Kind == rootfs.Dir:
-		res.errorf("cannot read %s: it is a directory", t.Path)
-		return res
+		return "", fmt.Errorf("cannot read %s: it is a directory", p)
 	case f.Kind != rootfs.Regular:
-		res.errorf("cannot read %s: it is a %s, not a regular file", t.Path, f.Kind)
-		return res
+		return "", fmt.Errorf("cannot read %s: it is a %s, not a regular file", p, f.Kind)
 	case f.Size > maxContent:
-		res.errorf("cannot read %s: %d bytes, more than the %d that content tests read", t.Path, f.Size, maxContent)
+		return "", fmt.Errorf("cannot read %s: %d bytes, more than the %d that content tests read", p, f.Size, maxContent)
+	}
+	return string(r.data[f.Path]), nil
+}
+
+func (r *runner) content(t *FileContentTest) *Result {
+	res := &Result{Name: "File Content Test: " + t.Name, Pass: true}
+	body, err := r.read(t.Path)
+	if err != nil {
+		res.errorf("%v", err)
 		return res
 	}
-	body := string(r.data[f.Path])
 	for _, e := range t.ExpectedContents {
 		if !regexp.MustCompile(e).MatchString(body) {
 			res.errorf("expected content %q not found in %s: %s", e, t.Path, excerpt(body))
@@ -320,6 +405,70 @@ func (r *runner) content(t *FileContentTest) *Result {
 		if regexp.MustCompile(e).MatchString(body) {
 			res.errorf("excluded content %q found in %s: %s", e, t.Path, excerpt(body))
 		}
+	}
+	return res
+}
+
+// debianDocs is where Debian packages keep their copyright files.
+const debianDocs = "/usr/share/doc"
+
+// licenceAllowed are the packages whose copyright files a licence test
+// does not read, and licenceRefused the words that fail it, as
+// container-structure-test has them.
+var (
+	licenceAllowed = []string{"libgnutls30"}
+	licenceRefused = []string{"AGPL", "WTFPL"}
+)
+
+// debianPackages are the directories right under /usr/share/doc (as
+// themselves: a symbolic link to a directory is not one), sorted.
+func (r *runner) debianPackages() []string {
+	var out []string
+	for _, f := range r.fs.Files() {
+		if path.Dir(f.Path) == debianDocs && f.Kind == rootfs.Dir && !slices.Contains(licenceAllowed, path.Base(f.Path)) {
+			out = append(out, path.Base(f.Path))
+		}
+	}
+	for p := range r.tree.implicit {
+		if path.Dir(p) == debianDocs && !slices.Contains(licenceAllowed, path.Base(p)) {
+			out = append(out, path.Base(p))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// license is container-structure-test's licence test: each copyright
+// file must exist and name no refused licence.
+func (r *runner) license(t *LicenseTest) *Result {
+	res := &Result{Name: "License Test", Pass: true}
+	check := func(p string) {
+		body, err := r.read(p)
+		if err != nil {
+			res.errorf("%v", err)
+			return
+		}
+		up := strings.ToUpper(body)
+		for _, w := range licenceRefused {
+			if strings.Contains(up, w) {
+				res.errorf("%s names the licence %s, which licence tests refuse", p, w)
+			}
+		}
+	}
+	if t.Debian {
+		if _, d, err := r.tree.lookup(debianDocs, true); d == nil || d.Kind != rootfs.Dir {
+			if err == nil {
+				err = errNotDir
+			}
+			res.errorf("cannot read the directory %s: %v", debianDocs, err)
+			return res
+		}
+		for _, pkg := range r.debianPackages() {
+			check(path.Join(debianDocs, pkg, "copyright"))
+		}
+	}
+	for _, p := range t.Files {
+		check(p)
 	}
 	return res
 }
@@ -369,10 +518,10 @@ func (r *runner) metadata(t *MetadataTest, env map[string]string) *Result {
 			res.errorf("%s %s is %q, want %q", what, want.Key, v, want.Value)
 		}
 	}
-	for _, e := range t.Env {
+	for _, e := range t.EnvVars {
 		match("env var", e, env)
 	}
-	for _, e := range t.UnboundEnv {
+	for _, e := range t.UnboundEnvVars {
 		if _, ok := env[e.Key]; ok {
 			res.errorf("env var %s is set in the image but should not be", e.Key)
 		}
@@ -474,17 +623,4 @@ func (r *runner) command(ctx context.Context, f *File, t *CommandTest, env map[s
 		res.errorf("exit code %d, want %d", out.code, t.ExitCode)
 	}
 	return res
-}
-
-// RunArtifact runs the tests against a build's result before it is
-// written anywhere: img, or, when img is nil, every image of idx (results
-// named after their platforms). It is what `repro build --test` calls.
-func RunArtifact(ctx context.Context, img v1.Image, idx v1.ImageIndex, files []*File, opts Options) (*Summary, error) {
-	if img != nil {
-		return Run(ctx, img, files, opts)
-	}
-	if idx == nil {
-		return nil, fault.Bad(errors.New("nothing to test: neither an image nor an index"))
-	}
-	return RunIndex(ctx, idx, files, opts)
 }

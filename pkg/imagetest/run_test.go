@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/reprobuild/repro/pkg/imageref"
 )
 
 type ent struct {
@@ -113,7 +115,7 @@ func run(t *testing.T, img v1.Image, yaml string, opts Options) *Summary {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Run(context.Background(), img, []*File{f}, opts)
+	s, err := Run(context.Background(), imageref.Artifact{Image: img}, []*File{f}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,8 +266,8 @@ func TestMetadata(t *testing.T) {
 		pass       bool
 	}{
 		{"everything", `
-  env: [{key: PATH, value: /usr/bin}, {key: EMPTY, value: ""}, {key: VERSION, value: '^1\.\d+', isRegex: true}]
-  unboundEnv: [{key: HOME}]
+  envVars: [{key: PATH, value: /usr/bin}, {key: EMPTY, value: ""}, {key: VERSION, value: '^1\.\d+', isRegex: true}]
+  unboundEnvVars: [{key: HOME}]
   labels: [{key: team, value: core}, {key: org.opencontainers.image.version, value: '^1\.', isRegex: true}]
   exposedPorts: ["8080", "53"]
   unexposedPorts: ["22", "8080/tcp"]
@@ -276,15 +278,15 @@ func TestMetadata(t *testing.T) {
   volumes: [/data]
   unmountedVolumes: [/srv]`, true},
 		{"global env vars count", `
-  env: [{key: GLOBAL, value: /usr/bin/x}]`, true},
+  envVars: [{key: GLOBAL, value: /usr/bin/x}]`, true},
 		{"env missing", `
-  env: [{key: HOME, value: /root}]`, false},
+  envVars: [{key: HOME, value: /root}]`, false},
 		{"env differs", `
-  env: [{key: PATH, value: /bin}]`, false},
+  envVars: [{key: PATH, value: /bin}]`, false},
 		{"env regex differs", `
-  env: [{key: VERSION, value: '^2', isRegex: true}]`, false},
+  envVars: [{key: VERSION, value: '^2', isRegex: true}]`, false},
 		{"env set but should not", `
-  unboundEnv: [{key: PATH}]`, false},
+  unboundEnvVars: [{key: PATH}]`, false},
 		{"label differs", `
   labels: [{key: team, value: edge}]`, false},
 		{"label missing", `
@@ -470,7 +472,7 @@ func TestPodmanNeedsALowerCaseTempDir(t *testing.T) {
 	podman, _ := fakePodman(t)
 	opts := Options{Runtime: &Podman{Command: []string{podman}, TempDir: t.TempDir(), Platform: "linux/amd64"}}
 	f, _ := Parse("t.yaml", []byte("schemaVersion: \"2.0.0\"\ncommandTests: [{name: a, command: /usr/bin/app}]\n"))
-	_, err := Run(context.Background(), testImage(t), []*File{f}, opts)
+	_, err := Run(context.Background(), imageref.Artifact{Image: testImage(t)}, []*File{f}, opts)
 	if err == nil || !strings.Contains(err.Error(), "set TMPDIR to a lower-case directory") {
 		t.Errorf("error %v", err)
 	}
@@ -558,7 +560,7 @@ func TestRunIndexNamesPlatforms(t *testing.T) {
 	img := testImage(t)
 	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
 	f, _ := Parse("t.yaml", []byte("schemaVersion: \"2.0.0\"\nfileExistenceTests: [{name: etc, path: /etc}]\n"))
-	s, err := RunIndex(context.Background(), idx, []*File{f}, Options{})
+	s, err := Run(context.Background(), imageref.Artifact{Index: idx}, []*File{f}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

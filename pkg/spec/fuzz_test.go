@@ -72,10 +72,10 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("second Parse failed: %v", err)
 		}
-		d := &decoder{file: again.File, pos: again.pos, keys: again.keys}
+		d := &decoder{File: again.File, Schema: schema, Pos: again.pos, Keys: again.keys}
 		(&validator{s: again, d: d}).validate()
-		if len(d.errs) > 0 {
-			t.Fatalf("a valid spec fails validation again: %v", d.errs)
+		if len(d.Errs) > 0 {
+			t.Fatalf("a valid spec fails validation again: %v", d.Errs)
 		}
 		if diff := cmp.Diff(s, again, ignorePos); diff != "" {
 			t.Fatalf("validating again changed the spec (-first +second):\n%s", diff)

@@ -643,8 +643,8 @@ func TestErrorFormat(t *testing.T) {
 		e    *Error
 		want string
 	}{
-		{&Error{File: "repro.yaml", Pos: Pos{14, 5}, Field: "layers[1].contents[0].mode", Msg: `"0o99" is not an octal mode`}, `repro.yaml:14:5: layers[1].contents[0].mode: "0o99" is not an octal mode`},
-		{&Error{File: "repro.yaml", Pos: Pos{1, 1}, Msg: "the spec is empty"}, "repro.yaml:1:1: the spec is empty"},
+		{&Error{File: "repro.yaml", Pos: Pos{Line: 14, Col: 5}, Field: "layers[1].contents[0].mode", Msg: `"0o99" is not an octal mode`}, `repro.yaml:14:5: layers[1].contents[0].mode: "0o99" is not an octal mode`},
+		{&Error{File: "repro.yaml", Pos: Pos{Line: 1, Col: 1}, Msg: "the spec is empty"}, "repro.yaml:1:1: the spec is empty"},
 		{&Error{File: "repro.yaml", Field: "epoch", Msg: "bad"}, "repro.yaml: epoch: bad"},
 	}
 	for _, tt := range tests {
@@ -674,18 +674,18 @@ config:
 		field string
 		want  Pos
 	}{
-		{"", Pos{1, 1}},
-		{"version", Pos{1, 10}},
-		{"layers", Pos{4, 3}},
-		{"layers[0]", Pos{4, 5}},
-		{"layers[0].contents[0].path", Pos{6, 15}},
-		{"layers[0].contents[0].mode", Pos{6, 9}}, // absent: its entry
-		{"layers[0].contents[9].mode", Pos{6, 7}}, // no such entry: the list
-		{"config.env.PORT", Pos{10, 11}},          // a key with no dots
-		{"config.labels.org.example", Pos{9, 3}},  // absent map: config
-		{"annotations.a", Pos{1, 1}},              // absent: the document
-		{"layers[0].contents[0]", Pos{6, 9}},      // a mapping: its first key
-		{"layers[0].contents[0].content", Pos{7, 18}},
+		{"", Pos{Line: 1, Col: 1}},
+		{"version", Pos{Line: 1, Col: 10}},
+		{"layers", Pos{Line: 4, Col: 3}},
+		{"layers[0]", Pos{Line: 4, Col: 5}},
+		{"layers[0].contents[0].path", Pos{Line: 6, Col: 15}},
+		{"layers[0].contents[0].mode", Pos{Line: 6, Col: 9}}, // absent: its entry
+		{"layers[0].contents[9].mode", Pos{Line: 6, Col: 7}}, // no such entry: the list
+		{"config.env.PORT", Pos{Line: 10, Col: 11}},          // a key with no dots
+		{"config.labels.org.example", Pos{Line: 9, Col: 3}},  // absent map: config
+		{"annotations.a", Pos{Line: 1, Col: 1}},              // absent: the document
+		{"layers[0].contents[0]", Pos{Line: 6, Col: 9}},      // a mapping: its first key
+		{"layers[0].contents[0].content", Pos{Line: 7, Col: 18}},
 	}
 	for _, tt := range tests {
 		if got := s.PosOf(tt.field); got != tt.want {

@@ -17,7 +17,7 @@ type validator struct {
 }
 
 func (v *validator) errorf(field, format string, args ...any) {
-	v.d.errs = append(v.d.errs, v.s.ErrorAt(field, format, args...))
+	v.d.Errs = append(v.d.Errs, v.s.ErrorAt(field, format, args...))
 }
 
 // keyErrorf records an error about the key of mapping entry field, located
@@ -27,7 +27,7 @@ func (v *validator) keyErrorf(field, format string, args ...any) {
 	if p, ok := v.s.keys[field]; ok {
 		e.Pos = p
 	}
-	v.d.errs = append(v.d.errs, e)
+	v.d.Errs = append(v.d.Errs, e)
 }
 
 var (
@@ -367,7 +367,7 @@ func (v *validator) templates() {
 			return
 		}
 		if _, err := s.Expand(field, text, data); err != nil {
-			v.d.errs = append(v.d.errs, unwrapSpecError(err))
+			v.d.Errs = append(v.d.Errs, unwrapSpecError(err))
 		}
 	}
 	for i, l := range s.Layers {
@@ -380,7 +380,7 @@ func (v *validator) templates() {
 			field := fmt.Sprintf("layers[%d].contents[%d].source", i, j)
 			for _, p := range s.Platforms {
 				if _, err := s.Expand(field, c.Source, sample.ForPlatform(p)); err != nil {
-					v.d.errs = append(v.d.errs, unwrapSpecError(err))
+					v.d.Errs = append(v.d.Errs, unwrapSpecError(err))
 					break
 				}
 			}
