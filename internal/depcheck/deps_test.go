@@ -20,6 +20,7 @@ const module = "github.com/reprobuild/repro"
 // purpose, together.
 var allowed = map[string][]string{
 	"cmd/repro":                   {"*"},
+	"cmd/repro/e2e":               {},
 	"pkg/fault":                   {},
 	"internal/canonical":          {},
 	"internal/testtool":           {},

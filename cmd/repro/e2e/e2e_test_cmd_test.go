@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end tests of `repro test`: the conformance set in testdata/imagetest
 // runs through the binary against the example images, without a runtime
@@ -7,25 +7,15 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"encoding/xml"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-
 	"github.com/reprobuild/repro/internal/testtool"
-	"github.com/reprobuild/repro/pkg/fault"
-	"github.com/reprobuild/repro/pkg/imagetest"
 )
 
 // testExpectation is one line of testdata/imagetest/expected.txt.
@@ -307,37 +297,5 @@ func testReports(t *testing.T, refs map[string]string) {
 	sort.Strings(names)
 	if len(names) > 0 && strings.HasPrefix(names[0], "[") {
 		t.Errorf("with --platform, names carry no platform: %v", names)
-	}
-}
-
-// TestRunBuildTests is what `repro build --test` calls on the image it
-// built, before writing it: a passing file lets the build go on, a failing
-// one stops it with exit 1, and the report goes to stderr.
-func TestRunBuildTests(t *testing.T) {
-	t.Parallel()
-	img, err := mutate.Config(empty.Image, v1.Config{WorkingDir: "/app"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		yaml string
-		kind fault.Kind
-	}{
-		{"schemaVersion: \"2.0.0\"\nmetadataTest: {workdir: /app}\n", fault.OK},
-		{"schemaVersion: \"2.0.0\"\nmetadataTest: {workdir: /srv}\n", fault.CheckFailed},
-	} {
-		f, err := imagetest.Parse("tests.yaml", []byte(c.yaml))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr bytes.Buffer
-		g := &globals{stdout: io.Discard, stderr: &stderr, log: slog.New(slog.DiscardHandler)}
-		err = runBuildTests(context.Background(), g, []*imagetest.File{f}, &testRuntime{}, img, nil)
-		if fault.KindOf(err) != c.kind || !strings.Contains(stderr.String(), "=== RUN: Metadata Test") {
-			t.Errorf("%s: error %v (kind %v), want kind %v; stderr:\n%s", c.yaml, err, fault.KindOf(err), c.kind, stderr.String())
-		}
-	}
-	if err := runBuildTests(context.Background(), &globals{stderr: io.Discard}, nil, &testRuntime{name: "docker"}, img, nil); fault.KindOf(err) != fault.BadInput {
-		t.Errorf("--runtime docker: %v", err)
 	}
 }

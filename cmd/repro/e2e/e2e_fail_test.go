@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end tests of failures: bad specs, fetched files that do not match
 // their pin, the offline cache, and interrupted builds. A failed build must

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end tests of repro disk: the binary makes disks of the go-server
 // example and of a hostile image, and the tools that read disks in real

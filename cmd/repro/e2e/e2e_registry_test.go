@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end tests against a real registry: Debian's docker-registry
 // (distribution 2.8), started by the test on a loopback port. The base is

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Helpers of the registry end-to-end tests: a docker-registry process of
 // the test's own, a two-platform base made without repro (umoci, skopeo),

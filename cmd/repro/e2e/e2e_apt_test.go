@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End to end for Debian packages: specs/examples/nginx, built against a
 // local signed repository of the real Debian packages. apt-get downloads

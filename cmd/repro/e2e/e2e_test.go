@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end tests: the real binary builds the example specs, and the tools
 // that consume OCI images in real life (oci-image-tool, skopeo, umoci,

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -71,7 +71,7 @@ func readGolden(t *testing.T) map[string]string {
 		return map[string]string{}
 	}
 	if err != nil {
-		t.Fatalf("reading goldens: %v (run go test ./cmd/repro -run TestGolden -update)", err)
+		t.Fatalf("reading goldens: %v (run go test ./cmd/repro/e2e -run TestGolden -update)", err)
 	}
 	defer f.Close()
 	m := map[string]string{}
@@ -136,7 +136,7 @@ func writeGolden(t *testing.T, m map[string]string) {
 	}
 	sort.Strings(keys)
 	var b strings.Builder
-	b.WriteString("# Golden digests of specs/examples, built by TestGoldenDigests (cmd/repro).\n")
+	b.WriteString("# Golden digests of specs/examples, built by TestGoldenDigests (cmd/repro/e2e).\n")
 	b.WriteString("# example compression toolchain digest; toolchain \"-\" = no compiled code in the image.\n")
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s %s\n", k, m[k])

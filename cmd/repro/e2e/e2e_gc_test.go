@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end tests of `repro gc`: layouts and a docker-registry repository
 // holding images built by repro at three epochs (100, 40 and 1 days before

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	reproBin = filepath.Join(dir, "repro")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-buildid=", "-o", reproBin, ".")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-buildid=", "-o", reproBin, "..") // the command, one directory up
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building repro: %v\n%s", err, out)
@@ -91,7 +91,7 @@ func lastLine(s string) string {
 // moduleRoot is the repository root, found from this package's directory.
 func moduleRoot(t testing.TB) string {
 	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", "..")) // go test runs in the package directory
+	root, err := filepath.Abs(filepath.Join("..", "..", "..")) // go test runs in the package directory, cmd/repro/e2e
 	if err != nil {
 		t.Fatal(err)
 	}

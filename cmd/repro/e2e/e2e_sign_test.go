@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end tests of signing: repro signs, the real cosign CLI (v2.6.5)
 // verifies, and the other way round, on OCI layouts and on a
@@ -10,8 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,10 +20,6 @@ import (
 
 	"github.com/reprobuild/repro/internal/testtool"
 	"github.com/reprobuild/repro/pkg/attest"
-	"github.com/reprobuild/repro/pkg/fault"
-	"github.com/reprobuild/repro/pkg/imageref"
-	"github.com/reprobuild/repro/pkg/output"
-	"github.com/reprobuild/repro/pkg/sign"
 )
 
 // cosignTrustedRoot is a trusted root with nothing in it: with --key and
@@ -411,36 +405,18 @@ func TestE2ESignBuilt(t *testing.T) {
 	if reg == nil {
 		return
 	}
-	ctx := t.Context()
-	g := &globals{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
-	signer, err := sign.LoadSigner(signReadFile(t, e.edKey), []byte("pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shape := shapeFlags{file: filepath.Join(e.examples, "go-server", "repro.yaml"), version: e2eVersion, compression: "gzip", offline: true}
+	spec := filepath.Join(e.examples, "go-server", "repro.yaml")
 	buildSigned := func(outs ...string) string {
 		t.Helper()
-		work := t.TempDir()
-		b, err := shape.build(ctx, g, work)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var refs []imageref.Reference
+		args := []string{"build", "-q", "--offline", "--version", e2eVersion, "--compression", "gzip", "-f", spec, "--sign", "--key", e.edKey}
 		for _, o := range outs {
-			r, err := imageref.Parse(o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			refs = append(refs, r)
+			args = append(args, "-o", o)
 		}
-		art := output.Artifact{Image: b.res.Image, Index: b.res.Index}
-		if err := writeOutputs(ctx, g, refs, art, output.Options{DefaultTag: "latest", Remote: remoteOptions()}); err != nil {
-			t.Fatal(err)
+		r := invocation{dir: t.TempDir(), env: []string{"COSIGN_PASSWORD=pw"}}.run(t, args...)
+		if r.code != 0 {
+			t.Fatalf("repro %q: exit %d\n%s", args, r.code, r.stderr)
 		}
-		if err := signBuilt(ctx, g, signInputsOf(b, refs, signer, true, true)); err != nil {
-			t.Fatal(err)
-		}
-		return b.res.Digest.String()
+		return lastLine(r.stdout)
 	}
 	first, second := filepath.Join(e.dir, "built1", "out"), filepath.Join(e.dir, "built2", "out")
 	regRef := reg.host + "/built/go-server:v1"
@@ -471,9 +447,10 @@ func TestE2ESignBuilt(t *testing.T) {
 		t.Errorf("provenance: %s", p)
 	}
 	// An archive output holds no signature: signBuilt needs another output.
-	ar, _ := imageref.Parse("oci-archive:" + filepath.Join(e.dir, "b.tar"))
-	if err := checkSignable([]imageref.Reference{ar}); fault.KindOf(err) != fault.BadInput {
-		t.Errorf("checkSignable(archive only) = %v", err)
+	r := invocation{dir: t.TempDir(), env: []string{"COSIGN_PASSWORD=pw"}}.run(t, "build", "-q", "--offline", "--version", e2eVersion,
+		"-f", spec, "-o", "oci-archive:"+filepath.Join(e.dir, "b.tar"), "--sign", "--key", e.edKey)
+	if r.code != 2 {
+		t.Errorf("build --sign to an archive only: exit %d, want 2\n%s", r.code, r.stderr)
 	}
 }
 
