@@ -103,7 +103,7 @@ func (o *lockOpts) run(ctx context.Context, args []string) error {
 	if _, err := specBase(s); err != nil {
 		return err
 	}
-	f, changes, err := lock.Resolve(ctx, s, old, o.update, r, c, o.insecure, lock.WithClock(time.Now))
+	f, changes, err := lock.Resolve(ctx, s, old, o.update, r, c, o.insecure, lock.WithClock(time.Now), lock.WithLogger(o.g.log))
 	if err != nil {
 		return err
 	}

@@ -265,6 +265,11 @@ type suiteSpec struct {
 	comp       string              // index compression: ".xz", ".gz" or ""
 	byHash     bool
 	signers    []*testKey // none: no InRelease
+	// releaseComponents, when set, is what the Release's Components
+	// field says (updates/main in a security suite), whatever the paths.
+	releaseComponents []string
+	// extra is more Release fields (NotAutomatic: yes).
+	extra string
 }
 
 // publish writes dists/<suite>/: the Packages indexes, Release, InRelease.
@@ -302,8 +307,12 @@ func (r *repo) publish(t testing.TB, s suiteSpec) {
 			r.put("dists/"+s.name+"/"+rel, z.Bytes())
 		}
 	}
-	release := fmt.Sprintf("Origin: test\nSuite: %s\nCodename: %s\nDate: Sun, 13 Sep 2020 12:26:40 UTC\nArchitectures: %s\nComponents: %s\n",
-		s.name, s.name, s.arch, strings.Join(comps, " "))
+	relComps := comps
+	if s.releaseComponents != nil {
+		relComps = s.releaseComponents
+	}
+	release := fmt.Sprintf("Origin: test\nSuite: %s\nCodename: %s\nDate: Sun, 13 Sep 2020 12:26:40 UTC\nArchitectures: %s\nComponents: %s\n%s",
+		s.name, s.name, s.arch, strings.Join(relComps, " "), s.extra)
 	if s.byHash {
 		release += "Acquire-By-Hash: yes\n"
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"time"
@@ -88,21 +89,25 @@ type Index struct {
 	// Digests are the InRelease and index digests, in source and suite order.
 	Digests []SourceDigest
 
-	byName     map[string][]*Package // every usable version, highest first
-	candidates map[string]*Package   // the highest version of each name
+	byName     map[string][]*Package // every usable version, candidate first
+	candidates map[string]*Package   // the candidate of each name (see Candidate)
 	providers  map[string][]provision
+	// ids number the names in the order apt's cache would create them:
+	// the order they are first named, by a stanza or in its relations.
+	ids map[string]int
 }
 
 // NewIndex builds an index from packages already read, for arch. Packages
 // of other architectures are dropped; of several stanzas with the same
 // name, version and architecture the first is kept.
 func NewIndex(arch string, pkgs []*Package, digests []SourceDigest) *Index {
-	idx := &Index{Arch: arch, Digests: digests, byName: map[string][]*Package{}, candidates: map[string]*Package{}, providers: map[string][]provision{}}
+	idx := &Index{Arch: arch, Digests: digests, byName: map[string][]*Package{}, candidates: map[string]*Package{}, providers: map[string][]provision{}, ids: map[string]int{}}
 	seen := map[string]bool{}
 	for _, p := range pkgs {
 		if p.Architecture != arch && p.Architecture != "all" {
 			continue
 		}
+		idx.number(p)
 		key := p.Name + "\x00" + p.Version + "\x00" + p.Architecture
 		if seen[key] {
 			continue
@@ -112,8 +117,14 @@ func NewIndex(arch string, pkgs []*Package, digests []SourceDigest) *Index {
 		idx.byName[p.Name] = append(idx.byName[p.Name], p)
 	}
 	for name, list := range idx.byName {
-		// Highest version first; equal versions keep source order.
-		sort.SliceStable(list, func(i, j int) bool { return compareVersions(list[i], list[j]) > 0 })
+		// apt's policy: the highest pin priority first, then the highest
+		// version; equal versions keep source order.
+		sort.SliceStable(list, func(i, j int) bool {
+			if pi, pj := list[i].pinPriority(), list[j].pinPriority(); pi != pj {
+				return pi > pj
+			}
+			return compareVersions(list[i], list[j]) > 0
+		})
 		idx.candidates[name] = list[0]
 	}
 	// Provides come from candidates only: an older version's Provides
@@ -131,8 +142,39 @@ func NewIndex(arch string, pkgs []*Package, digests []SourceDigest) *Index {
 	return idx
 }
 
-// Candidate returns the version of name that resolution would take: the
-// highest across all sources and suites.
+// number gives p's name, and each name its relations and Provides
+// mention, the next number when it has none yet: the order in which apt's
+// cache generator creates packages (the stanza, then Pre-Depends,
+// Depends, Conflicts, Breaks, Recommends, Suggests, Replaces, Enhances,
+// Provides).
+func (idx *Index) number(p *Package) {
+	add := func(name string) {
+		if _, ok := idx.ids[name]; !ok && name != "" {
+			idx.ids[name] = len(idx.ids)
+		}
+	}
+	add(p.Name)
+	for _, field := range []string{p.PreDepends, p.Depends, p.Conflicts, p.Breaks, p.Recommends, p.Suggests, p.Replaces, p.Enhances, p.Provides} {
+		for _, item := range strings.FieldsFunc(field, func(r rune) bool { return r == ',' || r == '|' }) {
+			name := strings.TrimSpace(item)
+			if i := strings.IndexAny(name, " \t\n(:["); i >= 0 {
+				name = name[:i]
+			}
+			add(name)
+		}
+	}
+}
+
+func (p *Package) pinPriority() int {
+	if p.PinPriority == 0 {
+		return 500
+	}
+	return p.PinPriority
+}
+
+// Candidate returns the version of name that resolution would take, as
+// apt's policy ranks them: the highest pin priority across all sources
+// and suites (a NotAutomatic suite ranks low), then the highest version.
 func (idx *Index) Candidate(name string) (*Package, bool) {
 	p, ok := idx.candidates[name]
 	return p, ok
@@ -180,23 +222,34 @@ func FetchIndex(ctx context.Context, c *cache.Cache, cfg Config, opts FetchOptio
 				return nil, fault.Bad(fmt.Errorf("%sInRelease: suite %s has no architecture %s (it has %s)", dists, suite, cfg.Arch, strings.Join(rel.Architectures, ", ")))
 			}
 			for _, comp := range src.Components {
-				if len(rel.Components) > 0 && !contains(rel.Components, comp) && !contains(rel.Components, lastPathElem(comp)) {
+				dirComp, ok := releaseComponent(rel, comp)
+				if !ok {
 					return nil, fault.Bad(fmt.Errorf("%sInRelease: suite %s has no component %s (it has %s)", dists, suite, comp, strings.Join(rel.Components, ", ")))
 				}
 				for _, arch := range []string{cfg.Arch, "all"} {
-					dir := comp + "/binary-" + arch + "/"
-					name, fd, ok := pickIndex(rel, dir)
+					if arch == "all" && len(rel.Architectures) > 0 && !contains(rel.Architectures, "all") {
+						// apt reads binary-all only where the Release's
+						// Architectures name all (bookworm-security lists a
+						// binary-all its mirrors do not keep in step).
+						continue
+					}
+					name, fd, ok := pickIndex(rel, dirComp, comp, arch)
 					if !ok {
 						if arch == "all" {
 							continue // binary-all is optional
 						}
-						return nil, fault.Op(fmt.Errorf("%sInRelease lists no %sPackages index", dists, dir))
+						return nil, fault.Op(fmt.Errorf("%sInRelease lists no %s/binary-%s/Packages index", dists, comp, arch))
 					}
 					url := dists + name
 					if rel.AcquireByHash {
-						url = dists + dir + "by-hash/SHA256/" + fd.SHA256
+						url = dists + path.Dir(name) + "/by-hash/SHA256/" + fd.SHA256
 					}
 					p, err := c.Fetch(ctx, url, fd.SHA256)
+					if err != nil && rel.AcquireByHash && isNotFound(err) {
+						// A mirror that has not caught up with by-hash yet:
+						// apt falls back to the plain name, and so do we.
+						p, err = c.Fetch(ctx, dists+name, fd.SHA256)
+					}
 					if err != nil {
 						var mm *cache.MismatchError
 						if errors.As(err, &mm) {
@@ -208,8 +261,9 @@ func FetchIndex(ctx context.Context, c *cache.Cache, cfg Config, opts FetchOptio
 					if err != nil {
 						return nil, fault.Op(fmt.Errorf("%s: %w", dists+name, err))
 					}
+					prio := rel.PinPriority()
 					for _, pkg := range list {
-						pkg.Source, pkg.Suite, pkg.Component = src.URL, suite, comp
+						pkg.Source, pkg.Suite, pkg.Component, pkg.PinPriority = src.URL, suite, comp, prio
 						if arch == cfg.Arch || pkg.Architecture == "all" {
 							pkgs = append(pkgs, pkg)
 						}
@@ -250,8 +304,11 @@ func fetchInRelease(ctx context.Context, c *cache.Cache, client *http.Client, ur
 		return nil, "", fault.Op(fmt.Errorf("fetching %s: %w", url, err))
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, "", fault.Op(fmt.Errorf("fetching %s: %s (a suite without InRelease is not supported: it must be signed)", url, resp.Status))
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		return nil, "", fault.Bad(&SuiteNotFoundError{URL: url, Status: resp.Status})
+	case resp.StatusCode != http.StatusOK:
+		return nil, "", fault.Op(fmt.Errorf("fetching %s: %s", url, resp.Status))
 	}
 	const maxInRelease = 64 << 20
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxInRelease+1))
@@ -271,6 +328,17 @@ func fetchInRelease(ctx context.Context, c *cache.Cache, client *http.Client, ur
 	return data, sum, nil
 }
 
+// SuiteNotFoundError is an InRelease that the repository does not have:
+// a suite misspelt, or one the repository does not carry (or, rarely, a
+// suite without InRelease, which repro does not read: it must be signed).
+type SuiteNotFoundError struct {
+	URL, Status string
+}
+
+func (e *SuiteNotFoundError) Error() string {
+	return fmt.Sprintf("fetching %s: %s: the repository has no such suite; check the suite's name (like bookworm, bookworm-updates, bookworm-security) and the source's url", e.URL, e.Status)
+}
+
 func pinnedInRelease(pins []SourceDigest, url, suite string) string {
 	for _, p := range pins {
 		if strings.TrimSuffix(p.URL, "/") == strings.TrimSuffix(url, "/") && p.Suite == suite {
@@ -280,16 +348,53 @@ func pinnedInRelease(pins []SourceDigest, url, suite string) string {
 	return ""
 }
 
-// pickIndex chooses the Packages file of dir that the Release lists:
-// xz, then gzip, then uncompressed.
-func pickIndex(rel *Release, dir string) (string, FileDigest, bool) {
-	for _, ext := range []string{".xz", ".gz", ""} {
-		name := dir + "Packages" + ext
-		if fd, ok := rel.SHA256[name]; ok {
-			return name, fd, true
+// releaseComponent matches a component as the sources name it against
+// the Release's Components. A security suite's Release says updates/main
+// where apt's sources say main (apt accepts both: the last path element
+// names the component too), so main matches updates/main and updates/main
+// matches main. It returns the component as the Release names it.
+func releaseComponent(rel *Release, comp string) (string, bool) {
+	if len(rel.Components) == 0 || contains(rel.Components, comp) {
+		return comp, true
+	}
+	for _, c := range rel.Components {
+		if lastPathElem(c) == comp || c == lastPathElem(comp) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+// pickIndex chooses the Packages file of one component and architecture
+// that the Release lists: xz, then gzip, then uncompressed, under the
+// component as the sources name it, as the Release names it, or by its
+// last path element (bookworm-security lists main/binary-amd64/Packages
+// for its component updates/main).
+func pickIndex(rel *Release, relComp, comp, arch string) (string, FileDigest, bool) {
+	seen := map[string]bool{}
+	for _, c := range []string{comp, relComp, lastPathElem(comp), lastPathElem(relComp)} {
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		dir := c + "/binary-" + arch + "/"
+		for _, ext := range []string{".xz", ".gz", ""} {
+			name := dir + "Packages" + ext
+			if fd, ok := rel.SHA256[name]; ok {
+				return name, fd, true
+			}
 		}
 	}
 	return "", FileDigest{}, false
+}
+
+// isNotFound reports whether a fetch failed with HTTP 404 or 410.
+func isNotFound(err error) bool {
+	var se *cache.StatusError
+	if errors.As(err, &se) {
+		return se.Code == http.StatusNotFound || se.Code == http.StatusGone
+	}
+	return false
 }
 
 // readPackagesFile parses a Packages index file, decompressed by its name.

@@ -3,6 +3,7 @@ package apt
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -224,4 +225,73 @@ func names(pkgs []*Package) string {
 		s = append(s, p.String())
 	}
 	return strings.Join(s, " ")
+}
+
+// TestFetchIndexSecurityLayout reads a suite laid out as bookworm-security
+// is: Components: updates/main in the Release, indexes under main/, by
+// hash; the sources may say main (as apt's do) or updates/main.
+func TestFetchIndexSecurityLayout(t *testing.T) {
+	a, _ := signingKeys(t)
+	r := newRepo(t)
+	old := r.addDeb(t, debSpec{control: "Package: x\nVersion: 1\nArchitecture: amd64\n", comp: ".gz"})
+	fixed := r.addDeb(t, debSpec{control: "Package: x\nVersion: 1+deb12u1\nArchitecture: amd64\n", comp: ".gz"})
+	backport := r.addDeb(t, debSpec{control: "Package: x\nVersion: 2~bpo12\nArchitecture: amd64\n", comp: ".gz"})
+	r.publish(t, suiteSpec{name: "bookworm", arch: "amd64", comp: ".xz", byHash: true, signers: []*testKey{a}, components: map[string][]string{"main": {old}}})
+	r.publish(t, suiteSpec{name: "bookworm-security", arch: "amd64", comp: ".xz", byHash: true, signers: []*testKey{a},
+		components: map[string][]string{"main": {fixed}}, releaseComponents: []string{"updates/main", "updates/contrib"}})
+	r.publish(t, suiteSpec{name: "bookworm-backports", arch: "amd64", comp: ".xz", signers: []*testKey{a},
+		components: map[string][]string{"main": {backport}}, extra: "NotAutomatic: yes\nButAutomaticUpgrades: yes\n"})
+	for _, comp := range []string{"main", "updates/main"} {
+		t.Run(comp, func(t *testing.T) {
+			cfg := Config{Sources: []Source{
+				{URL: r.srv.URL, Suites: []string{"bookworm", "bookworm-backports"}, Components: []string{"main"}},
+				{URL: r.srv.URL, Suites: []string{"bookworm-security"}, Components: []string{comp}},
+			}, Keyring: a.public, Arch: "amd64"}
+			idx, err := FetchIndex(context.Background(), cache.New(t.TempDir()), cfg, FetchOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The backport is newer, but its suite ranks 100: security's fix wins.
+			c, ok := idx.Candidate("x")
+			if !ok || c.Version != "1+deb12u1" || c.Suite != "bookworm-security" {
+				t.Fatalf("candidate %v from %s; want 1+deb12u1 from bookworm-security", c, c.Suite)
+			}
+			if got := idx.Digests[2].Indexes[0].Path; got != "main/binary-amd64/Packages.xz" {
+				t.Errorf("security index path %s", got)
+			}
+		})
+	}
+	// A component the suite does not have is named with what it has.
+	cfg := Config{Sources: []Source{{URL: r.srv.URL, Suites: []string{"bookworm-security"}, Components: []string{"non-free"}}}, Keyring: a.public, Arch: "amd64"}
+	_, err := FetchIndex(context.Background(), cache.New(t.TempDir()), cfg, FetchOptions{})
+	if err == nil || !strings.Contains(err.Error(), "has no component non-free (it has updates/main, updates/contrib)") || fault.KindOf(err) != fault.BadInput {
+		t.Errorf("missing component: %v", err)
+	}
+}
+
+// TestFetchIndexSuiteNotFound: a suite the repository lacks is bad input.
+func TestFetchIndexSuiteNotFound(t *testing.T) {
+	r, cfg := twoSuites(t)
+	_ = r
+	cfg.Sources[0].Suites = []string{"bookwrom"}
+	_, err := FetchIndex(context.Background(), cache.New(t.TempDir()), cfg, FetchOptions{})
+	var nf *SuiteNotFoundError
+	if !errors.As(err, &nf) || fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "no such suite") {
+		t.Errorf("err = %v (%v); want bad input naming the suite", err, fault.KindOf(err))
+	}
+}
+
+// TestFetchIndexWrongKeyringNamesSigner: the error names the key that
+// signed and the keys the keyring holds.
+func TestFetchIndexWrongKeyringNamesSigner(t *testing.T) {
+	r, cfg := twoSuites(t)
+	_ = r
+	a, other := signingKeys(t)
+	cfg.Keyring = other.public
+	_, err := FetchIndex(context.Background(), cache.New(t.TempDir()), cfg, FetchOptions{})
+	want := strings.ToUpper(hex.EncodeToString(a.entity.PrimaryKey.Fingerprint))
+	have := strings.ToUpper(hex.EncodeToString(other.entity.PrimaryKey.Fingerprint))
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), have) {
+		t.Errorf("err = %v; want it to name signer %s and keyring key %s", err, want, have)
+	}
 }

@@ -343,6 +343,9 @@ func TestOracleFullArchive(t *testing.T) {
 	if strings.Count(dump, "\nPackage: ") < 1000 {
 		unavailableApt(t, "apt-cache dumpavail lists almost nothing")
 	}
+	// A package that needs virtual packages alone, so that the provider
+	// choice decides (no real first alternative takes it away).
+	dump = strings.TrimRight(dump, "\n") + "\n\n" + virtualsStanza
 	r := newLocalRepo(t, "stable", []byte(dump))
 	env := aptFor(t, r, "stable")
 	ctx := context.Background()
@@ -358,6 +361,9 @@ func TestOracleFullArchive(t *testing.T) {
 		prefer map[string]string
 	}{
 		{wanted: oracleWanted, prefer: map[string]string{"awk": "mawk"}},
+		{wanted: oracleWanted}, // apt's own choice of awk
+		{wanted: []string{"repro-needs-virtuals"}},
+		{wanted: []string{"bsd-mailx"}},
 		{wanted: []string{"ca-certificates", "curl", "tzdata"}},
 		{wanted: []string{"python3", "openssh-server"}},
 		{wanted: []string{"postgresql-15"}},
@@ -383,6 +389,19 @@ func TestOracleFullArchive(t *testing.T) {
 		})
 	}
 }
+
+// virtualsStanza depends on virtual packages with several providers each.
+const virtualsStanza = `Package: repro-needs-virtuals
+Version: 1.0
+Architecture: all
+Maintainer: repro <repro@repro.invalid>
+Priority: optional
+Depends: mail-transport-agent, debconf-2.0, awk, www-browser
+Filename: pool/main/r/repro-needs-virtuals_1.0_all.deb
+Size: 1000
+SHA256: 0000000000000000000000000000000000000000000000000000000000000000
+Description: test package for the provider choice
+`
 
 // diffLists describes the differences between apt's list and ours.
 func diffLists(apt, ours []string) string {

@@ -22,9 +22,22 @@ type Package struct {
 	// MultiArch is the Multi-Arch field: "", "same", "foreign" or "allowed".
 	MultiArch string
 	Essential bool
+	// Important is the Important: yes field (not the priority).
+	Important bool
+	// Priority is the Priority field (required, important, standard,
+	// optional, extra), which apt's provider choice ranks.
+	Priority string
+	// SourcePackage is the source package's name (the Source field
+	// without its version; the binary's own name when absent), and
+	// SourceVersion its version when the Source field gives one.
+	SourcePackage, SourceVersion string
 
 	// Raw relationship fields, as written in the stanza.
 	Depends, PreDepends, Conflicts, Breaks, Replaces, Provides string
+	// Recommends, Suggests and Enhances are never installed; they are
+	// read only because apt's cache numbers packages in the order they
+	// are first named, and its provider choice breaks ties by that number.
+	Recommends, Suggests, Enhances string
 
 	// Where the package comes from; empty for installed packages.
 	Source    string // the repository URL (Source.URL)
@@ -33,6 +46,11 @@ type Package struct {
 	Filename  string // relative to Source
 	Size      int64
 	SHA256    string
+	// PinPriority is apt's pin priority of the suite the package comes
+	// from: 500, or 100 for a NotAutomatic suite with ButAutomaticUpgrades
+	// (backports), or 1 for NotAutomatic alone (experimental); 0 counts
+	// as 500.
+	PinPriority int
 
 	// RequiredBy names the packages of the same resolution that depend on
 	// this one; Resolve sets it.
@@ -180,6 +198,8 @@ var keptFields = map[string]bool{
 	"Package": true, "Version": true, "Architecture": true, "Multi-Arch": true, "Essential": true,
 	"Depends": true, "Pre-Depends": true, "Conflicts": true, "Breaks": true, "Replaces": true, "Provides": true,
 	"Filename": true, "Size": true, "SHA256": true, "Status": true,
+	"Priority": true, "Important": true, "Source": true,
+	"Recommends": true, "Suggests": true, "Enhances": true,
 }
 
 // scanStanzas calls fn with the kept fields of each stanza of r, numbered
@@ -275,6 +295,11 @@ func fromParagraph(v map[string]string) (*Package, error) {
 		Architecture: strings.TrimSpace(v["Architecture"]),
 		MultiArch:    strings.TrimSpace(v["Multi-Arch"]),
 		Essential:    strings.EqualFold(strings.TrimSpace(v["Essential"]), "yes"),
+		Important:    strings.EqualFold(strings.TrimSpace(v["Important"]), "yes"),
+		Priority:     strings.TrimSpace(v["Priority"]),
+		Recommends:   v["Recommends"],
+		Suggests:     v["Suggests"],
+		Enhances:     v["Enhances"],
 		Depends:      v["Depends"],
 		PreDepends:   v["Pre-Depends"],
 		Conflicts:    v["Conflicts"],
@@ -296,6 +321,13 @@ func fromParagraph(v map[string]string) (*Package, error) {
 		return nil, fmt.Errorf("package %s: version %q: %w", p.Name, p.Version, err)
 	}
 	p.ver = ver
+	p.SourcePackage, p.SourceVersion = p.Name, ""
+	if src := strings.Fields(v["Source"]); len(src) > 0 {
+		p.SourcePackage = src[0]
+		if len(src) > 1 {
+			p.SourceVersion = strings.Trim(strings.Join(src[1:], ""), "()")
+		}
+	}
 	if s := strings.TrimSpace(v["Size"]); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {

@@ -2,6 +2,7 @@ package apt
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
+	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"pault.ag/go/debian/control"
 )
@@ -62,6 +64,9 @@ type Release struct {
 	Architectures   []string
 	Components      []string
 	AcquireByHash   bool
+	// NotAutomatic and ButAutomaticUpgrades lower the suite's pin
+	// priority, as apt's policy does (see PinPriority).
+	NotAutomatic, ButAutomaticUpgrades bool
 	// NoAllPackages is No-Support-for-Architecture-all: Packages, meaning
 	// Architecture: all packages are only in binary-all.
 	NoAllPackages bool
@@ -69,6 +74,19 @@ type Release struct {
 	// SHA256 maps an index path (main/binary-amd64/Packages.xz) to its
 	// digest and size.
 	SHA256 map[string]FileDigest
+}
+
+// PinPriority is the priority apt's policy gives the suite's packages
+// when nothing pins them: 500; 100 for NotAutomatic with
+// ButAutomaticUpgrades (backports); 1 for NotAutomatic alone.
+func (r *Release) PinPriority() int {
+	switch {
+	case r.NotAutomatic && r.ButAutomaticUpgrades:
+		return 100
+	case r.NotAutomatic:
+		return 1
+	}
+	return 500
 }
 
 // FileDigest is a file's SHA-256 (hex) and size, as a Release lists it.
@@ -101,6 +119,9 @@ func VerifyInRelease(data []byte, keyring openpgp.EntityList, now func() time.Ti
 		cfg.Time = now
 	}
 	if _, err := block.VerifySignature(keyring, cfg); err != nil {
+		if errors.Is(err, pgperrors.ErrUnknownIssuer) {
+			return nil, fmt.Errorf("checking the signature: %w: it was made by %s, and the keyring holds %s", err, signers(data), keyList(keyring))
+		}
 		return nil, fmt.Errorf("checking the signature: %w", err)
 	}
 	rel, err := parseRelease(block.Plaintext)
@@ -125,13 +146,15 @@ func parseRelease(text []byte) (*Release, error) {
 	}
 	v := para.Values
 	rel := &Release{
-		Suite:         strings.TrimSpace(v["Suite"]),
-		Codename:      strings.TrimSpace(v["Codename"]),
-		Architectures: strings.Fields(v["Architectures"]),
-		Components:    strings.Fields(v["Components"]),
-		AcquireByHash: strings.EqualFold(strings.TrimSpace(v["Acquire-By-Hash"]), "yes"),
-		NoAllPackages: strings.TrimSpace(v["No-Support-for-Architecture-all"]) == "Packages",
-		SHA256:        map[string]FileDigest{},
+		Suite:                strings.TrimSpace(v["Suite"]),
+		Codename:             strings.TrimSpace(v["Codename"]),
+		Architectures:        strings.Fields(v["Architectures"]),
+		Components:           strings.Fields(v["Components"]),
+		AcquireByHash:        strings.EqualFold(strings.TrimSpace(v["Acquire-By-Hash"]), "yes"),
+		NotAutomatic:         strings.EqualFold(strings.TrimSpace(v["NotAutomatic"]), "yes"),
+		ButAutomaticUpgrades: strings.EqualFold(strings.TrimSpace(v["ButAutomaticUpgrades"]), "yes"),
+		NoAllPackages:        strings.TrimSpace(v["No-Support-for-Architecture-all"]) == "Packages",
+		SHA256:               map[string]FileDigest{},
 	}
 	if s := strings.TrimSpace(v["Valid-Until"]); s != "" {
 		t, err := parseReleaseDate(s)
@@ -167,4 +190,50 @@ func parseReleaseDate(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, errors.New("not an RFC 2822 date")
+}
+
+// signers names the keys that made the signatures of a clearsigned message,
+// by fingerprint when the signature carries it, else by key ID.
+func signers(data []byte) string {
+	var names []string
+	block, _ := clearsign.Decode(data) // read again: verifying consumed the signature
+	if block == nil {
+		return "a key it does not name"
+	}
+	pr := packet.NewReader(block.ArmoredSignature.Body)
+	for {
+		p, err := pr.Next()
+		if err != nil {
+			break
+		}
+		sig, ok := p.(*packet.Signature)
+		if !ok {
+			continue
+		}
+		switch {
+		case len(sig.IssuerFingerprint) > 0:
+			names = append(names, "key "+strings.ToUpper(hex.EncodeToString(sig.IssuerFingerprint)))
+		case sig.IssuerKeyId != nil:
+			names = append(names, fmt.Sprintf("key ID %016X", *sig.IssuerKeyId))
+		}
+	}
+	if len(names) == 0 {
+		return "a key it does not name"
+	}
+	return strings.Join(names, " and ")
+}
+
+// keyList names a keyring's primary keys and subkeys by fingerprint.
+func keyList(el openpgp.EntityList) string {
+	var names []string
+	for _, e := range el {
+		names = append(names, strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint)))
+		for _, sk := range e.Subkeys {
+			names = append(names, strings.ToUpper(hex.EncodeToString(sk.PublicKey.Fingerprint))+" (subkey)")
+		}
+	}
+	if len(names) == 0 {
+		return "no key"
+	}
+	return strings.Join(names, ", ")
 }

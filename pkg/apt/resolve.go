@@ -38,13 +38,70 @@ import (
 // Finally, no two packages of the result and installed may conflict
 // (Conflicts, Breaks) with each other. Errors are fault.BadInput.
 func (idx *Index) Resolve(wanted []string, installed []*Package, prefer map[string]string) ([]*Package, error) {
+	res, err := idx.Solve(wanted, installed, ResolveOptions{Prefer: prefer})
+	if err != nil {
+		return nil, err
+	}
+	return res.Packages, nil
+}
+
+// ResolveOptions tune Solve.
+type ResolveOptions struct {
+	// Prefer names the provider to take for a virtual package, over
+	// apt's own choice.
+	Prefer map[string]string
+	// Exclude names packages never to install: a relation that names one
+	// counts as satisfied (the user knows the image does without it).
+	Exclude []string
+}
+
+// Resolution is what Solve found.
+type Resolution struct {
+	// Packages are the packages to install, as Resolve returns them.
+	Packages []*Package
+	// Choices are the virtual packages with several providers, and the
+	// provider taken, sorted by virtual name.
+	Choices []Choice
+	// Excluded are the excluded packages that something depended on,
+	// sorted by name.
+	Excluded []Exclusion
+}
+
+// Choice is the provider taken for a virtual package that several
+// packages provide.
+type Choice struct {
+	Virtual  string `json:"virtual"`
+	Provider string `json:"provider"`
+	// Providers are all the providers, in the order apt ranks them.
+	Providers []string `json:"providers"`
+	// Reason says which rule decided: "apt.prefer", or apt's rule that
+	// set the first provider before the second ("Essential: yes",
+	// "Priority: required over optional", "apt's package order").
+	Reason string `json:"reason"`
+}
+
+// Exclusion is an excluded package that the closure would have held.
+type Exclusion struct {
+	Name string `json:"name"`
+	// RequiredBy names the selected packages whose relations named it.
+	RequiredBy []string `json:"requiredBy"`
+}
+
+// Solve is Resolve with options; it also reports the providers chosen
+// and the exclusions used.
+func (idx *Index) Solve(wanted []string, installed []*Package, o ResolveOptions) (*Resolution, error) {
 	r := &resolver{
 		idx:        idx,
-		prefer:     prefer,
+		prefer:     o.Prefer,
 		installed:  map[string]*Package{},
 		selected:   map[string]*Package{},
 		provided:   map[string][]provision{},
 		requiredBy: map[string]map[string]bool{},
+		exclude:    map[string]*Package{},
+		choices:    map[string]Choice{},
+	}
+	for _, name := range o.Exclude {
+		r.exclude[name] = &Package{Name: name}
 	}
 	for _, p := range installed {
 		if _, err := p.relations(); err != nil {
@@ -62,6 +119,9 @@ func (idx *Index) Resolve(wanted []string, installed []*Package, prefer map[stri
 		poss, err := parseWanted(name)
 		if err != nil {
 			return nil, fault.Bad(err)
+		}
+		if _, ok := r.exclude[poss.Name]; ok {
+			return nil, fault.Bad(fmt.Errorf("package %s is both asked for and excluded", name))
 		}
 		if r.satisfied(poss) != nil {
 			continue
@@ -81,13 +141,24 @@ func (idx *Index) Resolve(wanted []string, installed []*Package, prefer map[stri
 	if err := r.checkConflicts(); err != nil {
 		return nil, fault.Bad(err)
 	}
-	out := make([]*Package, 0, len(r.selected))
+	res := &Resolution{Packages: make([]*Package, 0, len(r.selected))}
 	for _, name := range sortedKeys(r.selected) {
 		p := *r.selected[name] // a copy: the index's packages stay as read
 		p.RequiredBy = sortedKeys(r.requiredBy[name])
-		out = append(out, &p)
+		res.Packages = append(res.Packages, &p)
 	}
-	return out, nil
+	for _, name := range sortedKeys(r.choices) {
+		// Only choices whose provider is still in the result count.
+		if c := r.choices[name]; r.selected[c.Provider] != nil {
+			res.Choices = append(res.Choices, c)
+		}
+	}
+	for _, name := range sortedKeys(r.exclude) {
+		if by := r.requiredBy[name]; len(by) > 0 {
+			res.Excluded = append(res.Excluded, Exclusion{Name: name, RequiredBy: sortedKeys(by)})
+		}
+	}
+	return res, nil
 }
 
 // parseWanted reads a name as the spec gives it: "nginx", or with a
@@ -114,6 +185,8 @@ type resolver struct {
 	provided   map[string][]provision // by installed and selected packages
 	pending    []pendingOr
 	requiredBy map[string]map[string]bool
+	exclude    map[string]*Package // stand-ins that satisfy any relation naming them
+	choices    map[string]Choice
 }
 
 type pendingOr struct {
@@ -196,6 +269,12 @@ func (r *resolver) resolveRelation(from *Package, d dependency.Relation) error {
 			return nil
 		}
 	}
+	for _, poss := range d.Possibilities {
+		if x, ok := r.exclude[poss.Name]; ok {
+			r.need(x.Name, from.Name)
+			return nil
+		}
+	}
 	var reasons []string
 	for _, poss := range d.Possibilities {
 		p, err := r.choose(poss, from.Name)
@@ -272,6 +351,59 @@ func (e *ambiguousError) Error() string {
 		e.name, strings.Join(e.candidates, ", "), e.name, e.candidates[0])
 }
 
+// priorityRank is apt's number for a Priority field: lower is more
+// important. A missing field is 0 (apt leaves it unset, which ranks
+// first); a word apt does not know is extra.
+func priorityRank(p string) int {
+	switch strings.ToLower(p) {
+	case "":
+		return 0
+	case "required":
+		return 1
+	case "important":
+		return 2
+	case "standard":
+		return 3
+	case "optional":
+		return 4
+	}
+	return 5
+}
+
+// rankProviders sorts the providers of a virtual package the way apt's
+// depcache does (CompareProviders in apt-pkg/depcache.cc, apt 2.6): a
+// package of the virtual name's own name first, then Essential: yes, then
+// Important: yes, then the more important Priority, then the package that
+// apt's cache created last (the higher ID: here, the later first mention
+// in the indexes). Installed providers never get here: they satisfy the
+// relation already. It returns the rule that put the first before the
+// second.
+func (r *resolver) rankProviders(target string, list []*Package) string {
+	before := func(a, b *Package) (bool, string) {
+		switch {
+		case (a.Name == target) != (b.Name == target):
+			return a.Name == target, "the package of the virtual name itself"
+		case a.Essential != b.Essential:
+			return a.Essential, "Essential: yes"
+		case a.Important != b.Important:
+			return a.Important, "Important: yes"
+		case priorityRank(a.Priority) != priorityRank(b.Priority):
+			return priorityRank(a.Priority) < priorityRank(b.Priority), fmt.Sprintf("Priority: %s over %s", a.Priority, b.Priority)
+		}
+		ia, ib := r.idx.ids[a.Name], r.idx.ids[b.Name]
+		if ia != ib {
+			return ia > ib, "apt's package order (the provider named last in the indexes)"
+		}
+		return a.Name < b.Name, "name"
+	}
+	sort.SliceStable(list, func(i, j int) bool {
+		ok, _ := before(list[i], list[j])
+		return ok
+	})
+	_, why := before(list[0], list[1])
+	return why
+}
+
 // chooseWanted picks the package for a name the caller asked for: with a
 // version constraint, the highest version that meets it, even when it is
 // not the candidate (as apt-get install name=version does).
@@ -321,13 +453,32 @@ func (r *resolver) choose(poss dependency.Possibility, from string) (*Package, e
 	case len(names) == 1:
 		return seen[names[0]], nil
 	case len(names) > 1:
-		if pick, ok := r.prefer[poss.Name]; ok {
-			if p, ok := seen[pick]; ok {
-				return p, nil
+		list := make([]*Package, 0, len(names))
+		for _, n := range names {
+			if _, ok := r.exclude[n]; !ok {
+				list = append(list, seen[n])
 			}
-			return nil, fmt.Errorf("apt.prefer names %s for %s, but its providers are %s", pick, poss.Name, strings.Join(names, ", "))
 		}
-		return nil, &ambiguousError{name: poss.Name, candidates: names}
+		if len(list) == 0 {
+			return nil, fmt.Errorf("every provider of %s (%s) is excluded", poss.Name, strings.Join(names, ", "))
+		}
+		reason := r.rankProviders(poss.Name, list)
+		ordered := make([]string, len(list))
+		for i, p := range list {
+			ordered[i] = p.Name
+		}
+		pick := list[0]
+		if want, ok := r.prefer[poss.Name]; ok {
+			p, ok := seen[want]
+			if !ok {
+				return nil, fmt.Errorf("apt.prefer names %s for %s, but its providers are %s", want, poss.Name, strings.Join(names, ", "))
+			}
+			pick, reason = p, "apt.prefer"
+		}
+		if _, done := r.choices[poss.Name]; !done {
+			r.choices[poss.Name] = Choice{Virtual: poss.Name, Provider: pick.Name, Providers: ordered, Reason: reason}
+		}
+		return pick, nil
 	}
 	if why != "" {
 		return nil, errors.New(why)

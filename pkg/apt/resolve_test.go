@@ -252,7 +252,6 @@ func TestResolveErrors(t *testing.T) {
 		want      string
 		installed string
 	}{
-		{[]string{"app"}, nil, "mail-transport-agent is a virtual package provided by exim4-daemon-light, postfix; choose one in apt.prefer", ""},
 		{[]string{"app"}, map[string]string{"mail-transport-agent": "sendmail"}, "apt.prefer names sendmail for mail-transport-agent, but its providers are exim4-daemon-light, postfix", ""},
 		{[]string{"uses-oldlib"}, nil, "uses-oldlib=1 depends on oldlib, which cannot be installed: oldlib: no such package", ""},
 		{[]string{"nope"}, nil, "package nope: no such package", ""},
@@ -274,6 +273,78 @@ func TestResolveErrors(t *testing.T) {
 		if fault.KindOf(err) != fault.BadInput {
 			t.Errorf("Resolve(%v): kind %v", tc.wanted, fault.KindOf(err))
 		}
+	}
+}
+
+// TestResolveProviderChoice checks apt's rules for a virtual package with
+// several providers, rule by rule, and that the choice is reported.
+func TestResolveProviderChoice(t *testing.T) {
+	stanza := func(name, extra string) string {
+		return "Package: " + name + "\nVersion: 1\nArchitecture: amd64\nProvides: virt\nFilename: pool/" + name + ".deb\n" + extra + "\n\n"
+	}
+	for _, tc := range []struct {
+		name, text string
+		prefer     map[string]string
+		installed  string
+		want, why  string
+	}{
+		{"priority", stanza("aaa", "Priority: optional") + stanza("zzz", "Priority: required"), nil, "", "zzz", "Priority: required over optional"},
+		{"essential over priority", stanza("aaa", "Priority: required") + stanza("zzz", "Priority: optional\nEssential: yes"), nil, "", "zzz", "Essential: yes"},
+		{"important", stanza("aaa", "Priority: optional") + stanza("zzz", "Priority: optional\nImportant: yes"), nil, "", "zzz", "Important: yes"},
+		// Equal in all else: the provider apt's cache numbered last.
+		{"order", stanza("zzz", "Priority: optional") + stanza("aaa", "Priority: optional"), nil, "", "aaa", "apt's package order (the provider named last in the indexes)"},
+		{"order, named earlier by a relation", "Package: first\nVersion: 1\nArchitecture: amd64\nSuggests: aaa\n\n" + stanza("zzz", "Priority: optional") + stanza("aaa", "Priority: optional"), nil, "", "zzz", "apt's package order (the provider named last in the indexes)"},
+		{"prefer", stanza("aaa", "Priority: optional") + stanza("zzz", "Priority: required"), map[string]string{"virt": "aaa"}, "", "aaa", "apt.prefer"},
+		{"installed", stanza("aaa", "Priority: optional") + stanza("zzz", "Priority: required"), nil, "Package: aaa\nVersion: 1\nArchitecture: amd64\nProvides: virt\n", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := "Package: wants\nVersion: 1\nArchitecture: amd64\nDepends: virt\nFilename: pool/wants.deb\n\n" + tc.text
+			pkgs, err := ParseStanzas(strings.NewReader(text))
+			must(t, err)
+			inst, err := ParseStatus(strings.NewReader(tc.installed))
+			must(t, err)
+			res, err := NewIndex("amd64", pkgs, nil).Solve([]string{"wants"}, inst, ResolveOptions{Prefer: tc.prefer})
+			must(t, err)
+			if tc.want == "" {
+				if len(res.Choices) != 0 || len(res.Packages) != 1 {
+					t.Fatalf("an installed provider needs no choice; got %v, %v", res.Choices, res.Packages)
+				}
+				return
+			}
+			if len(res.Choices) != 1 {
+				t.Fatalf("choices %v", res.Choices)
+			}
+			c := res.Choices[0]
+			if c.Virtual != "virt" || c.Provider != tc.want || c.Reason != tc.why || len(c.Providers) != 2 {
+				t.Errorf("choice %+v; want %s because %q", c, tc.want, tc.why)
+			}
+			found := false
+			for _, p := range res.Packages {
+				found = found || p.Name == tc.want
+			}
+			if !found {
+				t.Errorf("%s is not in the result", tc.want)
+			}
+		})
+	}
+}
+
+// TestResolveExclude checks that an excluded dependency is left out,
+// with what needed it, and that asking for it is an error.
+func TestResolveExclude(t *testing.T) {
+	idx := universe(t)
+	res, err := idx.Solve([]string{"app"}, nil, ResolveOptions{Prefer: map[string]string{"mail-transport-agent": "postfix"}, Exclude: []string{"libc6"}})
+	must(t, err)
+	for _, p := range res.Packages {
+		if p.Name == "libc6" {
+			t.Errorf("libc6 is excluded but resolved")
+		}
+	}
+	if len(res.Excluded) != 1 || res.Excluded[0].Name != "libc6" || len(res.Excluded[0].RequiredBy) == 0 {
+		t.Errorf("excluded %+v", res.Excluded)
+	}
+	if _, err := idx.Solve([]string{"libc6"}, nil, ResolveOptions{Exclude: []string{"libc6"}}); err == nil || !strings.Contains(err.Error(), "both asked for and excluded") {
+		t.Errorf("asking for an excluded package: %v", err)
 	}
 }
 

@@ -65,6 +65,15 @@ func (e *MismatchError) Error() string {
 	return fmt.Sprintf("%s has sha256 %s, but it is pinned as %s; if the new content is expected, update the pin", e.Source, e.Got, e.Want)
 }
 
+// StatusError is an HTTP answer other than 200 OK to a fetch.
+type StatusError struct {
+	URL    string
+	Code   int
+	Status string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("fetching %s: %s", e.URL, e.Status) }
+
 // Fetch returns the path of a verified cached file with the given SHA-256,
 // downloading it from url first when it is not cached.
 func (c *Cache) Fetch(ctx context.Context, url, sha256Hex string) (string, error) {
@@ -79,7 +88,7 @@ func (c *Cache) Fetch(ctx context.Context, url, sha256Hex string) (string, error
 		}
 		if resp.StatusCode != http.StatusOK {
 			resp.Body.Close()
-			return nil, fault.Op(fmt.Errorf("fetching %s: %s", url, resp.Status))
+			return nil, fault.Op(&StatusError{URL: url, Code: resp.StatusCode, Status: resp.Status})
 		}
 		return resp.Body, nil
 	})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -47,6 +48,12 @@ type AptLayer struct {
 	// Pins are the .debs to install, sorted by name: the closure less
 	// what the base and earlier layers hold.
 	Pins []apt.Pin `json:"pins"`
+	// Choices are the providers taken for virtual packages with several,
+	// as apt would take them (or as apt.prefer says).
+	Choices []apt.Choice `json:"choices,omitempty"`
+	// Excluded are the packages of apt.exclude that this layer's closure
+	// would have held, with what depended on them.
+	Excluded []apt.Exclusion `json:"excluded,omitempty"`
 }
 
 // Option tunes Resolve.
@@ -55,12 +62,16 @@ type Option func(*options)
 type options struct {
 	now    func() time.Time
 	client *http.Client
+	log    *slog.Logger
 }
 
 // WithClock gives the time at which keys, signatures and Valid-Until of
 // freshly fetched InRelease files are checked (with --update, or when the
 // lock pins none yet). Without it, Valid-Until is not checked.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLogger sets where the provider choices and exclusions are told.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithHTTPClient sets the client that fetches InRelease files that the
 // lock does not pin.
@@ -129,14 +140,15 @@ func sameSources(a *spec.Apt, got []apt.SourceDigest) bool {
 	for _, src := range a.Sources {
 		for _, suite := range src.Suites {
 			for _, c := range src.Components {
-				want = append(want, strings.TrimSuffix(src.URL, "/")+" "+suite+" "+c)
+				want = append(want, strings.TrimSuffix(src.URL, "/")+" "+suite+" "+lastElem(c))
 			}
 		}
 	}
 	for _, d := range got {
 		comps := map[string]bool{}
 		for _, idx := range d.Indexes {
-			if c, _, ok := strings.Cut(idx.Path, "/binary-"); ok && !comps[c] {
+			if c, _, ok := strings.Cut(idx.Path, "/binary-"); ok && !comps[lastElem(c)] {
+				c = lastElem(c)
 				comps[c] = true
 				have = append(have, strings.TrimSuffix(d.URL, "/")+" "+d.Suite+" "+c)
 			}
@@ -146,6 +158,10 @@ func sameSources(a *spec.Apt, got []apt.SourceDigest) bool {
 	sort.Strings(have)
 	return slices.Equal(want, have)
 }
+
+// lastElem is a component's last path element: updates/main and main
+// name the same component of a security suite.
+func lastElem(c string) string { return path.Base(c) }
 
 func sortedCopy(list []string) []string {
 	out := append([]string{}, list...)
@@ -201,16 +217,22 @@ func resolveApt(ctx context.Context, s *spec.Spec, old, f *File, update bool, r 
 			if len(l.Packages) == 0 {
 				continue
 			}
-			res, err := idx.Resolve(l.Packages, installed, s.Apt.Prefer)
+			sol, err := idx.Solve(l.Packages, installed, apt.ResolveOptions{Prefer: s.Apt.Prefer, Exclude: s.Apt.Exclude})
 			if err != nil {
 				return nil, fault.Bad(s.ErrorAt(fmt.Sprintf("layers[%d].packages", i), "%s: %v", p, err))
 			}
-			pins, err := apt.Pins(res)
+			pins, err := apt.Pins(sol.Packages)
 			if err != nil {
 				return nil, fault.Bad(s.ErrorAt(fmt.Sprintf("layers[%d].packages", i), "%s: %v", p, err))
 			}
-			installed = append(installed, res...)
-			a.Layers = append(a.Layers, AptLayer{Layer: i, Name: l.Name, Packages: sortedCopy(l.Packages), Pins: pins})
+			for _, c := range sol.Choices {
+				o.log.Info(fmt.Sprintf("%s: %s is a virtual package; took %s of %s (%s)", l.Name, c.Virtual, c.Provider, strings.Join(c.Providers, ", "), c.Reason), "platform", p.String())
+			}
+			for _, x := range sol.Excluded {
+				o.log.Warn(fmt.Sprintf("%s: left out %s (apt.exclude), which %s depend on", l.Name, x.Name, strings.Join(x.RequiredBy, ", ")), "platform", p.String())
+			}
+			installed = append(installed, sol.Packages...)
+			a.Layers = append(a.Layers, AptLayer{Layer: i, Name: l.Name, Packages: sortedCopy(l.Packages), Pins: pins, Choices: sol.Choices, Excluded: sol.Excluded})
 		}
 		f.Apt[p.String()] = a
 		changes = append(changes, aptChanges(p.String(), prev, a)...)

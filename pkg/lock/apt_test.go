@@ -4,9 +4,11 @@ package lock_test
 // signed by a throwaway key, served on 127.0.0.1 (package locktest).
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -273,10 +275,10 @@ func TestLockAptWrongKeyring(t *testing.T) {
 	}
 }
 
-func TestLockAptUnresolvable(t *testing.T) {
+func TestLockAptProviderChoice(t *testing.T) {
 	e := newAptEnv(t)
-	// Without prefer, awk has two providers: an error that lists them,
-	// placed at the layer's packages.
+	// Without prefer, awk has two providers: the lock takes apt's choice,
+	// says so, and records it.
 	text := fmt.Sprintf("version: 1\nname: app\napt:\n  sources: [{url: %s, suites: [stable]}]\n  keyring: keys/test.asc\n%s", e.repo.URL, oneLayer)
 	file := filepath.Join(e.dir, "repro.yaml")
 	os.WriteFile(file, []byte(text), 0o644)
@@ -284,9 +286,25 @@ func TestLockAptUnresolvable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = lock.Resolve(ctx, s, nil, false, e.r, e.c, nil)
-	if fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "layers[0].packages") || !strings.Contains(err.Error(), "gawk") || !strings.Contains(err.Error(), "mawk") {
-		t.Errorf("ambiguous provider: %v", err)
+	var log bytes.Buffer
+	f, _, err := lock.Resolve(ctx, s, nil, false, e.r, e.c, nil, lock.WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := f.Apt["linux/amd64"].Layers[0]
+	if len(l.Choices) != 1 || l.Choices[0].Virtual != "awk" || l.Choices[0].Reason == "" {
+		t.Fatalf("choices %+v", l.Choices)
+	}
+	c := l.Choices[0]
+	if !strings.Contains(log.String(), "awk is a virtual package; took "+c.Provider) {
+		t.Errorf("the choice is not told:\n%s", log.String())
+	}
+	found := false
+	for _, p := range l.Pins {
+		found = found || p.Name == c.Provider
+	}
+	if !found {
+		t.Errorf("the chosen %s is not pinned", c.Provider)
 	}
 }
 

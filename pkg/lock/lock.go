@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -142,7 +143,7 @@ func (c Change) String() string {
 // with update, every InRelease is fetched fresh. The base's dpkg status
 // and the earlier layers' packages count as installed.
 func Resolve(ctx context.Context, s *spec.Spec, old *File, update bool, r *base.Resolver, c *cache.Cache, insecure []string, opts ...Option) (*File, []Change, error) {
-	var o options
+	o := options{log: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -30,7 +30,8 @@ var (
 	accountRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	// suiteRE is a suite or component name: dists/<suite>/ and
 	// <component>/binary-<arch>/ are paths of the repository.
-	suiteRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9][A-Za-z0-9._+-]*)*$`)
+	snapshotRE = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z$`)
+	suiteRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9][A-Za-z0-9._+-]*)*$`)
 )
 
 // UsrMerge reports whether packages are laid out merged into /usr: the
@@ -159,6 +160,24 @@ func (v *validator) apt() {
 	if a.Keyring != "" {
 		if err := contextPath(a.Keyring); err != nil {
 			v.errorf("apt.keyring", "%s", err.Error())
+		}
+	}
+	for j, x := range a.Exclude {
+		if !pkgNameRE.MatchString(x) {
+			v.errorf(fmt.Sprintf("apt.exclude[%d]", j), "%q is not a package name; write the package to leave out, like debconf", x)
+		}
+	}
+	if a.Timezone != "" {
+		if c := path.Clean(a.Timezone); c != a.Timezone || strings.HasPrefix(c, "/") || c == ".." || strings.HasPrefix(c, "../") || strings.ContainsAny(a.Timezone, " \x00") {
+			v.errorf("apt.timezone", "%q is not a time zone name; write one of /usr/share/zoneinfo, like Etc/UTC or Europe/Berlin", a.Timezone)
+		}
+	}
+	if sn := a.Snapshot; sn != nil {
+		if u, err := url.Parse(sn.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.errorf("apt.snapshot.url", "%q is not an http or https URL; write the snapshot archive's base, like http://snapshot.debian.org/archive", sn.URL)
+		}
+		if sn.Timestamp != "" && !snapshotRE.MatchString(sn.Timestamp) {
+			v.errorf("apt.snapshot.timestamp", "%q is not a snapshot timestamp; write it as snapshot.debian.org does, like 20250520T000000Z", sn.Timestamp)
 		}
 	}
 	for _, k := range sortedKeys(a.Prefer) {

@@ -29,18 +29,20 @@ const (
 // a string field, the items of a list field, or the keys of a mapping field
 // must match, by Type.Field.
 var schemaPatterns = map[string]*regexp.Regexp{
-	"Spec.Name":            nameRE,
-	"Spec.Vars":            varKeyRE,
-	"Content.SHA256":       hexRE,
-	"Config.Env":           envKeyRE,
-	"Config.ExposedPorts":  portRE,
-	"Config.StopSignal":    signalRE,
-	"Layer.Packages":       wantedRE,
-	"Apt.Prefer":           pkgNameRE,
-	"AptSource.Suites":     suiteRE,
-	"AptSource.Components": suiteRE,
-	"Group.Name":           accountRE,
-	"User.Name":            accountRE,
+	"Spec.Name":             nameRE,
+	"Spec.Vars":             varKeyRE,
+	"Content.SHA256":        hexRE,
+	"Config.Env":            envKeyRE,
+	"Config.ExposedPorts":   portRE,
+	"Config.StopSignal":     signalRE,
+	"Layer.Packages":        wantedRE,
+	"Apt.Prefer":            pkgNameRE,
+	"Apt.Exclude":           pkgNameRE,
+	"AptSnapshot.Timestamp": snapshotRE,
+	"AptSource.Suites":      suiteRE,
+	"AptSource.Components":  suiteRE,
+	"Group.Name":            accountRE,
+	"User.Name":             accountRE,
 }
 
 // schemaEnums are the values of fields whose values are a closed set kept
@@ -75,6 +77,7 @@ var structDoc = []struct {
 	{reflect.TypeOf(SecretAllow{}), "secretAllow", "secrets.allow[]", "secretsallow", "One allow entry: a path or glob, optionally narrowed to one file (`sha256`) or one rule (`rule`), always with a `reason`."},
 	{reflect.TypeOf(Apt{}), "apt", "apt", "apt", "Where the Debian packages of `packages` layers come from. Every InRelease must be signed by a key of `keyring`; every index and `.deb` is checked against the SHA-256 its signed index lists, and `repro lock` pins them all (see [Debian packages](#debian-packages))."},
 	{reflect.TypeOf(AptSource{}), "aptSource", "apt.sources[]", "aptsources", "One Debian-style repository, read for each of its suites and components (`dists/<suite>/<component>/binary-<arch>/`)."},
+	{reflect.TypeOf(AptSnapshot{}), "aptSnapshot", "apt.snapshot", "aptsnapshot", "A snapshot archive (snapshot.debian.org's layout) that `repro build` fetches a pinned `.deb` from when its source has deleted it; the lock records the url and timestamp."},
 	{reflect.TypeOf(Accounts{}), "accounts", "accounts", "accounts", "Users and groups. repro writes `/etc/passwd`, `/etc/group` and `/etc/shadow` (and `/etc/gshadow` when the base has one) as one final layer: the base's entries, with these added or replacing the base's entry of the same name, sorted by id; `root` is always there. Passwords are locked (`*`). A layer may not write these files too."},
 	{reflect.TypeOf(Group{}), "group", "accounts.groups[]", "accountsgroups", "One group."},
 	{reflect.TypeOf(User{}), "user", "accounts.users[]", "accountsusers", "One user. Its home directory is not created; add it to a layer when the user needs one."},

@@ -94,8 +94,19 @@ type SecretAllow struct {
 type Apt struct {
 	Sources  []AptSource       `yaml:"sources" doc:"Debian-style repositories (dists/ and pool/). A package found in several takes the highest version." required:"true"`
 	Keyring  string            `yaml:"keyring" doc:"A file of the build context, relative to the spec's directory, holding the ASCII-armored (or binary) OpenPGP public keys that must sign every InRelease. Debian's are in the debian-archive-keyring package (/usr/share/keyrings/debian-archive-keyring.gpg)." required:"true" example:"keys/debian-archive-keyring.gpg"`
-	Prefer   map[string]string `yaml:"prefer" doc:"For a virtual package with several providers, the one to take (virtual: provider). A virtual package with one provider needs no entry; several and no entry is an error that lists them."`
+	Prefer   map[string]string `yaml:"prefer" doc:"For a virtual package with several providers, the one to take (virtual: provider), over the one apt would take. Without an entry, repro takes apt's choice (an Essential or more important provider first, then apt's own order), prints it and records it in the lock."`
+	Exclude  []string          `yaml:"exclude" doc:"Packages never to install, though something depends on them: the closure leaves them out, warns, names what depended on them, and the lock and the SBOM record it. For a dependency the image does without (ca-certificates' openssl and debconf)." example:"[debconf]"`
+	Timezone string            `yaml:"timezone" doc:"The time zone for /etc/localtime and /etc/timezone, which tzdata's postinst would ask for: a zone of /usr/share/zoneinfo (tzdata must be installed), like Etc/UTC or Europe/Berlin. Without it there is no /etc/localtime (programs then use UTC)." example:"Etc/UTC"`
+	Snapshot *AptSnapshot      `yaml:"snapshot" doc:"A snapshot archive to fetch a pinned .deb from when its source no longer has it (Debian's mirrors delete superseded versions). The .deb is fetched by its pinned file name and checked against its pinned sha256."`
 	UsrMerge *bool             `yaml:"usrmerge" doc:"Move what packages put in /bin, /sbin and /lib* into /usr and write the symlinks /bin -> usr/bin and so on, as Debian 12 does. A base whose /bin (or /sbin, /lib*) is a real directory cannot take them: set false there." default:"true"`
+}
+
+// AptSnapshot is a snapshot archive in snapshot.debian.org's layout:
+// <url>/<archive>/<timestamp>/pool/..., where <archive> is the last path
+// element of a source's url (debian, debian-security).
+type AptSnapshot struct {
+	URL       string `yaml:"url" doc:"The snapshot archive's base URL." required:"true" example:"http://snapshot.debian.org/archive"`
+	Timestamp string `yaml:"timestamp" doc:"The snapshot to read, as snapshot.debian.org names them (YYYYMMDDTHHMMSSZ, UTC). Without it, repro lock records the time of locking." example:"20250520T000000Z"`
 }
 
 // AptSource is one Debian-style repository.
