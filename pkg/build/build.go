@@ -297,7 +297,7 @@ func (b *builder) accountsLayer(ctx context.Context, p spec.Platform, bi *base.I
 // canonical layer, every regular file shown to the secret guard.
 func (b *builder) write(ctx context.Context, i int, layerName, name string, p spec.Platform, entries []layer.Entry) (*layer.File, error) {
 	lo := layer.Options{
-		Epoch: b.opts.Values.Epoch, Compression: b.opts.Compression,
+		Format: compress.Format1, Epoch: b.opts.Values.Epoch, Compression: b.opts.Compression,
 		Observe: func(e *layer.Entry) layer.Observer { return b.guard.File(layerName, e.Path) },
 	}
 	if b.opts.Progress != nil {

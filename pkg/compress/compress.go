@@ -11,15 +11,6 @@ import (
 	"github.com/klauspost/pgzip"
 )
 
-// FormatVersion names the output format: the tar rule (package layer) and
-// the compression settings below, together. Changing a byte that either
-// writes is a new version, never a silent change.
-const FormatVersion = "repro-layer/1"
-
-// The format has not been published yet, so its first version still
-// changes in place: zstd moved from one frame to parallel 4 MiB frames
-// before any image carried "repro-layer/1".
-
 // Algorithm is a layer compression.
 type Algorithm string
 
@@ -28,7 +19,8 @@ const (
 	Zstd Algorithm = "zstd"
 )
 
-// Fixed settings. They are part of FormatVersion.
+// Fixed settings. They are part of every output format (format.go says
+// what differs between formats).
 const (
 	// GzipLevel is the deflate level. Level 5 of klauspost's deflate is
 	// within 5% of gzip -6's size at a fraction of its time.
@@ -36,8 +28,13 @@ const (
 	// GzipBlockSize is pgzip's block size: the unit of parallel work, and a
 	// fixed property of the stream.
 	GzipBlockSize = 1 << 20
-	// gzipOS is the OS byte of the gzip header: 255, unknown.
+	// gzipOS is the OS byte of the gzip header (RFC 1952 2.3.1): 255,
+	// "unknown", so that the bytes do not claim a host system.
 	gzipOS = 255
+	// gzipXFL is the XFL byte of the gzip header: 0, neither "maximum
+	// compression" (2) nor "fastest" (4), which level 5 is not. pgzip
+	// derives it from the level; a test reads it.
+	gzipXFL = 0
 	// ZstdLevel is klauspost's "default" level (about zstd -3).
 	ZstdLevel = zstd.SpeedDefault
 	// ZstdWindow is the window size; no larger than a frame's content.
@@ -63,27 +60,40 @@ func (a Algorithm) MediaType() string {
 	}
 }
 
-// Settings describes a's fixed settings, for `repro version` and provenance.
-func (a Algorithm) Settings() string {
+// Settings describes a's fixed settings in FormatVersion.
+func (a Algorithm) Settings() string { return a.FormatSettings(Format1) }
+
+// FormatSettings describes a's fixed settings in format f, for `repro
+// version` and provenance.
+func (a Algorithm) FormatSettings(f Format) string {
 	switch a {
 	case Zstd:
 		return fmt.Sprintf("zstd: klauspost/compress zstd, level %s, window %d, independent frames of %d bytes (the last shorter), each with its content size and checksum", ZstdLevel, ZstdWindow, ZstdChunk)
 	default:
-		return fmt.Sprintf("gzip: klauspost/pgzip level %d, %d-byte blocks with 32 KiB dictionaries, header without name, comment, mtime or extra, OS %d", GzipLevel, GzipBlockSize, gzipOS)
+		mtime := "MTIME 0"
+		if f == Format1 {
+			mtime = "MTIME 0x886E0900 (pgzip's value for the zero time)"
+		}
+		return fmt.Sprintf("gzip: klauspost/pgzip level %d, %d-byte blocks with 32 KiB dictionaries, header without name, comment or extra, %s, XFL %d, OS %d", GzipLevel, GzipBlockSize, mtime, gzipXFL, gzipOS)
 	}
 }
 
 // NewWriter returns a writer that compresses into w with a's fixed
-// settings. Close flushes the stream; it does not close w.
+// settings, in the newest format. Close flushes the stream; it does not
+// close w.
 func NewWriter(w io.Writer, a Algorithm) (io.WriteCloser, error) {
-	return NewTeeWriter(w, a, nil)
+	return NewTeeWriter(w, a, Newest, nil)
 }
 
-// NewTeeWriter is NewWriter that also gives tee, when not nil, the
+// NewTeeWriter returns a writer that compresses into w with a's fixed
+// settings in format f, and also gives tee, when not nil, the
 // uncompressed stream, in order: a hash, such as a layer's diff ID. tee is
 // written on the compressor's goroutines, never the caller's, and must not
 // fail; the stream is final once Close returns.
-func NewTeeWriter(w io.Writer, a Algorithm, tee io.Writer) (io.WriteCloser, error) {
+func NewTeeWriter(w io.Writer, a Algorithm, f Format, tee io.Writer) (io.WriteCloser, error) {
+	if !f.Known() {
+		return nil, fmt.Errorf("unknown output format %d", int(f))
+	}
 	switch a {
 	case Gzip:
 		zw, err := pgzip.NewWriterLevel(w, GzipLevel)
@@ -95,7 +105,7 @@ func NewTeeWriter(w io.Writer, a Algorithm, tee io.Writer) (io.WriteCloser, erro
 		if err := zw.SetConcurrency(GzipBlockSize, 2*workers()); err != nil {
 			return nil, err
 		}
-		zw.Header = pgzip.Header{OS: gzipOS}
+		zw.Header = gzipHeader(f)
 		if tee == nil {
 			return &gzipWriter{w: zw}, nil
 		}

@@ -23,7 +23,7 @@ func write(t *testing.T, a compress.Algorithm, in []byte, tee io.Writer) []byte 
 	if tee == nil {
 		zw, err = compress.NewWriter(&out, a)
 	} else {
-		zw, err = compress.NewTeeWriter(&out, a, tee)
+		zw, err = compress.NewTeeWriter(&out, a, compress.Newest, tee)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func TestWriteErrorsSurface(t *testing.T) {
 	in := testInput(3 << 20)
 	for _, a := range []compress.Algorithm{compress.Gzip, compress.Zstd} {
 		for _, tee := range []io.Writer{nil, sha256.New()} {
-			zw, err := compress.NewTeeWriter(&failWriter{after: 1 << 19}, a, tee)
+			zw, err := compress.NewTeeWriter(&failWriter{after: 1 << 19}, a, compress.Newest, tee)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,7 +129,7 @@ func TestCloseTwiceAndWriteAfterClose(t *testing.T) {
 	for _, a := range []compress.Algorithm{compress.Gzip, compress.Zstd} {
 		for _, tee := range []io.Writer{nil, sha256.New()} {
 			var out bytes.Buffer
-			zw, err := compress.NewTeeWriter(&out, a, tee)
+			zw, err := compress.NewTeeWriter(&out, a, compress.Newest, tee)
 			if err != nil {
 				t.Fatal(err)
 			}

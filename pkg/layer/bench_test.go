@@ -141,7 +141,7 @@ func BenchmarkWrite(b *testing.B) {
 	for _, alg := range []compress.Algorithm{compress.Gzip, compress.Zstd} {
 		b.Run(string(alg), func(b *testing.B) {
 			out := b.TempDir()
-			opts := layer.Options{Compression: alg}
+			opts := layer.Options{Format: compress.Newest, Compression: alg}
 			ctx := context.Background()
 			b.SetBytes(n)
 			var size int64

@@ -287,3 +287,34 @@ func FileEntry(full, dest string, a Attrs, defaultMode uint32) ([]Entry, error) 
 	}
 	return []Entry{fileEntry(full, dest, fi, a)}, nil
 }
+
+// Resolved is the slash-separated path, relative to the context, that
+// source rel resolves to (through a symlink named as the source, to its
+// target): the path whose history says when the source last changed.
+func (c *Context) Resolved(rel string) (string, error) {
+	full, _, err := c.resolve(rel)
+	if err != nil {
+		return "", err
+	}
+	r, err := filepath.Rel(c.root, full)
+	if err != nil {
+		return "", err
+	}
+	if r == "." {
+		return "", nil
+	}
+	return filepath.ToSlash(r), nil
+}
+
+// ExcludedPath reports whether the file rel (slash-separated, relative to
+// a copied directory) is left out of the copy by patterns: it, or one of
+// its parent directories, matches, as the walk leaves them out. It holds
+// for paths that no longer exist, such as those a git history names.
+func ExcludedPath(patterns []string, rel string) bool {
+	for i := 0; i < len(rel); i++ {
+		if rel[i] == '/' && excluded(patterns, rel[:i], true) {
+			return true
+		}
+	}
+	return excluded(patterns, rel, false)
+}

@@ -2,7 +2,8 @@
 // compresses it with package compress, and exposes the result as a
 // v1.Layer backed by a file. It also owns reading the build context safely.
 //
-// The tar rule (part of compress.FormatVersion):
+// The tar rule (part of the output format, compress.Format; formats 1 and
+// 2 differ only in mtimes, below):
 //
 //   - Entries are sorted by their path as a byte string, compared without
 //     a trailing slash, so a-c sorts before a/b and a parent before its
@@ -12,16 +13,82 @@
 //   - Headers are POSIX pax as Go's archive/tar writes them: plain ustar
 //     blocks, with a pax extended header only for what ustar cannot hold
 //     (long names, xattrs such as security.capability).
-//   - mtime is the epoch; there is no atime or ctime; uid, gid and mode
-//     (permission bits with setuid, setgid and sticky, no file-type bits)
-//     come from the spec; uname and gname are empty; devmajor and devminor
-//     are zero.
+//   - mtime, in whole seconds: in format 1, the build's epoch for every
+//     entry; in format 2, the layer's epoch (Options.Epoch, below) for
+//     every entry but those that carry their own (Entry.MTime: a .deb's
+//     files), which keep it clamped to [0, the layer's epoch]. There is no
+//     atime or ctime; uid, gid and mode (permission bits with setuid,
+//     setgid and sticky, no file-type bits) come from the spec; uname and
+//     gname are empty; devmajor and devminor are zero.
 //   - A hard-link group is one regular file, at the group's first path in
 //     sort order, carrying the data, mode, owner and xattrs, and the other
 //     paths as hard links to it, so no link precedes its target.
 //   - A removed path is a whiteout: an empty regular file .wh.<name>, mode
 //     0644, owned by 0:0.
 //   - The stream ends with two zero blocks, as archive/tar closes it.
+//
+// Layer epochs (format 2). A layer's bytes depend only on that layer's own
+// inputs, so that a commit that changes one layer changes that layer, the
+// config and the manifest, and nothing else. The build's epoch B (the
+// spec's epoch:, else $SOURCE_DATE_EPOCH, else 0; with epoch: git, HEAD's
+// committer time) stays the config's created, every history entry's and
+// the created annotation, and bounds every layer's epoch:
+//
+//   - A package layer's epoch is the newest mtime among the files of its
+//     .debs, clamped to B; each file keeps its .deb's mtime, clamped the
+//     same way. What repro writes there itself (dpkg status.d, md5sums,
+//     usrmerge links, parent directories) gets the layer's epoch. So a
+//     layer changes only when its packages do, whatever the commit.
+//   - A context layer without epoch: git gets B (a number the spec or the
+//     environment chose: changing it re-stamps every context layer, on
+//     purpose).
+//   - With epoch: git, a context layer's epoch is the committer time of
+//     the newest commit that touched its inputs, clamped to B. Its inputs
+//     are each source it copies (per platform, after templates, through a
+//     symlink named as the source to what it resolves to) and its own
+//     lines of the spec: from the line of its list item to the line before
+//     the next layer or the next top-level key (comments and blank lines
+//     there included). Those lines hold its inline contents, dirs,
+//     symlinks, hard links, removals, urls with their sha256s, modes and
+//     owners; git blame of the spec in the working tree says when each
+//     line last changed. Editing the config, another layer or anything
+//     else outside those lines never re-stamps the layer; moving the layer
+//     (lines above it added or removed) does not either, since blame
+//     follows the lines.
+//   - The accounts layer's inputs are the spec's accounts: lines, so with
+//     epoch: git its epoch is their newest commit's; else B.
+//
+// What "touched" means, case by case (pkg/vcs reads it, in one pass over
+// git log --no-renames of the context):
+//
+//   - A file source: the newest commit that added or modified that path.
+//   - A directory source: the newest commit that added, modified or
+//     deleted any path under it that its excludes do not exclude (a path
+//     is excluded when it or one of its parent directories matches, as
+//     the walk excludes them), so a commit that changes only an excluded
+//     file does not re-stamp the layer, and one that deletes a file from
+//     the tree does.
+//   - A renamed file: the rename is a delete of the old path and an add of
+//     the new one, so the renaming commit touches the layer that copies
+//     either.
+//   - Merges add no time of their own; the commits they bring in count
+//     with their own committer times.
+//   - A source outside git's index (untracked, ignored such as a build
+//     output, or added but not yet committed) and a line of the spec not
+//     committed yet have no commit: they count as B, so the layer takes
+//     HEAD's time, which is reproducible for the commit built. An
+//     untracked, unignored file that the spec reads also makes the build
+//     dirty (warned, and .GitCommit, .GitShortCommit and .Version end in
+//     -dirty); a tracked file modified but not committed counts by its
+//     last commit (the build is dirty too).
+//   - A shallow clone (CI's depth 1) has no history past its boundary, so
+//     when anything changed is unknowable there; there, every context
+//     layer gets B, HEAD's time, whatever the depth, and the build warns
+//     that its context layers differ from a full clone's. Builds from
+//     shallow clones of one commit agree with each other; fetch the full
+//     history (git fetch --unshallow) to get per-layer epochs.
+//   - A base's layers are never rewritten: they keep the bytes, and the
+//     mtimes, that the base was published with.
 //
 // Regular files from the build context are streamed from disk while the
 // layer is written; no layer is ever held in memory. The work is spread

@@ -41,6 +41,10 @@ type Entry struct {
 	// is an error.
 	Size int64
 	Open func() (io.ReadCloser, error)
+	// MTime, when set, is the entry's own mtime in seconds since 1970
+	// (a .deb's file keeps the package's): in format 2 it is written
+	// clamped to the layer's epoch; format 1 ignores it.
+	MTime *int64
 	// Origin says where the entry came from, for messages
 	// (layers[0].contents[2], or a context path).
 	Origin string
@@ -181,4 +185,19 @@ func sortedNodes(m map[string]*node) []*node {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
+}
+
+// NewestMTime is the newest MTime among entries, clamped to bound, or
+// bound when none carries one: a package layer's epoch in format 2.
+func NewestMTime(entries []Entry, bound int64) int64 {
+	newest, any := int64(0), false
+	for i := range entries {
+		if m := entries[i].MTime; m != nil && (!any || *m > newest) {
+			newest, any = *m, true
+		}
+	}
+	if !any {
+		return bound
+	}
+	return max(0, min(newest, bound))
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -199,9 +200,13 @@ func goldenEntries() []Entry {
 	x, _ := CapabilityXattr([]int{10})
 	bin := file("/app/bin", strings.Repeat("binary\x00", 5000), 0o755)
 	bin.Xattrs = map[string]string{"security.capability": x}
+	future, past := int64(1800000000), int64(1600000000)
+	bin.MTime = &future // format 2: clamped to the epoch
+	motd := file("/etc/motd", "hello\n", 0o644)
+	motd.MTime = &past // format 2: kept
 	return []Entry{
 		bin,
-		file("/etc/motd", "hello\n", 0o644),
+		motd,
 		{Path: "/var/cache/app", Type: Dir, Mode: 0o750, UID: 65532, GID: 65532},
 		{Path: "/usr/bin/app", Type: Symlink, Mode: 0o777, Target: "/app/bin"},
 		{Path: "/app/bin2", Type: Hardlink, Target: "/app/bin"},
@@ -209,19 +214,29 @@ func goldenEntries() []Entry {
 	}
 }
 
-// TestGoldenLayer pins the digests of a fixed layer. If this fails, the
-// output format changed: bump compress.FormatVersion and update the pins,
-// on purpose, or find the regression.
+// TestGoldenLayer pins the digests of a fixed layer in every format and
+// compression. If a pin fails, the output format changed: that is a bug
+// (a released format never changes), unless the failing format is a new
+// one not yet released.
 func TestGoldenLayer(t *testing.T) {
+	const epoch = 1700000000
 	for _, tc := range []struct {
+		format         compress.Format
 		alg            compress.Algorithm
 		digest, diffID string
 	}{
-		{compress.Gzip, "sha256:72eb0f911fca9b85bd9f8076ed291a6eee5ea4a6280ea0beca9dd42a69ee4f05", "sha256:d8b5009849b767c191d263e10cc3ef4f3ed82eec5bf1f1dea1b1b50cfbf392f7"},
-		{compress.Zstd, "sha256:3f639a6b3f9a0cb82849e48759fccc6fb2e64e82f0c1728ab1584b77c8b420df", "sha256:d8b5009849b767c191d263e10cc3ef4f3ed82eec5bf1f1dea1b1b50cfbf392f7"},
+		// Format 1: what repro wrote before formats were chosen (the
+		// pins are those of commit e62ece3): every mtime the epoch, the
+		// entries' own MTime ignored.
+		{compress.Format1, compress.Gzip, "sha256:72eb0f911fca9b85bd9f8076ed291a6eee5ea4a6280ea0beca9dd42a69ee4f05", "sha256:d8b5009849b767c191d263e10cc3ef4f3ed82eec5bf1f1dea1b1b50cfbf392f7"},
+		{compress.Format1, compress.Zstd, "sha256:3f639a6b3f9a0cb82849e48759fccc6fb2e64e82f0c1728ab1584b77c8b420df", "sha256:d8b5009849b767c191d263e10cc3ef4f3ed82eec5bf1f1dea1b1b50cfbf392f7"},
+		// Format 2: /etc/motd keeps its own mtime, /app/bin's is clamped
+		// to the epoch, and the gzip header's MTIME is zero.
+		{compress.Format2, compress.Gzip, "sha256:0c90d4f4c780df52b8421a5ebfe059796257bda07a9d4ae85011835a4a006519", "sha256:49e2f35a48c00dce773d52546ab1a4ebc59022d8ce3d5f24ccbf4b0839928da8"},
+		{compress.Format2, compress.Zstd, "sha256:4043dcc4c5ab89edfe4422c9ea4a201601c26f62c95ce0208bf251c97802f83e", "sha256:49e2f35a48c00dce773d52546ab1a4ebc59022d8ce3d5f24ccbf4b0839928da8"},
 	} {
-		t.Run(string(tc.alg), func(t *testing.T) {
-			l, err := Write(context.Background(), goldenEntries(), t.TempDir(), Options{Epoch: 1700000000, Compression: tc.alg})
+		t.Run(fmt.Sprintf("%d-%s", tc.format, tc.alg), func(t *testing.T) {
+			l, err := Write(context.Background(), goldenEntries(), t.TempDir(), Options{Format: tc.format, Epoch: epoch, Compression: tc.alg})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -240,11 +255,55 @@ func TestGoldenLayer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := tarBytes(t, goldenEntries())
-			if !bytes.Equal(b, want) {
-				t.Error("uncompressed layer differs from WriteTar's stream")
+			var want bytes.Buffer
+			if err := WriteFormatTar(context.Background(), &want, goldenEntries(), tc.format, epoch); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b, want.Bytes()) {
+				t.Error("uncompressed layer differs from WriteFormatTar's stream")
 			}
 		})
+	}
+}
+
+// TestEntryMTimes: format 2 writes an entry's own mtime clamped to
+// [0, the layer's epoch], and the epoch for entries without one (implicit
+// parents included); format 1 writes the epoch everywhere.
+func TestEntryMTimes(t *testing.T) {
+	const epoch = 1700000000
+	at := func(n int64) *int64 { return &n }
+	entries := []Entry{
+		{Path: "/a/old", Type: Regular, Mode: 0o644, MTime: at(1500000000), Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("")), nil }},
+		{Path: "/a/future", Type: Dir, Mode: 0o755, MTime: at(1900000000)},
+		{Path: "/a/negative", Type: Symlink, Mode: 0o777, Target: "x", MTime: at(-5)},
+		{Path: "/b", Type: Dir, Mode: 0o755},
+	}
+	want := map[compress.Format]map[string]int64{
+		compress.Format1: {"a/": epoch, "a/future/": epoch, "a/negative": epoch, "a/old": epoch, "b/": epoch},
+		compress.Format2: {"a/": epoch, "a/future/": epoch, "a/negative": 0, "a/old": 1500000000, "b/": epoch},
+	}
+	for _, f := range compress.Formats {
+		var b bytes.Buffer
+		if err := WriteFormatTar(context.Background(), &b, entries, f, epoch); err != nil {
+			t.Fatal(err)
+		}
+		_, raw := readTar(t, b.Bytes())
+		got := map[string]int64{}
+		for _, h := range raw {
+			got[h.Name] = h.ModTime.Unix()
+			if len(h.PAXRecords) > 0 {
+				t.Errorf("%s: %s has PAX records %v: mtimes must fit ustar", f, h.Name, h.PAXRecords)
+			}
+		}
+		if d := cmp.Diff(want[f], got); d != "" {
+			t.Errorf("%s: mtimes (-want +got):\n%s", f, d)
+		}
+	}
+	if err := WriteFormatTar(context.Background(), io.Discard, entries, 0, epoch); err == nil {
+		t.Error("format 0 was written")
+	}
+	if _, err := Write(context.Background(), entries, t.TempDir(), Options{Compression: compress.Gzip}); err == nil {
+		t.Error("Write without a format wrote a layer")
 	}
 }
 
@@ -272,7 +331,7 @@ func TestCoresDoNotChangeBytes(t *testing.T) {
 		var digests []string
 		for _, procs := range []int{1, 4, 2} {
 			runtime.GOMAXPROCS(procs)
-			l, err := Write(context.Background(), bigEntries(12), t.TempDir(), Options{Compression: alg})
+			l, err := Write(context.Background(), bigEntries(12), t.TempDir(), Options{Format: compress.Newest, Compression: alg})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -312,7 +371,7 @@ func TestMemoryBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	peak := testtool.HeapPeak(func() {
-		_, err = Write(context.Background(), es, t.TempDir(), Options{Compression: compress.Gzip})
+		_, err = Write(context.Background(), es, t.TempDir(), Options{Format: compress.Newest, Compression: compress.Gzip})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -328,7 +387,7 @@ func TestWriteLeavesNothingOnError(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Write(ctx, bigEntries(2), dir, Options{Compression: compress.Gzip}); !errors.Is(err, context.Canceled) {
+	if _, err := Write(ctx, bigEntries(2), dir, Options{Format: compress.Newest, Compression: compress.Gzip}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 	if names, _ := os.ReadDir(dir); len(names) != 0 {
@@ -442,4 +501,88 @@ func FuzzMatchGlob(f *testing.F) {
 			t.Errorf("%q matches %q but **/%s does not", pat, rel, pat)
 		}
 	})
+}
+
+func TestNewestMTime(t *testing.T) {
+	at := func(n int64) *int64 { return &n }
+	for _, tc := range []struct {
+		mtimes []*int64
+		bound  int64
+		want   int64
+	}{
+		{nil, 1000, 1000},
+		{[]*int64{nil, nil}, 1000, 1000},
+		{[]*int64{at(5), nil, at(700), at(600)}, 1000, 700},
+		{[]*int64{at(5), at(2000)}, 1000, 1000},
+		{[]*int64{at(0)}, 1000, 0},
+	} {
+		var es []Entry
+		for _, m := range tc.mtimes {
+			es = append(es, Entry{MTime: m})
+		}
+		if got := NewestMTime(es, tc.bound); got != tc.want {
+			t.Errorf("NewestMTime(%v, %d) = %d, want %d", tc.mtimes, tc.bound, got, tc.want)
+		}
+	}
+}
+
+// TestExcludedPath: a path is excluded as the walk excludes it, by itself
+// or by a parent directory, so a git history's paths (even deleted ones)
+// are judged as the copy judges them.
+func TestExcludedPath(t *testing.T) {
+	patterns := []string{"**/*.map", "node_modules/", "tmp"}
+	for rel, want := range map[string]bool{
+		"app.js": false, "app.js.map": true, "a/b/app.js.map": true,
+		"node_modules/x/y.js": true, "a/node_modules/y.js": false, "node_modules": false,
+		"tmp": true, "tmp/x": true, "a/tmp": false,
+	} {
+		if got := ExcludedPath(patterns, rel); got != want {
+			t.Errorf("ExcludedPath(%q) = %v, want %v", rel, got, want)
+		}
+	}
+	// The same verdicts as the walk's, on disk.
+	dir := t.TempDir()
+	for _, p := range []string{"app.js", "app.js.map", "a/b/app.js.map", "a/b/keep.js", "node_modules/x/y.js", "a/node_modules/y.js", "tmp/x", "a/tmp"} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o644)
+	}
+	c, err := NewContext(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := c.Source(".", "/dst", patterns, Attrs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	walked := map[string]bool{}
+	for _, e := range es {
+		if e.Type == Regular {
+			walked[strings.TrimPrefix(e.Path, "/dst/")] = true
+		}
+	}
+	for _, p := range []string{"app.js", "app.js.map", "a/b/app.js.map", "a/b/keep.js", "node_modules/x/y.js", "a/node_modules/y.js", "tmp/x", "a/tmp"} {
+		if walked[p] == ExcludedPath(patterns, p) {
+			t.Errorf("%s: walked %v, ExcludedPath %v", p, walked[p], ExcludedPath(patterns, p))
+		}
+	}
+}
+
+func TestResolved(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "real", "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "real", "sub", "f"), []byte("x"), 0o644)
+	os.Symlink("real/sub/f", filepath.Join(dir, "link"))
+	os.Symlink("real", filepath.Join(dir, "dirlink"))
+	c, err := NewContext(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]string{"link": "real/sub/f", "dirlink/": "real", "real/sub/f": "real/sub/f", ".": "", "./real/../real/sub": "real/sub"} {
+		if got, err := c.Resolved(in); err != nil || got != want {
+			t.Errorf("Resolved(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := c.Resolved("../x"); err == nil {
+		t.Error("Resolved outside the context")
+	}
 }

@@ -107,7 +107,7 @@ func TestObserveSeesEveryFileOnce(t *testing.T) {
 			seen[e.Path] = sha256.Sum256(b)
 		}}
 	}
-	if err := writeTar(context.Background(), io.Discard, es, 0, observe); err != nil {
+	if err := writeTar(context.Background(), io.Discard, es, compress.Newest, 0, observe); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range es {
@@ -167,7 +167,7 @@ func heapPeak(t *testing.T, n int) uint64 {
 	}
 	var err error
 	peak := testtool.HeapPeak(func() {
-		_, err = Write(context.Background(), es, t.TempDir(), Options{Compression: compress.Zstd})
+		_, err = Write(context.Background(), es, t.TempDir(), Options{Format: compress.Newest, Compression: compress.Zstd})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -301,7 +301,7 @@ func TestFullDiskNamesNoFile(t *testing.T) {
 	for _, alg := range []compress.Algorithm{compress.Gzip, compress.Zstd} {
 		seen := map[string]bool{}
 		for range 10 {
-			_, err := compressTar(context.Background(), &fullWriter{left: 3000}, es, Options{Compression: alg})
+			_, err := compressTar(context.Background(), &fullWriter{left: 3000}, es, Options{Format: compress.Newest, Compression: alg})
 			if !errors.Is(err, errFull) {
 				t.Fatalf("%s: err = %v, want %v", alg, err, errFull)
 			}

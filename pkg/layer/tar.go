@@ -23,7 +23,11 @@ import (
 
 // Options fix what a layer's bytes depend on besides its entries.
 type Options struct {
-	// Epoch is every entry's mtime, in seconds since 1970.
+	// Format is the output format; it must be one compress knows.
+	Format compress.Format
+	// Epoch is the layer's epoch, in seconds since 1970: in format 1
+	// every entry's mtime; in format 2 the mtime of every entry that
+	// carries none of its own, and the bound of those that do.
 	Epoch int64
 	// Compression is the layer's compression.
 	Compression compress.Algorithm
@@ -51,12 +55,41 @@ type WholeObserver interface {
 	Whole(content []byte)
 }
 
-// WriteTar writes entries to w as a canonical tar stream.
+// WriteTar writes entries to w as a canonical tar stream, every mtime
+// epoch (the entries' own MTime ignored, as format 1 does): the tar of
+// files that are not layers, such as an oci-archive.
 func WriteTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64) error {
-	return writeTar(ctx, w, entries, epoch, nil)
+	return writeTar(ctx, w, entries, compress.Format1, epoch, nil)
 }
 
-func writeTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64, observe func(*Entry) Observer) error {
+// WriteFormatTar writes entries to w as the canonical tar stream of a
+// layer of format f whose epoch is epoch.
+func WriteFormatTar(ctx context.Context, w io.Writer, entries []Entry, f compress.Format, epoch int64) error {
+	if !f.Known() {
+		return fmt.Errorf("unknown output format %d", int(f))
+	}
+	return writeTar(ctx, w, entries, f, epoch, nil)
+}
+
+// TarRule says, in a line, how format f's tar rule sets mtimes (the rest
+// of the rule is the same in every format; doc.go has it all).
+func TarRule(f compress.Format) string {
+	if f == compress.Format1 {
+		return "sorted canonical tar (pkg/layer doc), every mtime the build's epoch"
+	}
+	return "sorted canonical tar (pkg/layer doc), every mtime the layer's own epoch, or an entry's own (a .deb's) clamped to it"
+}
+
+// entryMTime is n's mtime under the tar rule of format f: the layer's
+// epoch, or in format 2 the entry's own mtime clamped to [0, epoch].
+func entryMTime(n *node, f compress.Format, epoch int64) int64 {
+	if f == compress.Format1 || n.MTime == nil {
+		return epoch
+	}
+	return max(0, min(*n.MTime, epoch))
+}
+
+func writeTar(ctx context.Context, w io.Writer, entries []Entry, f compress.Format, epoch int64, observe func(*Entry) Observer) error {
 	nodes, err := canonical(entries)
 	if err != nil {
 		return err
@@ -64,20 +97,21 @@ func writeTar(ctx context.Context, w io.Writer, entries []Entry, epoch int64, ob
 	ahead := startPrefetch(ctx, nodes, observe)
 	defer ahead.stop()
 	tw := tar.NewWriter(w)
-	mtime := time.Unix(epoch, 0).UTC()
 	buf := make([]byte, 256<<10) // one copy buffer for the files streamed
 	for _, n := range nodes {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		hdr := &tar.Header{
-			Name:    n.name,
-			Mode:    int64(n.Mode & 0o7777), // permission bits only: the type is in Typeflag
-			Uid:     n.UID,
-			Gid:     n.GID,
-			Uname:   "", // names would tie the layer to the build host's databases
-			Gname:   "",
-			ModTime: mtime, // never the file's own mtime
+			Name:  n.name,
+			Mode:  int64(n.Mode & 0o7777), // permission bits only: the type is in Typeflag
+			Uid:   n.UID,
+			Gid:   n.GID,
+			Uname: "", // names would tie the layer to the build host's databases
+			Gname: "",
+			// Whole seconds from the tar rule, never the file's own
+			// mtime on disk.
+			ModTime: time.Unix(entryMTime(n, f, epoch), 0).UTC(),
 			Format:  tar.FormatPAX,
 		}
 		switch n.Type {
@@ -233,8 +267,11 @@ func Write(ctx context.Context, entries []Entry, dir string, opts Options) (*Fil
 // and returns the stream's diff ID. The tar is written on this goroutine;
 // the diff ID is hashed and the stream compressed on the compressor's.
 func compressTar(ctx context.Context, w io.Writer, entries []Entry, opts Options) (v1.Hash, error) {
+	if !opts.Format.Known() {
+		return v1.Hash{}, fmt.Errorf("unknown output format %d", int(opts.Format))
+	}
 	diffID := sha256.New()
-	zw, err := compress.NewTeeWriter(w, opts.Compression, diffID)
+	zw, err := compress.NewTeeWriter(w, opts.Compression, opts.Format, diffID)
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -244,7 +281,7 @@ func compressTar(ctx context.Context, w io.Writer, entries []Entry, opts Options
 		progress = &progressWriter{w: sink, report: opts.Progress}
 		sink = progress
 	}
-	if err := writeTar(ctx, sink, entries, opts.Epoch, opts.Observe); err != nil {
+	if err := writeTar(ctx, sink, entries, opts.Format, opts.Epoch, opts.Observe); err != nil {
 		zw.Close()
 		// The compressor's destination failing (a full disk) shows up
 		// at whichever file is written next: say what failed, not that

@@ -28,9 +28,16 @@ const Version = 1
 
 // File is a lock file.
 type File struct {
-	Version int             `json:"version"`
-	Bases   map[string]Base `json:"bases,omitempty"`
-	URLs    map[string]URL  `json:"urls,omitempty"`
+	Version int `json:"version"`
+	// Format is the output format (repro-layer/N) that builds of the spec
+	// write when neither the spec's format: nor --format names one: the
+	// spec's format when locked, else the one an earlier lock recorded,
+	// else the newest. A later release, whose default is newer, still
+	// builds and verifies what this lock was made for. 0 in a lock written
+	// before formats were recorded: the build's default applies.
+	Format int             `json:"format,omitempty"`
+	Bases  map[string]Base `json:"bases,omitempty"`
+	URLs   map[string]URL  `json:"urls,omitempty"`
 	// Apt pins Debian packages, by platform (os/arch[/variant]).
 	Apt map[string]Apt `json:"apt,omitempty"`
 }
@@ -150,8 +157,17 @@ func Resolve(ctx context.Context, s *spec.Spec, old *File, update bool, r *base.
 	if old == nil {
 		old = &File{}
 	}
-	f := &File{Version: Version, Bases: map[string]Base{}, URLs: map[string]URL{}}
+	f := &File{Version: Version, Format: s.Format, Bases: map[string]Base{}, URLs: map[string]URL{}}
 	var changes []Change
+	if f.Format == 0 && !update {
+		f.Format = old.Format
+	}
+	if f.Format == 0 {
+		f.Format = spec.Formats[0]
+	}
+	if old.Format != 0 && old.Format != f.Format {
+		changes = append(changes, Change{Kind: "updated", Key: "format", From: fmt.Sprintf("repro-layer/%d", old.Format), To: fmt.Sprintf("repro-layer/%d", f.Format)})
+	}
 	if s.Base != "" && s.Base != "scratch" {
 		ref, err := base.ParseRef(s.Base)
 		if err != nil {

@@ -146,6 +146,7 @@ func TestLockResolveStableBytes(t *testing.T) {
 	// nothing empty written.
 	want := fmt.Sprintf(`{
   "version": 1,
+  "format": 2,
   "bases": {
     "%s/base:1": {
       "digest": "%s",
@@ -225,6 +226,39 @@ func TestLockResolveStableBytes(t *testing.T) {
 	}
 }
 
+// TestLockFormat: the lock records the spec's format, else the one it
+// recorded before (until --update), else the newest; a move is a change.
+func TestLockFormat(t *testing.T) {
+	e := newEnv(t)
+	pushIndex(t, e.host+"/base:1")
+	plain := parseSpec(t, e.host+"/base:1", "")
+	one := parseSpec(t, e.host+"/base:1", "format: 1\n")
+	f, _ := e.resolve(t, plain, nil, false)
+	if f.Format != 2 {
+		t.Errorf("no format anywhere: lock records %d, want the newest, 2", f.Format)
+	}
+	f1, changes := e.resolve(t, one, f, false)
+	if f1.Format != 1 || len(changes) != 1 || changes[0].Key != "format" || changes[0].From != "repro-layer/2" || changes[0].To != "repro-layer/1" {
+		t.Errorf("format: 1 in the spec: lock %d, changes %v", f1.Format, changes)
+	}
+	if kept, changes := e.resolve(t, plain, f1, false); kept.Format != 1 || len(changes) != 0 {
+		t.Errorf("without --update a recorded format stays: %d, %v", kept.Format, changes)
+	}
+	if moved, changes := e.resolve(t, plain, f1, true); moved.Format != 2 || len(changes) != 1 {
+		t.Errorf("--update moves to the newest: %d, %v", moved.Format, changes)
+	}
+	// A lock from before formats were recorded reads, and gets one.
+	old := *f
+	old.Format = 0
+	raw, _ := old.Bytes()
+	if strings.Contains(string(raw), "format") {
+		t.Errorf("an unrecorded format is written: %s", raw)
+	}
+	if got, changes := e.resolve(t, plain, &old, false); got.Format != 2 || len(changes) != 0 {
+		t.Errorf("old lock: %d, %v", got.Format, changes)
+	}
+}
+
 func TestLockKeepsPinsUntilUpdate(t *testing.T) {
 	e := newEnv(t)
 	first := pushIndex(t, e.host+"/base:1")
@@ -269,7 +303,7 @@ func TestLockKeepsPinsUntilUpdate(t *testing.T) {
 	if len(scratch.Bases) != 0 || len(changes) != 1 || changes[0].Kind != "removed" {
 		t.Errorf("base: scratch: bases %v, changes %v; want the entry removed", scratch.Bases, changes)
 	}
-	if b := bytesOf(t, scratch); b != "{\n  \"version\": 1\n}\n" {
+	if b := bytesOf(t, scratch); b != "{\n  \"version\": 1,\n  \"format\": 2\n}\n" {
 		t.Errorf("lock of a scratch spec:\n%s", b)
 	}
 

@@ -132,3 +132,8 @@ func ParseMode(s string) (Mode, error) {
 }
 
 func (m Mode) String() string { return fmt.Sprintf("%04o", uint32(m)) }
+
+// Formats are the output formats (format:) that a spec may name, newest
+// first; package compress defines them, and a test in package build keeps
+// the two lists equal.
+var Formats = []int{2, 1}

@@ -790,3 +790,57 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Errorf("kind %v, want bad input", k)
 	}
 }
+
+func TestFormat(t *testing.T) {
+	for in, want := range map[string]int{"": 0, "format: 1\n": 1, "format: 2\n": 2} {
+		if s := parse(t, "version: 1\nname: app\n"+in, LoadOptions{}); s.Format != want {
+			t.Errorf("%q: format %d, want %d", in, s.Format, want)
+		}
+	}
+	for _, bad := range []string{"0", "3", "two", "1.5", "-1"} {
+		msg := parseErr(t, "version: 1\nname: app\nformat: "+bad+"\n", LoadOptions{})
+		if !strings.HasPrefix(msg, "repro.yaml:3:9: format: ") {
+			t.Errorf("format: %s: message %q does not name repro.yaml:3:9 and format", bad, msg)
+		}
+	}
+}
+
+func TestLines(t *testing.T) {
+	text := `version: 1
+name: app
+layers:
+  - name: one            # line 4
+    contents:
+      - path: /etc/motd
+        content: |
+          hello
+          world
+  # a comment
+  - name: two            # line 11
+    contents: [{path: /a, content: "a"}]
+config:                  # line 13
+  cmd: [x]
+annotations: {a: b}
+accounts:                # line 16
+  users: [{name: u, uid: 1, gid: 1}]
+`
+	s := parse(t, text, LoadOptions{})
+	for _, tc := range []struct {
+		field       string
+		first, last int
+	}{
+		{"layers[0]", 4, 10},
+		{"layers[1]", 11, 12},
+		{"layers[0].contents[0].content", 7, 10},
+		{"config", 14, 14},
+		{"accounts", 17, 0},
+	} {
+		first, last, ok := s.Lines(tc.field)
+		if !ok || first != tc.first || last != tc.last {
+			t.Errorf("Lines(%s) = %d, %d, %v; want %d, %d", tc.field, first, last, ok, tc.first, tc.last)
+		}
+	}
+	if _, _, ok := s.Lines("layers[2]"); ok {
+		t.Error("Lines of a layer that is not there")
+	}
+}

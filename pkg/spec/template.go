@@ -155,3 +155,28 @@ func unwrapSpecError(err error) *Error {
 	}
 	return &Error{Msg: err.Error()}
 }
+
+// Lines returns the lines of the file that field's value spans, counting
+// from 1: from the line where it starts to the line before the next value
+// that is not part of it (a later list item, or a later key of any
+// mapping above it), or to the end of the file (last 0). A block scalar's
+// lines are inside its field, and so are comments and blank lines before
+// the next value. ok is false when the field was not given.
+func (s *Spec) Lines(field string) (first, last int, ok bool) {
+	p, ok := s.pos[field]
+	if !ok {
+		return 0, 0, false
+	}
+	first = p.Line
+	inside := func(f string) bool {
+		return f == field || strings.HasPrefix(f, field+".") || strings.HasPrefix(f, field+"[")
+	}
+	for _, m := range []positions{s.pos, s.keys} {
+		for f, q := range m {
+			if q.Line > first && !inside(f) && (last == 0 || q.Line-1 < last) {
+				last = q.Line - 1
+			}
+		}
+	}
+	return first, last, true
+}

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +45,9 @@ func (v *validator) validate() {
 	s := v.s
 	if s.Version != 1 {
 		v.errorf("version", "this repro reads spec format version 1, not %d; write version: 1 (a newer repro may read this spec)", s.Version)
+	}
+	if _, given := s.pos["format"]; given && !slices.Contains(Formats, s.Format) {
+		v.errorf("format", "this repro writes output formats 2 and 1, not %d; write format: 2 (the newest) or format: 1 (what older releases wrote)", s.Format)
 	}
 	switch {
 	case s.Name == "":
