@@ -258,11 +258,11 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		}
 		testFiles = files
 	}
-	work, err := os.MkdirTemp("", "repro-build-")
+	work, removeWork, err := workDir("repro-build-")
 	if err != nil {
-		return fault.Op(err)
+		return err
 	}
-	defer os.RemoveAll(work)
+	defer removeWork()
 	start := time.Now()
 	var signer *sign.Signer
 	if o.sign {

@@ -29,11 +29,11 @@ import (
 // 077), from another working directory, under another time zone, locale
 // and GOMAXPROCS, and fails with the diff when any byte differs.
 func (o *buildOpts) checkReproducible(ctx context.Context, b *built, art output.Artifact) error {
-	tmp, err := os.MkdirTemp("", "repro-check-")
+	tmp, removeWork, err := workDir("repro-check-")
 	if err != nil {
-		return fault.Op(err)
+		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer removeWork()
 	first := filepath.Join(tmp, "first")
 	if err := output.Write(ctx, imageref.Reference{Transport: imageref.OCI, Path: first, Tag: "check"}, art, output.Options{}); err != nil {
 		return err

@@ -168,11 +168,11 @@ func (o *signOpts) run(ctx context.Context, args []string) error {
 // provenance and the spec's name, provided the rebuild has the digest
 // being signed.
 func (o *signOpts) rebuiltProvenance(ctx context.Context, digest string) ([]byte, string, error) {
-	work, err := os.MkdirTemp("", "repro-sign-")
+	work, removeWork, err := workDir("repro-sign-")
 	if err != nil {
-		return nil, "", fault.Op(err)
+		return nil, "", err
 	}
-	defer os.RemoveAll(work)
+	defer removeWork()
 	b, err := o.shape.build(ctx, o.g, work)
 	if err != nil {
 		return nil, "", err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -81,11 +80,11 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 	if o.expect != "" && (!strings.HasPrefix(o.expect, "sha256:") || len(o.expect) != 71) {
 		return fault.Bad(fmt.Errorf("--expect %q is not a digest; write sha256: and 64 hex digits", o.expect))
 	}
-	work, err := os.MkdirTemp("", "repro-verify-")
+	work, removeWork, err := workDir("repro-verify-")
 	if err != nil {
-		return fault.Op(err)
+		return err
 	}
-	defer os.RemoveAll(work)
+	defer removeWork()
 	var want *imageref.Artifact
 	if o.against != "" {
 		if want, err = openRef(ctx, o.against, o.shape.insecure); err != nil {

@@ -44,11 +44,12 @@ var allowed = map[string][]string{
 	"internal/glob":               {},
 	"internal/atomicfs":           {"pkg/fault"},
 	"pkg/build":                   {"pkg/spec", "pkg/layer", "pkg/cache", "pkg/base", "pkg/compress", "pkg/fault", "pkg/imageref", "internal/canonical", "pkg/secrets", "pkg/apt", "pkg/lock"},
-	"pkg/output":                  {"pkg/imageref", "pkg/layer", "pkg/fault", "internal/canonical", "internal/atomicfs"},
+	"pkg/layout":                  {"pkg/fault", "internal/canonical", "internal/atomicfs"},
+	"pkg/output":                  {"pkg/imageref", "pkg/layer", "pkg/layout", "pkg/fault", "internal/canonical", "internal/atomicfs"},
 	"pkg/imagetest":               {"pkg/rootfs", "pkg/imageref", "pkg/fault", "internal/yamlpos"},
-	"pkg/gc":                      {"pkg/imageref", "pkg/output", "pkg/fault", "internal/atomicfs"},
+	"pkg/gc":                      {"pkg/imageref", "pkg/layout", "pkg/fault"},
 	"pkg/attest":                  {"pkg/rootfs", "pkg/spec", "pkg/compress", "pkg/fault", "internal/canonical"},
-	"pkg/sign":                    {"pkg/attest", "pkg/imageref", "pkg/fault", "internal/canonical", "internal/atomicfs"},
+	"pkg/sign":                    {"pkg/attest", "pkg/imageref", "pkg/layout", "pkg/fault"},
 	"specs/examples/go-server":    {},
 }
 

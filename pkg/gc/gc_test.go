@@ -12,9 +12,11 @@ import (
 	"log"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -478,9 +480,9 @@ func TestDryRunChangesNothing(t *testing.T) {
 
 // TestIndexJSONRewrite: the entries that stay are written back byte for
 // byte, in their order, fields gc does not know included; the file is
-// compact like output's; temporary files of writes in progress and
-// unreferenced blobs written before gc ran are handled (the first left,
-// the second removed); several tags of one digest go together.
+// compact like output's; a live writer's temporary files stay, a dead
+// writer's and ownerless ones (older versions') go, and so do unreferenced
+// blobs written before gc ran; several tags of one digest go together.
 func TestIndexJSONRewrite(t *testing.T) {
 	l := newLayout(t)
 	old := l.image(daysAgo(100), "a")
@@ -496,8 +498,12 @@ func TestIndexJSONRewrite(t *testing.T) {
 	raw = bytes.Replace(raw, []byte(`"size":`), []byte(`"x-extra":{"b":1,"a":2},"size":`), -1)
 	os.WriteFile(filepath.Join(l.dir, "index.json"), raw, 0o644)
 	garbage := l.blob("application/octet-stream", []byte("garbage"))
-	tmp := filepath.Join(l.dir, "blobs", "sha256", ".tmp-abc-123")
-	os.WriteFile(tmp, []byte("in progress"), 0o644)
+	live := filepath.Join(l.dir, ".tmp-"+strconv.Itoa(os.Getpid())+"-1")
+	os.Mkdir(live, 0o755)
+	legacy := filepath.Join(l.dir, "blobs", "sha256", ".tmp-abc-123")
+	os.WriteFile(legacy, []byte("left by a killed writer"), 0o644)
+	dead := filepath.Join(l.dir, "blobs", "sha256", ".tmp-"+strconv.Itoa(deadPid(t))+"-2")
+	os.WriteFile(dead, []byte("left by a killed writer"), 0o644)
 
 	if _, err := Layout(context.Background(), l.dir, opts(30, 1)); err != nil {
 		t.Fatal(err)
@@ -515,13 +521,29 @@ func TestIndexJSONRewrite(t *testing.T) {
 	if l.has(garbage) {
 		t.Error("an unreferenced blob stayed")
 	}
-	if _, err := os.Stat(tmp); err != nil {
+	if _, err := os.Stat(live); err != nil {
 		t.Error("gc removed a write in progress")
 	}
+	for _, p := range []string{legacy, dead} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("gc left debris %s", p)
+		}
+	}
+	os.Remove(live)
 	leftovers, _ := filepath.Glob(filepath.Join(l.dir, ".tmp-*"))
 	if len(leftovers) > 0 {
 		t.Errorf("temporary files left: %v", leftovers)
 	}
+}
+
+// deadPid is the pid of a process that has exited.
+func deadPid(t *testing.T) int {
+	t.Helper()
+	c := exec.Command("true")
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return c.Process.Pid
 }
 
 // TestSignatureOfAbsentImageStays: a signature whose image is not in the

@@ -1,12 +1,10 @@
 package gc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,31 +13,21 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	digest "github.com/opencontainers/go-digest"
 
-	"github.com/reprobuild/repro/internal/atomicfs"
 	"github.com/reprobuild/repro/pkg/fault"
+	layoutpkg "github.com/reprobuild/repro/pkg/layout"
 )
 
 const refName = "org.opencontainers.image.ref.name"
 
-// indexFile is index.json, its entries kept as written so that the ones
-// that stay are rewritten byte for byte.
-type indexFile struct {
-	SchemaVersion int               `json:"schemaVersion"`
-	MediaType     string            `json:"mediaType,omitempty"`
-	ArtifactType  string            `json:"artifactType,omitempty"`
-	Manifests     []json.RawMessage `json:"manifests"`
-	Subject       json.RawMessage   `json:"subject,omitempty"`
-	Annotations   map[string]string `json:"annotations,omitempty"`
-}
-
 // Layout collects the OCI layout at dir: the entries of the images that go
 // (and of their signatures and attestations) leave index.json, which is
 // replaced atomically; then every blob that no remaining entry references
-// is removed. The layout is locked (the lock that builds and signing take)
-// while it is read and changed; builds that write into it meanwhile wait
-// for their commit, but blobs they have written and not yet committed look
-// unreferenced, so do not collect a layout that a build is writing to.
+// is removed, and the temporary files of writers that were killed. The
+// layout is locked (package layout's lock, which builds and signing take
+// to commit) while it is read and changed. Builds in progress are safe:
+// their blobs wait outside blobs/ until they commit (see package layout).
 func Layout(ctx context.Context, dir string, o Options) (*Report, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -47,22 +35,18 @@ func Layout(ctx context.Context, dir string, o Options) (*Report, error) {
 	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
 		return nil, fault.Bad(fmt.Errorf("oci:%s: not an OCI layout (no oci-layout file)", dir))
 	}
-	unlock, err := atomicfs.LockDir(dir, !o.DryRun)
+	lk, err := layoutpkg.Lock(ctx, dir, !o.DryRun)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	defer lk.Close()
+	idx, err := lk.Index()
 	if err != nil {
-		return nil, fault.Bad(fmt.Errorf("oci:%s: reading index.json: %w", dir, err))
-	}
-	var idx indexFile
-	if err := json.Unmarshal(raw, &idx); err != nil {
-		return nil, fault.Bad(fmt.Errorf("oci:%s: index.json is not valid JSON: %w", dir, err))
+		return nil, err
 	}
 	entries := make([]v1.Descriptor, len(idx.Manifests))
 	for i, e := range idx.Manifests {
-		if err := json.Unmarshal(e, &entries[i]); err != nil {
+		if err := json.Unmarshal(e.Raw(), &entries[i]); err != nil {
 			return nil, fault.Bad(fmt.Errorf("oci:%s: index.json entry %d: %w", dir, i, err))
 		}
 	}
@@ -77,7 +61,7 @@ func Layout(ctx context.Context, dir string, o Options) (*Report, error) {
 			keep[i] = u.keep
 		}
 	}
-	var kept []json.RawMessage
+	var kept []layoutpkg.Entry
 	var keptDescs []v1.Descriptor
 	for i, e := range idx.Manifests {
 		if keep[i] {
@@ -86,10 +70,17 @@ func Layout(ctx context.Context, dir string, o Options) (*Report, error) {
 		}
 	}
 	reachable := l.reachable(keptDescs)
-	r.Blobs, err = l.unreferenced(reachable)
+	all, err := lk.Blobs()
 	if err != nil {
 		return nil, err
 	}
+	for _, b := range all {
+		h, err := v1.NewHash(b.Digest.String())
+		if err != nil || !reachable[h] {
+			r.Blobs = append(r.Blobs, Blob{Digest: b.Digest.String(), Size: b.Size})
+		}
+	}
+	sort.Slice(r.Blobs, func(i, j int) bool { return r.Blobs[i].Digest < r.Blobs[j].Digest })
 	for _, b := range r.Blobs {
 		r.BlobBytes += b.Size
 	}
@@ -97,11 +88,8 @@ func Layout(ctx context.Context, dir string, o Options) (*Report, error) {
 		return r, nil
 	}
 	if len(kept) != len(idx.Manifests) {
-		if kept == nil {
-			kept = []json.RawMessage{}
-		}
 		idx.Manifests = kept
-		if err := writeIndex(dir, &idx); err != nil {
+		if err := lk.WriteIndex(idx); err != nil {
 			return nil, err
 		}
 	}
@@ -109,10 +97,20 @@ func Layout(ctx context.Context, dir string, o Options) (*Report, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		h, _ := v1.NewHash(b.Digest)
-		if err := os.Remove(l.blobPath(h)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fault.Op(fmt.Errorf("removing blob %s: %w", b.Digest, err))
+		if err := lk.RemoveBlob(digest.Digest(b.Digest)); err != nil {
+			return nil, err
 		}
+	}
+	debris, err := lk.Clean()
+	for _, p := range debris {
+		rel, rerr := filepath.Rel(filepath.Dir(filepath.Clean(dir)), p)
+		if rerr != nil {
+			rel = p
+		}
+		r.Debris = append(r.Debris, rel)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -232,45 +230,6 @@ func manifestType(mt string) bool {
 		mt == "application/vnd.docker.distribution.manifest.list.v2+json"
 }
 
-// unreferenced lists the layout's blobs that are not reachable, sorted.
-// Files whose names start with a dot (writes in progress) are left alone.
-func (l *layout) unreferenced(reachable map[v1.Hash]bool) ([]Blob, error) {
-	root := filepath.Join(l.dir, "blobs")
-	algs, err := os.ReadDir(root)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, fault.Op(err)
-	}
-	var out []Blob
-	for _, a := range algs {
-		if !a.IsDir() {
-			continue
-		}
-		files, err := os.ReadDir(filepath.Join(root, a.Name()))
-		if err != nil {
-			return nil, fault.Op(err)
-		}
-		for _, f := range files {
-			if f.IsDir() || strings.HasPrefix(f.Name(), ".") {
-				continue
-			}
-			h := v1.Hash{Algorithm: a.Name(), Hex: f.Name()}
-			if reachable[h] {
-				continue
-			}
-			fi, err := f.Info()
-			if err != nil {
-				return nil, fault.Op(err)
-			}
-			out = append(out, Blob{Digest: h.String(), Size: fi.Size()})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Digest < out[j].Digest })
-	return out, nil
-}
-
 // source reads manifests and blobs (configs, signature payloads) by
 // digest.
 type source interface {
@@ -334,41 +293,4 @@ func indexCreated(m *manifest, src source) (*time.Time, string) {
 		return nil, "it holds no image"
 	}
 	return newest, ""
-}
-
-// writeIndex replaces index.json atomically: a temporary file beside it,
-// renamed over it. It is encoded as package output encodes it: compact,
-// no HTML escaping, no trailing newline.
-func writeIndex(dir string, idx *indexFile) error {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(idx); err != nil {
-		return fault.Op(err)
-	}
-	data := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
-	path := filepath.Join(dir, "index.json")
-	f, err := os.CreateTemp(dir, ".tmp-index.json-*")
-	if err != nil {
-		return fault.Op(err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fault.Op(err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fault.Op(err)
-	}
-	if err := f.Close(); err != nil {
-		return fault.Op(err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return fault.Op(err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fault.Op(fmt.Errorf("replacing %s: %w", path, err))
-	}
-	return nil
 }

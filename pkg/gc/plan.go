@@ -65,6 +65,9 @@ type Report struct {
 	// deletions (and any that nothing referenced before).
 	Blobs     []Blob `json:"blobs,omitempty"`
 	BlobBytes int64  `json:"blobBytes"`
+	// Debris are the temporary files and directories of killed writers
+	// removed from a layout (paths relative to the layout's parent).
+	Debris []string `json:"debris,omitempty"`
 }
 
 // Kinds of what a collection sees.

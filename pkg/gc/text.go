@@ -36,6 +36,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, it := range r.Kept {
 		line("keep", it)
 	}
+	for _, d := range r.Debris {
+		fmt.Fprintf(w, "removed      debris      %s: a temporary file of a writer that is gone\n", d)
+	}
 	_, err := fmt.Fprintf(w, "%d %s, %d kept; %s %d unreferenced blobs (%s)\n",
 		len(r.Deleted), done, len(r.Kept), blobVerb, len(r.Blobs), size(r.BlobBytes))
 	return err

@@ -10,13 +10,13 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	digest "github.com/opencontainers/go-digest"
-	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/reprobuild/repro/internal/atomicfs"
 	"github.com/reprobuild/repro/internal/canonical"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/layer"
+	"github.com/reprobuild/repro/pkg/layout"
 )
 
 // Archives are canonical tar streams (package layer's rule) with mtime 0:
@@ -41,21 +41,19 @@ func stageOCIArchive(ctx context.Context, file, tag string, a Artifact) (Staged,
 	if err != nil {
 		return nil, err
 	}
-	idx, err := canonical.JSON(ocispec.Index{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageIndex,
-		Manifests: []ocispec.Descriptor{{
-			MediaType:   string(desc.MediaType),
-			Digest:      digest.Digest(desc.Digest.String()),
-			Size:        desc.Size,
-			Annotations: map[string]string{ocispec.AnnotationRefName: tag},
-		}},
+	index := layout.NewIndex()
+	index.SetTag(ocispec.Descriptor{
+		MediaType:   string(desc.MediaType),
+		Digest:      digest.Digest(desc.Digest.String()),
+		Size:        desc.Size,
+		Annotations: map[string]string{ocispec.AnnotationRefName: tag},
 	})
+	idx, err := index.Encode()
 	if err != nil {
 		return nil, err
 	}
 	entries := []layer.Entry{
-		bytesEntry("/"+ocispec.ImageLayoutFile, []byte(layoutFile)),
+		bytesEntry("/"+ocispec.ImageLayoutFile, []byte(layout.LayoutFile)),
 		bytesEntry("/"+ocispec.ImageIndexFile, idx),
 	}
 	for _, b := range bs {
@@ -119,20 +117,24 @@ func dockerTag(t name.Tag) string {
 	return strings.TrimPrefix(s, "library/")
 }
 
-// writeTarFile writes entries to a temporary file beside file; Commit
-// renames it into place.
+// writeTarFile writes entries to a temporary file beside file
+// (.<name>.tmp-<pid>-…, owned as package atomicfs has it, so that a
+// killed run's file is removed by the next write of file); Commit renames
+// it into place.
 func writeTarFile(ctx context.Context, file string, entries []layer.Entry) (Staged, error) {
 	dir := filepath.Dir(file)
+	prefix := "." + filepath.Base(file) + ".tmp-"
+	atomicfs.CleanStale(dir, prefix)
 	created, err := atomicfs.MkdirAll(dir)
 	if err != nil {
 		return nil, fault.Op(err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp-*")
+	f, tmp, err := atomicfs.CreateTemp(dir, prefix, "")
 	if err != nil {
 		atomicfs.RemoveEmpty(created)
 		return nil, fault.Op(err)
 	}
-	st := &renameStage{tmp: f.Name(), dst: file, created: created}
+	st := &renameStage{tmp: tmp, dst: file, created: created}
 	if err := layer.WriteTar(ctx, f, entries, 0); err != nil {
 		f.Close()
 		st.Abort()
@@ -145,9 +147,32 @@ func writeTarFile(ctx context.Context, file string, entries []layer.Entry) (Stag
 		st.Abort()
 		return nil, fault.Op(err)
 	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
+	if err := os.Chmod(tmp.Path, 0o644); err != nil {
 		st.Abort()
 		return nil, fault.Op(err)
 	}
 	return st, nil
+}
+
+// renameStage is a file written in full beside its destination: Commit
+// renames it into place. created are the parent directories staging
+// made, removed again (when empty) on abort.
+type renameStage struct {
+	tmp     *atomicfs.Temp
+	dst     string
+	created []string
+}
+
+func (r *renameStage) Commit() error {
+	if err := os.Rename(r.tmp.Path, r.dst); err != nil {
+		r.Abort()
+		return fault.Op(fmt.Errorf("moving %s into place: %w", r.dst, err))
+	}
+	r.tmp.Release()
+	return nil
+}
+
+func (r *renameStage) Abort() {
+	r.tmp.Remove()
+	atomicfs.RemoveEmpty(r.created)
 }

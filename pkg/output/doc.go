@@ -1,13 +1,14 @@
 // Package output writes built images to where -o points: OCI layouts,
 // oci-archive and docker-archive files, and registries.
 //
-// Writes are atomic. A new layout is assembled in a temporary directory
-// beside its destination and renamed into place; an existing layout gets
-// each blob through a temporary file and rename, and its index.json last,
-// the same way, under an flock on the layout directory. Archives are
-// written to a temporary file and renamed. A failed or interrupted write
-// leaves no partial output behind: at worst, unreferenced blobs in a
-// layout that already existed.
+// Writes are atomic. Layouts are written through package layout: Stage
+// puts the blobs where no gc can take them, Commit moves them in and
+// swaps index.json under the layout's lock (its doc states the rule; a
+// new layout is assembled beside its destination and renamed into place,
+// and concurrent first writes merge). Archives are written to a temporary
+// file beside them (named for its owner, so that a killed run's is
+// removed by the next write) and renamed. A failed or interrupted write
+// leaves no partial output behind.
 //
 // A registry push skips the blobs the registry has and mounts those it can
 // from another of its repositories (layers that are *remote.MountableLayer,

@@ -4,23 +4,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
-	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/oci/empty"
 
-	"github.com/reprobuild/repro/internal/atomicfs"
-	"github.com/reprobuild/repro/internal/canonical"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
+	"github.com/reprobuild/repro/pkg/layout"
 )
 
 // signLayout adds sig and atts to the layout holding art, in cosign's
@@ -28,12 +23,12 @@ import (
 // from reading index.json to replacing it.
 func signLayout(ctx context.Context, ref imageref.Reference, art *imageref.Artifact, sig oci.Signature, atts []oci.Signature, res *Result) error {
 	dir := ref.Path
-	unlock, err := atomicfs.LockDir(dir, true)
+	l, err := layout.Lock(ctx, dir, true)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	idx, err := readIndex(dir)
+	defer l.Close()
+	idx, err := l.Index()
 	if err != nil {
 		return err
 	}
@@ -93,7 +88,7 @@ func signLayout(ctx context.Context, ref imageref.Reference, art *imageref.Artif
 	ann[kindAnnotation] = kind
 	idx.Manifests[self].Annotations = ann
 	for _, a := range adds {
-		if err := writeImageBlobs(ctx, dir, a.img); err != nil {
+		if err := writeImageBlobs(ctx, l, a.img); err != nil {
 			return err
 		}
 		raw, err := a.img.RawManifest()
@@ -114,12 +109,12 @@ func signLayout(ctx context.Context, ref imageref.Reference, art *imageref.Artif
 		replaced := false
 		for i, d := range idx.Manifests {
 			if d.Annotations[refNameAnnotation] == a.tag {
-				idx.Manifests[i], replaced = entry, true
+				idx.Manifests[i], replaced = layout.Entry{Descriptor: entry}, true
 				break
 			}
 		}
 		if !replaced {
-			idx.Manifests = append(idx.Manifests, entry)
+			idx.Manifests = append(idx.Manifests, layout.Entry{Descriptor: entry})
 		}
 		if a.kind == kindSigs {
 			res.Signatures = "oci:" + dir + ":" + a.tag
@@ -127,7 +122,8 @@ func signLayout(ctx context.Context, ref imageref.Reference, art *imageref.Artif
 			res.Attestations = "oci:" + dir + ":" + a.tag
 		}
 	}
-	return writeIndex(dir, idx)
+	idx.SchemaVersion, idx.MediaType = 2, ocispec.MediaTypeImageIndex
+	return l.WriteIndex(idx)
 }
 
 func copyMap(m map[string]string) map[string]string {
@@ -142,9 +138,9 @@ func copyMap(m map[string]string) map[string]string {
 // (suffix att) of digest h in a layout: the entry tagged sha256-<hex>.sig
 // (or .att), else, when h's entry carries cosign's image kind, the entry
 // of cosign's sigs (atts) kind, as `cosign save` writes them; else none.
-func layoutSignatures(ctx context.Context, dir string, idx *ocispec.Index, h v1.Hash, suffix string) (oci.Signatures, error) {
+func layoutSignatures(ctx context.Context, dir string, idx *layout.Index, h v1.Hash, suffix string) (oci.Signatures, error) {
 	kind := map[string]string{"sig": kindSigs, "att": kindAtts}[suffix]
-	var found *ocispec.Descriptor
+	var found *layout.Entry
 	for i, d := range idx.Manifests {
 		if d.Annotations[refNameAnnotation] == sigTag(h, suffix) {
 			found = &idx.Manifests[i]
@@ -180,48 +176,22 @@ func layoutSignatures(ctx context.Context, dir string, idx *ocispec.Index, h v1.
 	return &imageSigs{Image: a.Image}, nil
 }
 
-func readIndex(dir string) (*ocispec.Index, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, ocispec.ImageIndexFile))
-	if err != nil {
-		return nil, fault.Bad(fmt.Errorf("%s: reading index.json: %w", dir, err))
-	}
-	var idx ocispec.Index
-	if err := json.Unmarshal(raw, &idx); err != nil {
-		return nil, fault.Bad(fmt.Errorf("%s: index.json is not valid JSON: %w", dir, err))
-	}
-	return &idx, nil
-}
-
-// writeIndex replaces index.json, encoded as package output encodes it.
-func writeIndex(dir string, idx *ocispec.Index) error {
-	idx.Versioned = specs.Versioned{SchemaVersion: 2}
-	idx.MediaType = ocispec.MediaTypeImageIndex
-	raw, err := canonical.JSON(idx)
-	if err != nil {
-		return err
-	}
-	return atomicfs.WriteFile(filepath.Join(dir, ocispec.ImageIndexFile), raw)
-}
-
-// writeImageBlobs stores img's layers, config and manifest in the layout.
-func writeImageBlobs(ctx context.Context, dir string, img v1.Image) error {
-	bdir := filepath.Join(dir, "blobs", "sha256")
-	if err := os.MkdirAll(bdir, 0o755); err != nil {
-		return fault.Op(err)
-	}
+// writeImageBlobs stores img's layers, config and manifest in the
+// layout that l holds.
+func writeImageBlobs(ctx context.Context, l *layout.Locked, img v1.Image) error {
 	layers, err := img.Layers()
 	if err != nil {
 		return fault.Op(err)
 	}
-	for _, l := range layers {
+	for _, ly := range layers {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		d, err := l.Digest()
+		d, err := ly.Digest()
 		if err != nil {
 			return fault.Op(err)
 		}
-		rc, err := l.Compressed()
+		rc, err := ly.Compressed()
 		if err != nil {
 			return fault.Op(err)
 		}
@@ -230,7 +200,7 @@ func writeImageBlobs(ctx context.Context, dir string, img v1.Image) error {
 		if err != nil {
 			return fault.Op(err)
 		}
-		if err := writeBlob(bdir, d, b); err != nil {
+		if err := l.PutBlob(ctx, digest.Digest(d.String()), b); err != nil {
 			return err
 		}
 	}
@@ -242,7 +212,7 @@ func writeImageBlobs(ctx context.Context, dir string, img v1.Image) error {
 	if err != nil {
 		return fault.Op(err)
 	}
-	if err := writeBlob(bdir, cd, cfg); err != nil {
+	if err := l.PutBlob(ctx, digest.Digest(cd.String()), cfg); err != nil {
 		return err
 	}
 	m, err := img.RawManifest()
@@ -253,19 +223,5 @@ func writeImageBlobs(ctx context.Context, dir string, img v1.Image) error {
 	if err != nil {
 		return fault.Op(err)
 	}
-	return writeBlob(bdir, md, m)
-}
-
-// writeBlob stores b as blob d, checking that it hashes to d, unless a
-// file of its size is already there.
-func writeBlob(bdir string, d v1.Hash, b []byte) error {
-	sum := sha256.Sum256(b)
-	if d.Algorithm != "sha256" || hex.EncodeToString(sum[:]) != d.Hex {
-		return fault.Op(fmt.Errorf("blob %s: its bytes hash to sha256:%x", d, sum))
-	}
-	p := filepath.Join(bdir, d.Hex)
-	if fi, err := os.Stat(p); err == nil && fi.Size() == int64(len(b)) {
-		return nil
-	}
-	return atomicfs.WriteFile(p, b)
+	return l.PutBlob(ctx, digest.Digest(md.String()), m)
 }

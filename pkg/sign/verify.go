@@ -17,6 +17,7 @@ import (
 	"github.com/reprobuild/repro/pkg/attest"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
+	"github.com/reprobuild/repro/pkg/layout"
 )
 
 // VerifyOptions shape VerifyImage.
@@ -159,7 +160,7 @@ func VerifyImage(ctx context.Context, ref imageref.Reference, pubKeyPEM []byte, 
 			return nil, imageref.RegistryError(ref.Name.Context().RegistryStr(), "reading the signatures of "+ref.String(), err)
 		}
 	} else {
-		idx, err := readIndex(ref.Path)
+		idx, err := layout.ReadIndex(ref.Path)
 		if err != nil {
 			return nil, err
 		}
