@@ -242,7 +242,10 @@ func (x *extractor) extract(i int, deb LocalDeb) (*debPackage, error) {
 				x.merged[first] = true
 			}
 		}
-		e := layer.Entry{Path: p, Mode: uint32(h.Mode) & 0o7777, UID: h.Uid, GID: h.Gid, Origin: origin}
+		// The file keeps the package's mtime (format 2 clamps it to the
+		// layer's epoch, the newest of them; format 1 ignores it).
+		mtime := h.ModTime.Unix()
+		e := layer.Entry{Path: p, Mode: uint32(h.Mode) & 0o7777, UID: h.Uid, GID: h.Gid, MTime: &mtime, Origin: origin}
 		switch h.Typeflag {
 		case tar.TypeDir:
 			e.Type = layer.Dir
