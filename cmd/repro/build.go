@@ -174,6 +174,10 @@ func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*built
 	if f.epoch != nil {
 		values.Epoch, values.Date = *f.epoch, spec.DateOf(*f.epoch)
 	}
+	// Every unusable source at once, before a base or package is fetched.
+	if err := build.CheckSources(s, plats, values); err != nil {
+		return nil, err
+	}
 	c, err := openCache(f.cacheDir, f.offline, g)
 	if err != nil {
 		return nil, err

@@ -100,6 +100,9 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 		return nil, err
 	}
 	b := &builder{s: s, opts: opts, ctx: bctx, shared: map[int]*layer.File{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}, bases: map[string]map[string]*base.File{}}
+	if err := checkSources(s, bctx, plats, opts.Values); err != nil {
+		return nil, err
+	}
 	res := &Result{}
 	for _, p := range plats {
 		img, err := b.image(ctx, p)
@@ -244,6 +247,60 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 		all = append(all, l)
 	}
 	return newImage(cfg, all, ann)
+}
+
+// CheckSources finds every source of s's context that cannot be used, for
+// each of platforms (nil: the spec's), and reports them all at once, each
+// at its spec line, as bad input: a missing file, a symlink loop, a link
+// out of the context, a FIFO, socket or device. It reads no file and
+// walks no directory. Build calls it before anything is pulled, fetched or
+// downloaded; a caller that pins the base first calls it before that.
+func CheckSources(s *spec.Spec, platforms []spec.Platform, values spec.Values) error {
+	plats, err := selectPlatforms(s, platforms)
+	if err != nil {
+		return err
+	}
+	bctx, err := layer.NewContext(s.Dir)
+	if err != nil {
+		return fault.Bad(err)
+	}
+	return checkSources(s, bctx, plats, values)
+}
+
+func checkSources(s *spec.Spec, bctx *layer.Context, plats []spec.Platform, values spec.Values) error {
+	var list spec.ErrorList
+	seen := map[string]bool{}
+	for _, p := range plats {
+		for i, l := range s.Layers {
+			for j, c := range l.Contents {
+				if c.Source == "" {
+					continue
+				}
+				field := fmt.Sprintf("layers[%d].contents[%d].source", i, j)
+				src, err := s.Expand(field, c.Source, values.ForPlatform(p))
+				if err != nil {
+					return err
+				}
+				err = bctx.Check(src, len(c.Exclude) > 0)
+				var se *layer.SourceError
+				switch {
+				case errors.As(err, &se):
+					e := s.ErrorAt(field, "%s", se.Msg)
+					if k := e.Error(); !seen[k] {
+						seen[k] = true
+						list = append(list, e)
+					}
+				case err != nil:
+					return fault.Op(fmt.Errorf("%s: reading source %q: %w", field, src, err))
+				}
+			}
+		}
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	list.Sort()
+	return fault.Bad(list)
 }
 
 // layer returns layer i for platform p, building it once for all platforms

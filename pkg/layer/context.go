@@ -78,10 +78,16 @@ func (c *Context) resolve(rel string) (string, fs.FileInfo, error) {
 	full := filepath.Join(c.root, filepath.FromSlash(clean))
 	resolved, err := filepath.EvalSymlinks(full)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			return "", nil, sourceErr("%q does not exist in the build context %s", rel, c.dir)
+		case errors.Is(err, fs.ErrPermission):
+			return "", nil, err
 		}
-		return "", nil, err
+		// A symlink loop (EvalSymlinks gives up after 255 links, or the
+		// kernel says ELOOP), or a path through something that is not a
+		// directory: the source is wrong, not the machine.
+		return "", nil, sourceErr("%q cannot be resolved in the build context %s (%v); a symlink on its way may point to itself", rel, c.dir, err)
 	}
 	if !within(c.root, resolved) {
 		return "", nil, sourceErr("%q resolves through a symlink to %s, outside the build context %s; copy the file into the context", rel, resolved, c.dir)
@@ -98,6 +104,28 @@ func within(root, p string) bool {
 		return true
 	}
 	return strings.HasPrefix(p, strings.TrimSuffix(root, string(filepath.Separator))+string(filepath.Separator))
+}
+
+// Check reports whether source rel can be used, as Source would find it,
+// without reading a directory's tree: it must exist inside the context
+// and be a regular file or a directory (exclude only for a directory). Its
+// complaints are SourceErrors. It is cheap: a build checks every source
+// with it before anything is fetched.
+func (c *Context) Check(rel string, exclude bool) error {
+	_, fi, err := c.resolve(rel)
+	if err != nil {
+		return err
+	}
+	switch {
+	case fi.Mode().IsRegular():
+		if exclude {
+			return sourceErr("%q is a file; exclude is only for directories", rel)
+		}
+		return nil
+	case fi.IsDir():
+		return nil
+	}
+	return sourceErr("%q is a %s; a layer can hold regular files, directories and symlinks only", rel, kindOf(fi))
 }
 
 // Source returns the entries for source rel placed at dest: one regular
