@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,18 +13,15 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/imagetest"
-	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/output"
 	"github.com/reprobuild/repro/pkg/sign"
 	"github.com/reprobuild/repro/pkg/spec"
-	"github.com/reprobuild/repro/pkg/vcs"
 )
 
 var buildCmd = &command{
@@ -90,12 +86,13 @@ type shapeFlags struct {
 	locked        bool
 	allowUnpinned bool
 	insecure      []string
-	// valuesJSON overrides the template values (hidden; --check's second
-	// build uses it, so git-derived values survive the copied context).
-	valuesJSON string
-	// epoch, when set, overrides the epoch (verify takes it from provenance).
-	epoch    *int64
-	scanBase bool
+	scanBase      bool
+	// requestFile is a serialised build.Request (hidden; --check's second
+	// build reads it, so that git-derived values survive the copied
+	// context); it replaces the flags above that shape the image.
+	requestFile string
+	// epoch, when set, fixes the epoch (verify takes it from provenance).
+	epoch *build.Epoch
 }
 
 func (f *shapeFlags) register(fs *pflag.FlagSet) {
@@ -110,8 +107,8 @@ func (f *shapeFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.allowUnpinned, "allow-unpinned", false, "accept a base given by tag alone, with no lock entry (resolved now; not reproducible)")
 	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable; loopback needs none)")
 	fs.BoolVar(&f.scanBase, "scan-base", false, "also run the secret guard over the base's layers: a report on stderr, never a failure")
-	fs.StringVar(&f.valuesJSON, "values-json", "", "template values as JSON (internal)")
-	fs.MarkHidden("values-json")
+	fs.StringVar(&f.requestFile, "request", "", "a serialised build request `FILE` (internal)")
+	fs.MarkHidden("request")
 }
 
 type buildOpts struct {
@@ -129,99 +126,79 @@ type buildOpts struct {
 	testRuntime  testRuntime
 }
 
-// built is a finished build, not yet written anywhere.
-type built struct {
-	spec   *spec.Spec
-	values spec.Values
-	alg    compress.Algorithm
-	res    *build.Result
-	lock   *lock.File
-	base   *build.Base
-}
-
-// build loads the spec and builds it into work, which the caller removes.
-func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*built, error) {
-	vars, err := parseVars(f.vars)
-	if err != nil {
-		return nil, err
-	}
-	alg, err := compress.Parse(f.compression)
-	if err != nil {
-		return nil, fault.Bad(fmt.Errorf("--compression: %w", err))
-	}
-	var plats []spec.Platform
-	for _, p := range f.platforms {
-		pl, err := spec.ParsePlatform(p)
+// request turns the flags and the environment into a build request; the
+// layers go into work, which the caller removes.
+func (f *shapeFlags) request(g *globals, work string) (build.Request, error) {
+	var req build.Request
+	if f.requestFile != "" {
+		raw, err := os.ReadFile(f.requestFile)
 		if err != nil {
-			return nil, fault.Bad(fmt.Errorf("--platform: %w", err))
+			return req, fault.Op(fmt.Errorf("--request: %w", err))
 		}
-		plats = append(plats, pl)
-	}
-	s, err := spec.Load(f.file, spec.LoadOptions{Vars: vars})
-	if err != nil {
-		return nil, err
-	}
-	var values spec.Values
-	if f.valuesJSON != "" {
-		// Every value, given whole (build --check's second build, in a
-		// copy of the context without .git): git is not asked.
-		if err := json.Unmarshal([]byte(f.valuesJSON), &values); err != nil {
-			return nil, fault.Bad(fmt.Errorf("--values-json: %w", err))
+		if err := json.Unmarshal(raw, &req); err != nil {
+			return req, fault.Bad(fmt.Errorf("--request %s: %w", f.requestFile, err))
 		}
-	} else if values, err = templateValues(ctx, s, f.version, vars); err != nil {
-		return nil, err
-	}
-	if f.epoch != nil {
-		values.Epoch, values.Date = *f.epoch, spec.DateOf(*f.epoch)
-	}
-	// Every unusable source at once, before a base or package is fetched.
-	if err := build.CheckSources(s, plats, values); err != nil {
-		return nil, err
+	} else {
+		vars, err := parseVars(f.vars)
+		if err != nil {
+			return req, err
+		}
+		alg, err := compress.Parse(f.compression)
+		if err != nil {
+			return req, fault.Bad(fmt.Errorf("--compression: %w", err))
+		}
+		var plats []spec.Platform
+		for _, p := range f.platforms {
+			pl, err := spec.ParsePlatform(p)
+			if err != nil {
+				return req, fault.Bad(fmt.Errorf("--platform: %w", err))
+			}
+			plats = append(plats, pl)
+		}
+		sde, err := sourceDateEpoch()
+		if err != nil {
+			return req, err
+		}
+		req = build.Request{
+			File: f.file, SourceDateEpoch: sde, Epoch: f.epoch, Version: f.version, Vars: vars,
+			Platforms: plats, Compression: alg,
+			Locked: f.locked, AllowUnpinned: f.allowUnpinned, ScanBase: f.scanBase, Insecure: f.insecure,
+		}
 	}
 	c, err := openCache(f.cacheDir, f.offline, g)
 	if err != nil {
-		return nil, err
+		return req, err
 	}
-	// A base that cannot be one is the spec's problem, whatever the lock
-	// says: report it first.
-	ref, err := specBase(s)
-	if err != nil {
-		return nil, err
-	}
-	lockFile := lock.PathFor(f.file)
-	lf, err := lock.Read(lockFile)
-	if err != nil {
-		return nil, err
-	}
-	if stale := lock.StaleURLs(s, lf); len(stale) > 0 && !f.locked {
-		g.log.Warn("the lock pins other digests than the spec for some urls; the spec's pins are used; run repro lock to bring the lock up to date", "urls", strings.Join(stale, " "))
-	}
-	if f.locked {
-		if missing := lock.Unpinned(s, lf); len(missing) > 0 {
-			return nil, fault.Bad(fmt.Errorf("--locked: %s does not pin %s; run repro lock -f %s", lockFile, strings.Join(missing, ", "), f.file))
-		}
-	}
-	bo, err := pinBase(ctx, s, ref, lf, c, f.allowUnpinned, f.insecure, g)
+	req.Cache, req.Remote, req.WorkDir, req.Log = c, remoteOptions(), work, g.log
+	return req, nil
+}
+
+// build builds the spec into work, which the caller removes, drawing the
+// layers' progress on a terminal.
+func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*build.Built, error) {
+	req, err := f.request(g, work)
 	if err != nil {
 		return nil, err
 	}
 	bar := newProgress(g)
-	res, err := build.Build(ctx, s, build.Options{
-		Progress:    bar.layer,
-		Platforms:   plats,
-		Values:      values,
-		Compression: alg,
-		Cache:       c,
-		WorkDir:     work,
-		Log:         g.log,
-		Base:        bo,
-		Lock:        lf,
-	})
+	req.Progress = bar.layer
+	b, err := build.Run(ctx, req)
 	bar.done()
-	if err != nil {
-		return nil, err
+	return b, err
+}
+
+// sourceDateEpoch reads $SOURCE_DATE_EPOCH: nil when unset.
+func sourceDateEpoch() (*time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return nil, nil
 	}
-	return &built{spec: s, values: values, alg: alg, res: res, lock: lf, base: bo}, nil
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, fault.Bad(fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a whole number of seconds", v))
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
 }
 
 // buildResult is what build prints with --json and writes to
@@ -297,7 +274,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, res := b.spec, b.res
+	s, res := b.Spec, b.Result
 	outs := o.outputs
 	if len(outs) == 0 && !o.push {
 		outs = []string{"oci:" + filepath.Join("out", s.Name)}
@@ -308,7 +285,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 			return fault.Bad(s.ErrorAt("tags", "--push sends the image to the spec's tags, and it lists none; add tags or write with -o"))
 		}
 		for i, t := range s.Tags {
-			tag, err := s.Expand(fmt.Sprintf("tags[%d]", i), t, b.values)
+			tag, err := s.Expand(fmt.Sprintf("tags[%d]", i), t, b.Values)
 			if err != nil {
 				return err
 			}
@@ -344,15 +321,15 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		return err
 	}
 	if o.sign {
-		if err := signBuilt(ctx, o.g, signInputsOf(b, refs, signer, o.sbom, o.provenance)); err != nil {
+		if err := signBuilt(ctx, o.g, b, refs, signer, o.sbom, o.provenance); err != nil {
 			return err
 		}
 	}
 	o.g.log.Info("built", "name", s.Name, "digest", res.Digest.String(), "took", time.Since(start).Round(time.Millisecond))
 
 	out := buildResult{
-		Digest: res.Digest.String(), Name: s.Name, Version: b.values.Version, Epoch: b.values.Epoch,
-		FormatVersion: compress.FormatVersion, Compression: string(b.alg), Outputs: outs, Tags: tags,
+		Digest: res.Digest.String(), Name: s.Name, Version: b.Values.Version, Epoch: b.Values.Epoch,
+		FormatVersion: compress.FormatVersion, Compression: string(b.Compression), Outputs: outs, Tags: tags,
 		MediaType: "application/vnd.oci.image.manifest.v1+json",
 	}
 	if res.Index != nil {
@@ -387,54 +364,6 @@ func openCache(dir string, offline bool, g *globals) (*cache.Cache, error) {
 	return cache.New(dir, cache.Offline(offline), cache.WithLogger(g.log)), nil
 }
 
-// pinBase pins the spec's base: by the digest the spec gives, else by the
-// lock, else (with allowUnpinned only) by asking the registry now.
-// specBase parses the spec's base; nil for scratch. An unparsable base is
-// bad input at the spec's base: line.
-func specBase(s *spec.Spec) (*base.Ref, error) {
-	if s.Base == "" || s.Base == "scratch" {
-		return nil, nil
-	}
-	ref, err := base.ParseRef(s.Base)
-	if err != nil {
-		return nil, fault.Bad(s.ErrorAt("base", "%v", err))
-	}
-	return &ref, nil
-}
-
-// pinBase pins ref, the spec's base (nil for scratch), from the lock, the
-// spec, or the registry.
-func pinBase(ctx context.Context, s *spec.Spec, parsed *base.Ref, lf *lock.File, c *cache.Cache, allowUnpinned bool, insecure []string, g *globals) (*build.Base, error) {
-	if parsed == nil {
-		return nil, nil
-	}
-	ref := parsed.WithInsecure(insecure).In(s.Dir)
-	if p := ref.Path(); p != "" {
-		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
-			return nil, fault.Bad(s.ErrorAt("base", "%s does not exist (relative paths are from the spec's directory); build or copy the base there, or name another", p))
-		}
-	}
-	r := base.NewResolver(c, g.log, remoteOptions()...)
-	if lb, ok := lf.BasePin(s.Base); ok && (ref.Digest == "" || ref.Digest == lb.Digest) {
-		pin, err := lb.Pin()
-		if err != nil {
-			return nil, err
-		}
-		return &build.Base{Ref: ref, Pin: pin, Resolver: r}, nil
-	}
-	if ref.Digest == "" && !ref.Local() && !allowUnpinned {
-		return nil, fault.Bad(s.ErrorAt("base", "%s names a tag, which can move, and the lock does not pin it; run repro lock -f %s (or pin it as %s@sha256:…, or pass --allow-unpinned)", s.Base, s.File, s.Base))
-	}
-	if ref.Digest == "" && !ref.Local() {
-		g.log.Warn("the base is not pinned; resolving its tag now, so this build is not reproducible", "base", s.Base)
-	}
-	pin, err := r.Resolve(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	return &build.Base{Ref: ref, Pin: pin, Resolver: r}, nil
-}
-
 func parseVars(kvs []string) (map[string]string, error) {
 	vars := map[string]string{}
 	for _, kv := range kvs {
@@ -445,49 +374,6 @@ func parseVars(kvs []string) (map[string]string, error) {
 		vars[k] = v
 	}
 	return vars, nil
-}
-
-// templateValues reads the environment and git once: the epoch, the
-// version and the commit.
-func templateValues(ctx context.Context, s *spec.Spec, version string, overrides map[string]string) (spec.Values, error) {
-	info, err := vcs.Read(ctx, s.Dir)
-	if err != nil {
-		return spec.Values{}, fault.Op(err)
-	}
-	var epoch int64
-	switch {
-	case s.Epoch != nil && s.Epoch.Git:
-		if info.Commit == "" {
-			return spec.Values{}, fault.Bad(s.ErrorAt("epoch", "epoch: git, but %s is not in a git repository with a commit; give a number of seconds instead", s.Dir))
-		}
-		epoch = info.CommitTime
-	case s.Epoch != nil:
-		epoch = s.Epoch.Seconds
-	case os.Getenv("SOURCE_DATE_EPOCH") != "":
-		n, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64)
-		if err != nil || n < 0 {
-			return spec.Values{}, fault.Bad(fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a whole number of seconds", os.Getenv("SOURCE_DATE_EPOCH")))
-		}
-		epoch = n
-	}
-	if version == "" {
-		version = info.Describe
-	}
-	if version == "" {
-		version = "0.0.0"
-	}
-	vars := map[string]string{}
-	for k, v := range s.Vars {
-		vars[k] = v
-	}
-	for k, v := range overrides {
-		vars[k] = v
-	}
-	return spec.Values{
-		Name: s.Name, Version: version,
-		GitCommit: info.CommitOrUnknown(), GitShortCommit: info.ShortCommit(),
-		Epoch: epoch, Date: spec.DateOf(epoch), Vars: vars,
-	}, nil
 }
 
 // writeOutputs checks every output, stages them all, and only then commits

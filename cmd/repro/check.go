@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/diff"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
@@ -28,7 +29,7 @@ import (
 // order, other mtimes, group and other permission bits cleared, umask
 // 077), from another working directory, under another time zone, locale
 // and GOMAXPROCS, and fails with the diff when any byte differs.
-func (o *buildOpts) checkReproducible(ctx context.Context, b *built, art output.Artifact) error {
+func (o *buildOpts) checkReproducible(ctx context.Context, b *build.Built, art output.Artifact) error {
 	tmp, removeWork, err := workDir("repro-check-")
 	if err != nil {
 		return err
@@ -50,10 +51,10 @@ func (o *buildOpts) checkReproducible(ctx context.Context, b *built, art output.
 	if len(o.outputs) == 0 {
 		skip[mustAbs("out")] = true // the default output
 	}
-	if err := perturbedCopy(b.spec.Dir, ctxCopy, skip); err != nil {
+	if err := perturbedCopy(b.Spec.Dir, ctxCopy, skip); err != nil {
 		return fault.Op(fmt.Errorf("--check: copying the context: %w", err))
 	}
-	specRel, err := filepath.Rel(b.spec.Dir, mustAbs(o.shape.file))
+	specRel, err := filepath.Rel(b.Spec.Dir, mustAbs(o.shape.file))
 	if err != nil {
 		return fault.Op(err)
 	}
@@ -62,26 +63,27 @@ func (o *buildOpts) checkReproducible(ctx context.Context, b *built, art output.
 	if err := os.Mkdir(elsewhere, 0o700); err != nil {
 		return fault.Op(err)
 	}
-	valuesJSON, err := json.Marshal(b.values)
+	// The second build gets the first's request, serialised, with every
+	// template value given whole (the copy holds no .git) and the spec in
+	// the copy.
+	req, err := o.shape.request(o.g, "")
 	if err != nil {
 		return err
 	}
-	args := []string{"build", "-q", "-f", filepath.Join(ctxCopy, specRel), "-o", "oci:" + second + ":check",
-		"--compression", o.shape.compression, "--values-json", string(valuesJSON), "--offline"}
+	req.File = filepath.Join(ctxCopy, specRel)
+	req.Values = &b.Values
+	req.Epoch = &b.Epoch
+	raw, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	reqFile := filepath.Join(tmp, "request.json")
+	if err := os.WriteFile(reqFile, raw, 0o600); err != nil {
+		return fault.Op(err)
+	}
+	args := []string{"build", "-q", "--request", reqFile, "-o", "oci:" + second + ":check", "--offline"}
 	if o.shape.cacheDir != "" {
 		args = append(args, "--cache-dir", mustAbs(o.shape.cacheDir))
-	}
-	for _, p := range o.shape.platforms {
-		args = append(args, "--platform", p)
-	}
-	for _, v := range o.shape.vars {
-		args = append(args, "--var", v)
-	}
-	for _, h := range o.shape.insecure {
-		args = append(args, "--insecure-registry", h)
-	}
-	if o.shape.allowUnpinned {
-		args = append(args, "--allow-unpinned")
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -111,7 +113,7 @@ func (o *buildOpts) checkReproducible(ctx context.Context, b *built, art output.
 		return fault.Op(fmt.Errorf("--check: the second build failed: %v\n%s", err, stderr.String()))
 	}
 	got := strings.TrimSpace(stdout.String())
-	if got == b.res.Digest.String() {
+	if got == b.Digest.String() {
 		o.g.log.Info("--check: identical", "digest", got)
 		return nil
 	}
@@ -132,7 +134,7 @@ func (o *buildOpts) checkReproducible(ctx context.Context, b *built, art output.
 		return err
 	}
 	rep.WriteText(o.g.stderr)
-	return fault.Check(fmt.Errorf("--check: not reproducible: %s, then %s when perturbed (the differences are above)", b.res.Digest, got))
+	return fault.Check(fmt.Errorf("--check: not reproducible: %s, then %s when perturbed (the differences are above)", b.Digest, got))
 }
 
 func mustAbs(p string) string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/spec"
 )
@@ -207,20 +208,38 @@ func report(g *globals, c *command, err error) int {
 		fmt.Fprintf(g.stderr, "repro %s: interrupted; nothing was written\n", c.name)
 		return int(fault.Operational)
 	}
+	prefix, hint := flagWording(err)
+	msg := prefix + err.Error()
 	var list spec.ErrorList
 	var one *spec.Error
 	switch {
 	case errors.As(err, &list), errors.As(err, &one):
 		// Compiler style: file:line:col: field: message, one per line.
-		fmt.Fprintln(g.stderr, err.Error())
+		fmt.Fprintln(g.stderr, msg)
 	default:
-		fmt.Fprintf(g.stderr, "repro %s: %v\n", c.name, err)
+		fmt.Fprintf(g.stderr, "repro %s: %s\n", c.name, msg)
+	}
+	if hint != "" {
+		fmt.Fprintf(g.stderr, "repro %s: %s\n", c.name, hint)
+		msg += "; " + hint
 	}
 	if g.json {
 		enc := json.NewEncoder(g.stdout)
-		enc.Encode(map[string]any{"error": err.Error(), "exitCode": int(kind), "kind": kind.String()})
+		enc.Encode(map[string]any{"error": msg, "exitCode": int(kind), "kind": kind.String()})
 	}
 	return int(kind)
+}
+
+// flagWording names the flag behind a library's sentinel error: a prefix
+// for the message, or a hint that follows it. Libraries name no flags.
+func flagWording(err error) (prefix, hint string) {
+	switch {
+	case errors.Is(err, build.ErrNotLocked):
+		return "--locked: ", ""
+	case errors.Is(err, build.ErrUnpinned):
+		return "", "or pass --allow-unpinned to resolve the tag now (the build is then not reproducible)"
+	}
+	return "", ""
 }
 
 func newLogger(g *globals) *slog.Logger {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/reprobuild/repro/pkg/base"
+	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/spec"
@@ -100,7 +101,7 @@ func (o *lockOpts) run(ctx context.Context, args []string) error {
 	}
 	r := base.NewResolver(c, o.g.log, remoteOptions()...)
 	// Validate early so the error points at the spec.
-	if _, err := specBase(s); err != nil {
+	if _, err := build.SpecBase(s); err != nil {
 		return err
 	}
 	f, changes, err := lock.Resolve(ctx, s, old, o.update, r, c, o.insecure, lock.WithClock(time.Now), lock.WithLogger(o.g.log))

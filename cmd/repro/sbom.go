@@ -76,7 +76,7 @@ func (o *sbomOpts) run(ctx context.Context, args []string) error {
 	if name == "" {
 		name = defaultImageName(ref)
 	}
-	doc, err := sbomOf(ctx, name, art.Image, art.Index, nil, format, nil)
+	doc, err := sbomOf(ctx, name, art.Image, art.Index, format)
 	if err != nil {
 		return err
 	}

@@ -3,14 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -19,12 +16,9 @@ import (
 
 	"github.com/reprobuild/repro/pkg/attest"
 	"github.com/reprobuild/repro/pkg/build"
-	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
-	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/sign"
-	"github.com/reprobuild/repro/pkg/spec"
 )
 
 var signCmd = &command{
@@ -146,7 +140,7 @@ func (o *signOpts) run(ctx context.Context, args []string) error {
 		if name == "" {
 			name = defaultImageName(ref)
 		}
-		doc, err := sbomOf(ctx, name, art.Image, art.Index, nil, format, nil)
+		doc, err := sbomOf(ctx, name, art.Image, art.Index, format)
 		if err != nil {
 			return err
 		}
@@ -177,95 +171,11 @@ func (o *signOpts) rebuiltProvenance(ctx context.Context, digest string) ([]byte
 	if err != nil {
 		return nil, "", err
 	}
-	if got := b.res.Digest.String(); got != digest {
-		return nil, "", fault.Check(fmt.Errorf("--attest provenance: rebuilding %s gives %s, not the image signed (%s); give the flags the build was given (--version, --var, --platform, --compression), or attach no provenance", b.spec.File, got, digest))
+	if got := b.Digest.String(); got != digest {
+		return nil, "", fault.Check(fmt.Errorf("--attest provenance: rebuilding %s gives %s, not the image signed (%s); give the flags the build was given (--version, --var, --platform, --compression), or attach no provenance", b.Spec.File, got, digest))
 	}
-	p, err := provenanceOf(ctx, signInputsOf(b, nil, nil, false, true))
-	return p, b.spec.Name, err
-}
-
-// signInputs is what signBuilt needs of a finished build.
-type signInputs struct {
-	// Refs are the outputs written; the oci: layouts and registry
-	// references among them are signed (archives cannot hold signatures).
-	Refs []imageref.Reference
-	// Result is the build's result: the image or index and its manifests.
-	Result *build.Result
-	// Spec, Values and Compression are the build's inputs.
-	Spec        *spec.Spec
-	Values      spec.Values
-	Compression compress.Algorithm
-	// Base is the pinned base; nil for scratch.
-	Base *build.Base
-	// Signer is the key, loaded by signingFlags.signer before the build.
-	Signer *sign.Signer
-	// SBOM and Provenance attach those attestations (--sbom, --provenance).
-	SBOM, Provenance bool
-	// Dependencies are further resolved inputs for the provenance (Debian
-	// packages and their indexes, once the build has them).
-	Dependencies []attest.ResourceDescriptor
-	// DebDigests are the pinned .debs' sha256, by attest.PackageKey.
-	DebDigests map[string]string
-}
-
-// signInputsOf adapts a build to signInputs.
-func signInputsOf(b *built, refs []imageref.Reference, signer *sign.Signer, sbom, provenance bool) signInputs {
-	return signInputs{Refs: refs, Result: b.res, Spec: b.spec, Values: b.values, Compression: b.alg, Base: b.base,
-		Signer: signer, SBOM: sbom, Provenance: provenance, Dependencies: aptDependencies(b), DebDigests: debDigests(b)}
-}
-
-// debDigests are the sha256 of every .deb the lock pins for the platforms
-// built, for the SBOM's package entries.
-func debDigests(b *built) map[string]string {
-	out := map[string]string{}
-	if b.lock == nil {
-		return out
-	}
-	for _, m := range b.res.Manifests {
-		for _, l := range b.lock.Apt[m.Platform.String()].Layers {
-			for _, p := range l.Pins {
-				out[attest.PackageKey(p.Name, p.Version, p.Architecture)] = p.SHA256
-			}
-		}
-	}
-	return out
-}
-
-// aptDependencies are the Debian pins of the platforms built, for the
-// provenance: each source's InRelease and Packages indexes, and every
-// .deb, by sha256.
-func aptDependencies(b *built) []attest.ResourceDescriptor {
-	if b.lock == nil {
-		return nil
-	}
-	var deps []attest.ResourceDescriptor
-	seen := map[string]bool{}
-	add := func(d attest.ResourceDescriptor) {
-		k := d.Name + "\x00" + d.URI + "\x00" + d.Digest["sha256"]
-		if !seen[k] {
-			seen[k] = true
-			deps = append(deps, d)
-		}
-	}
-	for _, m := range b.res.Manifests {
-		a, ok := b.lock.Apt[m.Platform.String()]
-		if !ok {
-			continue
-		}
-		for _, src := range a.Sources {
-			base := strings.TrimSuffix(src.URL, "/") + "/dists/" + src.Suite + "/"
-			add(attest.ResourceDescriptor{Name: "apt-inrelease", URI: base + "InRelease", Digest: map[string]string{"sha256": src.InRelease}})
-			for _, ix := range src.Indexes {
-				add(attest.ResourceDescriptor{Name: "apt-index", URI: base + ix.Path, Digest: map[string]string{"sha256": ix.SHA256}})
-			}
-		}
-		for _, l := range a.Layers {
-			for _, p := range l.Pins {
-				add(attest.ResourceDescriptor{Name: "deb:" + p.Name + "=" + p.Version + ":" + p.Architecture, URI: p.URL(), Digest: map[string]string{"sha256": p.SHA256}})
-			}
-		}
-	}
-	return deps
+	p, err := b.Provenance(version)
+	return p, b.Spec.Name, err
 }
 
 // signingFlags are how a command gets its signer: --key FILE, or
@@ -341,27 +251,26 @@ func checkSignable(refs []imageref.Reference) error {
 	return fault.Bad(errors.New("--sign: signatures live in a registry or an oci: layout, and no output is either; add -o oci:DIR or push"))
 }
 
-// signBuilt signs every output of a build that can hold a signature, with
-// the SBOM and provenance attestations unless turned off. Archives are
-// skipped, with a warning.
-func signBuilt(ctx context.Context, g *globals, in signInputs) error {
-	if in.Signer == nil {
+// signBuilt signs every output of b, refs, that can hold a signature,
+// with the SBOM and provenance attestations unless turned off. Archives
+// are skipped, with a warning.
+func signBuilt(ctx context.Context, g *globals, b *build.Built, refs []imageref.Reference, signer *sign.Signer, sbom, provenance bool) error {
+	if signer == nil {
 		return fault.Bad(errors.New("--sign needs --key FILE (or --keyless)"))
 	}
-	if err := checkSignable(in.Refs); err != nil {
+	if err := checkSignable(refs); err != nil {
 		return err
 	}
 	var atts []sign.Attestation
-	if in.SBOM {
-		added := len(in.Spec.Layers)
-		doc, err := sbomOf(ctx, in.Spec.Name, in.Result.Image, in.Result.Index, &added, attest.SPDXJSON, in.DebDigests)
+	if sbom {
+		doc, err := b.SBOM(ctx, attest.SPDXJSON, version)
 		if err != nil {
 			return err
 		}
 		atts = append(atts, sign.Attestation{PredicateType: attest.SPDXType, Predicate: doc})
 	}
-	if in.Provenance {
-		p, err := provenanceOf(ctx, in)
+	if provenance {
+		p, err := b.Provenance(version)
 		if err != nil {
 			return err
 		}
@@ -370,7 +279,7 @@ func signBuilt(ctx context.Context, g *globals, in signInputs) error {
 	// Signatures are per digest: one signing per repository (per layout)
 	// covers every tag of it.
 	done := map[string]bool{}
-	for _, r := range in.Refs {
+	for _, r := range refs {
 		if r.Transport != imageref.Registry && r.Transport != imageref.OCI {
 			g.log.Warn("not signed: an archive holds no signatures", "output", r.String())
 			continue
@@ -386,18 +295,17 @@ func signBuilt(ctx context.Context, g *globals, in signInputs) error {
 		if r.Transport == imageref.OCI && r.Tag == "" {
 			r.Tag = "latest" // the tag build wrote
 		}
-		if _, err := sign.Sign(ctx, r, in.Signer, sign.Options{ExpectDigest: in.Result.Digest.String(), Attestations: atts, Remote: remoteOptions(), Log: g.log}); err != nil {
+		if _, err := sign.Sign(ctx, r, signer, sign.Options{ExpectDigest: b.Digest.String(), Attestations: atts, Remote: remoteOptions(), Log: g.log}); err != nil {
 			return fmt.Errorf("signing %s: %w", r, err)
 		}
 	}
 	return nil
 }
 
-// sbomOf scans an image or index and encodes its SBOM. added is the
-// number of layers the build added to each image; nil infers it from the
-// config's history.
-func sbomOf(ctx context.Context, name string, img v1.Image, idx v1.ImageIndex, added *int, format attest.Format, debs map[string]string) ([]byte, error) {
-	inv, err := attest.Scan(ctx, attest.Target{Name: name, Image: img, Index: idx}, attest.ScanOptions{AddedLayers: added, TempDir: os.TempDir(), PackageDigests: debs})
+// sbomOf scans an image or index and encodes its SBOM; the layers repro
+// added are inferred from each config's history.
+func sbomOf(ctx context.Context, name string, img v1.Image, idx v1.ImageIndex, format attest.Format) ([]byte, error) {
+	inv, err := attest.Scan(ctx, attest.Target{Name: name, Image: img, Index: idx}, attest.ScanOptions{TempDir: os.TempDir()})
 	if err != nil {
 		return nil, fault.Op(fmt.Errorf("reading the image for its SBOM: %w", err))
 	}
@@ -406,104 +314,6 @@ func sbomOf(ctx context.Context, name string, img v1.Image, idx v1.ImageIndex, a
 		return nil, fault.Op(err)
 	}
 	return doc, nil
-}
-
-// provenanceOf is the SLSA provenance of a build.
-func provenanceOf(ctx context.Context, in signInputs) ([]byte, error) {
-	s := in.Spec
-	raw, err := os.ReadFile(s.File)
-	if err != nil {
-		return nil, fault.Op(fmt.Errorf("reading %s for the provenance: %w", s.File, err))
-	}
-	root := gitRoot(ctx, s.Dir)
-	bi := attest.BuildInput{
-		SpecPath: relPath(root, s.File), SpecSHA256: sha256Hex(raw),
-		Name: s.Name, Vars: in.Values.Vars, Version: in.Values.Version,
-		Epoch: in.Values.Epoch, EpochSource: epochSource(s, in.Values),
-		FormatVersion: compress.FormatVersion,
-		Compression:   attest.Compression{Algorithm: string(in.Compression), Settings: in.Compression.Settings()},
-		GitCommit:     in.Values.GitCommit,
-		URLs:          map[string]string{},
-		Manifests:     map[string]string{},
-		Dependencies:  in.Dependencies,
-		ReproVersion:  version,
-	}
-	for _, m := range in.Result.Manifests {
-		bi.Platforms = append(bi.Platforms, m.Platform.String())
-		bi.Manifests[m.Platform.String()] = m.Digest.String()
-	}
-	for _, l := range s.Layers {
-		for _, c := range l.Contents {
-			if c.URL != "" {
-				bi.URLs[c.URL] = c.SHA256
-			}
-		}
-	}
-	if b := in.Base; b != nil {
-		bp := &attest.BasePin{Ref: b.Ref.Raw, Digest: b.Pin.Digest.String(), MediaType: string(b.Pin.MediaType), Platforms: map[string]string{}}
-		for _, p := range bi.Platforms {
-			if d, err := b.Pin.PlatformManifest(p); err == nil {
-				bp.Platforms[p] = d.String()
-			}
-		}
-		bi.Base = bp
-	}
-	if lf := lock.PathFor(s.File); lf != "" {
-		if lraw, err := os.ReadFile(lf); err == nil {
-			bi.LockPath, bi.LockSHA256 = relPath(root, lf), sha256Hex(lraw)
-		}
-	}
-	p, err := attest.NewProvenance(bi)
-	if err != nil {
-		return nil, fault.Op(err)
-	}
-	return p.Bytes()
-}
-
-// epochSource says where the build's epoch came from.
-func epochSource(s *spec.Spec, v spec.Values) string {
-	switch {
-	case s.Epoch != nil && s.Epoch.Git:
-		return "git"
-	case s.Epoch != nil:
-		return "spec"
-	case os.Getenv("SOURCE_DATE_EPOCH") != "":
-		return "SOURCE_DATE_EPOCH"
-	}
-	if v.Epoch != 0 {
-		return "SOURCE_DATE_EPOCH"
-	}
-	return "default"
-}
-
-// gitRoot is the top of the git work tree holding dir; "" outside git.
-func gitRoot(ctx context.Context, dir string) string {
-	out, err := exec.CommandContext(ctx, "git", "-c", "safe.directory=*", "-C", dir, "rev-parse", "--show-toplevel").Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// relPath is path relative to root, with slashes; its base name when it
-// is not under root, so that no machine's directory layout leaks into the
-// provenance.
-func relPath(root, path string) string {
-	abs, err := filepath.Abs(path)
-	if err == nil && root != "" {
-		if real, err := filepath.EvalSymlinks(abs); err == nil {
-			abs = real
-		}
-		if r, err := filepath.Rel(root, abs); err == nil && !strings.HasPrefix(r, "..") {
-			return filepath.ToSlash(r)
-		}
-	}
-	return filepath.Base(path)
-}
-
-func sha256Hex(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }
 
 // defaultImageName names an image for its SBOM: the repository's last

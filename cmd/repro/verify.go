@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"github.com/spf13/pflag"
 
 	"github.com/reprobuild/repro/pkg/attest"
+	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/diff"
 	"github.com/reprobuild/repro/pkg/fault"
@@ -116,7 +118,7 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	res := verifyResult{Rebuilt: b.res.Digest.String(), Expected: o.expect, Notes: notes}
+	res := verifyResult{Rebuilt: b.Digest.String(), Expected: o.expect, Notes: notes}
 	res.Verified = res.Rebuilt == res.Expected
 	if res.Verified && want != nil && isLocal(o.against) {
 		// A layout or archive names the right digest; it must also hold
@@ -131,7 +133,7 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 		res.Notes = append(res.Notes, formatNotes(want)...)
 		layout := filepath.Join(work, "rebuilt")
 		ref := imageref.Reference{Transport: imageref.OCI, Path: layout, Tag: "rebuilt"}
-		if err := output.Write(ctx, ref, output.Artifact{Image: b.res.Image, Index: b.res.Index}, output.Options{}); err != nil {
+		if err := output.Write(ctx, ref, output.Artifact{Image: b.Image, Index: b.Index}, output.Options{}); err != nil {
 			return err
 		}
 		got, err := imageref.Open(ctx, ref)
@@ -198,7 +200,7 @@ func (o *verifyOpts) applyProvenance(p *attest.Provenance) []string {
 		}
 	}
 	epoch := in.Epoch
-	o.shape.epoch = &epoch
+	o.shape.epoch = &build.Epoch{Time: time.Unix(epoch, 0).UTC(), Source: "provenance"}
 	notes = append(notes, fmt.Sprintf("from the verified provenance: version %q, platforms %v, compression %s, epoch %d, %d vars", o.shape.version, o.shape.platforms, o.shape.compression, epoch, len(ext.Vars)))
 	return notes
 }

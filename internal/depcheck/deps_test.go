@@ -43,7 +43,7 @@ var allowed = map[string][]string{
 	"pkg/secrets":                 {"internal/glob"},
 	"internal/glob":               {},
 	"internal/atomicfs":           {"pkg/fault"},
-	"pkg/build":                   {"pkg/spec", "pkg/layer", "pkg/cache", "pkg/base", "pkg/compress", "pkg/fault", "pkg/imageref", "internal/canonical", "pkg/secrets", "pkg/apt", "pkg/lock"},
+	"pkg/build":                   {"pkg/spec", "pkg/layer", "pkg/cache", "pkg/base", "pkg/compress", "pkg/fault", "pkg/imageref", "internal/canonical", "pkg/secrets", "pkg/apt", "pkg/lock", "pkg/vcs", "pkg/attest"},
 	"pkg/layout":                  {"pkg/fault", "internal/canonical", "internal/atomicfs"},
 	"pkg/output":                  {"pkg/imageref", "pkg/layer", "pkg/layout", "pkg/fault", "internal/canonical", "internal/atomicfs"},
 	"pkg/imagetest":               {"pkg/rootfs", "pkg/imageref", "pkg/fault", "internal/yamlpos"},

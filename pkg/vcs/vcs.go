@@ -13,6 +13,9 @@ import (
 
 // Info is what git says about the context's HEAD.
 type Info struct {
+	// Root is the top of the git work tree holding the context; empty
+	// outside git. Paths recorded in provenance are relative to it.
+	Root string
 	// Commit is HEAD's full hex object name; empty outside git.
 	Commit string
 	// CommitTime is HEAD's committer time, in seconds since 1970.
@@ -75,9 +78,13 @@ func Read(ctx context.Context, dir string) (Info, error) {
 	if _, err := exec.LookPath("git"); err != nil {
 		return Info{}, nil
 	}
+	root, err := git(ctx, dir, "rev-parse", "--show-toplevel")
+	if err != nil {
+		return Info{}, nil // not a repository
+	}
 	out, err := git(ctx, dir, "log", "-1", "--format=%H %ct")
 	if err != nil {
-		return Info{}, nil // not a repository, or no commits yet
+		return Info{Root: root}, nil // no commits yet
 	}
 	f := strings.Fields(out)
 	if len(f) != 2 {
@@ -87,7 +94,7 @@ func Read(ctx context.Context, dir string) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("reading git HEAD in %s: %w", dir, err)
 	}
-	info := Info{Commit: f[0], CommitTime: t}
+	info := Info{Root: root, Commit: f[0], CommitTime: t}
 	if d, err := git(ctx, dir, "describe", "--tags", "--always", "--abbrev=12"); err == nil {
 		info.Describe = d
 	}

@@ -246,3 +246,29 @@ func TestBlame(t *testing.T) {
 		t.Errorf("added, not committed: %v, %v", got, err)
 	}
 }
+
+// TestReadRoot: Info.Root is the top of the work tree, read from a
+// subdirectory too and before the first commit; empty outside git.
+func TestReadRoot(t *testing.T) {
+	ctx := context.Background()
+	r := newRepo(t)
+	root, err := filepath.EvalSymlinks(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(r.dir, "a", "b")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := Read(ctx, sub); err != nil || info.Root != root || info.Commit != "" {
+		t.Errorf("no commits yet: %+v, %v", info, err)
+	}
+	r.write("a/b/f", "x")
+	r.commit(1000)
+	if info, err := Read(ctx, sub); err != nil || info.Root != root || info.CommitTime != 1000 {
+		t.Errorf("in the repository: %+v, %v", info, err)
+	}
+	if info, err := Read(ctx, t.TempDir()); err != nil || info.Root != "" || info.Commit != "" {
+		t.Errorf("outside git: %+v, %v", info, err)
+	}
+}

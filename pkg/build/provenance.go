@@ -1,0 +1,184 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/reprobuild/repro/pkg/attest"
+	"github.com/reprobuild/repro/pkg/compress"
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/lock"
+)
+
+// ProvenanceInput is what the SLSA provenance of b records: the spec and
+// lock by path (relative to the repository's root) and digest, the
+// values, the epoch and its source, the base pin, every url and Debian
+// pin, and the manifests built. reproVersion is the builder's version.
+func (b *Built) ProvenanceInput(reproVersion string) (attest.BuildInput, error) {
+	s := b.Spec
+	specPath := filepath.Join(s.Dir, filepath.Base(s.File))
+	raw, err := os.ReadFile(specPath)
+	if err != nil {
+		return attest.BuildInput{}, fault.Op(fmt.Errorf("reading %s for the provenance: %w", s.File, err))
+	}
+	root := b.VCS.Root
+	bi := attest.BuildInput{
+		SpecPath: relPath(root, specPath), SpecSHA256: sha256Hex(raw),
+		Name: s.Name, Vars: b.Values.Vars, Version: b.Values.Version,
+		Epoch: b.Values.Epoch, EpochSource: b.epochSource(),
+		FormatVersion: compress.FormatVersion,
+		Compression:   attest.Compression{Algorithm: string(b.Compression), Settings: b.Compression.Settings()},
+		GitCommit:     b.Values.GitCommit,
+		URLs:          map[string]string{},
+		Manifests:     map[string]string{},
+		Dependencies:  b.aptDependencies(),
+		ReproVersion:  reproVersion,
+	}
+	for _, m := range b.Manifests {
+		bi.Platforms = append(bi.Platforms, m.Platform.String())
+		bi.Manifests[m.Platform.String()] = m.Digest.String()
+	}
+	for _, l := range s.Layers {
+		for _, c := range l.Contents {
+			if c.URL != "" {
+				bi.URLs[c.URL] = c.SHA256
+			}
+		}
+	}
+	if base := b.Base; base != nil {
+		bp := &attest.BasePin{Ref: base.Ref.Raw, Digest: base.Pin.Digest.String(), MediaType: string(base.Pin.MediaType), Platforms: map[string]string{}}
+		for _, p := range bi.Platforms {
+			if d, err := base.Pin.PlatformManifest(p); err == nil {
+				bp.Platforms[p] = d.String()
+			}
+		}
+		bi.Base = bp
+	}
+	lockPath := filepath.Join(s.Dir, lock.FileName)
+	if lraw, err := os.ReadFile(lockPath); err == nil {
+		bi.LockPath, bi.LockSHA256 = relPath(root, lockPath), sha256Hex(lraw)
+	}
+	return bi, nil
+}
+
+// Provenance is the SLSA v1 provenance of b, encoded; reproVersion is
+// the builder's version.
+func (b *Built) Provenance(reproVersion string) ([]byte, error) {
+	bi, err := b.ProvenanceInput(reproVersion)
+	if err != nil {
+		return nil, err
+	}
+	p, err := attest.NewProvenance(bi)
+	if err != nil {
+		return nil, fault.Op(err)
+	}
+	return p.Bytes()
+}
+
+// SBOM is the SBOM of b in format: the files of the layers the build
+// added, the base's and the Debian packages (with the pinned .debs'
+// digests). reproVersion names the tool that wrote it.
+func (b *Built) SBOM(ctx context.Context, format attest.Format, reproVersion string) ([]byte, error) {
+	added := len(b.Spec.Layers)
+	inv, err := attest.Scan(ctx, attest.Target{Name: b.Spec.Name, Image: b.Image, Index: b.Index}, attest.ScanOptions{AddedLayers: &added, TempDir: b.workDir, PackageDigests: b.debDigests()})
+	if err != nil {
+		return nil, fault.Op(fmt.Errorf("reading the image for its SBOM: %w", err))
+	}
+	doc, err := attest.SBOM(inv, format, reproVersion)
+	if err != nil {
+		return nil, fault.Op(err)
+	}
+	return doc, nil
+}
+
+// epochSource is where the build's epoch came from, as the provenance
+// records it.
+func (b *Built) epochSource() string {
+	if b.Epoch.Source == EpochGiven && b.Values.Epoch == 0 {
+		return string(EpochDefault)
+	}
+	if b.Epoch.Source == EpochGiven {
+		// A rebuild of given values: the epoch came from outside the spec.
+		return string(EpochEnv)
+	}
+	return string(b.Epoch.Source)
+}
+
+// debDigests are the sha256 of every .deb the lock pins for the platforms
+// built, for the SBOM's package entries.
+func (b *Built) debDigests() map[string]string {
+	out := map[string]string{}
+	if b.Lock == nil {
+		return out
+	}
+	for _, m := range b.Manifests {
+		for _, l := range b.Lock.Apt[m.Platform.String()].Layers {
+			for _, p := range l.Pins {
+				out[attest.PackageKey(p.Name, p.Version, p.Architecture)] = p.SHA256
+			}
+		}
+	}
+	return out
+}
+
+// aptDependencies are the Debian pins of the platforms built, for the
+// provenance: each source's InRelease and Packages indexes, and every
+// .deb, by sha256, each once.
+func (b *Built) aptDependencies() []attest.ResourceDescriptor {
+	if b.Lock == nil {
+		return nil
+	}
+	var deps []attest.ResourceDescriptor
+	seen := map[string]bool{}
+	add := func(d attest.ResourceDescriptor) {
+		k := d.Name + "\x00" + d.URI + "\x00" + d.Digest["sha256"]
+		if !seen[k] {
+			seen[k] = true
+			deps = append(deps, d)
+		}
+	}
+	for _, m := range b.Manifests {
+		a, ok := b.Lock.Apt[m.Platform.String()]
+		if !ok {
+			continue
+		}
+		for _, src := range a.Sources {
+			base := strings.TrimSuffix(src.URL, "/") + "/dists/" + src.Suite + "/"
+			add(attest.ResourceDescriptor{Name: "apt-inrelease", URI: base + "InRelease", Digest: map[string]string{"sha256": src.InRelease}})
+			for _, ix := range src.Indexes {
+				add(attest.ResourceDescriptor{Name: "apt-index", URI: base + ix.Path, Digest: map[string]string{"sha256": ix.SHA256}})
+			}
+		}
+		for _, l := range a.Layers {
+			for _, p := range l.Pins {
+				add(attest.ResourceDescriptor{Name: "deb:" + p.Name + "=" + p.Version + ":" + p.Architecture, URI: p.URL(), Digest: map[string]string{"sha256": p.SHA256}})
+			}
+		}
+	}
+	return deps
+}
+
+// relPath is path (absolute) relative to root, with slashes; its base
+// name when it is not under root, so that no machine's directory layout
+// leaks into the provenance.
+func relPath(root, path string) string {
+	if root != "" {
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			path = real
+		}
+		if r, err := filepath.Rel(root, path); err == nil && !strings.HasPrefix(r, "..") {
+			return filepath.ToSlash(r)
+		}
+	}
+	return filepath.Base(path)
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,314 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/reprobuild/repro/pkg/base"
+	"github.com/reprobuild/repro/pkg/cache"
+	"github.com/reprobuild/repro/pkg/compress"
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/lock"
+	"github.com/reprobuild/repro/pkg/spec"
+	"github.com/reprobuild/repro/pkg/vcs"
+)
+
+// EpochSource says where a build's epoch came from; the provenance
+// records it.
+type EpochSource string
+
+// The sources of an epoch, in the order Run consults them.
+const (
+	// EpochGiven is an epoch the caller fixed (Request.Epoch), such as
+	// the one a provenance recorded.
+	EpochGiven EpochSource = "given"
+	// EpochGit is HEAD's committer time (the spec says epoch: git).
+	EpochGit EpochSource = "git"
+	// EpochSpec is the number of seconds the spec gives.
+	EpochSpec EpochSource = "spec"
+	// EpochEnv is $SOURCE_DATE_EPOCH, which the caller read.
+	EpochEnv EpochSource = "SOURCE_DATE_EPOCH"
+	// EpochDefault is 0: nothing gave an epoch.
+	EpochDefault EpochSource = "default"
+)
+
+// Epoch is a build's epoch and where it came from.
+type Epoch struct {
+	Time   time.Time   `json:"time"`
+	Source EpochSource `json:"source"`
+}
+
+// Request is everything a build of a spec file needs, the environment
+// included, as values: Run reads no environment and no clock. Its
+// exported fields that are plain data serialise as JSON (build --check
+// hands its rebuild one).
+type Request struct {
+	// File is the spec file; its directory is the build context, and the
+	// lock file (repro.lock.json) is read beside it.
+	File string `json:"file"`
+	// SourceDateEpoch is $SOURCE_DATE_EPOCH, read by the caller; nil when
+	// unset. It is the epoch when the spec gives none.
+	SourceDateEpoch *time.Time `json:"sourceDateEpoch,omitempty"`
+	// Epoch, when set, is the epoch whatever the spec and SourceDateEpoch
+	// say, with its source (a rebuild takes the one its provenance
+	// recorded).
+	Epoch *Epoch `json:"epoch,omitempty"`
+	// Version is the .Version value; empty means git describe, else 0.0.0.
+	Version string `json:"version,omitempty"`
+	// Vars override the spec's vars.
+	Vars map[string]string `json:"vars,omitempty"`
+	// Values, when set, are the template values whole: git is not asked
+	// (a rebuild in a copy of the context that holds no .git), and
+	// Version, Vars and the epoch's sources are not consulted.
+	Values *spec.Values `json:"values,omitempty"`
+	// Platforms narrows the spec's platforms; empty means all of them.
+	Platforms []spec.Platform `json:"platforms,omitempty"`
+	// Compression of the layers built; empty means gzip.
+	Compression compress.Algorithm `json:"compression,omitempty"`
+	// Locked fails the build when the lock does not pin everything the
+	// spec names (ErrNotLocked).
+	Locked bool `json:"locked,omitempty"`
+	// AllowUnpinned accepts a base given by tag alone with no lock entry,
+	// resolving the tag now (the build is then not reproducible).
+	AllowUnpinned bool `json:"allowUnpinned,omitempty"`
+	// ScanBase also runs the secret guard over the base's layers, as a
+	// report in the log.
+	ScanBase bool `json:"scanBase,omitempty"`
+	// Insecure names registries spoken to over plain HTTP.
+	Insecure []string `json:"insecure,omitempty"`
+
+	// Cache holds pulled blobs and fetched files; it must be set.
+	Cache *cache.Cache `json:"-"`
+	// Remote are the options for every registry request (credentials,
+	// retries, user agent).
+	Remote []remote.Option `json:"-"`
+	// WorkDir receives the layer files; the caller removes it once the
+	// result is written.
+	WorkDir string `json:"-"`
+	// Log receives progress and warnings; nil discards.
+	Log *slog.Logger `json:"-"`
+	// Progress, when set, is told how many uncompressed bytes of a layer
+	// have been written, as they are.
+	Progress func(layer, platform string, written int64) `json:"-"`
+}
+
+// Built is a finished build, not yet written anywhere: the image or
+// index, and everything that went into it, resolved.
+type Built struct {
+	*Result
+	// Spec is the spec as loaded.
+	Spec *spec.Spec
+	// Values are the template values the build used.
+	Values spec.Values
+	// Epoch is the build's epoch and its source.
+	Epoch Epoch
+	// Compression is the layers' compression.
+	Compression compress.Algorithm
+	// Lock is the lock file read beside the spec; nil when there is none.
+	Lock *lock.File
+	// LockPath is where the lock file is, read or not.
+	LockPath string
+	// Base is the pinned base; nil for scratch.
+	Base *Base
+	// VCS is what git said about the context (empty when Request.Values
+	// were given, or outside git).
+	VCS vcs.Info
+
+	workDir string
+}
+
+// Sentinel errors: errors.Is tells a caller which policy refused the
+// build, so that it can name its own switch for it.
+var (
+	// ErrNotLocked: under Request.Locked, the lock does not pin
+	// everything the spec names.
+	ErrNotLocked = errors.New("the lock does not pin everything the spec names")
+	// ErrUnpinned: the base names a tag that no lock entry pins, and
+	// Request.AllowUnpinned is not set.
+	ErrUnpinned = errors.New("the base is not pinned")
+)
+
+// Run loads the spec file of req, resolves its template values, its lock
+// and its base pin, and builds it.
+func Run(ctx context.Context, req Request) (*Built, error) {
+	log := req.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if req.Cache == nil {
+		return nil, errors.New("build.Run: the request has no cache")
+	}
+	alg := req.Compression
+	if alg == "" {
+		alg = compress.Gzip
+	}
+	s, err := spec.Load(req.File, spec.LoadOptions{Vars: req.Vars})
+	if err != nil {
+		return nil, err
+	}
+	b := &Built{Spec: s, Compression: alg, workDir: req.WorkDir}
+	if req.Values != nil {
+		b.Values = *req.Values
+		b.Epoch = Epoch{Time: time.Unix(b.Values.Epoch, 0).UTC(), Source: EpochGiven}
+	} else {
+		if b.VCS, err = vcs.Read(ctx, s.Dir); err != nil {
+			return nil, fault.Op(err)
+		}
+		if b.Epoch, err = epochOf(s, req, b.VCS); err != nil {
+			return nil, err
+		}
+		b.Values = templateValues(s, req, b.VCS, b.Epoch)
+	}
+	if req.Epoch != nil && req.Values != nil {
+		b.Epoch = Epoch{Time: req.Epoch.Time.UTC(), Source: req.Epoch.Source}
+		b.Values.Epoch, b.Values.Date = b.Epoch.Time.Unix(), spec.DateOf(b.Epoch.Time.Unix())
+	}
+	// Every unusable source at once, before a base or package is fetched.
+	if err := CheckSources(s, req.Platforms, b.Values); err != nil {
+		return nil, err
+	}
+	// A base that cannot be one is the spec's problem, whatever the lock
+	// says: report it first.
+	ref, err := SpecBase(s)
+	if err != nil {
+		return nil, err
+	}
+	b.LockPath = lock.PathFor(req.File)
+	if b.Lock, err = lock.Read(b.LockPath); err != nil {
+		return nil, err
+	}
+	if stale := lock.StaleURLs(s, b.Lock); len(stale) > 0 && !req.Locked {
+		log.Warn("the lock pins other digests than the spec for some urls; the spec's pins are used; run repro lock to bring the lock up to date", "urls", strings.Join(stale, " "))
+	}
+	if req.Locked {
+		if missing := lock.Unpinned(s, b.Lock); len(missing) > 0 {
+			return nil, fault.Bad(&classError{fmt.Errorf("%s does not pin %s; run repro lock -f %s", b.LockPath, strings.Join(missing, ", "), req.File), ErrNotLocked})
+		}
+	}
+	if b.Base, err = pinBase(ctx, s, ref, b.Lock, req, log); err != nil {
+		return nil, err
+	}
+	b.Result, err = Build(ctx, s, Options{
+		Progress:    req.Progress,
+		Platforms:   req.Platforms,
+		Values:      b.Values,
+		Compression: alg,
+		Cache:       req.Cache,
+		WorkDir:     req.WorkDir,
+		Log:         log,
+		Base:        b.Base,
+		Lock:        b.Lock,
+		ScanBase:    req.ScanBase,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// epochOf is the build's epoch: the one the request fixes, else the
+// spec's (epoch: git or seconds), else $SOURCE_DATE_EPOCH, else 0.
+func epochOf(s *spec.Spec, req Request, info vcs.Info) (Epoch, error) {
+	switch {
+	case req.Epoch != nil:
+		return Epoch{Time: req.Epoch.Time.UTC(), Source: req.Epoch.Source}, nil
+	case s.Epoch != nil && s.Epoch.Git:
+		if info.Commit == "" {
+			return Epoch{}, fault.Bad(s.ErrorAt("epoch", "epoch: git, but %s is not in a git repository with a commit; give a number of seconds instead", s.Dir))
+		}
+		return Epoch{Time: time.Unix(info.CommitTime, 0).UTC(), Source: EpochGit}, nil
+	case s.Epoch != nil:
+		return Epoch{Time: time.Unix(s.Epoch.Seconds, 0).UTC(), Source: EpochSpec}, nil
+	case req.SourceDateEpoch != nil:
+		return Epoch{Time: req.SourceDateEpoch.UTC(), Source: EpochEnv}, nil
+	}
+	return Epoch{Time: time.Unix(0, 0).UTC(), Source: EpochDefault}, nil
+}
+
+// templateValues are the values templates see: the version (the request's,
+// else git describe, else 0.0.0), the commit, the epoch and the vars (the
+// spec's, overridden by the request's).
+func templateValues(s *spec.Spec, req Request, info vcs.Info, epoch Epoch) spec.Values {
+	version := req.Version
+	if version == "" {
+		version = info.Version()
+	}
+	if version == "" {
+		version = "0.0.0"
+	}
+	vars := map[string]string{}
+	for k, v := range s.Vars {
+		vars[k] = v
+	}
+	for k, v := range req.Vars {
+		vars[k] = v
+	}
+	secs := epoch.Time.Unix()
+	return spec.Values{
+		Name: s.Name, Version: version,
+		GitCommit: info.CommitOrUnknown(), GitShortCommit: info.ShortCommit(),
+		Epoch: secs, Date: spec.DateOf(secs), Vars: vars,
+	}
+}
+
+// SpecBase parses the spec's base; nil for scratch. An unparsable base is
+// bad input at the spec's base: line.
+func SpecBase(s *spec.Spec) (*base.Ref, error) {
+	if s.Base == "" || s.Base == "scratch" {
+		return nil, nil
+	}
+	ref, err := base.ParseRef(s.Base)
+	if err != nil {
+		return nil, fault.Bad(s.ErrorAt("base", "%v", err))
+	}
+	return &ref, nil
+}
+
+// pinBase pins parsed, the spec's base (nil for scratch): by the lock,
+// else by the digest the spec gives, else (with AllowUnpinned only) by
+// asking the registry now.
+func pinBase(ctx context.Context, s *spec.Spec, parsed *base.Ref, lf *lock.File, req Request, log *slog.Logger) (*Base, error) {
+	if parsed == nil {
+		return nil, nil
+	}
+	ref := parsed.WithInsecure(req.Insecure).In(s.Dir)
+	if p := ref.Path(); p != "" {
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			return nil, fault.Bad(s.ErrorAt("base", "%s does not exist (relative paths are from the spec's directory); build or copy the base there, or name another", p))
+		}
+	}
+	r := base.NewResolver(req.Cache, log, req.Remote...)
+	if lb, ok := lf.BasePin(s.Base); ok && (ref.Digest == "" || ref.Digest == lb.Digest) {
+		pin, err := lb.Pin()
+		if err != nil {
+			return nil, err
+		}
+		return &Base{Ref: ref, Pin: pin, Resolver: r}, nil
+	}
+	if ref.Digest == "" && !ref.Local() && !req.AllowUnpinned {
+		return nil, fault.Bad(&classError{s.ErrorAt("base", "%s names a tag, which can move, and the lock does not pin it; run repro lock -f %s (or pin it as %s@sha256:…)", s.Base, s.File, s.Base), ErrUnpinned})
+	}
+	if ref.Digest == "" && !ref.Local() {
+		log.Warn("the base is not pinned; resolving its tag now, so this build is not reproducible", "base", s.Base)
+	}
+	pin, err := r.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return &Base{Ref: ref, Pin: pin, Resolver: r}, nil
+}
+
+// classError is err, of the class (a sentinel) class: its message is
+// err's alone, and errors.Is finds both.
+type classError struct{ err, class error }
+
+func (e *classError) Error() string   { return e.err.Error() }
+func (e *classError) Unwrap() []error { return []error{e.err, e.class} }
