@@ -39,7 +39,10 @@ keeps it.
 
 In a layout (oci:DIR, the whole layout, no tag), index.json is rewritten
 atomically without the old entries, then every blob that nothing references
-is removed. In a registry repository (host/repo, no tag), the manifests are
+is removed, and the temporary files of killed writers (.tmp-* in the layout,
+.DIR.tmp-* beside it; never those of a writer still running). Builds into
+the layout may run meanwhile: their blobs are staged outside blobs/ until
+they commit. In a registry repository (host/repo, no tag), the manifests are
 deleted through the registry API; the registry must allow deletes
 (docker-registry: storage.delete.enabled: true) and removes the blobs with
 its own garbage collector.

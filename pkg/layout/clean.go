@@ -13,12 +13,16 @@ import (
 
 // cleanOwned removes the temporary files of the layout at dir whose owner
 // is gone: in the layout, in its blob directories, and new layouts staged
-// beside it. It is best effort; what it cannot remove stays for Clean.
-func cleanOwned(dir string) {
+// beside it, and returns what it removed. It is best effort; what it
+// cannot remove stays for Clean.
+func cleanOwned(dir string) []string {
+	var removed []string
 	for _, d := range tempDirs(dir) {
-		atomicfs.CleanStale(d, tmpPrefix)
+		r, _ := atomicfs.CleanStale(d, tmpPrefix)
+		removed = append(removed, r...)
 	}
-	atomicfs.CleanStale(filepath.Dir(dir), freshPrefix(dir))
+	r, _ := atomicfs.CleanStale(filepath.Dir(dir), freshPrefix(dir))
+	return append(removed, r...)
 }
 
 // tempDirs are the directories of a layout where writers make temporary
@@ -38,12 +42,12 @@ func tempDirs(dir string) []string {
 // holds exclusively: temporary names whose owner is gone, and those that
 // older versions of repro made without an owner (.tmp-* in the layout and
 // its blob directories, .<name>.tmp-* beside it). It returns the paths
-// removed.
+// removed, those that Lock removed included.
 func (l *Locked) Clean() ([]string, error) {
 	if !l.exclusive {
 		return nil, errors.New("layout: cleaned under a shared lock")
 	}
-	var removed []string
+	removed := l.cleaned
 	var firstErr error
 	sweep := func(dir, prefix string) {
 		ents, err := os.ReadDir(dir)

@@ -29,6 +29,7 @@ type Locked struct {
 	dir       string
 	f         *os.File
 	exclusive bool
+	cleaned   []string // stale temporary names removed on locking
 }
 
 // Lock takes dir's lock, exclusive to change the layout, shared to read
@@ -48,7 +49,7 @@ func Lock(ctx context.Context, dir string, exclusive bool) (*Locked, error) {
 	}
 	l := &Locked{dir: dir, f: f, exclusive: exclusive}
 	if exclusive {
-		cleanOwned(dir)
+		l.cleaned = cleanOwned(dir)
 	}
 	return l, nil
 }

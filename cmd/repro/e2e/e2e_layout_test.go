@@ -639,3 +639,59 @@ func e2eTreeOf(t *testing.T, root string) string {
 	})
 	return b.String()
 }
+
+// TestE2ELayoutGCDebris: repro gc removes what killed writers left in and
+// beside a layout (owned by a dead process, or by no one, as older
+// versions named them) and reports it; a live writer's stays.
+func TestE2ELayoutGCDebris(t *testing.T) {
+	t.Parallel()
+	ctx := lfContext(t, map[string]int{"0": 1 << 10})
+	tmp := t.TempDir()
+	parent := t.TempDir()
+	out := filepath.Join(parent, "out")
+	if code, _, stderr := lfRun(t, ctx, tmp, "build", "-q", "-o", "oci:"+out+":t"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	c := exec.Command("true")
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := strconv.Itoa(c.Process.Pid)
+	live := strconv.Itoa(os.Getpid())
+	put := func(rel string) string {
+		p := filepath.Join(parent, rel)
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	gone := []string{
+		put("out/blobs/sha256/.tmp-" + dead + "-1"),
+		put("out/blobs/sha256/.tmp-0123456789ab-2"), // an older repro's blob
+		put("out/.tmp-index.json-3"),                // an older repro's index.json
+		put(".out.tmp-" + dead + "-4"),
+	}
+	kept := put("out/.tmp-" + live + "-5")
+	code, stdout, stderr := lfRun(t, ctx, tmp, "gc", "--json", "oci:"+out, "--keep-days", "36500")
+	if code != 0 {
+		t.Fatalf("gc: exit %d\n%s", code, stderr)
+	}
+	var rep struct{ Debris []string }
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("gc --json: %v\n%s", err, stdout)
+	}
+	if len(rep.Debris) != len(gone) {
+		t.Errorf("gc reports debris %q, want the %d of %q", rep.Debris, len(gone), gone)
+	}
+	for _, p := range gone {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("gc left %s", p)
+		}
+	}
+	if _, err := os.Stat(kept); err != nil {
+		t.Errorf("gc removed a live writer's file: %v", err)
+	}
+	if _, err := lfResolve(out, "t"); err != nil {
+		t.Error(err)
+	}
+}
