@@ -128,7 +128,7 @@ type buildOpts struct {
 
 // request turns the flags and the environment into a build request; the
 // layers go into work, which the caller removes.
-func (f *shapeFlags) request(g *globals, work string) (build.Request, error) {
+func (f *shapeFlags) request(ctx context.Context, g *globals, work string) (build.Request, error) {
 	var req build.Request
 	if f.requestFile != "" {
 		raw, err := os.ReadFile(f.requestFile)
@@ -165,18 +165,18 @@ func (f *shapeFlags) request(g *globals, work string) (build.Request, error) {
 			Locked: f.locked, AllowUnpinned: f.allowUnpinned, ScanBase: f.scanBase, Insecure: f.insecure,
 		}
 	}
-	c, err := openCache(f.cacheDir, f.offline, g)
+	c, err := openCache(ctx, f.cacheDir, f.offline, g)
 	if err != nil {
 		return req, err
 	}
-	req.Cache, req.Remote, req.WorkDir, req.Log = c, remoteOptions(), work, g.log
+	req.Cache, req.Remote, req.WorkDir, req.Log = c, remoteOptions(ctx), work, g.log
 	return req, nil
 }
 
 // build builds the spec into work, which the caller removes, drawing the
 // layers' progress on a terminal.
 func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*build.Built, error) {
-	req, err := f.request(g, work)
+	req, err := f.request(ctx, g, work)
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +317,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	if err := writeOutputs(ctx, o.g, refs, art, output.Options{DefaultTag: "latest", DockerRef: s.Name + ":latest", Log: o.g.log, Remote: remoteOptions()}); err != nil {
+	if err := writeOutputs(ctx, o.g, refs, art, output.Options{DefaultTag: "latest", DockerRef: s.Name + ":latest", Log: o.g.log, Remote: remoteOptions(ctx), Transport: networkOf(ctx).transport}); err != nil {
 		return err
 	}
 	if o.sign {
@@ -353,7 +353,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 
 // openCache opens the blob cache: --cache-dir, else the user's cache
 // directory.
-func openCache(dir string, offline bool, g *globals) (*cache.Cache, error) {
+func openCache(ctx context.Context, dir string, offline bool, g *globals) (*cache.Cache, error) {
 	if dir == "" {
 		d, err := os.UserCacheDir()
 		if err != nil {
@@ -361,7 +361,7 @@ func openCache(dir string, offline bool, g *globals) (*cache.Cache, error) {
 		}
 		dir = filepath.Join(d, "repro")
 	}
-	return cache.New(dir, cache.Offline(offline), cache.WithLogger(g.log)), nil
+	return cache.New(dir, cache.Offline(offline), cache.WithLogger(g.log), cache.WithClient(networkOf(ctx).client)), nil
 }
 
 func parseVars(kvs []string) (map[string]string, error) {

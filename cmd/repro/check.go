@@ -66,7 +66,7 @@ func (o *buildOpts) checkReproducible(ctx context.Context, b *build.Built, art o
 	// The second build gets the first's request, serialised, with every
 	// template value given whole (the copy holds no .git) and the spec in
 	// the copy.
-	req, err := o.shape.request(o.g, "")
+	req, err := o.shape.request(ctx, o.g, "")
 	if err != nil {
 		return err
 	}

@@ -13,9 +13,11 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/reprobuild/repro/internal/netx"
 	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/spec"
@@ -38,6 +40,8 @@ type globals struct {
 	quiet   bool
 	json    bool
 	verbose bool
+	// timeout bounds a silent server, all tries together (internal/netx).
+	timeout time.Duration
 	stdout  io.Writer
 	stderr  io.Writer
 	log     *slog.Logger
@@ -116,8 +120,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	g.log = newLogger(g)
+	if g.timeout <= 0 {
+		fmt.Fprintf(stderr, "repro %s: --timeout %s: give a positive duration, like 90s or 5m\n", c.name, g.timeout)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx = withNetwork(ctx, newNetwork(netx.Policy{Timeout: g.timeout, Log: g.log}))
 	err := runFn(ctx, fs.Args())
 	return report(g, c, err)
 }
@@ -166,6 +175,10 @@ func globalsFirst(args []string) []string {
 	var lead []string
 	for len(args) > 0 && isGlobalFlag(args[0]) {
 		lead = append(lead, args[0])
+		if args[0] == "--timeout" && len(args) > 1 { // its value follows
+			lead = append(lead, args[1])
+			args = args[1:]
+		}
 		args = args[1:]
 	}
 	if len(lead) == 0 || len(args) == 0 || args[0] == "help" {
@@ -177,7 +190,7 @@ func globalsFirst(args []string) []string {
 func isGlobalFlag(arg string) bool {
 	name, _, _ := strings.Cut(arg, "=")
 	switch name {
-	case "-q", "--quiet", "--json", "-v", "--verbose":
+	case "-q", "--quiet", "--json", "-v", "--verbose", "--timeout":
 		return true
 	}
 	return false
@@ -191,6 +204,7 @@ func newFlagSet(c *command, g *globals) (*pflag.FlagSet, func(context.Context, [
 	fs.BoolVarP(&g.quiet, "quiet", "q", false, "print only results and errors")
 	fs.BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
 	fs.BoolVarP(&g.verbose, "verbose", "v", false, "log debug detail to stderr")
+	fs.DurationVar(&g.timeout, "timeout", netx.DefaultTimeout, "how long a silent registry or web server is waited for, all retries together (each single wait gets a third)")
 	return fs, runFn
 }
 
@@ -225,7 +239,12 @@ func report(g *globals, c *command, err error) int {
 	}
 	if g.json {
 		enc := json.NewEncoder(g.stdout)
-		enc.Encode(map[string]any{"error": msg, "exitCode": int(kind), "kind": kind.String()})
+		out := map[string]any{"error": msg, "exitCode": int(kind), "kind": kind.String()}
+		if host, timedOut := netx.HostOf(err); host != "" {
+			out["host"] = host
+			out["timedOut"] = timedOut
+		}
+		enc.Encode(out)
 	}
 	return int(kind)
 }
@@ -283,6 +302,8 @@ Global flags, before or after the command:
   -q, --quiet    print only results and errors
   --json         print machine-readable JSON on stdout
   -v, --verbose  log debug detail to stderr
+  --timeout D    how long a silent server is waited for, retries included
+                 (default 90s; each single wait gets a third of it)
 
 Exit codes: 0 ok; 1 a check failed; 2 bad usage or input; 3 an operational
 failure (network, disk, a fetched file that does not match its pin).

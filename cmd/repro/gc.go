@@ -106,7 +106,7 @@ func (o *gcOpts) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := gc.Options{Now: now, KeepDays: o.keepDays, KeepLast: o.keepLast, DryRun: o.dryRun, Log: o.g.log, Remote: remoteOptions()}
+	opts := gc.Options{Now: now, KeepDays: o.keepDays, KeepLast: o.keepLast, DryRun: o.dryRun, Log: o.g.log, Remote: remoteOptions(ctx)}
 	var rep *gc.Report
 	arg := args[0]
 	switch {

@@ -79,7 +79,7 @@ func openRef(ctx context.Context, s string, insecure []string) (*imageref.Artifa
 	if err != nil {
 		return nil, fault.Bad(err)
 	}
-	return imageref.Open(ctx, r.WithInsecure(insecure), remoteOptions()...)
+	return imageref.Open(ctx, r.WithInsecure(insecure), remoteOptions(ctx)...)
 }
 
 func (o *inspectOpts) run(ctx context.Context, args []string) error {

@@ -84,7 +84,7 @@ func (o *lockOpts) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := openCache(o.cacheDir, o.offline, o.g)
+	c, err := openCache(ctx, o.cacheDir, o.offline, o.g)
 	if err != nil {
 		return err
 	}
@@ -99,12 +99,12 @@ func (o *lockOpts) run(ctx context.Context, args []string) error {
 		o.g.log.Warn("the lock cannot be read; --update writes it anew", "problem", err.Error())
 		old = nil
 	}
-	r := base.NewResolver(c, o.g.log, remoteOptions()...)
+	r := base.NewResolver(c, o.g.log, remoteOptions(ctx)...)
 	// Validate early so the error points at the spec.
 	if _, err := build.SpecBase(s); err != nil {
 		return err
 	}
-	f, changes, err := lock.Resolve(ctx, s, old, o.update, r, c, o.insecure, lock.WithClock(time.Now), lock.WithLogger(o.g.log))
+	f, changes, err := lock.Resolve(ctx, s, old, o.update, r, c, o.insecure, lock.WithClock(time.Now), lock.WithLogger(o.g.log), lock.WithHTTPClient(networkOf(ctx).client))
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ func (o *sbomOpts) run(ctx context.Context, args []string) error {
 		return fault.Bad(err)
 	}
 	ref = ref.WithInsecure(o.insecure)
-	art, err := imageref.Open(ctx, ref, remoteOptions()...)
+	art, err := imageref.Open(ctx, ref, remoteOptions(ctx)...)
 	if err != nil {
 		return err
 	}

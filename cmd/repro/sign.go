@@ -114,7 +114,7 @@ func (o *signOpts) run(ctx context.Context, args []string) error {
 			return fault.Bad(fmt.Errorf("--attest %q: attach provenance or sbom", a))
 		}
 	}
-	art, err := imageref.Open(ctx, ref, remoteOptions()...)
+	art, err := imageref.Open(ctx, ref, remoteOptions(ctx)...)
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func (o *signOpts) run(ctx context.Context, args []string) error {
 		// SBOM first, as build --sign attaches them.
 		atts = append([]sign.Attestation{{PredicateType: format.PredicateType(), Predicate: doc}}, atts...)
 	}
-	res, err := sign.Sign(ctx, ref, signer, sign.Options{ExpectDigest: digest, Attestations: atts, Remote: remoteOptions(), Log: o.g.log})
+	res, err := sign.Sign(ctx, ref, signer, sign.Options{ExpectDigest: digest, Attestations: atts, Remote: remoteOptions(ctx), Log: o.g.log})
 	if err != nil {
 		return err
 	}
@@ -295,7 +295,7 @@ func signBuilt(ctx context.Context, g *globals, b *build.Built, refs []imageref.
 		if r.Transport == imageref.OCI && r.Tag == "" {
 			r.Tag = "latest" // the tag build wrote
 		}
-		if _, err := sign.Sign(ctx, r, signer, sign.Options{ExpectDigest: b.Digest.String(), Attestations: atts, Remote: remoteOptions(), Log: g.log}); err != nil {
+		if _, err := sign.Sign(ctx, r, signer, sign.Options{ExpectDigest: b.Digest.String(), Attestations: atts, Remote: remoteOptions(ctx), Log: g.log}); err != nil {
 			return fmt.Errorf("signing %s: %w", r, err)
 		}
 	}
@@ -416,7 +416,7 @@ func verifySigned(ctx context.Context, g *globals, ref imageref.Reference, keyPa
 	if bytes.Contains(pub, []byte("PRIVATE KEY")) {
 		return nil, fault.Bad(fmt.Errorf("--key %s is a private key; verify with the public key (cosign.pub)", keyPath))
 	}
-	rep, err := sign.VerifyImage(ctx, ref, pub, sign.VerifyOptions{Require: require, Remote: remoteOptions()})
+	rep, err := sign.VerifyImage(ctx, ref, pub, sign.VerifyOptions{Require: require, Remote: remoteOptions(ctx)})
 	if rep != nil {
 		for _, c := range rep.Signatures {
 			if c.Verified {

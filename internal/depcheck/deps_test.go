@@ -23,6 +23,7 @@ var allowed = map[string][]string{
 	"cmd/repro/e2e":               {},
 	"pkg/fault":                   {},
 	"internal/canonical":          {},
+	"internal/netx":               {},
 	"internal/testtool":           {},
 	"internal/depcheck":           {},
 	"pkg/vcs":                     {},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 
@@ -49,8 +50,11 @@ type Options struct {
 	Log *slog.Logger
 	// Remote are the options of registry pushes (auth, retries). A
 	// transport set here hides from Progress which blobs the registry
-	// already had or mounted.
+	// already had or mounted: give it as Transport instead.
 	Remote []remote.Option
+	// Transport, when set, carries registry pushes (under the progress
+	// observer); nil is go-containerregistry's default transport.
+	Transport http.RoundTripper
 	// Progress, when set, hears of each blob a registry push sends, finds
 	// in the registry or mounts there. It is called from one goroutine
 	// at a time, and never after Stage returns.

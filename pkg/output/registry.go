@@ -22,6 +22,9 @@ import (
 func stageRegistry(ctx context.Context, ref imageref.Reference, a Artifact, opts Options) (Staged, error) {
 	common := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
 	ro := slices.Concat(common, opts.Remote)
+	if opts.Transport != nil {
+		ro = append(ro, remote.WithTransport(opts.Transport))
+	}
 	d, err := descriptor(a)
 	if err != nil {
 		return nil, err
@@ -38,10 +41,14 @@ func stageRegistry(ctx context.Context, ref imageref.Reference, a Artifact, opts
 		for _, b := range all {
 			p.sizes[b.digest] = b.size
 		}
-		// The observer goes before the caller's options: a transport of
-		// their own replaces it (bytes are still counted).
-		obs := remote.WithTransport(&observer{next: remote.DefaultTransport, p: p})
-		push = slices.Concat(common, []remote.Option{obs}, opts.Remote)
+		// The observer goes over opts.Transport and after the caller's
+		// options, so a transport among them does not replace it.
+		next := opts.Transport
+		if next == nil {
+			next = remote.DefaultTransport
+		}
+		obs := remote.WithTransport(&observer{next: next, p: p})
+		push = slices.Concat(ro, []remote.Option{obs})
 	}
 	pa := p.artifact(a)
 	if pa.Index != nil {
