@@ -28,6 +28,9 @@ const SchemaVersion1 = "1.0.0"
 // read.
 const MaxTestFileSize = 16 << 20
 
+// maxErrors bounds how many problems one file reports.
+const maxErrors = 20
+
 // File is one test file (-c tests.yaml), as container-structure-test's
 // schema 2.0.0 defines it (pkg/types/v2 of its source).
 type File struct {
@@ -262,6 +265,9 @@ func Parse(name string, data []byte) (*File, error) {
 	}
 	if len(d.Errs) > 0 {
 		d.Errs.Sort()
+		if len(d.Errs) > maxErrors {
+			d.Errs = append(d.Errs[:maxErrors], &Error{File: name, Pos: d.Errs[maxErrors].Pos, Msg: fmt.Sprintf("and %d more problems; fix these first", len(d.Errs)-maxErrors)})
+		}
 		return nil, fault.Bad(d.Errs)
 	}
 	return f, nil

@@ -91,3 +91,16 @@ licenseTests:
 		t.Errorf("file %+v", f)
 	}
 }
+
+func TestErrorsAreCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("schemaVersion: \"2.0.0\"\nfileContentTests:\n")
+	for i := 0; i < 100; i++ {
+		b.WriteString("  - {name: a, path: /a, colour: red}\n")
+	}
+	_, err := Parse("tests.yaml", []byte(b.String()))
+	var list ErrorList
+	if !errors.As(err, &list) || len(list) != maxErrors+1 || !strings.Contains(list[maxErrors].Msg, "and 80 more problems") {
+		t.Errorf("%d errors: %v", len(list), err)
+	}
+}
