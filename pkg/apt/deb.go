@@ -25,6 +25,9 @@ type debControl struct {
 	md5sums  []byte // nil when the package ships none
 	scripts  []string
 	triggers []byte
+	// postinst is the postinst script's text, which Entries reads for
+	// what it would have done; nil when there is none.
+	postinst []byte
 }
 
 // maintainerScripts are the control.tar members that dpkg would run.
@@ -163,6 +166,11 @@ func readControlTar(r io.Reader) (*debControl, error) {
 			}
 		case maintainerScripts[name]:
 			ctl.scripts = append(ctl.scripts, name)
+			if name == "postinst" {
+				if ctl.postinst, err = read(); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	if ctl.control == nil {

@@ -25,6 +25,9 @@ type EntriesOptions struct {
 	// UsrMerge maps /bin, /sbin and /lib* (lib, lib32, lib64, libo32,
 	// libx32) into /usr and adds the symlinks /bin -> usr/bin and so on.
 	UsrMerge bool
+	// Timezone is the zone of /usr/share/zoneinfo that /etc/localtime
+	// names when tzdata is installed (apt.timezone); empty: none.
+	Timezone string
 	// WorkDir receives each package's decompressed data.tar; the entries'
 	// Open functions read from there, so it must outlive the layer's
 	// writing. The caller removes it.
@@ -44,6 +47,9 @@ type Report struct {
 	// Notes are choices worth a line: device nodes dropped, directories
 	// shipped with different modes, files taken by Replaces.
 	Notes []string
+	// Actions say, for every kind of work the skipped postinst scripts
+	// and triggers do, whether repro did it and how, sorted by package.
+	Actions []Action
 }
 
 // Skipped is one maintainer script or trigger that was not run.
@@ -65,6 +71,9 @@ func (r *Report) Lines() []string {
 		} else {
 			out = append(out, fmt.Sprintf("skipped maintainer script %s of %s", s.Kind, s.Package))
 		}
+	}
+	for _, a := range r.Actions {
+		out = append(out, fmt.Sprintf("%s of %s: %s: %s by repro: %s", a.Script, a.Package, a.What, a.Status, a.How))
 	}
 	out = append(out, r.Notes...)
 	return out
@@ -145,6 +154,11 @@ func Entries(ctx context.Context, debs []LocalDeb, opts EntriesOptions) ([]layer
 		if i > 0 && pkgs[i-1].name() == dp.name() {
 			return nil, nil, fault.Bad(fmt.Errorf("package %s is given twice", dp.name()))
 		}
+	}
+	if err := x.declarative(pkgs); err != nil {
+		return nil, nil, err
+	}
+	for _, dp := range pkgs {
 		x.metadata(dp)
 	}
 	out := make([]layer.Entry, 0, len(x.byPath))

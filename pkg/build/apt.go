@@ -79,7 +79,7 @@ func (b *builder) packageEntries(ctx context.Context, i int, p spec.Platform, bi
 		return nil, &locatedError{msg: s.ErrorAt(field, "%v%s", err, hint).Error(), err: err}
 	}
 	work := filepath.Join(b.opts.WorkDir, fmt.Sprintf("apt-%d-%s", i, strings.ReplaceAll(p.String(), "/", "-")))
-	entries, rep, err := apt.Entries(ctx, debs, apt.EntriesOptions{UsrMerge: s.UsrMerge(), WorkDir: work})
+	entries, rep, err := apt.Entries(ctx, debs, apt.EntriesOptions{UsrMerge: s.UsrMerge(), WorkDir: work, Timezone: aptTimezone(s)})
 	if err != nil {
 		return nil, &locatedError{msg: s.ErrorAt(field, "%v", err).Error(), err: err}
 	}
@@ -139,4 +139,12 @@ func linkDest(p, target string) string {
 		return path.Clean(target)
 	}
 	return path.Join(path.Dir(p), target)
+}
+
+// aptTimezone is the spec's apt.timezone, or "".
+func aptTimezone(s *spec.Spec) string {
+	if s.Apt == nil {
+		return ""
+	}
+	return s.Apt.Timezone
 }
