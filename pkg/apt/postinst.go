@@ -45,6 +45,10 @@ const (
 // that the SBOM of the image can say them.
 const MaintScriptsDir = "/var/lib/repro/maintscripts"
 
+// ExcludedFile is where a build records the packages apt.exclude left
+// out of a layer (a JSON list of Exclusion), for the SBOM.
+const ExcludedFile = "/var/lib/repro/apt-excluded.json"
+
 // scriptKind is a kind of work found in postinst scripts, by a pattern,
 // with what repro does about it when no handler did the work.
 type scriptKind struct {
@@ -82,6 +86,15 @@ var scriptKinds = []scriptKind{
 	{"machine id", regexp.MustCompile(`systemd-machine-id-setup`), ActionIgnored, "a machine id belongs to a running system, not an image"},
 	{"/etc/localtime", regexp.MustCompile(`/etc/localtime`), ActionReported, "set apt.timezone"},
 	{"documentation indexes", regexp.MustCompile(`update-mime|install-info|mandb`), ActionIgnored, "caches of documentation"},
+}
+
+// verdicts are what a particular package's script does, read from its
+// script (package -> kind -> status, how), where the kind's default would
+// say less.
+var verdicts = map[string]map[string][2]string{
+	"iproute2": {"capabilities": {ActionIgnored, "debconf's default iproute2/setcaps is false: /bin/ip gets no capabilities"}},
+	"openssl":  {"symlinks": {ActionDone, "nothing to do: the package ships /usr/lib/ssl, which the script links only when absent"}},
+	"libc6":    {"starting services": {ActionIgnored, "restarts services after an upgrade of libc"}},
 }
 
 // declarative does, for the packages of this layer, what their postinst
@@ -124,6 +137,22 @@ func (x *extractor) declarative(pkgs []*debPackage) error {
 		x.tzdata(dp, mark)
 	}
 	x.ldconfig(pkgs)
+	for _, dp := range pkgs {
+		for kind, v := range verdicts[dp.name()] {
+			if dp.ctl.postinst == nil || done[dp.name()][kind] {
+				continue
+			}
+			status, how := v[0], v[1]
+			if kind == "symlinks" && dp.name() == "openssl" {
+				if x.byPath["/usr/lib/ssl"] == nil {
+					x.addLink("/usr/lib/ssl", "/etc/ssl", reproOrigin("openssl"))
+					how = "/usr/lib/ssl -> /etc/ssl"
+				}
+			}
+			mark(dp.name(), kind)
+			x.act(dp.name(), "postinst", kind, status, how)
+		}
+	}
 	// Every other kind of work found in a script, by name.
 	for _, dp := range pkgs {
 		if dp.ctl.postinst == nil {
@@ -661,6 +690,19 @@ var defaultLibDirs = map[string]bool{
 	"/lib/riscv64-linux-gnu": true, "/usr/lib/riscv64-linux-gnu": true,
 }
 
+// holdsFiles reports whether the layer has a file or link under dir.
+func (x *extractor) holdsFiles(dir string) bool {
+	if x.opts.UsrMerge {
+		dir = usrMerge(dir)
+	}
+	for p, o := range x.byPath {
+		if strings.HasPrefix(p, dir+"/") && o.e.Type != layer.Dir {
+			return true
+		}
+	}
+	return false
+}
+
 var ldconfigRE = regexp.MustCompile(`\bldconfig\b`)
 
 // ldconfig reports the ldconfig trigger: no ld.so.cache is built. That
@@ -695,13 +737,14 @@ func (x *extractor) ldconfig(pkgs []*debPackage) {
 			if d == "" || strings.HasPrefix(d, "#") || strings.HasPrefix(d, "include ") {
 				continue
 			}
-			if !defaultLibDirs[path.Clean(d)] && !defaultLibDirs[usrMerge(path.Clean(d))] {
+			d = path.Clean(d)
+			if !defaultLibDirs[d] && !defaultLibDirs[usrMerge(d)] && x.holdsFiles(d) {
 				extras = append(extras, extra{conf: p, dir: d, pkg: o.pkg.name()})
 			}
 		}
 	}
 	if len(extras) == 0 {
-		x.act(owner, "trigger", "ldconfig", ActionIgnored, fmt.Sprintf("no ld.so.cache: the %d packages that activate it put their libraries where the loader searches without one", activators))
+		x.act(owner, "trigger", "ldconfig", ActionIgnored, fmt.Sprintf("no ld.so.cache: the %d packages that activate it put their libraries where the loader searches without one (no directory of /etc/ld.so.conf.d holds any other)", activators))
 		return
 	}
 	for _, e := range extras {

@@ -67,6 +67,7 @@ const (
 	kGoBinary
 	kGoModule
 	kOSPackage
+	kOS
 )
 
 type element struct {
@@ -148,13 +149,41 @@ func newGraph(inv *Inventory) *graph {
 				g.rels[rel{bid, "DEPENDS_ON", mid}] = true
 			}
 		}
+		if img.DistroID != "" {
+			// One operating-system component per distribution release
+			// (Trivy wants exactly one; Grype matches by it).
+			oid := add(&element{id: "OperatingSystem-" + sanitizeID(img.DistroID+"-"+img.DistroVersion), kind: kOS, name: img.DistroID, version: img.DistroVersion,
+				comment: img.DistroName})
+			g.rels[rel{id, "CONTAINS", oid}] = true
+		}
 		for _, p := range img.Packages {
+			props := map[string]string{"repro:source": p.Source, "repro:license": p.License}
+			if acts := img.MaintScripts[p.Name]; len(acts) > 0 {
+				props["repro:maintainerScripts"] = maintSummary(acts)
+			}
 			pid := add(&element{id: "Package-" + shortID(p.Type, p.Name, p.Version, p.Architecture), kind: kOSPackage, name: p.Name, version: p.Version, sha256: p.SHA256,
-				purl: osPURL(p, img.DistroID, img.DistroVersion), props: map[string]string{"repro:source": p.Source, "repro:license": p.License}})
+				purl: osPURL(p, img.DistroID, img.DistroVersion), props: props})
 			g.rels[rel{id, "CONTAINS", pid}] = true
+		}
+		if len(img.Excluded) > 0 {
+			var parts []string
+			for _, x := range img.Excluded {
+				parts = append(parts, x.Name+" (required by "+strings.Join(x.RequiredBy, ", ")+")")
+			}
+			g.elements[id].props["repro:aptExcluded"] = strings.Join(parts, "; ")
 		}
 	}
 	return g
+}
+
+// maintSummary renders a package's maintainer-script actions as one
+// property value: "postinst update-alternatives awk: done (...); ...".
+func maintSummary(acts []MaintAction) string {
+	parts := make([]string, 0, len(acts))
+	for _, a := range acts {
+		parts = append(parts, fmt.Sprintf("%s %s: %s (%s)", a.Script, a.What, a.Status, a.How))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (g *graph) sortedElements() []*element {
@@ -300,6 +329,8 @@ func (g *graph) spdx(inv *Inventory, tool string) spdxDocument {
 		case kGoBinary:
 			p.PrimaryPackagePurpose = "APPLICATION"
 			p.Checksums = []spdxChecksum{{Algorithm: "SHA256", ChecksumValue: e.sha256}}
+		case kOS:
+			p.PrimaryPackagePurpose = "OPERATING-SYSTEM"
 		case kGoModule, kOSPackage:
 			p.PrimaryPackagePurpose = "LIBRARY"
 			if e.sha256 != "" { // a pinned .deb
@@ -380,6 +411,8 @@ func (g *graph) cyclonedx(inv *Inventory, tool string) cdxBOM {
 		case kGoBinary:
 			c.Type = "application"
 			c.Hashes = []cdxHash{{Alg: "SHA-256", Content: e.sha256}}
+		case kOS:
+			c.Type = "operating-system"
 		default:
 			c.Type = "library"
 			if e.sha256 != "" { // a pinned .deb

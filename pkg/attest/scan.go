@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"debug/buildinfo"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,7 +79,37 @@ type ImageInventory struct {
 	Packages []OSPackage
 	// Distro is ID and VERSION_ID of /etc/os-release; empty when absent.
 	DistroID, DistroVersion string
+	// DistroName is PRETTY_NAME of /etc/os-release.
+	DistroName string
+	// MaintScripts says, by package, what the skipped maintainer scripts
+	// would have done and what repro did about it (from
+	// /var/lib/repro/maintscripts/<package>.json, which repro writes).
+	MaintScripts map[string][]MaintAction
+	// Excluded are the packages that apt.exclude left out of the image,
+	// with what depended on them (from /var/lib/repro/apt-excluded.json).
+	Excluded []ExcludedPackage
 }
+
+// MaintAction is one kind of work of a skipped maintainer script.
+type MaintAction struct {
+	Package string `json:"package"`
+	Script  string `json:"script"`
+	What    string `json:"what"`
+	Status  string `json:"status"` // done, reported or ignored
+	How     string `json:"how"`
+}
+
+// ExcludedPackage is a package left out of the image on purpose.
+type ExcludedPackage struct {
+	Name       string   `json:"name"`
+	RequiredBy []string `json:"requiredBy"`
+}
+
+// The files repro writes for the SBOM, beside the dpkg metadata.
+const (
+	maintScriptsDir = "/var/lib/repro/maintscripts"
+	excludedFile    = "/var/lib/repro/apt-excluded.json"
+)
 
 // BaseImage names a base image.
 type BaseImage struct {
@@ -244,6 +275,10 @@ func scanImage(ctx context.Context, img v1.Image, opts ScanOptions) (*ImageInven
 			texts[p] = b
 			dpkgFiles = append(dpkgFiles, p)
 			return err
+		case path.Dir(p) == maintScriptsDir && strings.HasSuffix(p, ".json"), p == excludedFile:
+			b, err := io.ReadAll(io.LimitReader(r, 16<<20))
+			texts[p] = b
+			return err
 		}
 		if f.Size < 64 {
 			return nil
@@ -266,6 +301,25 @@ func scanImage(ctx context.Context, img v1.Image, opts ScanOptions) (*ImageInven
 		osr = texts["/usr/lib/os-release"]
 	}
 	ii.DistroID, ii.DistroVersion = osRelease(osr)
+	ii.DistroName = osReleaseField(osr, "PRETTY_NAME")
+	for _, p := range sortedKeys(texts) {
+		switch {
+		case path.Dir(p) == maintScriptsDir:
+			var acts []MaintAction
+			if err := json.Unmarshal(texts[p], &acts); err != nil {
+				opts.Log.Warn("ignoring a maintainer-script record that does not parse", "path", p, "err", err)
+				continue
+			}
+			if ii.MaintScripts == nil {
+				ii.MaintScripts = map[string][]MaintAction{}
+			}
+			ii.MaintScripts[strings.TrimSuffix(path.Base(p), ".json")] = acts
+		case p == excludedFile:
+			if err := json.Unmarshal(texts[p], &ii.Excluded); err != nil {
+				opts.Log.Warn("ignoring an exclusion record that does not parse", "path", p, "err", err)
+			}
+		}
+	}
 	if b, ok := texts["/var/lib/dpkg/status"]; ok {
 		ii.Packages = append(ii.Packages, parseDpkgStatus(b, true)...)
 	}
@@ -433,6 +487,16 @@ func osRelease(b []byte) (id, version string) {
 		}
 	}
 	return id, version
+}
+
+// osReleaseField is one field of an os-release file, unquoted.
+func osReleaseField(b []byte, key string) string {
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && k == key {
+			return strings.Trim(v, `"'`)
+		}
+	}
+	return ""
 }
 
 // parseDpkgStatus reads the stanzas of a dpkg status file. With

@@ -2,6 +2,9 @@ package build
 
 import (
 	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"io"
 	"context"
 	"errors"
 	"fmt"
@@ -95,6 +98,30 @@ func (b *builder) packageEntries(ctx context.Context, i int, p spec.Platform, bi
 	}
 	if err := b.checkUsrMerge(entries, bf); err != nil {
 		return nil, err
+	}
+	if len(al.Excluded) > 0 {
+		for _, x := range al.Excluded {
+			b.opts.Log.Warn(fmt.Sprintf("left out %s (apt.exclude), which %s depend on", x.Name, strings.Join(x.RequiredBy, ", ")), "layer", name, "platform", p.String())
+		}
+		// The record holds the exclusions of this layer and the earlier
+		// ones, since this layer's file hides theirs.
+		var all []apt.Exclusion
+		for j := 0; j < i; j++ {
+			if len(s.Layers[j].Packages) > 0 {
+				if prev, _ := b.opts.Lock.AptLayer(s, p, j); prev != nil {
+					all = append(all, prev.Excluded...)
+				}
+			}
+		}
+		all = append(all, al.Excluded...)
+		data, err := json.MarshalIndent(all, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		data = append(data, '\n')
+		entries = append(entries, layer.Entry{Path: apt.ExcludedFile, Type: layer.Regular, Mode: 0o644, Size: int64(len(data)),
+			Open:   func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+			Origin: "apt.exclude"})
 	}
 	for k := range entries {
 		entries[k].Origin = field + ": " + entries[k].Origin
