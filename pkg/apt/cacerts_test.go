@@ -19,7 +19,13 @@ func TestSubjectHashOpenSSL(t *testing.T) {
 	if len(files) < 100 {
 		testtool.Require(t, "/usr/share/ca-certificates/mozilla (ca-certificates)")
 	}
-	// openssl reads them all in one run: its -hash of each, in order.
+	// Every fifth certificate (openssl runs once per file; ~30 of Debian's
+	// ~150 cover its string types: PrintableString, UTF8String, BMPString).
+	var some []string
+	for i := 0; i < len(files); i += 5 {
+		some = append(some, files[i])
+	}
+	files = some
 	var want []string
 	for _, f := range files {
 		out, err := exec.Command("openssl", "x509", "-hash", "-noout", "-in", f).Output()

@@ -79,18 +79,6 @@ func (r *Report) Lines() []string {
 	return out
 }
 
-// usrMergeDirs are the top-level directories that usrmerge moves.
-var usrMergeDirs = map[string]bool{"bin": true, "sbin": true, "lib": true, "lib32": true, "lib64": true, "libo32": true, "libx32": true}
-
-// usrMerge maps p into /usr when its first element is a merged directory.
-func usrMerge(p string) string {
-	first, _, _ := strings.Cut(p[1:], "/")
-	if usrMergeDirs[first] {
-		return "/usr" + p
-	}
-	return p
-}
-
 // owned is an entry and the package that ships it.
 type owned struct {
 	e   layer.Entry
@@ -450,19 +438,6 @@ func (x *extractor) metadata(dp *debPackage) {
 	}
 	add(StatusDir+"/"+name, control)
 	add(StatusDir+"/"+name+".md5sums", dp.ctl.md5sums)
-}
-
-// mergedTarget rewrites a relative symlink target that usrmerge moved
-// (orig -> p) so that it still points where the package meant.
-func mergedTarget(orig, p, target string) string {
-	if path.IsAbs(target) || orig == p {
-		return target
-	}
-	want := usrMerge(path.Join(path.Dir(orig), target))
-	if usrMerge(path.Join(path.Dir(p), target)) == want {
-		return target
-	}
-	return relPath(path.Dir(p), want)
 }
 
 // relPath is the relative path from directory from to to (both absolute

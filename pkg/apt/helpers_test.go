@@ -44,7 +44,8 @@ type debSpec struct {
 	comp     string // "", ".gz", ".xz", ".zst"
 	scripts  []string
 	triggers string
-	noMD5    bool // ship no md5sums
+	noMD5    bool   // ship no md5sums
+	postinst string // the postinst's text (scripts gives a stub otherwise)
 }
 
 // makeDeb builds a .deb the way dpkg-deb lays it out: an ar archive of
@@ -118,6 +119,9 @@ func makeDeb(t testing.TB, s debSpec) []byte {
 	}
 	for _, sc := range s.scripts {
 		addCtl(sc, "#!/bin/sh\nexit 0\n", 0o755)
+	}
+	if s.postinst != "" {
+		addCtl("postinst", s.postinst, 0o755)
 	}
 	if s.triggers != "" {
 		addCtl("triggers", s.triggers, 0o644)

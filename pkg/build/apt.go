@@ -3,12 +3,11 @@ package build
 import (
 	"archive/tar"
 	"bytes"
-	"encoding/json"
-	"io"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
+	"io"
 	"path/filepath"
 	"strings"
 
@@ -20,15 +19,10 @@ import (
 	"github.com/reprobuild/repro/pkg/spec"
 )
 
-// usrMergeDirs are the top-level directories that usrmerge turns into
-// symlinks into /usr (apt.Entries adds /bin, /sbin and /lib always, the
-// lib* others when a package uses them).
-var usrMergeDirs = map[string]bool{"bin": true, "sbin": true, "lib": true, "lib32": true, "lib64": true, "libo32": true, "libx32": true}
-
 // baseFileWanted is what the build reads of a base's filesystem: the
 // top-level directories that usrmerge concerns, and the account files.
 func baseFileWanted(p string) bool {
-	if strings.Count(p, "/") == 1 && usrMergeDirs[p[1:]] {
+	if strings.Count(p, "/") == 1 && apt.UsrMergeDir(p[1:]) {
 		return true
 	}
 	for _, f := range spec.AccountFiles {
@@ -129,43 +123,19 @@ func (b *builder) packageEntries(ctx context.Context, i int, p spec.Platform, bi
 	return entries, nil
 }
 
-// checkUsrMerge refuses package entries that would hide what the base has
-// at /bin, /sbin or /lib*: with usrmerge, a symlink over a real directory
-// of the base would hide the directory's files; without it, a directory
-// over the base's symlink would hide what the symlink leads to.
+// checkUsrMerge applies apt.CheckUsrMerge to the base's top-level
+// directories, placing its complaint at apt.usrmerge.
 func (b *builder) checkUsrMerge(entries []layer.Entry, bf map[string]*base.File) error {
-	if len(bf) == 0 {
-		return nil
+	top := map[string]apt.TopEntry{}
+	for p, f := range bf {
+		if strings.Count(p, "/") == 1 && apt.UsrMergeDir(p[1:]) {
+			top[p] = apt.TopEntry{Dir: f.Type == tar.TypeDir, Symlink: f.Type == tar.TypeSymlink, Target: f.Linkname}
+		}
 	}
-	usrmerge := b.s.UsrMerge()
-	for _, e := range entries {
-		first, _, _ := strings.Cut(e.Path[1:], "/")
-		if !usrMergeDirs[first] {
-			continue
-		}
-		top := "/" + first
-		f := bf[top]
-		if f == nil {
-			continue
-		}
-		switch {
-		case usrmerge && e.Path == top && e.Type == layer.Symlink && f.Type == tar.TypeDir:
-			return fault.Bad(b.s.ErrorAt("apt.usrmerge", "the base has a real directory %s, and usrmerge would put the symlink %s -> %s over it, hiding the base's files there; this base is not usr-merged: set apt.usrmerge: false", top, top, e.Target))
-		case usrmerge && e.Path == top && e.Type == layer.Symlink && f.Type == tar.TypeSymlink && linkDest(top, f.Linkname) != linkDest(top, e.Target):
-			return fault.Bad(b.s.ErrorAt("apt.usrmerge", "the base's %s is a symlink to %s, and usrmerge would replace it by one to %s; this base lays out /usr its own way: set apt.usrmerge: false, or use another base", top, f.Linkname, e.Target))
-		case !usrmerge && f.Type == tar.TypeSymlink:
-			return fault.Bad(b.s.ErrorAt("apt.usrmerge", "the base's %s is a symlink to %s (a usr-merged base), and with usrmerge: false the packages' %s would replace it by a directory, hiding what it leads to; remove usrmerge: false", top, f.Linkname, e.Path))
-		}
+	if err := apt.CheckUsrMerge(entries, b.s.UsrMerge(), top); err != nil {
+		return fault.Bad(b.s.ErrorAt("apt.usrmerge", "%v", err))
 	}
 	return nil
-}
-
-// linkDest is where a symlink at p (a top-level path) leads.
-func linkDest(p, target string) string {
-	if path.IsAbs(target) {
-		return path.Clean(target)
-	}
-	return path.Join(path.Dir(p), target)
 }
 
 // aptTimezone is the spec's apt.timezone, or "".
