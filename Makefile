@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --abbrev=12 2>/dev/null || echo 
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-buildid= -X main.version=$(VERSION)"
 EXAMPLE_GOARCHES := amd64 arm64
 
-.PHONY: help build example examples test lint generate check-generate bench fuzz
+.PHONY: help build example examples test lint generate check-generate check-ci-examples bench fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -39,7 +39,10 @@ generate: ## regenerate specs/repro.schema.json and the field reference in specs
 check-generate: ## fail when the generated files in specs/ are stale
 	$(GO) run ./pkg/spec/internal/genschema -dir specs -check
 
-test: lint check-generate ## everything CI checks: lint, generated files, unit, golden, fuzz seeds and end-to-end tests
+check-ci-examples: build ## check specs/ci with actionlint, GitLab's schema and k8s.io/api (a module of its own, .ci/cicheck)
+	cd .ci/cicheck && $(GO) vet ./... && $(GO) test -count=1 ./... && $(GO) run . -repo ../.. -repro ../../bin/repro
+
+test: lint check-generate check-ci-examples ## everything CI checks: lint, generated files, CI examples, unit, golden, fuzz seeds and end-to-end tests
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 
