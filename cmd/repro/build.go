@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/pflag"
+
+	"github.com/reprobuild/repro/internal/atomicfs"
 
 	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/cache"
@@ -20,7 +24,6 @@ import (
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/imagetest"
 	"github.com/reprobuild/repro/pkg/output"
-	"github.com/reprobuild/repro/pkg/sign"
 	"github.com/reprobuild/repro/pkg/spec"
 )
 
@@ -61,6 +64,7 @@ Examples:
 		o.shape.register(fs)
 		fs.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image (`REF`, repeatable); default oci:out/<name> (none with --push)")
 		fs.BoolVar(&o.push, "push", false, "also push to every tag the spec lists (templates expanded)")
+		fs.StringVar(&o.pushByDigest, "push-by-digest", "", "push the image to `HOST/REPO` by digest, with no tag: one CI runner's share of a multi-platform build (with --platform P); repro index assembles the index")
 		fs.StringVar(&o.metadataFile, "metadata-file", "", "also write the result as JSON to `FILE`")
 		fs.StringArrayVar(&o.tests, "test", nil, "run container-structure-test `FILE`s on the built image before writing it (repeatable); a failure writes nothing")
 		o.testRuntime.register(fs)
@@ -116,6 +120,7 @@ type buildOpts struct {
 	shape        shapeFlags
 	outputs      []string
 	push         bool
+	pushByDigest string
 	metadataFile string
 	check        bool
 	sign         bool
@@ -214,6 +219,9 @@ type buildResult struct {
 	Manifests     []manifestResult `json:"manifests"`
 	Outputs       []string         `json:"outputs"`
 	Tags          []string         `json:"tags"`
+	// PushedByDigest is the image build --push-by-digest pushed
+	// (HOST/REPO@sha256:…), for repro index.
+	PushedByDigest string `json:"pushedByDigest,omitempty"`
 }
 
 type manifestResult struct {
@@ -239,31 +247,31 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		}
 		testFiles = files
 	}
+	var byDigest name.Repository
+	if o.pushByDigest != "" {
+		r, err := name.NewRepository(o.pushByDigest, name.WeakValidation)
+		if err != nil {
+			return fault.Bad(fmt.Errorf("--push-by-digest %s: %w; name a repository, HOST/REPO, with no tag", o.pushByDigest, err))
+		}
+		if o.push {
+			return fault.Bad(errors.New("--push-by-digest pushes one platform's image with no tag, --push the spec's tags: the tags go to the index, which repro index pushes"))
+		}
+		byDigest = r
+	}
 	work, removeWork, err := workDir("repro-build-")
 	if err != nil {
 		return err
 	}
 	defer removeWork()
 	start := time.Now()
-	var signer *sign.Signer
-	if o.sign {
-		if signer, err = o.signing.signer(ctx); err != nil {
-			return err
-		}
-	} else if o.signing.key != "" || o.signing.keyless {
-		return fault.Bad(errors.New("--key and --keyless sign with --sign; add --sign"))
+	signer, err := o.signing.signerIf(ctx, o.sign)
+	if err != nil {
+		return err
 	}
 	// Every -o is checked before the build: a typo costs no build.
-	var given []imageref.Reference
-	for _, out := range o.outputs {
-		r, err := imageref.Parse(out)
-		if err != nil {
-			return fault.Bad(fmt.Errorf("-o: %w", err))
-		}
-		if err := output.CheckTarget(r); err != nil {
-			return err
-		}
-		given = append(given, r)
+	given, err := checkOutputs(o.outputs)
+	if err != nil {
+		return err
 	}
 	if o.sign && !o.push && len(given) > 0 {
 		if err := checkSignable(given); err != nil {
@@ -276,30 +284,20 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	}
 	s, res := b.Spec, b.Result
 	outs := o.outputs
-	if len(outs) == 0 && !o.push {
+	if len(outs) == 0 && !o.push && o.pushByDigest == "" {
 		outs = []string{"oci:" + filepath.Join("out", s.Name)}
 	}
-	tags := []string{}
-	if o.push {
-		if len(s.Tags) == 0 {
-			return fault.Bad(s.ErrorAt("tags", "--push sends the image to the spec's tags, and it lists none; add tags or write with -o"))
+	pushed := ""
+	if o.pushByDigest != "" {
+		if res.Index != nil {
+			return fault.Bad(fmt.Errorf("--push-by-digest pushes one platform's image, and this build makes %d; pick one with --platform (repro index assembles them)", len(res.Manifests)))
 		}
-		for i, t := range s.Tags {
-			tag, err := s.Expand(fmt.Sprintf("tags[%d]", i), t, b.Values)
-			if err != nil {
-				return err
-			}
-			outs = append(outs, tag)
-			tags = append(tags, tag)
-		}
+		pushed = byDigest.Digest(res.Digest.String()).String()
+		outs = append(slices.Clone(outs), pushed)
 	}
-	var refs []imageref.Reference
-	for _, out := range outs {
-		r, err := imageref.Parse(out)
-		if err != nil {
-			return fault.Bad(fmt.Errorf("-o: %w", err))
-		}
-		refs = append(refs, r.WithInsecure(o.shape.insecure))
+	refs, tags, err := outputRefs(b, outs, o.push, o.shape.insecure)
+	if err != nil {
+		return err
 	}
 	if o.sign {
 		if err := checkSignable(refs); err != nil {
@@ -327,27 +325,72 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	}
 	o.g.log.Info("built", "name", s.Name, "digest", res.Digest.String(), "took", time.Since(start).Round(time.Millisecond))
 
-	out := buildResult{
-		Digest: res.Digest.String(), Name: s.Name, Version: b.Values.Version, Epoch: b.Values.Epoch,
-		FormatVersion: compress.FormatVersion, Compression: string(b.Compression), Outputs: outs, Tags: tags,
-		MediaType: "application/vnd.oci.image.manifest.v1+json",
-	}
-	if res.Index != nil {
-		out.MediaType = "application/vnd.oci.image.index.v1+json"
-	}
-	for _, m := range res.Manifests {
-		out.Manifests = append(out.Manifests, manifestResult{Platform: m.Platform.String(), Digest: m.Digest.String(), Size: m.Size})
-	}
+	out := resultOf(b, refs, tags)
+	out.PushedByDigest = pushed
 	if o.metadataFile != "" {
-		raw, _ := json.MarshalIndent(out, "", "  ")
-		if err := os.WriteFile(o.metadataFile, append(raw, '\n'), 0o644); err != nil {
-			return fault.Op(fmt.Errorf("--metadata-file: %w", err))
+		if err := writeMetadata(o.metadataFile, out); err != nil {
+			return err
 		}
 	}
 	if o.g.json {
 		return json.NewEncoder(o.g.stdout).Encode(out)
 	}
 	fmt.Fprintln(o.g.stdout, res.Digest.String())
+	return nil
+}
+
+// checkOutputs parses every -o and checks that it can be written, before
+// any work.
+func checkOutputs(outputs []string) ([]imageref.Reference, error) {
+	var given []imageref.Reference
+	for _, out := range outputs {
+		r, err := imageref.Parse(out)
+		if err != nil {
+			return nil, fault.Bad(fmt.Errorf("-o: %w", err))
+		}
+		if err := output.CheckTarget(r); err != nil {
+			return nil, err
+		}
+		given = append(given, r)
+	}
+	return given, nil
+}
+
+// outputRefs are the references b is written to: outs, and with push the
+// spec's tags, expanded (they are returned too).
+func outputRefs(b *build.Built, outs []string, push bool, insecure []string) ([]imageref.Reference, []string, error) {
+	s := b.Spec
+	tags := []string{}
+	if push {
+		if len(s.Tags) == 0 {
+			return nil, nil, fault.Bad(s.ErrorAt("tags", "--push sends the image to the spec's tags, and it lists none; add tags or write with -o"))
+		}
+		for i, t := range s.Tags {
+			tag, err := s.Expand(fmt.Sprintf("tags[%d]", i), t, b.Values)
+			if err != nil {
+				return nil, nil, err
+			}
+			outs = append(slices.Clone(outs), tag)
+			tags = append(tags, tag)
+		}
+	}
+	var refs []imageref.Reference
+	for _, out := range outs {
+		r, err := imageref.Parse(out)
+		if err != nil {
+			return nil, nil, fault.Bad(fmt.Errorf("-o: %w", err))
+		}
+		refs = append(refs, r.WithInsecure(insecure))
+	}
+	return refs, tags, nil
+}
+
+// writeMetadata writes --metadata-file.
+func writeMetadata(file string, out buildResult) error {
+	raw, _ := json.MarshalIndent(out, "", "  ")
+	if err := atomicfs.WriteFile(file, append(raw, '\n')); err != nil {
+		return fault.Op(fmt.Errorf("--metadata-file: %w", err))
+	}
 	return nil
 }
 

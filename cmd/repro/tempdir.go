@@ -9,7 +9,7 @@ import (
 
 // workPrefixes start the names of the work directories that commands
 // make in TMPDIR (repro-build-<pid>-…, see atomicfs.MkdirTemp).
-var workPrefixes = []string{"repro-build-", "repro-verify-", "repro-check-", "repro-sign-"}
+var workPrefixes = []string{"repro-build-", "repro-verify-", "repro-check-", "repro-sign-", "repro-index-"}
 
 // workDir makes a work directory in TMPDIR named for this process and
 // locked while it lives, after removing those of runs that were killed

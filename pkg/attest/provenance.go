@@ -34,6 +34,7 @@ const (
 	DepURL      = "url"      // a url content, by its sha256
 	DepGit      = "git"      // the build context's commit
 	DepLockFile = "lockfile" // the lock file, when there is one
+	DepPart     = "part:"    // prefix: a per-platform build an index was assembled from (part:linux/arm64), by its ref and digest
 )
 
 // Provenance is a SLSA v1 provenance predicate, as repro writes it.

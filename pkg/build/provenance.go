@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/reprobuild/repro/pkg/attest"
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
@@ -42,6 +44,14 @@ func (b *Built) ProvenanceInput(reproVersion string) (attest.BuildInput, error) 
 	for _, m := range b.Manifests {
 		bi.Platforms = append(bi.Platforms, m.Platform.String())
 		bi.Manifests[m.Platform.String()] = m.Digest.String()
+	}
+	// An assembled index names each per-platform build it took, by the
+	// ref it was given and its digest.
+	for i, part := range b.Parts {
+		m := b.Manifests[i]
+		bi.Dependencies = append(bi.Dependencies, attest.ResourceDescriptor{
+			Name: attest.DepPart + m.Platform.String(), URI: part.Ref,
+			Digest: map[string]string{m.Digest.Algorithm: m.Digest.Hex}, MediaType: string(types.OCIManifestSchema1)})
 	}
 	for _, l := range s.Layers {
 		for _, c := range l.Contents {

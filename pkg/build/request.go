@@ -118,6 +118,9 @@ type Built struct {
 	LockPath string
 	// Base is the pinned base; nil for scratch.
 	Base *Base
+	// Parts are the per-platform images an index was assembled from
+	// (Assemble), in the spec's platform order; nil for a build.
+	Parts []Part
 	// VCS is what git said about the context (empty when Request.Values
 	// were given, or outside git).
 	VCS vcs.Info
@@ -150,6 +153,33 @@ func Run(ctx context.Context, req Request) (*Built, error) {
 	if alg == "" {
 		alg = compress.Gzip
 	}
+	b, err := prepare(ctx, req, alg, log)
+	if err != nil {
+		return nil, err
+	}
+	s := b.Spec
+	b.Result, err = Build(ctx, s, Options{
+		Progress:    req.Progress,
+		Platforms:   req.Platforms,
+		Values:      b.Values,
+		Compression: alg,
+		Cache:       req.Cache,
+		WorkDir:     req.WorkDir,
+		Log:         log,
+		Base:        b.Base,
+		Lock:        b.Lock,
+		ScanBase:    req.ScanBase,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// prepare loads the spec file of req and resolves all that a build of it
+// takes besides its layers: the template values, the lock (the stale-url
+// warning, Locked) and the base pin (AllowUnpinned).
+func prepare(ctx context.Context, req Request, alg compress.Algorithm, log *slog.Logger) (*Built, error) {
 	s, err := spec.Load(req.File, spec.LoadOptions{Vars: req.Vars})
 	if err != nil {
 		return nil, err
@@ -194,21 +224,6 @@ func Run(ctx context.Context, req Request) (*Built, error) {
 		}
 	}
 	if b.Base, err = pinBase(ctx, s, ref, b.Lock, req, log); err != nil {
-		return nil, err
-	}
-	b.Result, err = Build(ctx, s, Options{
-		Progress:    req.Progress,
-		Platforms:   req.Platforms,
-		Values:      b.Values,
-		Compression: alg,
-		Cache:       req.Cache,
-		WorkDir:     req.WorkDir,
-		Log:         log,
-		Base:        b.Base,
-		Lock:        b.Lock,
-		ScanBase:    req.ScanBase,
-	})
-	if err != nil {
 		return nil, err
 	}
 	return b, nil

@@ -35,6 +35,7 @@ var goldenCases = []goldenCase{
 	{"go-server/repro.yaml", "gzip", "go"},
 	{"go-server/repro.yaml", "zstd", "go"},
 	{"go-server/multi-platform.yaml", "gzip", "go"},
+	{"fleet/repro.yaml", "gzip", "-"},
 }
 
 // copyExamples copies specs/examples to a fresh directory outside any git
