@@ -60,3 +60,4 @@ fuzz: ## run the fuzz targets briefly (FUZZ_N scales the execution counts)
 bench: build ## go benchmarks, then repro timed against umoci and tar+gzip on Go's src tree
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/layer ./pkg/compress ./pkg/build
 	.ci/bench
+	.ci/bench-fleet

@@ -203,9 +203,36 @@ func TestE2EFleet(t *testing.T) {
 	inOrder := []string{refs["linux/arm/v7"], refs["linux/amd64"], refs["linux/arm64"]}
 
 	t.Run("digest without outputs", func(t *testing.T) {
-		r := repro(t, src, "index", "-q", "-f", "repro.yaml", "--version", "1.2.3", inOrder[0], inOrder[1], inOrder[2])
+		meta := filepath.Join(t.TempDir(), "index.json")
+		r := repro(t, src, "index", "-q", "-f", "repro.yaml", "--version", "1.2.3", inOrder[0], inOrder[1], inOrder[2], "--metadata-file", meta)
 		if got := lastLine(r.stdout); got != want {
 			t.Fatalf("repro index printed %s; repro build of every platform gave %s", got, want)
+		}
+		var m struct {
+			Digest    string `json:"digest"`
+			MediaType string `json:"mediaType"`
+			Manifests []struct {
+				Platform, Digest string
+			} `json:"manifests"`
+		}
+		raw, err := os.ReadFile(meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e2eUnmarshal(t, raw, &m)
+		if m.Digest != want || m.MediaType != "application/vnd.oci.image.index.v1+json" || len(m.Manifests) != 3 || m.Manifests[0].Platform != "linux/amd64" {
+			t.Errorf("--metadata-file: %s", raw)
+		}
+		for _, mm := range m.Manifests {
+			if refs[mm.Platform] != repo+"@"+mm.Digest {
+				t.Errorf("--metadata-file names %s for %s; the runner pushed %s", mm.Digest, mm.Platform, refs[mm.Platform])
+			}
+		}
+		j := repro(t, src, "index", "--json", "-f", "repro.yaml", "--version", "1.2.3", inOrder[0], inOrder[1], inOrder[2])
+		var jm struct{ Digest string }
+		e2eUnmarshal(t, []byte(j.stdout), &jm)
+		if jm.Digest != want {
+			t.Errorf("--json: %s", j.stdout)
 		}
 		if tags := fleetTags(t, reg.host, "fleet"); len(tags) != 0 {
 			t.Fatalf("repro index without --push tagged %v", tags)
