@@ -116,13 +116,13 @@ func (o *indexOpts) run(ctx context.Context, args []string) error {
 	}
 	defer removeWork()
 	start := time.Now()
-	req, err := o.shape.request(o.g, work)
+	req, err := o.shape.request(ctx, o.g, work)
 	if err != nil {
 		return err
 	}
 	var opened []build.Part
 	for _, r := range parts {
-		a, err := imageref.Open(ctx, r, remoteOptions()...)
+		a, err := imageref.Open(ctx, r, remoteOptions(ctx)...)
 		if err != nil {
 			return err
 		}
@@ -146,7 +146,7 @@ func (o *indexOpts) run(ctx context.Context, args []string) error {
 		}
 	}
 	art := output.Artifact{Image: b.Image, Index: b.Index}
-	if err := writeOutputs(ctx, o.g, refs, art, output.Options{DefaultTag: "latest", Log: o.g.log, Remote: remoteOptions()}); err != nil {
+	if err := writeOutputs(ctx, o.g, refs, art, output.Options{DefaultTag: "latest", Log: o.g.log, Remote: remoteOptions(ctx)}); err != nil {
 		return err
 	}
 	if o.sign {
