@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -328,5 +329,55 @@ func TestDebrisOfDeadWriters(t *testing.T) {
 	}
 	if !slices.Equal(removed, []string{kept[3]}) {
 		t.Errorf("Clean removed %v", removed)
+	}
+}
+
+// TestStagesShareBlobs: two stages of one process into one layout (two
+// tags of a build) write each blob once; the second links the first's.
+func TestStagesShareBlobs(t *testing.T) {
+	for _, fresh := range []bool{true, false} {
+		dir := filepath.Join(t.TempDir(), "out")
+		if !fresh {
+			if err := write(t, dir, "seed", []byte("seed")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx := context.Background()
+		b := []byte("a big layer")
+		var stages []*Stage
+		for range 2 {
+			st, err := NewStage(ctx, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opened := 0
+			err = st.Put(ctx, digestOf(b), int64(len(b)), func() (io.ReadCloser, error) {
+				opened++
+				return io.NopCloser(bytes.NewReader(b)), nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(stages) == 1 && opened != 0 {
+				t.Errorf("fresh=%v: the second stage copied the blob again", fresh)
+			}
+			stages = append(stages, st)
+		}
+		for i, st := range stages {
+			if err := st.Commit(ctx, func(idx *Index) error {
+				idx.SetTag(tagged(digestOf(b), int64(len(b)), fmt.Sprint("t", i)))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := os.ReadFile(BlobPath(dir, digestOf(b))); err != nil || !bytes.Equal(got, b) {
+			t.Errorf("fresh=%v: blob %q, %v", fresh, got, err)
+		}
+		for _, name := range entries(t, filepath.Dir(dir)) {
+			if strings.Contains(name, ".tmp-") {
+				t.Errorf("fresh=%v: left %s", fresh, name)
+			}
+		}
 	}
 }

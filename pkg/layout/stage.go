@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	digest "github.com/opencontainers/go-digest"
@@ -104,8 +106,7 @@ func (s *Stage) Put(ctx context.Context, d digest.Digest, size int64, open func(
 		return nil
 	}
 	dst := s.stagedPath(d)
-	if !s.fresh {
-		have := BlobPath(s.dir, d)
+	for _, have := range s.copies(d) {
 		if fi, err := os.Stat(have); err == nil && fi.Mode().IsRegular() && fi.Size() == size {
 			if os.Link(have, dst) == nil {
 				s.staged, s.seen[d] = append(s.staged, d), true
@@ -135,6 +136,25 @@ func (s *Stage) Put(ctx context.Context, d digest.Digest, size int64, open func(
 	}
 	s.staged, s.seen[d] = append(s.staged, d), true
 	return nil
+}
+
+// copies are where blob d may be already, to be linked rather than
+// copied: the layout, and the other stages of this process for the same
+// layout (a build with two tags in one layout writes each blob once).
+func (s *Stage) copies(d digest.Digest) []string {
+	var out []string
+	if !s.fresh {
+		out = append(out, BlobPath(s.dir, d))
+	}
+	own := strconv.Itoa(os.Getpid()) + "-*"
+	in, _ := filepath.Glob(filepath.Join(s.dir, tmpPrefix+own, d.Encoded()))
+	beside, _ := filepath.Glob(filepath.Join(filepath.Dir(s.dir), freshPrefix(s.dir)+own, "blobs", "sha256", d.Encoded()))
+	for _, p := range append(in, beside...) {
+		if !strings.HasPrefix(p, s.tmp.Path+string(filepath.Separator)) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // PutBytes stages data as blob d (checked).
