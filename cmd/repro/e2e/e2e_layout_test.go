@@ -252,6 +252,7 @@ func TestE2ELayoutGCRace(t *testing.T) {
 		}()
 		var wg sync.WaitGroup
 		codes := make([]int, builds)
+		stdouts := make([]string, builds)
 		stderrs := make([]string, builds)
 		for i := range builds {
 			wg.Add(1)
@@ -260,7 +261,7 @@ func TestE2ELayoutGCRace(t *testing.T) {
 				tag := fmt.Sprintf("r%d-b%d", round, i)
 				// The archive is written after the layout's blobs are
 				// staged and before any output is committed.
-				codes[i], _, stderrs[i] = lfRun(t, ctx, tmp, "build", "-q", "--var", "n="+strconv.Itoa(i),
+				codes[i], stdouts[i], stderrs[i] = lfRun(t, ctx, tmp, "build", "-q", "--var", "n="+strconv.Itoa(i),
 					"-o", "oci:"+out+":"+tag+"-x", "-o", "oci:"+out+":"+tag+"-y",
 					"-o", "oci-archive:"+filepath.Join(archives, tag+".tar"))
 			}()
@@ -281,9 +282,13 @@ func TestE2ELayoutGCRace(t *testing.T) {
 			}
 			exit0++
 			for _, s := range []string{"-x", "-y"} {
-				if _, err := lfResolve(out, tag+s); err != nil {
+				got, err := lfResolve(out, tag+s)
+				if err != nil {
 					broken++
 					t.Errorf("after gc raced it, build %s exited 0 but its tag %s does not resolve: %v", tag, tag+s, err)
+				} else if want := lfDigest(stdouts[i]); got != want {
+					broken++
+					t.Errorf("build %s printed %s, its tag %s names %s", tag, want, tag+s, got)
 				}
 			}
 		}
@@ -324,12 +329,13 @@ func TestE2ELayoutConcurrentCreate(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "same")
 		var wg sync.WaitGroup
 		codes := make([]int, builds)
+		stdouts := make([]string, builds)
 		stderrs := make([]string, builds)
 		for i := range builds {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				codes[i], _, stderrs[i] = lfRun(t, ctx, tmp, "build", "-q", "--var", "n="+strconv.Itoa(i), "-o", fmt.Sprintf("oci:%s:t%d", out, i))
+				codes[i], stdouts[i], stderrs[i] = lfRun(t, ctx, tmp, "build", "-q", "--var", "n="+strconv.Itoa(i), "-o", fmt.Sprintf("oci:%s:t%d", out, i))
 			}()
 		}
 		wg.Wait()
@@ -340,9 +346,13 @@ func TestE2ELayoutConcurrentCreate(t *testing.T) {
 				t.Errorf("round %d: build %d of %d racing to create the layout: exit %d\n%s", round, i, builds, code, stderrs[i])
 				continue
 			}
-			if _, err := lfResolve(out, fmt.Sprintf("t%d", i)); err != nil {
+			got, err := lfResolve(out, fmt.Sprintf("t%d", i))
+			if err != nil {
 				bad++
 				t.Errorf("round %d: build %d exited 0, its tag does not resolve: %v", round, i, err)
+			} else if want := lfDigest(stdouts[i]); got != want {
+				bad++
+				t.Errorf("round %d: build %d printed %s, its tag names %s", round, i, want, got)
 			}
 		}
 		if bad > 0 {
@@ -351,7 +361,9 @@ func TestE2ELayoutConcurrentCreate(t *testing.T) {
 		}
 		if round == 0 && bad == 0 {
 			testtool.Require(t, "skopeo")
-			lfSkopeo(t, out, "t0")
+			for i := range builds {
+				lfSkopeo(t, out, fmt.Sprintf("t%d", i))
+			}
 		}
 		if d := lfDebris(filepath.Dir(out)); len(d) > 0 {
 			t.Errorf("round %d: debris beside the layout: %v", round, d)
@@ -406,6 +418,25 @@ func TestE2ELayoutSharedCache(t *testing.T) {
 	}
 }
 
+// lfKillAt starts cmd and sends it SIGKILL after at, unless it ends first;
+// it reports whether it ended by itself (exit 0) and how long it ran.
+func lfKillAt(t *testing.T, cmd *exec.Cmd, at time.Duration) (bool, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(at):
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	}
+	return cmd.ProcessState.Success(), time.Since(start)
+}
+
 // TestE2ELayoutKill: kill -9 of repro at random moments of a build into a
 // layout that holds another image. The old image stays whole, the new tag
 // is absent or whole, and the next build leaves no debris behind, in the
@@ -439,23 +470,29 @@ func TestE2ELayoutKill(t *testing.T) {
 	for i := range kills {
 		tag := "new" + strconv.Itoa(i)
 		cmd := lfCommand(ctx, tmp, "build", "-q", "--var", "n="+strconv.Itoa(i), "-o", "oci:"+out+":"+tag, "-o", "oci-archive:"+filepath.Join(parent, "new.tar"))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
 		at := time.Duration(rng.Int64N(int64(took) * 11 / 10))
-		time.Sleep(at)
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		if cmd.ProcessState.Success() {
+		if finished, ran := lfKillAt(t, cmd, at); finished {
 			landed++
+			took = ran // the kills fall within what a build takes now
 		} else {
 			killed++
 		}
 		if got, err := lfResolve(out, "old"); err != nil || got != old {
 			t.Errorf("kill %d at %v: the old image: %s, %v", i, at, got, err)
 		}
-		if _, err := lfResolve(out, tag); err != nil && !strings.HasPrefix(err.Error(), "no tag") {
+		got, err := lfResolve(out, tag)
+		if err != nil && !strings.HasPrefix(err.Error(), "no tag") {
 			t.Errorf("kill %d at %v: the new tag points at an incomplete image: %v", i, at, err)
+		}
+		if err == nil {
+			// A tag that is there names the image an unkilled build makes.
+			code, stdout, stderr := lfRun(t, ctx, tmp, "build", "-q", "--var", "n="+strconv.Itoa(i), "-o", "oci:"+filepath.Join(t.TempDir(), "want"))
+			if code != 0 {
+				t.Fatalf("build: exit %d\n%s", code, stderr)
+			}
+			if want := lfDigest(stdout); got != want {
+				t.Errorf("kill %d at %v: the new tag names %s, the build makes %s", i, at, got, want)
+			}
 		}
 	}
 	// The next command on the layout and TMPDIR cleans up after the dead.
@@ -515,13 +552,10 @@ func TestE2ELayoutKillPush(t *testing.T) {
 	for i := 1; i <= kills; i++ {
 		tag := "new" + strconv.Itoa(i)
 		cmd := lfCommand(ctx, tmp, "build", "-q", "--var", "n="+strconv.Itoa(i-1), "-o", repo+":"+tag)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
 		at := time.Duration(rng.Int64N(int64(took) * 11 / 10))
-		time.Sleep(at)
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		if finished, ran := lfKillAt(t, cmd, at); finished {
+			took = ran
+		}
 		if got, err := inspect(repo + ":old"); err != nil || got != old {
 			t.Errorf("kill %d at %v: the old tag: %s, %v", i, at, got, err)
 		}
