@@ -311,7 +311,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		}
 	}
 	if o.check {
-		if err := o.checkReproducible(ctx, b, art); err != nil {
+		if err := o.checkReproducible(ctx, b); err != nil {
 			return err
 		}
 	}

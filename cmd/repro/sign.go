@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/sign"
+	"github.com/reprobuild/repro/pkg/verify"
 )
 
 var signCmd = &command{
@@ -399,9 +399,9 @@ func (o *verifySigOpts) run(ctx context.Context, args []string) error {
 }
 
 // verifySigned checks ref's cosign signatures and attestations against
-// the public key in keyPath, and logs each verdict. Its error is a failed
-// check (exit 1) naming what failed, or bad input (the key). repro verify
-// --key calls it too.
+// the public key in keyPath (verify.Signatures), logging each verdict. Its
+// error is a failed check (exit 1) naming what failed, or bad input (the
+// key). repro verify --key calls it too.
 func verifySigned(ctx context.Context, g *globals, ref imageref.Reference, keyPath string, require []string) (*sign.Report, error) {
 	if keyPath == "" {
 		return nil, fault.Bad(errors.New("--key: give the public key FILE to verify with"))
@@ -413,25 +413,9 @@ func verifySigned(ctx context.Context, g *globals, ref imageref.Reference, keyPa
 		}
 		return nil, fault.Op(err)
 	}
-	if bytes.Contains(pub, []byte("PRIVATE KEY")) {
+	rep, err := verify.Signatures(ctx, ref, pub, verify.SignatureOptions{Require: require, Remote: remoteOptions(ctx), Log: g.log})
+	if errors.Is(err, verify.ErrPrivateKey) {
 		return nil, fault.Bad(fmt.Errorf("--key %s is a private key; verify with the public key (cosign.pub)", keyPath))
-	}
-	rep, err := sign.VerifyImage(ctx, ref, pub, sign.VerifyOptions{Require: require, Remote: remoteOptions(ctx)})
-	if rep != nil {
-		for _, c := range rep.Signatures {
-			if c.Verified {
-				g.log.Info("signature verified", "index", c.Index, "identity", c.Identity, "digest", c.Named)
-			} else {
-				g.log.Warn("signature not verified", "index", c.Index, "problem", c.Problem)
-			}
-		}
-		for _, c := range rep.Attestations {
-			if c.Verified {
-				g.log.Info("attestation verified", "index", c.Index, "predicateType", c.PredicateType)
-			} else {
-				g.log.Warn("attestation not verified", "index", c.Index, "predicateType", c.PredicateType, "problem", c.Problem)
-			}
-		}
 	}
 	return rep, err
 }

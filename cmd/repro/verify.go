@@ -4,21 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
-	"sort"
 	"strings"
-	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"github.com/spf13/pflag"
 
-	"github.com/reprobuild/repro/pkg/attest"
-	"github.com/reprobuild/repro/pkg/build"
-	"github.com/reprobuild/repro/pkg/compress"
-	"github.com/reprobuild/repro/pkg/diff"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
-	"github.com/reprobuild/repro/pkg/output"
+	"github.com/reprobuild/repro/pkg/verify"
 )
 
 var verifyCmd = &command{
@@ -61,17 +53,6 @@ type verifyOpts struct {
 	fs      *pflag.FlagSet
 }
 
-type verifyResult struct {
-	Verified bool         `json:"verified"`
-	Rebuilt  string       `json:"rebuilt"`
-	Expected string       `json:"expected"`
-	Notes    []string     `json:"notes,omitempty"`
-	Diff     *diff.Report `json:"diff,omitempty"`
-	// Damaged says what is wrong with a layout or archive that names the
-	// rebuilt digest but does not hold its bytes.
-	Damaged string `json:"damaged,omitempty"`
-}
-
 func (o *verifyOpts) run(ctx context.Context, args []string) error {
 	if len(args) > 0 {
 		return fault.Bad(fmt.Errorf("unexpected argument %q; the spec is given with -f and the image with --against", args[0]))
@@ -87,13 +68,17 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer removeWork()
-	var want *imageref.Artifact
+	target := verify.Target{Digest: o.expect, Name: o.against}
 	if o.against != "" {
-		if want, err = openRef(ctx, o.against, o.shape.insecure); err != nil {
+		if target.Image, err = openRef(ctx, o.against, o.shape.insecure); err != nil {
 			return err
 		}
-		defer want.Close()
-		o.expect = want.Descriptor.Digest.String()
+		defer target.Image.Close()
+		target.Local = isLocal(o.against)
+	}
+	req, err := o.shape.request(ctx, o.g, work)
+	if err != nil {
+		return err
 	}
 	var notes []string
 	if o.key != "" {
@@ -109,42 +94,22 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 			return err
 		}
 		if prov, err := rep.Provenance(); err == nil {
-			notes = append(notes, o.applyProvenance(prov)...)
+			given := verify.Given{Version: o.fs.Changed("version"), Platforms: o.fs.Changed("platform"), Compression: o.fs.Changed("compression"), Vars: o.fs.Changed("var")}
+			if notes, err = verify.FromProvenance(&req, prov, given); err != nil {
+				return err
+			}
 		} else {
 			o.g.log.Info("no verified provenance: the build flags given are used as they are", "ref", o.against)
 		}
 	}
-	b, err := o.shape.build(ctx, o.g, work)
+	bar := newProgress(o.g)
+	req.Progress = bar.layer
+	res, _, err := verify.Rebuild(ctx, req, target)
+	bar.done()
 	if err != nil {
 		return err
 	}
-	res := verifyResult{Rebuilt: b.Digest.String(), Expected: o.expect, Notes: notes}
-	res.Verified = res.Rebuilt == res.Expected
-	if res.Verified && want != nil && isLocal(o.against) {
-		// A layout or archive names the right digest; it must also hold
-		// the bytes: every blob present and hashing to its digest. (A
-		// registry checks digests as blobs arrive.)
-		if err := checkBlobs(want); err != nil {
-			res.Verified = false
-			res.Damaged = err.Error()
-		}
-	}
-	if !res.Verified && want != nil && res.Damaged == "" {
-		res.Notes = append(res.Notes, formatNotes(want)...)
-		layout := filepath.Join(work, "rebuilt")
-		ref := imageref.Reference{Transport: imageref.OCI, Path: layout, Tag: "rebuilt"}
-		if err := output.Write(ctx, ref, output.Artifact{Image: b.Image, Index: b.Index}, output.Options{}); err != nil {
-			return err
-		}
-		got, err := imageref.Open(ctx, ref)
-		if err != nil {
-			return err
-		}
-		defer got.Close()
-		if res.Diff, err = diff.Compare(ctx, want, got, o.against, "rebuilt from "+o.shape.file); err != nil {
-			return err
-		}
-	}
+	res.Notes = append(notes, res.Notes...)
 	if o.g.json {
 		enc := json.NewEncoder(o.g.stdout)
 		enc.SetIndent("", "  ")
@@ -172,75 +137,8 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// applyProvenance takes the build's inputs from verified provenance,
-// where the user gave no flag for them, and returns notes on what it read.
-func (o *verifyOpts) applyProvenance(p *attest.Provenance) []string {
-	ext, in := p.BuildDefinition.ExternalParameters, p.BuildDefinition.InternalParameters
-	var notes []string
-	if in.FormatVersion != "" && in.FormatVersion != compress.FormatVersion {
-		notes = append(notes, fmt.Sprintf("the published image was written with output format %s and this repro writes %s: layers may differ in compression only", in.FormatVersion, compress.FormatVersion))
-	}
-	if !o.fs.Changed("version") && ext.Version != "" {
-		o.shape.version = ext.Version
-	}
-	if !o.fs.Changed("platform") && len(ext.Platforms) > 0 {
-		o.shape.platforms = ext.Platforms
-	}
-	if !o.fs.Changed("compression") && in.Compression.Algorithm != "" {
-		o.shape.compression = in.Compression.Algorithm
-	}
-	if !o.fs.Changed("var") {
-		keys := make([]string, 0, len(ext.Vars))
-		for k := range ext.Vars {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			o.shape.vars = append(o.shape.vars, k+"="+ext.Vars[k])
-		}
-	}
-	epoch := in.Epoch
-	o.shape.epoch = &build.Epoch{Time: time.Unix(epoch, 0).UTC(), Source: "provenance"}
-	notes = append(notes, fmt.Sprintf("from the verified provenance: version %q, platforms %v, compression %s, epoch %d, %d vars", o.shape.version, o.shape.platforms, o.shape.compression, epoch, len(ext.Vars)))
-	return notes
-}
-
-// formatNotes says when the published image was written with another
-// output format version, which repro records in each history entry.
-func formatNotes(a *imageref.Artifact) []string {
-	img := a.Image
-	if a.Index != nil {
-		im, err := a.Index.IndexManifest()
-		if err != nil || len(im.Manifests) == 0 {
-			return nil
-		}
-		if img, err = a.Index.Image(im.Manifests[0].Digest); err != nil {
-			return nil
-		}
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil
-	}
-	for _, h := range cf.History {
-		if strings.HasPrefix(h.Comment, "repro-layer/") && h.Comment != compress.FormatVersion {
-			return []string{fmt.Sprintf("the published image was written with output format %s and this repro writes %s: layers may differ in compression only", h.Comment, compress.FormatVersion)}
-		}
-	}
-	return nil
-}
-
 // isLocal reports whether s names a layout or an archive.
 func isLocal(s string) bool {
 	r, err := imageref.Parse(s)
 	return err == nil && r.Transport != imageref.Registry
-}
-
-// checkBlobs reads every manifest, config and layer of a and checks each
-// against its digest and size.
-func checkBlobs(a *imageref.Artifact) error {
-	if a.Index != nil {
-		return validate.Index(a.Index)
-	}
-	return validate.Image(a.Image)
 }

@@ -50,6 +50,7 @@ var allowed = map[string][]string{
 	"pkg/imagetest":               {"pkg/rootfs", "pkg/imageref", "pkg/fault", "internal/yamlpos"},
 	"pkg/gc":                      {"pkg/imageref", "pkg/layout", "pkg/fault"},
 	"pkg/attest":                  {"pkg/rootfs", "pkg/spec", "pkg/compress", "pkg/fault", "internal/canonical"},
+	"pkg/verify":                  {"pkg/build", "pkg/diff", "pkg/sign", "pkg/attest", "pkg/compress", "pkg/fault", "pkg/imageref", "pkg/output", "pkg/spec"},
 	"pkg/sign":                    {"pkg/attest", "pkg/imageref", "pkg/layout", "pkg/fault"},
 	"specs/examples/go-server":    {},
 }

@@ -90,8 +90,8 @@ type Request struct {
 	// Remote are the options for every registry request (credentials,
 	// retries, user agent).
 	Remote []remote.Option `json:"-"`
-	// WorkDir receives the layer files; the caller removes it once the
-	// result is written.
+	// WorkDir receives the layer files (made when missing); the caller
+	// removes it once the result is written.
 	WorkDir string `json:"-"`
 	// Log receives progress and warnings; nil discards.
 	Log *slog.Logger `json:"-"`
@@ -153,6 +153,12 @@ func Run(ctx context.Context, req Request) (*Built, error) {
 	if alg == "" {
 		alg = compress.Gzip
 	}
+	if req.WorkDir == "" {
+		return nil, errors.New("build.Run: the request has no WorkDir")
+	}
+	if err := os.MkdirAll(req.WorkDir, 0o700); err != nil {
+		return nil, fault.Op(err)
+	}
 	b, err := prepare(ctx, req, alg, log)
 	if err != nil {
 		return nil, err
@@ -188,6 +194,12 @@ func prepare(ctx context.Context, req Request, alg compress.Algorithm, log *slog
 	if req.Values != nil {
 		b.Values = *req.Values
 		b.Epoch = Epoch{Time: time.Unix(b.Values.Epoch, 0).UTC(), Source: EpochGiven}
+		switch {
+		case s.Epoch != nil && s.Epoch.Git:
+			b.Epoch.Source = EpochGit
+		case s.Epoch != nil:
+			b.Epoch.Source = EpochSpec
+		}
 	} else {
 		if b.VCS, err = vcs.Read(ctx, s.Dir); err != nil {
 			return nil, fault.Op(err)

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/reprobuild/repro/pkg/verify"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/examples.txt with the digests built now")
@@ -147,82 +149,51 @@ func writeGolden(t *testing.T, m map[string]string) {
 	}
 }
 
-// copyTree copies src to dst. With perturb, it does so the way a different
-// machine might: files created in reverse order, with other modes (group
-// and other bits cleared, as umask 077 would), other mtimes and atimes,
-// another owner (when run as root) and an extended attribute.
+// copyTree copies src to dst. With perturb, it makes verify.PerturbedCopy,
+// the copy build --check makes: the way a different machine might hold
+// it, files created in reverse order, with other modes (group and other
+// bits cleared, as umask 077 would), other mtimes and atimes, another
+// owner (when run as root) and an extended attribute. go-server/dist,
+// compiled afterwards, is left out either way.
 func copyTree(t *testing.T, src, dst string, perturb bool) {
 	t.Helper()
-	type item struct {
-		rel string
-		fi  fs.FileInfo
+	dist := func(p string) bool {
+		rel, _ := filepath.Rel(src, p)
+		return strings.HasPrefix(rel, filepath.Join("go-server", "dist"))
 	}
-	var items []item
+	if perturb {
+		if err := verify.PerturbedCopy(src, dst, dist); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	err := filepath.Walk(src, func(p string, fi fs.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		if rel == "." || strings.HasPrefix(rel, filepath.Join("go-server", "dist")) {
+		if dist(p) {
 			return nil
 		}
-		items = append(items, item{rel, fi})
-		return nil
+		target := filepath.Join(dst, rel)
+		switch {
+		case fi.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, fi.Mode().Perm())
+		}
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	mkdirs := func(rel string) {
-		if err := os.MkdirAll(filepath.Join(dst, filepath.Dir(rel)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if perturb {
-		sort.Slice(items, func(i, j int) bool { return items[i].rel > items[j].rel })
-	}
-	for i, it := range items {
-		p := filepath.Join(dst, it.rel)
-		mkdirs(it.rel)
-		switch {
-		case it.fi.IsDir():
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		case it.fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(filepath.Join(src, it.rel))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink(target, p); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		default:
-			data, err := os.ReadFile(filepath.Join(src, it.rel))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, data, it.fi.Mode().Perm()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if !perturb {
-			continue
-		}
-		mode := it.fi.Mode().Perm() & 0o700
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		mt := int64(1e9) + int64(i)*7919
-		_ = os.Chtimes(p, timeUnix(mt+13), timeUnix(mt))
-		if os.Geteuid() == 0 {
-			if err := os.Lchown(p, 4242, 4343); err != nil {
-				t.Fatal(err)
-			}
-		}
-		_ = setXattr(p, "user.repro-test", fmt.Sprintf("perturbed-%d", i))
 	}
 }

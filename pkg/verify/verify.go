@@ -1,0 +1,187 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/reprobuild/repro/pkg/attest"
+	"github.com/reprobuild/repro/pkg/build"
+	"github.com/reprobuild/repro/pkg/compress"
+	"github.com/reprobuild/repro/pkg/diff"
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
+	"github.com/reprobuild/repro/pkg/output"
+	"github.com/reprobuild/repro/pkg/spec"
+)
+
+// Target is what a rebuild must equal: a digest, or an image opened from
+// a reference (whose digest it then must have).
+type Target struct {
+	// Digest is the digest the rebuild must have (sha256:…); with Image
+	// it may be empty (the image's own digest).
+	Digest string
+	// Image, when set, is the published image; a mismatch is then
+	// explained file by file.
+	Image *imageref.Artifact
+	// Name names Image in the report (the reference as the user wrote it).
+	Name string
+	// Local says Image is a layout or an archive, which must also hold
+	// every blob, hashing right (a registry checks digests itself).
+	Local bool
+}
+
+// Result is a rebuild's verdict.
+type Result struct {
+	Verified bool         `json:"verified"`
+	Rebuilt  string       `json:"rebuilt"`
+	Expected string       `json:"expected"`
+	Notes    []string     `json:"notes,omitempty"`
+	Diff     *diff.Report `json:"diff,omitempty"`
+	// Damaged says what is wrong with a layout or archive that names the
+	// rebuilt digest but does not hold its bytes.
+	Damaged string `json:"damaged,omitempty"`
+}
+
+// Rebuild builds req (its WorkDir must be set, and is where the rebuilt
+// image is written to be compared) and compares the result with target.
+// A mismatch is a Result with Verified false, not an error.
+func Rebuild(ctx context.Context, req build.Request, target Target) (*Result, *build.Built, error) {
+	if req.WorkDir == "" {
+		return nil, nil, fmt.Errorf("verify.Rebuild: the request has no WorkDir")
+	}
+	want := target.Digest
+	if target.Image != nil {
+		want = target.Image.Descriptor.Digest.String()
+	}
+	b, err := build.Run(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	res := &Result{Rebuilt: b.Digest.String(), Expected: want}
+	res.Verified = res.Rebuilt == res.Expected
+	if res.Verified && target.Image != nil && target.Local {
+		// A layout or archive names the right digest; it must also hold
+		// the bytes: every blob present and hashing to its digest.
+		if err := checkBlobs(target.Image); err != nil {
+			res.Verified = false
+			res.Damaged = err.Error()
+		}
+	}
+	if res.Verified || target.Image == nil || res.Damaged != "" {
+		return res, b, nil
+	}
+	res.Notes = append(res.Notes, FormatNotes(target.Image)...)
+	ref := imageref.Reference{Transport: imageref.OCI, Path: filepath.Join(req.WorkDir, "rebuilt"), Tag: "rebuilt"}
+	if err := output.Write(ctx, ref, output.Artifact{Image: b.Image, Index: b.Index}, output.Options{}); err != nil {
+		return nil, nil, err
+	}
+	got, err := imageref.Open(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer got.Close()
+	if res.Diff, err = diff.Compare(ctx, target.Image, got, target.Name, "rebuilt from "+req.File); err != nil {
+		return nil, nil, err
+	}
+	return res, b, nil
+}
+
+// Given says which inputs of a request its caller set on purpose: the
+// provenance does not override those.
+type Given struct {
+	Version, Platforms, Compression, Vars bool
+}
+
+// FromProvenance takes the build's inputs from a verified provenance into
+// req, where given does not say the caller set them: version, platforms,
+// compression, vars, and always the epoch. It returns notes on what it
+// took, and on an output format other than this one.
+func FromProvenance(req *build.Request, p *attest.Provenance, given Given) ([]string, error) {
+	ext, in := p.BuildDefinition.ExternalParameters, p.BuildDefinition.InternalParameters
+	var notes []string
+	if in.FormatVersion != "" && in.FormatVersion != compress.FormatVersion {
+		notes = append(notes, formatNote(in.FormatVersion))
+	}
+	if !given.Version && ext.Version != "" {
+		req.Version = ext.Version
+	}
+	if !given.Platforms && len(ext.Platforms) > 0 {
+		req.Platforms = nil
+		for _, s := range ext.Platforms {
+			pl, err := spec.ParsePlatform(s)
+			if err != nil {
+				return nil, fault.Bad(fmt.Errorf("the provenance's platform %q: %w", s, err))
+			}
+			req.Platforms = append(req.Platforms, pl)
+		}
+	}
+	if !given.Compression && in.Compression.Algorithm != "" {
+		alg, err := compress.Parse(in.Compression.Algorithm)
+		if err != nil {
+			return nil, fault.Bad(fmt.Errorf("the provenance's compression: %w", err))
+		}
+		req.Compression = alg
+	}
+	if !given.Vars && len(ext.Vars) > 0 {
+		if req.Vars == nil {
+			req.Vars = map[string]string{}
+		}
+		for k, v := range ext.Vars {
+			req.Vars[k] = v
+		}
+	}
+	req.Epoch = &build.Epoch{Time: time.Unix(in.Epoch, 0).UTC(), Source: build.EpochGiven}
+	plats := make([]string, len(req.Platforms))
+	for i, p := range req.Platforms {
+		plats[i] = p.String()
+	}
+	alg := req.Compression
+	if alg == "" {
+		alg = compress.Gzip
+	}
+	notes = append(notes, fmt.Sprintf("from the verified provenance: version %q, platforms %v, compression %s, epoch %d, %d vars", req.Version, plats, alg, in.Epoch, len(ext.Vars)))
+	return notes, nil
+}
+
+func formatNote(v string) string {
+	return fmt.Sprintf("the published image was written with output format %s and this repro writes %s: layers may differ in compression only", v, compress.FormatVersion)
+}
+
+// FormatNotes says when the published image a was written with another
+// output format version, which repro records in each history entry.
+func FormatNotes(a *imageref.Artifact) []string {
+	img := a.Image
+	if a.Index != nil {
+		im, err := a.Index.IndexManifest()
+		if err != nil || len(im.Manifests) == 0 {
+			return nil
+		}
+		if img, err = a.Index.Image(im.Manifests[0].Digest); err != nil {
+			return nil
+		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil
+	}
+	for _, h := range cf.History {
+		if strings.HasPrefix(h.Comment, "repro-layer/") && h.Comment != compress.FormatVersion {
+			return []string{formatNote(h.Comment)}
+		}
+	}
+	return nil
+}
+
+// checkBlobs reads every manifest, config and layer of a and checks each
+// against its digest and size.
+func checkBlobs(a *imageref.Artifact) error {
+	if a.Index != nil {
+		return validate.Index(a.Index)
+	}
+	return validate.Image(a.Image)
+}
