@@ -24,4 +24,10 @@
 //     following aliases) plus AliasSlack; past that the decoder stops
 //     with "the aliases (*name) in this file expand to too much". A
 //     document without aliases never reaches the limit.
+//   - A quoted scalar of LongScalar bytes or more, written on one line (a
+//     big inline file), is cut out of the document before yaml.v3 reads
+//     it, and unquoted once into its node: yaml.v3 holds such a value four
+//     to five times over while scanning it. Where the document then reads
+//     otherwise than as written (the line was inside a block scalar, say),
+//     it is read whole by yaml.v3; FuzzLongScalar compares the two.
 package yamlpos

@@ -26,19 +26,34 @@ type ParseOptions struct {
 // Parse parses data as one YAML document and returns its root node. A
 // syntax error is located at the line where the problem is (yaml.v3 names
 // the line where the enclosing block starts, if any line at all).
+//
+// A scalar of LongScalar bytes or more, quoted on one line, is cut out
+// before yaml.v3 reads the document and unquoted once into its node: the
+// value is then held once, not several times over.
 func Parse(name string, data []byte, opts ParseOptions) (root *yaml.Node, e *Error) {
+	// (parse recovers from yaml.v3's panics: a file is bad input, never
+	// a crash.)
+	if cutData, cut := cutLongScalars(data); cut != nil {
+		// The long scalars are taken out; if the document then reads
+		// differently, or not at all, it is read whole, as written.
+		if root, e := parse(name, cutData, opts); e == nil && restoreLongScalars(root, data, cut) {
+			return root, nil
+		}
+	}
+	return parse(name, data, opts)
+}
+
+func parse(name string, data []byte, opts ParseOptions) (root *yaml.Node, e *Error) {
 	defer func() {
-		// yaml.v3 has panicked on malformed input before; a file is
-		// bad input, never a crash.
 		if r := recover(); r != nil {
-			root, e = nil, &Error{File: name, Pos: Pos{1, 1}, Msg: fmt.Sprintf("invalid YAML: %v", r)}
+			root, e = nil, &Error{File: name, Pos: Pos{Line: 1, Col: 1}, Msg: fmt.Sprintf("invalid YAML: %v", r)}
 		}
 	}()
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, &Error{File: name, Pos: Pos{1, 1}, Msg: opts.Empty}
+			return nil, &Error{File: name, Pos: Pos{Line: 1, Col: 1}, Msg: opts.Empty}
 		}
 		return nil, syntaxError(name, data, err)
 	}
