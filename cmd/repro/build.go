@@ -175,6 +175,7 @@ func (f *shapeFlags) request(ctx context.Context, g *globals, work string) (buil
 		return req, err
 	}
 	req.Cache, req.Remote, req.WorkDir, req.Log = c, remoteOptions(ctx), work, g.log
+	req.GoEnv = goEnviron(f.offline)
 	return req, nil
 }
 
@@ -190,6 +191,17 @@ func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*build
 	b, err := build.Run(ctx, req)
 	bar.done()
 	return b, err
+}
+
+// goEnviron is the environment go: entries compile in: the caller's,
+// less what would change the binary (build.GoEnviron); offline, the go
+// command fetches no modules and no toolchain either.
+func goEnviron(offline bool) []string {
+	env := build.GoEnviron(os.Environ())
+	if offline {
+		env = append(env, "GOPROXY=off")
+	}
+	return env
 }
 
 // sourceDateEpoch reads $SOURCE_DATE_EPOCH: nil when unset.

@@ -255,6 +255,8 @@ func flagWording(err error) (prefix, hint string) {
 	switch {
 	case errors.Is(err, build.ErrNotLocked):
 		return "--locked: ", ""
+	case errors.Is(err, build.ErrNoToolchain):
+		return "", "or pass --allow-unpinned to compile with the go on PATH as it is (the build is then not reproducible)"
 	case errors.Is(err, build.ErrUnpinned):
 		return "", "or pass --allow-unpinned to resolve the tag now (the build is then not reproducible)"
 	}

@@ -108,6 +108,14 @@ func (o *lockOpts) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	goEnv := goEnviron(o.offline)
+	ch, err := f.PinGo(s, old, o.update, func() (string, bool, error) { return build.LocalToolchain(ctx, s, goEnv) })
+	if err != nil {
+		return err
+	}
+	if ch != nil {
+		changes = append(changes, *ch)
+	}
 	raw, err := f.Bytes()
 	if err != nil {
 		return err

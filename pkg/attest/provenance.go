@@ -35,6 +35,9 @@ const (
 	DepGit      = "git"      // the build context's commit
 	DepLockFile = "lockfile" // the lock file, when there is one
 	DepPart     = "part:"    // prefix: a per-platform build an index was assembled from (part:linux/arm64), by its ref and digest
+	// DepGoToolchain is the Go toolchain that go: entries compiled with:
+	// its version (go1.26.8) is the annotation "version".
+	DepGoToolchain = "go-toolchain"
 )
 
 // Provenance is a SLSA v1 provenance predicate, as repro writes it.

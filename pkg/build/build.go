@@ -51,6 +51,11 @@ type Options struct {
 	// ScanBase also runs the secret guard over the base's layers, as a
 	// report only: what it finds is logged, never blocking.
 	ScanBase bool
+	// GoEnv is the go command's environment for go: entries (GoEnviron).
+	GoEnv []string
+	// GoToolchain is the pinned Go toolchain (go1.26.8); empty runs the
+	// go on PATH as it is.
+	GoToolchain string
 }
 
 // Base is a pinned base and the resolver that opens it.
@@ -309,7 +314,7 @@ func (b *builder) layer(ctx context.Context, i int, p spec.Platform, bi *base.Im
 	// A layer of packages is per platform: each has its own pins.
 	perPlatform := len(b.s.Layers[i].Packages) > 0
 	for _, c := range b.s.Layers[i].Contents {
-		if strings.Contains(c.Source, "{{") {
+		if strings.Contains(c.Source, "{{") || c.Go != "" {
 			perPlatform = true
 		}
 	}
@@ -464,6 +469,8 @@ func (b *builder) content(ctx context.Context, field string, c spec.Content, p s
 		text := *c.Content
 		return []layer.Entry{{Path: c.Path, Type: layer.Regular, Mode: mode(0o644), UID: a.UID, GID: a.GID, Xattrs: a.Xattrs,
 			Size: int64(len(text)), Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(text)), nil }}}, nil
+	case c.Go != "":
+		return b.goBinary(ctx, field, c, p, a)
 	case c.URL != "":
 		if b.opts.Cache == nil {
 			return nil, fault.Op(fmt.Errorf("%s: no cache to fetch %s into", field, c.URL))

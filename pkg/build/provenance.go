@@ -41,6 +41,7 @@ func (b *Built) ProvenanceInput(reproVersion string) (attest.BuildInput, error) 
 		Dependencies:  b.aptDependencies(),
 		ReproVersion:  reproVersion,
 	}
+	bi.Dependencies = append(bi.Dependencies, b.goDependencies()...)
 	for _, m := range b.Manifests {
 		bi.Platforms = append(bi.Platforms, m.Platform.String())
 		bi.Manifests[m.Platform.String()] = m.Digest.String()

@@ -84,6 +84,15 @@ type Request struct {
 	ScanBase bool `json:"scanBase,omitempty"`
 	// Insecure names registries spoken to over plain HTTP.
 	Insecure []string `json:"insecure,omitempty"`
+	// GoToolchain, when set, is the Go toolchain that go: entries compile
+	// with (go1.26.8), whatever the lock pins (a rebuild takes the one its
+	// provenance recorded).
+	GoToolchain string `json:"goToolchain,omitempty"`
+	// GoEnv is the environment the go command runs in for go: entries
+	// (GoEnviron of the caller's): PATH finds it, and the caches and
+	// module proxy come from it. The build sets the target and every
+	// setting that shapes the binary itself.
+	GoEnv []string `json:"-"`
 
 	// Cache holds pulled blobs and fetched files; it must be set.
 	Cache *cache.Cache `json:"-"`
@@ -121,6 +130,9 @@ type Built struct {
 	// Parts are the per-platform images an index was assembled from
 	// (Assemble), in the spec's platform order; nil for a build.
 	Parts []Part
+	// GoToolchain is the Go toolchain the go: entries compiled with; empty
+	// when there are none (or, unpinned, the go on PATH as it was).
+	GoToolchain string
 	// VCS is what git said about the context (empty when Request.Values
 	// were given, or outside git).
 	VCS vcs.Info
@@ -175,6 +187,8 @@ func Run(ctx context.Context, req Request) (*Built, error) {
 		Base:        b.Base,
 		Lock:        b.Lock,
 		ScanBase:    req.ScanBase,
+		GoEnv:       req.GoEnv,
+		GoToolchain: b.GoToolchain,
 	})
 	if err != nil {
 		return nil, err
@@ -234,6 +248,9 @@ func prepare(ctx context.Context, req Request, alg compress.Algorithm, log *slog
 		if missing := lock.Unpinned(s, b.Lock); len(missing) > 0 {
 			return nil, fault.Bad(&classError{fmt.Errorf("%s does not pin %s; run repro lock -f %s", b.LockPath, strings.Join(missing, ", "), req.File), ErrNotLocked})
 		}
+	}
+	if b.GoToolchain, err = goToolchain(s, b.Lock, req, log); err != nil {
+		return nil, err
 	}
 	if b.Base, err = pinBase(ctx, s, ref, b.Lock, req, log); err != nil {
 		return nil, err

@@ -40,6 +40,10 @@ type File struct {
 	URLs   map[string]URL  `json:"urls,omitempty"`
 	// Apt pins Debian packages, by platform (os/arch[/variant]).
 	Apt map[string]Apt `json:"apt,omitempty"`
+	// Go is the Go toolchain that go: entries compile with, as the go
+	// command names it ("go1.26.8"); builds run the go command with
+	// GOTOOLCHAIN set to it.
+	Go string `json:"go,omitempty"`
 }
 
 // Base pins one base reference, keyed by the reference as the spec writes it.
@@ -260,6 +264,9 @@ func Unpinned(s *spec.Spec, f *File) []string {
 				out = append(out, "url "+ct.URL)
 			}
 		}
+	}
+	if s.HasGo() && f.Go == "" {
+		out = append(out, "the Go toolchain")
 	}
 	for _, p := range s.Platforms {
 		for i, l := range s.Layers {

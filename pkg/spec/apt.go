@@ -286,3 +286,16 @@ func (v *validator) accountName(f, name string, seen map[string]string, what str
 	}
 	seen[name] = strings.TrimSuffix(f, ".name")
 }
+
+// HasGo reports whether some layer compiles a Go program (a go: entry),
+// which the lock must pin a toolchain for.
+func (s *Spec) HasGo() bool {
+	for _, l := range s.Layers {
+		for _, c := range l.Contents {
+			if c.Go != "" {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -43,14 +43,17 @@ type Layer struct {
 // Content is one entry of a layer.
 type Content struct {
 	Path         string   `yaml:"path" doc:"Destination in the image: an absolute path, cleaned." required:"true" example:"/etc/motd"`
-	Type         string   `yaml:"type" doc:"What the entry is: a regular file, an empty directory, a symbolic link, a hard link, or a whiteout that removes the path. Inferred as file when source, content or url is given; required otherwise." enum:"file,dir,symlink,hardlink,remove"`
+	Type         string   `yaml:"type" doc:"What the entry is: a regular file, an empty directory, a symbolic link, a hard link, or a whiteout that removes the path. Inferred as file when source, content, url or go is given; required otherwise." enum:"file,dir,symlink,hardlink,remove"`
 	Source       string   `yaml:"source" doc:"A file or directory of the build context, relative to the spec's directory; may not leave it. A directory is copied recursively, symlinks inside it kept as symlinks. Template ({{.Os}} {{.Arch}} {{.Variant}} and the rest)."`
 	Exclude      []string `yaml:"exclude" doc:"With a directory source: globs relative to it; ** matches any number of directories, a trailing / matches directories only."`
 	Content      *string  `yaml:"content" doc:"Inline file content, written as is (never templated)."`
+	Go           string   `yaml:"go" doc:"A main package of a Go module inside the build context, relative to the spec's directory (./cmd/server); may not leave it. Compiled once per platform with the toolchain the lock pins (GOOS and GOARCH of the platform, GOARM or GOAMD64 from its variant, CGO_ENABLED=0, -trimpath, -mod=readonly, -buildvcs=false, an empty build ID, no GOFLAGS), so that no host state reaches the binary. The module's go.mod and go.sum must be inside the context and complete." example:"./cmd/server"`
+	LDFlags      []string `yaml:"ldflags" doc:"With go: linker flags, one flag (and its value) per item, like -s or -X main.version={{.Version}}; joined with spaces into go build's -ldflags after -buildid= (quote a value that holds spaces, as go build wants). Templates ({{.Os}} {{.Arch}} {{.Variant}} and the rest)." example:"[-s, -w, \"-X main.version={{.Version}}\"]"`
+	BuildTags    []string `yaml:"tags" doc:"With go: build tags (-tags)." example:"[netgo]"`
 	URL          string   `yaml:"url" doc:"An http(s) URL to fetch the file from; cached by digest. Requires sha256." requires:"sha256"`
 	SHA256       string   `yaml:"sha256" doc:"With url: the SHA-256 the fetched file must have, as 64 lower-case hex digits; a mismatch is an operational failure (exit 3)."`
 	Target       string   `yaml:"target" doc:"For symlink: the link target, written as is. For hardlink: the absolute path of a regular file of the same layer."`
-	Mode         *Mode    `yaml:"mode" doc:"Permission bits as a quoted octal string, like \"0644\"; at most \"07777\" (setuid, setgid and sticky included). On a directory source, the mode of its regular files." default:"files: 0755 if the source's owner-exec bit is set, else 0644; dirs 0755; symlinks 0777"`
+	Mode         *Mode    `yaml:"mode" doc:"Permission bits as a quoted octal string, like \"0644\"; at most \"07777\" (setuid, setgid and sticky included). On a directory source, the mode of its regular files." default:"files: 0755 if the source's owner-exec bit is set, else 0644; go: 0755; dirs 0755; symlinks 0777"`
 	UID          *int     `yaml:"uid" doc:"Owner user id (on a directory source, of everything in it)." default:"0"`
 	GID          *int     `yaml:"gid" doc:"Owner group id (on a directory source, of everything in it)." default:"0"`
 	Capabilities []string `yaml:"capabilities" doc:"Linux file capabilities of a file, by name (cap_net_bind_service; the case and the cap_ prefix are optional), written as a security.capability xattr (v2, permitted and effective)."`

@@ -186,7 +186,7 @@ func (v *validator) content(c *Content, f string) {
 	for _, g := range []struct {
 		name string
 		set  bool
-	}{{"source", c.Source != ""}, {"content", c.Content != nil}, {"url", c.URL != ""}} {
+	}{{"source", c.Source != ""}, {"content", c.Content != nil}, {"url", c.URL != ""}, {"go", c.Go != ""}} {
 		if g.set {
 			given = append(given, g.name)
 		}
@@ -200,19 +200,19 @@ func (v *validator) content(c *Content, f string) {
 				second = g
 			}
 		}
-		v.errorf(f+"."+second, "an entry takes one of source, content and url, and this one has %s; keep one", strings.Join(given, " and "))
+		v.errorf(f+"."+second, "an entry takes one of source, content, url and go, and this one has %s; keep one", strings.Join(given, " and "))
 		return
 	}
 	switch c.Type {
 	case "":
 		if sources == 0 {
-			v.errorf(f, "nothing to write at %s; give source, content or url, or a type: dir, symlink, hardlink or remove", c.Path)
+			v.errorf(f, "nothing to write at %s; give source, content, url or go, or a type: dir, symlink, hardlink or remove", c.Path)
 			return
 		}
 		c.Type = TypeFile
 	case TypeFile:
 		if sources == 0 {
-			v.errorf(f+".type", "type file needs source, content or url; add one")
+			v.errorf(f+".type", "type file needs source, content, url or go; add one")
 			return
 		}
 	case TypeDir, TypeSymlink, TypeHardlink, TypeRemove:
@@ -234,6 +234,11 @@ func (v *validator) content(c *Content, f string) {
 	notWith("exclude", len(c.Exclude) > 0 && c.Source == "", "exclude is only for a directory source")
 	notWith("sha256", c.SHA256 != "" && c.URL == "", "sha256 is only for url")
 	notWith("capabilities", len(c.Capabilities) > 0 && !isFile, "capabilities are only for files")
+	notWith("ldflags", len(c.LDFlags) > 0 && c.Go == "", "ldflags are only for go")
+	notWith("tags", len(c.BuildTags) > 0 && c.Go == "", "tags are only for go")
+	if c.Go != "" {
+		v.goEntry(c, f)
+	}
 	if c.Type == TypeRemove {
 		notWith("mode", c.Mode != nil, "a remove entry has no mode")
 		notWith("uid", c.UID != nil, "a remove entry has no owner")
@@ -287,6 +292,47 @@ func (v *validator) content(c *Content, f string) {
 	for i, name := range c.Capabilities {
 		if _, ok := Capability(name); !ok {
 			v.errorf(fmt.Sprintf("%s.capabilities[%d]", f, i), "unknown capability %q; use a name from capabilities(7), like cap_net_bind_service", name)
+		}
+	}
+}
+
+var buildTagRE = regexp.MustCompile(`^[A-Za-z0-9_.]+$`)
+
+// goEntry checks a go: entry: a package directory of the context, build
+// tags, and linker flags that leave the build ID alone.
+func (v *validator) goEntry(c *Content, f string) {
+	pkg := c.Go
+	switch {
+	case strings.Contains(pkg, "{{"):
+		v.errorf(f+".go", "%q: go is not a template; name the package directory, like ./cmd/server", pkg)
+	case strings.HasPrefix(pkg, "/"):
+		v.errorf(f+".go", "%q is absolute; name the main package's directory relative to the spec's directory (the build context), like ./cmd/server", pkg)
+	case strings.ContainsRune(pkg, 0) || strings.Contains(pkg, "\\"):
+		v.errorf(f+".go", "%q is not a package directory; write it with / between names, like ./cmd/server", pkg)
+	case strings.HasSuffix(pkg, "...") || strings.ContainsAny(pkg, "@*?["):
+		v.errorf(f+".go", "%q names more than one package or a version; name one main package's directory of the context, like ./cmd/server", pkg)
+	default:
+		clean := path.Clean(pkg)
+		if clean == ".." || strings.HasPrefix(clean, "../") {
+			v.errorf(f+".go", "%q leaves the build context (the spec's directory); move the spec up to the module, or name a package inside it", pkg)
+		}
+	}
+	for i, tag := range c.BuildTags {
+		if !buildTagRE.MatchString(tag) {
+			v.errorf(fmt.Sprintf("%s.tags[%d]", f, i), "%q is not a build tag; use letters, digits, _ and ., like netgo", tag)
+		}
+	}
+	for i, fl := range c.LDFlags {
+		g := fmt.Sprintf("%s.ldflags[%d]", f, i)
+		switch {
+		case strings.TrimSpace(fl) == "":
+			v.errorf(g, "an empty linker flag; remove it")
+		case !strings.HasPrefix(fl, "-"):
+			v.errorf(g, "%q is not a linker flag; flags start with -, like \"-X main.version={{.Version}}\" (one flag and its value per item)", fl)
+		case strings.HasPrefix(strings.TrimLeft(fl, "-"), "buildid"):
+			v.errorf(g, "%q: the build ID is always empty, so that builds are reproducible; remove it", fl)
+		case strings.HasPrefix(strings.TrimLeft(fl, "-"), "linkmode") || strings.HasPrefix(strings.TrimLeft(fl, "-"), "extld"):
+			v.errorf(g, "%q: go entries link internally with cgo off (no host linker, no host libraries); remove it", fl)
 		}
 	}
 }
@@ -386,6 +432,22 @@ func (v *validator) templates() {
 				if _, err := s.Expand(field, c.Source, sample.ForPlatform(p)); err != nil {
 					v.d.Errs = append(v.d.Errs, unwrapSpecError(err))
 					break
+				}
+			}
+		}
+	}
+	for i, l := range s.Layers {
+		for j, c := range l.Contents {
+			for k, fl := range c.LDFlags {
+				if !strings.Contains(fl, "{{") {
+					continue
+				}
+				field := fmt.Sprintf("layers[%d].contents[%d].ldflags[%d]", i, j, k)
+				for _, p := range s.Platforms {
+					if _, err := s.Expand(field, fl, sample.ForPlatform(p)); err != nil {
+						v.d.Errs = append(v.d.Errs, unwrapSpecError(err))
+						break
+					}
 				}
 			}
 		}

@@ -99,7 +99,7 @@ type Given struct {
 
 // FromProvenance takes the build's inputs from a verified provenance into
 // req, where given does not say the caller set them: version, platforms,
-// compression, vars, and always the epoch. It returns notes on what it
+// compression, vars, and always the epoch and the Go toolchain. It returns notes on what it
 // took, and on an output format other than this one.
 func FromProvenance(req *build.Request, p *attest.Provenance, given Given) ([]string, error) {
 	ext, in := p.BuildDefinition.ExternalParameters, p.BuildDefinition.InternalParameters
@@ -134,6 +134,10 @@ func FromProvenance(req *build.Request, p *attest.Provenance, given Given) ([]st
 		for k, v := range ext.Vars {
 			req.Vars[k] = v
 		}
+	}
+	if d, ok := p.Dependency(attest.DepGoToolchain); ok && build.ValidToolchain(d.Annotations["version"]) {
+		req.GoToolchain = d.Annotations["version"]
+		notes = append(notes, "from the verified provenance: Go toolchain "+req.GoToolchain)
 	}
 	req.Epoch = &build.Epoch{Time: time.Unix(in.Epoch, 0).UTC(), Source: build.EpochGiven}
 	plats := make([]string, len(req.Platforms))

@@ -1,0 +1,193 @@
+package build
+
+import (
+	"context"
+	"debug/buildinfo"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/lock"
+	"github.com/reprobuild/repro/pkg/spec"
+)
+
+// TestGoEnviron: what shapes the binary is dropped, where the caches and
+// proxies are is kept.
+func TestGoEnviron(t *testing.T) {
+	in := []string{"PATH=/bin", "HOME=/h", "GOFLAGS=-race", "GOOS=darwin", "GOARCH=386", "GOARM=5", "GOAMD64=v3",
+		"CGO_ENABLED=1", "CGO_CFLAGS=-O3", "GOEXPERIMENT=loopvar", "GOTOOLCHAIN=go1.20", "GOROOT=/x", "GOENV=/e", "GOWORK=/w",
+		"GOCACHE=/c", "GOMODCACHE=/m", "GOPROXY=https://p", "GONOSUMDB=x", "https_proxy=http://q", "SSL_CERT_FILE=/ca", "TERM=xterm"}
+	want := []string{"PATH=/bin", "HOME=/h", "GOCACHE=/c", "GOMODCACHE=/m", "GOPROXY=https://p", "GONOSUMDB=x", "https_proxy=http://q", "SSL_CERT_FILE=/ca"}
+	if d := cmp.Diff(want, GoEnviron(in)); d != "" {
+		t.Errorf("GoEnviron (-want +got):\n%s", d)
+	}
+}
+
+func TestGoPlatformEnv(t *testing.T) {
+	for in, want := range map[string]string{
+		"linux/amd64":    "GOOS=linux GOARCH=amd64",
+		"linux/amd64/v3": "GOOS=linux GOARCH=amd64 GOAMD64=v3",
+		"linux/arm/v6":   "GOOS=linux GOARCH=arm GOARM=6",
+		"linux/arm/v7":   "GOOS=linux GOARCH=arm GOARM=7",
+		"linux/arm64":    "GOOS=linux GOARCH=arm64",
+		"linux/arm64/v8": "GOOS=linux GOARCH=arm64",
+	} {
+		p, err := spec.ParsePlatform(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(goPlatformEnv(p), " "); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}
+
+// goModule is a module with a main package at cmd/server (main.go the
+// given source) and a library package lib.
+func goModule(main string) map[string]string {
+	return map[string]string{
+		"go.mod":             "module example.com/srv\n\ngo 1.22\n",
+		"cmd/server/main.go": main,
+		"lib/lib.go":         "package lib\n",
+	}
+}
+
+const goSpec = "version: 1\nname: srv\nlayers:\n  - name: app\n    contents:\n      - path: /app/server\n        go: %s\n        ldflags: [\"-X main.version={{.Version}}\"]\n"
+
+func goTestEnv(t *testing.T) []string {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Fatalf("go entries need the go command on PATH: %v", err)
+	}
+	return GoEnviron(os.Environ())
+}
+
+func runGoBuild(t *testing.T, yaml string, files map[string]string, tc string) (*Result, Options, error) {
+	t.Helper()
+	s := setup(t, yaml, files)
+	o := opts(t, s)
+	o.GoEnv, o.GoToolchain = goTestEnv(t), tc
+	res, err := Build(context.Background(), s, o)
+	return res, o, err
+}
+
+// TestGoEntry compiles a main package: the binary is in the layer with
+// mode 0755, its build info says -trimpath, CGO_ENABLED=0, the pinned
+// toolchain, the ldflags (expanded) and no VCS stamp; twice gives the same
+// digest.
+func TestGoEntry(t *testing.T) {
+	src := "package main\n\nvar version = \"dev\"\n\nfunc main() { println(version) }\n"
+	yaml := strings.Replace(goSpec, "%s", "./cmd/server", 1)
+	res, o, err := runGoBuild(t, yaml, goModule(src), runtime.Version())
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(o.WorkDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bin string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "go-") {
+			bin = filepath.Join(o.WorkDir, e.Name(), "prog")
+		}
+	}
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	for k, v := range map[string]string{"-trimpath": "true", "CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": "amd64"} {
+		if settings[k] != v {
+			t.Errorf("build info %s = %q, want %q (all: %v)", k, settings[k], v, settings)
+		}
+	}
+	if _, ok := settings["vcs.revision"]; ok {
+		t.Errorf("build info has a VCS stamp: %v", settings)
+	}
+	// -trimpath keeps -ldflags out of the build info: run the program.
+	if runtime.GOOS == "linux" && runtime.GOARCH == "amd64" {
+		out, err := exec.Command(bin).CombinedOutput()
+		if err != nil || string(out) != "1.2.3\n" {
+			t.Errorf("the program says %q, %v; want the version from -X main.version={{.Version}}", out, err)
+		}
+	}
+	if info.GoVersion != runtime.Version() || info.Main.Path != "example.com/srv" {
+		t.Errorf("build info: go %s, main %s", info.GoVersion, info.Main.Path)
+	}
+	res2, _, err := runGoBuild(t, yaml, goModule(src), runtime.Version())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Digest != res2.Digest {
+		t.Errorf("two builds in two directories: %s and %s", res.Digest, res2.Digest)
+	}
+}
+
+// TestGoEntryBadInput: a compile error, a missing package, a library
+// package, a package outside any module of the context, and a go.mod
+// that wants a newer Go than the pin are bad input at the entry's go:
+// line, with the go command's message.
+func TestGoEntryBadInput(t *testing.T) {
+	good := "package main\n\nfunc main() {}\n"
+	for _, c := range []struct {
+		name, pkg string
+		files     map[string]string
+		want      string
+	}{
+		{"compile error", "./cmd/server", goModule("package main\n\nfunc main() { undefined() }\n"), "undefined: undefined"},
+		{"missing package", "./cmd/nothere", goModule(good), "does not exist in the build context"},
+		{"library", "./lib", goModule(good), "is not a main package"},
+		{"no module", "./cmd/server", map[string]string{"cmd/server/main.go": good}, "no go.mod"},
+		{"missing go.sum", "./cmd/server", map[string]string{
+			"go.mod":             "module example.com/srv\n\ngo 1.22\n\nrequire golang.org/x/text v0.3.0\n",
+			"cmd/server/main.go": "package main\n\nimport _ \"golang.org/x/text/language\"\n\nfunc main() {}\n"}, "missing go.sum entry"},
+		{"newer go", "./cmd/server", map[string]string{"go.mod": "module example.com/srv\n\ngo 1.99\n", "cmd/server/main.go": good}, "go.mod requires go >= 1.99"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := runGoBuild(t, strings.Replace(goSpec, "%s", c.pkg, 1), c.files, runtime.Version())
+			if fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "repro.yaml:7:13: layers[0].contents[0].go: ") {
+				t.Errorf("got %v (%v), want bad input at 7:13 saying %q", err, fault.KindOf(err), c.want)
+			}
+		})
+	}
+}
+
+// TestGoToolchainPin: the request's toolchain, else the lock's; none is
+// refused as ErrNoToolchain and ErrUnpinned unless AllowUnpinned.
+func TestGoToolchainPin(t *testing.T) {
+	s := setup(t, strings.Replace(goSpec, "%s", "./cmd/server", 1), nil)
+	lf := &lock.File{Go: "go1.26.1"}
+	for _, c := range []struct {
+		req  Request
+		lf   *lock.File
+		want string
+	}{
+		{Request{}, lf, "go1.26.1"},
+		{Request{GoToolchain: "go1.25.3"}, lf, "go1.25.3"},
+		{Request{AllowUnpinned: true}, nil, ""},
+	} {
+		got, err := goToolchain(s, c.lf, c.req, slog.New(slog.DiscardHandler))
+		if err != nil || got != c.want {
+			t.Errorf("%+v: %q, %v; want %q", c.req, got, err, c.want)
+		}
+	}
+	_, err := goToolchain(s, nil, Request{File: s.File}, nil)
+	if !errors.Is(err, ErrNoToolchain) || !errors.Is(err, ErrUnpinned) || fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "run repro lock") {
+		t.Errorf("no pin: %v", err)
+	}
+	if _, err := goToolchain(s, &lock.File{Go: "1.26"}, Request{File: s.File}, nil); fault.KindOf(err) != fault.BadInput {
+		t.Errorf("a bad pin: %v", err)
+	}
+}
