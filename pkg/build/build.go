@@ -229,6 +229,21 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 			Comment:   compress.FormatVersion,
 		})
 	}
+	if b.s.Systemd != nil {
+		var below []v1.Layer
+		if bi != nil {
+			below = slices.Clone(bi.Layers)
+		}
+		for _, l := range layers {
+			below = append(below, l)
+		}
+		l, err := b.systemdLayer(ctx, p, below)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, l)
+		history = append(history, ocispec.History{Created: &created, CreatedBy: "repro: systemd", Comment: compress.FormatVersion})
+	}
 	cfg, err := b.config(p, bi, layers, history)
 	if err != nil {
 		return nil, err

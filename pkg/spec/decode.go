@@ -52,6 +52,7 @@ var schema = &yamlpos.Schema{
 		{Type: reflect.TypeOf(Apt{}), Where: "apt"},
 		{Type: reflect.TypeOf(AptSource{}), Where: "an entry of apt.sources"},
 		{Type: reflect.TypeOf(Accounts{}), Where: "accounts"},
+		{Type: reflect.TypeOf(Systemd{}), Where: "systemd"},
 		{Type: reflect.TypeOf(Group{}), Where: "an entry of accounts.groups"},
 		{Type: reflect.TypeOf(User{}), Where: "an entry of accounts.users"},
 	},

@@ -81,6 +81,7 @@ var structDoc = []struct {
 	{reflect.TypeOf(Accounts{}), "accounts", "accounts", "accounts", "Users and groups. repro writes `/etc/passwd`, `/etc/group` and `/etc/shadow` (and `/etc/gshadow` when the base has one) as one final layer: the base's entries, with these added or replacing the base's entry of the same name, sorted by id; `root` is always there. Passwords are locked (`*`). A layer may not write these files too."},
 	{reflect.TypeOf(Group{}), "group", "accounts.groups[]", "accountsgroups", "One group."},
 	{reflect.TypeOf(User{}), "user", "accounts.users[]", "accountsusers", "One user. Its home directory is not created; add it to a layer when the user needs one."},
+	{reflect.TypeOf(Systemd{}), "systemd", "systemd", "systemd", "systemd units enabled without running systemctl. repro finds each unit in the image's unit search path (as Debian 12's systemd orders it: `/etc/systemd/system`, `/usr/local/lib/systemd/system`, `/lib/systemd/system`, `/usr/lib/systemd/system`), reads its `[Install]` section and writes the links `systemctl enable` makes, pointing at the unit file's absolute path, as one final layer after `accounts`. A unit that is missing, masked or has no `[Install]` section is bad input."},
 }
 
 func structInfo(t reflect.Type) (def, title, anchor string, ok bool) {

@@ -23,6 +23,7 @@ type Spec struct {
 	Secrets     *Secrets          `yaml:"secrets" doc:"The secret guard: it refuses private keys, tokens and credentials in what the build adds, unless an allow entry lets them pass."`
 	Apt         *Apt              `yaml:"apt" doc:"Where the Debian packages of layers with packages come from, and the keys that must sign them. Required when a layer has packages."`
 	Accounts    *Accounts         `yaml:"accounts" doc:"Users and groups: /etc/passwd, /etc/group and /etc/shadow merged over the base's, written as one final layer."`
+	Systemd     *Systemd          `yaml:"systemd" doc:"systemd units to enable: the [Install] links that systemctl enable makes, written as one final layer."`
 
 	// File is the spec's path as given to Load; messages use it.
 	File string `yaml:"-"`
@@ -118,6 +119,11 @@ type AptSource struct {
 	URL        string   `yaml:"url" doc:"The repository's http(s) URL: the directory holding dists/ and pool/." required:"true" example:"http://deb.debian.org/debian"`
 	Suites     []string `yaml:"suites" doc:"Suites (dists/<suite>/InRelease) to read, like bookworm and bookworm-updates." required:"true" example:"[bookworm]"`
 	Components []string `yaml:"components" doc:"Components of each suite to read." default:"[main]"`
+}
+
+// Systemd says which systemd units the image enables.
+type Systemd struct {
+	Enable []string `yaml:"enable" doc:"Units to enable, by name (nginx.service, getty@tty1.service, a template with DefaultInstance=): repro reads each unit file from the image (the base and every layer) and writes the symlinks of its [Install] section (WantedBy=, RequiredBy=, UpheldBy=, Alias=, Also=) under /etc/systemd/system, as systemctl enable makes them." required:"true" example:"[nginx.service]"`
 }
 
 // Accounts are the users and groups the image gets.

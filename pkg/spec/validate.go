@@ -87,6 +87,7 @@ func (v *validator) validate() {
 	v.config()
 	v.apt()
 	v.accounts()
+	v.systemd()
 	if s.Secrets != nil {
 		for i, a := range s.Secrets.Allow {
 			f := fmt.Sprintf("secrets.allow[%d]", i)
@@ -473,4 +474,29 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// unitNameRE matches the unit names systemd.enable takes: NAME.TYPE, with
+// an optional @INSTANCE (empty for a template).
+var unitNameRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|mount|automount|swap|target|path|timer|slice)$`)
+
+func (v *validator) systemd() {
+	sd := v.s.Systemd
+	if sd == nil {
+		return
+	}
+	if len(sd.Enable) == 0 {
+		v.keyErrorf("systemd", "nothing to enable; list units, like enable: [nginx.service], or remove systemd:")
+	}
+	seen := map[string]bool{}
+	for i, u := range sd.Enable {
+		f := fmt.Sprintf("systemd.enable[%d]", i)
+		switch {
+		case !unitNameRE.MatchString(u):
+			v.errorf(f, "%q is not a unit name; write it as systemctl takes it, with its type: nginx.service, ssh.socket, getty@tty1.service", u)
+		case seen[u]:
+			v.errorf(f, "%s is listed twice; list it once", u)
+		}
+		seen[u] = true
+	}
 }
