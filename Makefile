@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --abbrev=12 2>/dev/null || echo 
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-buildid= -X main.version=$(VERSION)"
 EXAMPLE_GOARCHES := amd64 arm64
 
-.PHONY: help build example examples test lint generate check-generate check-ci-examples bench fuzz
+.PHONY: help build example examples test lint generate check-generate check-ci-examples boot-test bench fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -33,11 +33,23 @@ lint: ## gofmt, go vet and staticcheck
 	elif [ "$$CI" = true ]; then echo "staticcheck missing (.ci/run installs it)"; exit 1; \
 	else echo "staticcheck not installed: skipped (CI runs it)"; fi
 
-generate: ## regenerate specs/repro.schema.json and the field reference in specs/README.md
-	$(GO) run ./pkg/spec/internal/genschema -dir specs
+# The initramfs's /init that repro disk --boot embeds: its bytes are part of
+# the disk layout (repro-boot/1), so it is built once, reproducibly, with the
+# Go toolchain CI pins (go1.26.8), and checked in.
+INIT_BIN := pkg/disk/initramfs/init-amd64
+BUILD_INIT = CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS= $(GO) build -trimpath -buildvcs=false -ldflags="-s -w -buildid=" -o
 
-check-generate: ## fail when the generated files in specs/ are stale
+generate: ## regenerate specs/repro.schema.json, the field reference in specs/README.md and the initramfs /init
+	$(GO) run ./pkg/spec/internal/genschema -dir specs
+	$(BUILD_INIT) $(INIT_BIN) ./pkg/disk/internal/initprog
+
+check-generate: ## fail when the generated files (specs/, the initramfs /init) are stale
 	$(GO) run ./pkg/spec/internal/genschema -dir specs -check
+	@tmp=$$(mktemp) && $(BUILD_INIT) $$tmp ./pkg/disk/internal/initprog && \
+	  if cmp -s $$tmp $(INIT_BIN); then rm -f $$tmp; else rm -f $$tmp; echo "$(INIT_BIN) is stale (or this Go is not the one it was built with): make generate"; exit 1; fi
+
+boot-test: build ## the boots CI leaves out: packer build of a --boot template, a gce disk on virtio-scsi (a few minutes under TCG)
+	REPRO_BOOT_MORE=1 $(GO) test -count=1 -run 'TestE2EDiskBootMore' -v -timeout 30m ./cmd/repro/e2e
 
 check-ci-examples: build ## check specs/ci with actionlint, GitLab's schema and k8s.io/api (a module of its own, .ci/cicheck)
 	cd .ci/cicheck && $(GO) vet ./... && $(GO) test -count=1 ./... && $(GO) run . -repo ../.. -repro ../../bin/repro
@@ -53,7 +65,7 @@ FUZZ_N ?= 1
 fuzz: ## run the fuzz targets briefly (FUZZ_N scales the execution counts)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $$((20000 * $(FUZZ_N)))x ./pkg/spec
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $$((10000 * $(FUZZ_N)))x ./pkg/imagetest
-	$(GO) test -run '^$$' -fuzz '^FuzzLongScalar$$' -fuzztime $$((200 * $(FUZZ_N)))x ./internal/yamlpos
+	$(GO) test -run '^$$' -fuzz '^FuzzLongScalar$$' -fuzztime $$((500 * $(FUZZ_N)))x ./internal/yamlpos
 	$(GO) test -run '^$$' -fuzz '^FuzzCleanPath$$' -fuzztime $$((200000 * $(FUZZ_N)))x ./pkg/spec
 	$(GO) test -run '^$$' -fuzz '^FuzzMatchGlob$$' -fuzztime $$((200000 * $(FUZZ_N)))x ./pkg/layer
 	$(GO) test -run '^$$' -fuzz '^FuzzPlanContained$$' -fuzztime $$((5000 * $(FUZZ_N)))x ./pkg/disk

@@ -18,7 +18,7 @@ import (
 
 var diskCmd = &command{
 	name:  "disk",
-	usage: "disk REF -o FILE [--format raw|qcow2|vmdk] [--size 2G] [--fs ext4|erofs|squashfs] [--packer DIR] [--platform P]",
+	usage: "disk REF -o FILE [--format raw|qcow2|vmdk|vhd|gce] [--size 2G] [--fs ext4|erofs|squashfs] [--boot [--cmdline ARGS]] [--packer DIR] [--platform P]",
 	short: "make a reproducible VM disk of an image's root filesystem",
 	long: `
 Disk makes a VM disk of REF's root filesystem (whiteouts and opaque
@@ -39,8 +39,27 @@ are skipped with a warning and listed in the record; nothing is ever
 written outside repro's private work directory under $TMPDIR. The output
 and its record appear together or not at all.
 
---format defaults to the output's extension (.qcow2, .vmdk; else raw).
-A vmdk names its own file inside, so its bytes depend on FILE's base name.
+--format defaults to the output's extension (.qcow2, .vmdk, .vhd, .tar.gz
+for gce; else raw). A vmdk names its own file inside, so its bytes depend
+on FILE's base name. vhd is a fixed VHD, as Azure takes it (its footer's
+time is the image's epoch and its unique id comes from the digest); gce is
+disk.raw in a GNU-format tar.gz, as Google Compute Engine imports it.
+
+--boot makes the disk UEFI-bootable (amd64): partition 1 is a 64 MiB EFI
+system partition (FAT32, written by repro: serial from the digest, every
+time the image's epoch) holding the image's systemd-boot (from the Debian
+package systemd-boot-efi) at \EFI\BOOT\BOOTX64.EFI, a loader entry, the
+image's kernel (/boot/vmlinuz-*) and an initramfs that repro makes: its
+/init is a small static program of repro's (its sha256 is in the record),
+with the modules a root disk needs on the common hypervisors (virtio,
+virtio-scsi and sd_mod, Hyper-V storage, Xen block; nvme and ext4 are built
+into Debian's cloud kernel). Partition 2 is the root, found by PARTUUID.
+The root filesystem also gets /etc/fstab (root and /boot/efi), an empty
+/etc/machine-id (each machine makes its own on first boot) and the module
+indexes depmod would have written (modules.dep, modules.alias and their
+.bin forms). The command line is root=PARTUUID=… rootfstype=… rw
+console=tty0 console=ttyS0,115200, then --cmdline. An image without a
+kernel or without systemd-boot is bad input (exit 2).
 --fs erofs needs root for owners other than 0:0 (mkfs.erofs 1.5 reads
 owners from files) and gives every file the image's epoch as mtime;
 squashfs carries every owner and mode through a pseudo file.
@@ -51,17 +70,27 @@ qemu-img (qemu-utils) for qcow2 and vmdk, mkfs.erofs and fsck.erofs
 names its Debian package.
 
 --packer DIR writes a Packer HCL2 template that boots the disk
-(disk_image, iso_checksum pinned to the disk's sha256), a variables
-file, and an optional plugins.pkr.hcl for Packer 1.7 and later.
+(disk_image, iso_checksum pinned to the disk's sha256) and a variables
+file; packer validate DIR and packer build DIR work as they are with
+Debian's packer 1.6.6 and with Packer 1.9 (plugins.pkr.hcl.example is the
+required_plugins block for Packer 1.10 and later, to copy in). With --boot,
+the build boots the disk with OVMF and repro-boot-check.sh checks the
+serial console (and an HTTP port, if asked) from the host, then stops the
+VM; DIR/cloud/aws and DIR/cloud/gce are templates that also import the
+disk (amazon-import, googlecompute-import).
 
 Examples:
   repro disk oci:out/app:v1 -o app.qcow2 --size 1G
   repro disk oci:out/app:v1 -o app.raw --platform linux/arm64
-  repro disk oci:out/app:v1 -o app.qcow2 --packer packer/`,
+  repro disk oci:out/app:v1 -o app.qcow2 --packer packer/
+  repro disk oci:out/vm:v1 -o vm.qcow2 --boot --size 2G
+  repro disk oci:out/vm:v1 -o vm.vhd --boot --cmdline "quiet"`,
 	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
 		o := &diskOpts{g: g}
 		fs.StringVarP(&o.out, "output", "o", "", "write the disk to `FILE` (and its record to FILE.json)")
-		fs.StringVar(&o.format, "format", "", "disk format: raw, qcow2 or vmdk (default: from FILE's extension, else raw)")
+		fs.StringVar(&o.format, "format", "", "disk format: raw, qcow2, vmdk, vhd or gce (default: from FILE's extension, else raw)")
+		fs.BoolVar(&o.boot, "boot", false, "make the disk UEFI-bootable: ESP, systemd-boot, the image's kernel, an initramfs (amd64)")
+		fs.StringVar(&o.cmdline, "cmdline", "", "with --boot: `ARGS` added to the kernel command line")
 		fs.StringVar(&o.size, "size", "2G", "disk `SIZE`, in whole MiB (2G, 512M, 1024MiB)")
 		fs.StringVar(&o.fs, "fs", "ext4", "root filesystem: ext4, erofs or squashfs")
 		fs.StringVar(&o.packer, "packer", "", "also write a Packer template for the disk into `DIR`")
@@ -80,6 +109,8 @@ type diskOpts struct {
 	packer   string
 	platform string
 	insecure []string
+	boot     bool
+	cmdline  string
 }
 
 func (o *diskOpts) run(ctx context.Context, args []string) error {
@@ -101,6 +132,8 @@ func (o *diskOpts) run(ctx context.Context, args []string) error {
 		Path:    os.Getenv("PATH"),
 		Root:    os.Geteuid() == 0,
 		Log:     o.g.log,
+		Boot:    o.boot,
+		Cmdline: o.cmdline,
 	}
 	if o.format == "" {
 		opts.Format = disk.FormatFor(o.out)
@@ -113,6 +146,9 @@ func (o *diskOpts) run(ctx context.Context, args []string) error {
 		// never be a directory fails now, not after the work.
 		if fi, err := os.Stat(o.packer); err == nil && !fi.IsDir() {
 			return fault.Bad(fmt.Errorf("--packer %s is a file; it names the directory the template goes into", o.packer))
+		}
+		if !disk.PackerFormatOK(opts.Format) {
+			return fault.Bad(fmt.Errorf("--packer with --format %s: Packer's qemu builder cannot boot a tar.gz; make a raw or qcow2 disk for Packer (its googlecompute-import template tars the disk itself)", opts.Format))
 		}
 	}
 	// Host tools first: a missing one should not cost a pull.
@@ -145,7 +181,7 @@ func (o *diskOpts) run(ctx context.Context, args []string) error {
 	o.g.log.Info("wrote disk", "file", o.out, "format", rec.Disk.Format, "fs", rec.Filesystem.Type,
 		"size", rec.Disk.VirtualSize, "files", rec.Filesystem.Files, "skipped", len(rec.Skipped), "record", o.out+".json")
 	if o.packer != "" {
-		o.g.log.Info("wrote Packer template", "dir", o.packer, "files", strings.Join(disk.PackerFiles, " "))
+		o.g.log.Info("wrote Packer template", "dir", o.packer, "files", strings.Join(disk.PackerFiles(o.boot), " "))
 	}
 	fmt.Fprintf(o.g.stdout, "sha256:%s\n", rec.Disk.SHA256)
 	return nil

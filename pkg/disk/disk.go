@@ -36,6 +36,12 @@ const (
 	Raw   Format = "raw"
 	QCOW2 Format = "qcow2"
 	VMDK  Format = "vmdk"
+	// VHD is a fixed VHD: the raw disk and a 512-byte footer, as Azure
+	// takes it.
+	VHD Format = "vhd"
+	// GCE is the raw disk as disk.raw in a gzip-compressed GNU tar, as
+	// Google Compute Engine imports it.
+	GCE Format = "gce"
 )
 
 // FSType is the root partition's filesystem.
@@ -49,7 +55,7 @@ const (
 
 // Formats and FSTypes list the accepted values, for flag help.
 var (
-	Formats = []Format{Raw, QCOW2, VMDK}
+	Formats = []Format{Raw, QCOW2, VMDK, VHD, GCE}
 	FSTypes = []FSType{Ext4, EROFS, SquashFS}
 )
 
@@ -72,6 +78,11 @@ type Options struct {
 	Root bool
 	// Log receives warnings (skipped files) and progress; nil discards.
 	Log *slog.Logger
+	// Boot makes the disk UEFI-bootable (see BootLayout): an EFI system
+	// partition with the image's systemd-boot, kernel and an initramfs.
+	Boot bool
+	// Cmdline is added to the default kernel command line (Boot only).
+	Cmdline string
 }
 
 // Record is the JSON record written beside the disk (FILE.json). Every
@@ -105,6 +116,8 @@ type Record struct {
 	} `json:"filesystem"`
 	Tools   []Tool    `json:"tools"`
 	Skipped []Skipped `json:"skipped,omitempty"`
+	// Boot says how the disk boots, when it does.
+	Boot *Boot `json:"boot,omitempty"`
 }
 
 // ParseSize reads a size like 2G, 256M, 512MiB or 1073741824 (bytes).
@@ -145,14 +158,19 @@ func ParseSize(s string) (int64, error) {
 	return size, nil
 }
 
-// FormatFor guesses the format from an output file's name: .qcow2 and
-// .vmdk name theirs; anything else is raw.
+// FormatFor guesses the format from an output file's name: .qcow2,
+// .vmdk and .vhd name theirs, .tar.gz is gce; anything else is raw.
 func FormatFor(file string) Format {
+	if strings.HasSuffix(strings.ToLower(file), ".tar.gz") {
+		return GCE
+	}
 	switch strings.ToLower(filepath.Ext(file)) {
 	case ".qcow2":
 		return QCOW2
 	case ".vmdk":
 		return VMDK
+	case ".vhd":
+		return VHD
 	}
 	return Raw
 }
@@ -160,9 +178,9 @@ func FormatFor(file string) Format {
 // Validate checks the options that need no host.
 func (o *Options) Validate() error {
 	switch o.Format {
-	case Raw, QCOW2, VMDK:
+	case Raw, QCOW2, VMDK, VHD, GCE:
 	default:
-		return fault.Bad(fmt.Errorf("--format %q: use raw, qcow2 or vmdk", o.Format))
+		return fault.Bad(fmt.Errorf("--format %q: use raw, qcow2, vmdk, vhd or gce", o.Format))
 	}
 	switch o.FS {
 	case Ext4, EROFS, SquashFS:
@@ -171,6 +189,12 @@ func (o *Options) Validate() error {
 	}
 	if o.Size < MinSize || o.Size%alignment != 0 {
 		return fault.Bad(fmt.Errorf("the disk size must be a whole number of MiB, at least %s", human(MinSize)))
+	}
+	if o.Boot && o.Size < MinSize+espSize {
+		return fault.Bad(fmt.Errorf("--boot needs a disk of at least %s (a %s EFI system partition and the root); raise --size", human(MinSize+espSize), human(espSize)))
+	}
+	if !o.Boot && o.Cmdline != "" {
+		return fault.Bad(fmt.Errorf("--cmdline is for --boot disks; add --boot"))
 	}
 	return nil
 }
@@ -271,6 +295,15 @@ func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Opti
 		b.log.Warn("not on the disk", "path", s.Path, "reason", s.Reason)
 	}
 	part := layoutFor(opts.Size)
+	var esp *partition
+	var bf *bootFiles
+	if opts.Boot {
+		if bf, err = b.plan.findBoot(cf.Architecture); err != nil {
+			return nil, err
+		}
+		esp = &partition{start: alignment, size: espSize}
+		part = partition{start: alignment + espSize, size: opts.Size - 2*alignment - espSize}
+	}
 	if err := b.plan.checkFits(part.size, opts.Size); err != nil {
 		return nil, err
 	}
@@ -293,6 +326,12 @@ func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Opti
 	b.log.Debug("flattening", "files", len(b.plan.nodes), "bytes", b.plan.dataBytes)
 	if err := b.plan.write(ctx, b.tree, img, fsys); err != nil {
 		return nil, classify(err)
+	}
+	var boot *bootSetup
+	if opts.Boot {
+		if boot, err = b.makeBoot(bf, opts.Cmdline, *esp, part); err != nil {
+			return nil, classify(err)
+		}
 	}
 
 	fsImage := filepath.Join(b.work, "fs.img")
@@ -321,17 +360,21 @@ func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Opti
 	// Named as the output: a vmdk names its own file inside.
 	staged := filepath.Join(stage, filepath.Base(out))
 	raw := staged
-	if opts.Format != Raw {
+	if opts.Format != Raw && opts.Format != VHD {
 		raw = filepath.Join(b.work, "disk.raw")
 	}
 	typ, isRoot := rootType(cf.Architecture)
 	if !isRoot {
 		b.log.Warn("no Linux root partition type for this architecture; the partition is typed as Linux filesystem data", "arch", cf.Architecture)
 	}
-	if err := b.assemble(ctx, raw, fsImage, part, typ); err != nil {
+	if err := b.assemble(ctx, raw, fsImage, part, typ, boot); err != nil {
 		return nil, classify(err)
 	}
 	switch opts.Format {
+	case VHD:
+		err = appendVHDFooter(staged, opts.Size, b.epoch, digest.String())
+	case GCE:
+		err = writeGCE(staged, raw, b.epoch)
 	case QCOW2:
 		err = b.convert(ctx, raw, staged, "qcow2", "compat=1.1,cluster_size=65536,refcount_bits=16,lazy_refcounts=off,preallocation=off,extended_l2=off,compression_type=zlib")
 	case VMDK:
@@ -370,6 +413,9 @@ func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Opti
 		rec.Tools = append(rec.Tools, *b.tools[n])
 	}
 	rec.Skipped = b.plan.skipped
+	if boot != nil {
+		rec.Boot = boot.rec
+	}
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return nil, err
@@ -425,7 +471,7 @@ func classify(err error) error {
 
 // assemble writes the disk: raw, of the disk's size, with a GPT and the
 // filesystem image copied into the partition.
-func (b *builder) assemble(ctx context.Context, raw, fsImage string, part partition, typ string) error {
+func (b *builder) assemble(ctx context.Context, raw, fsImage string, part partition, typ string, boot *bootSetup) error {
 	f, err := os.OpenFile(raw, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -437,8 +483,21 @@ func (b *builder) assemble(ctx context.Context, raw, fsImage string, part partit
 	if err != nil {
 		return err
 	}
-	if err := partitionDisk(ctx, b.tools["sfdisk"], b.work, b.env(), raw, gptScript(b.ids, part, typ)); err != nil {
+	var esp *partition
+	if boot != nil {
+		esp = &boot.part
+	}
+	if err := partitionDisk(ctx, b.tools["sfdisk"], b.work, b.env(), raw, gptScript(b.ids, part, typ, esp)); err != nil {
 		return err
+	}
+	if boot != nil {
+		espImage := filepath.Join(b.work, "esp.img")
+		if err := os.WriteFile(espImage, boot.esp, 0o600); err != nil {
+			return err
+		}
+		if err := copyInto(raw, espImage, boot.part.start); err != nil {
+			return err
+		}
 	}
 	return copyInto(raw, fsImage, part.start)
 }

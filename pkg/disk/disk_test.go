@@ -108,7 +108,7 @@ func TestGPTScript(t *testing.T) {
 	if typ, ok := rootType("sparc"); ok || typ != linuxData {
 		t.Errorf("an unknown architecture gets %s, %v; want Linux filesystem data", typ, ok)
 	}
-	s := gptScript(ids, layoutFor(64<<20), "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709")
+	s := gptScript(ids, layoutFor(64<<20), "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", nil)
 	for _, want := range []string{
 		"label: gpt\n", "label-id: " + strings.ToUpper(ids.disk) + "\n", "first-lba: 2048\n",
 		"start=2048, size=126976, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, uuid=" + strings.ToUpper(ids.partition),

@@ -14,6 +14,28 @@
 // layout for the same image is a new layout version; Layout names it and
 // the JSON record beside each disk carries it.
 //
+// # Bootable disks (repro-boot/1)
+//
+// With Options.Boot (amd64), partition 1 is a 64 MiB EFI system partition
+// and the root partition follows it. The ESP is FAT32 written here (fat.go:
+// one sector per cluster, the serial from the digest, every time the
+// image's epoch, directories and files in path order, VFAT long names
+// where 8.3 does not fit) and holds the image's systemd-boot at
+// \EFI\BOOT\BOOTX64.EFI, loader/loader.conf (timeout 0), one loader entry
+// (loader/entries/repro.conf), the image's newest /boot/vmlinuz-* as
+// /repro/vmlinuz and the initramfs as /repro/initrd. The initramfs (cpio
+// newc, uncompressed, sorted, owner 0:0, mtime the epoch) holds /init, the
+// embedded program of internal/initprog (its sha256 is in the record), the
+// modules that rootModules names with their dependencies, and their load
+// order. The root filesystem gets the module indexes depmod would have
+// written (kmod.go), /etc/fstab and an empty /etc/machine-id; the record
+// lists them. The command line is root=PARTUUID=… rootfstype=… rw (ro for
+// erofs and squashfs) console=tty0 console=ttyS0,115200 and the caller's
+// additions. Changing any of this for the same image is a new BootLayout.
+//
+// vhd (a fixed VHD: the raw disk and a footer) and gce (disk.raw in a GNU
+// tar, gzip at pkg/compress's fixed settings) are written here too.
+//
 // # How the filesystem is made
 //
 // The flattened filesystem (pkg/rootfs: whiteouts and opaque directories

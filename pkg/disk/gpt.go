@@ -66,9 +66,16 @@ func layoutFor(diskSize int64) partition {
 
 // gptScript is sfdisk's input for the disk: every field that sfdisk would
 // otherwise choose (label id, partition uuid, first LBA) is given.
-func gptScript(ids *identifiers, part partition, typ string) string {
+func gptScript(ids *identifiers, part partition, typ string, esp *partition) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "label: gpt\nlabel-id: %s\nunit: sectors\nsector-size: %d\nfirst-lba: %d\n\n", strings.ToUpper(ids.disk), sector, part.start/sector)
+	first := part.start
+	if esp != nil {
+		first = esp.start
+	}
+	fmt.Fprintf(&b, "label: gpt\nlabel-id: %s\nunit: sectors\nsector-size: %d\nfirst-lba: %d\n\n", strings.ToUpper(ids.disk), sector, first/sector)
+	if esp != nil {
+		fmt.Fprintf(&b, "start=%d, size=%d, type=%s, uuid=%s, name=\"esp\"\n", esp.start/sector, esp.size/sector, espType, strings.ToUpper(ids.esp))
+	}
 	fmt.Fprintf(&b, "start=%d, size=%d, type=%s, uuid=%s, name=\"root\"\n", part.start/sector, part.size/sector, typ, strings.ToUpper(ids.partition))
 	return b.String()
 }
@@ -95,15 +102,20 @@ type identifiers struct {
 	fs        string // filesystem UUID
 	hashSeed  string // ext4 directory hash seed
 	vmdkCID   uint32
+	esp       string  // GPT partition GUID of the EFI system partition
+	fatSerial [4]byte // its FAT volume serial number
 }
 
 func newIdentifiers(digest string) *identifiers {
 	cid := sha256.Sum256([]byte("repro-disk/1\x00vmdk-cid\x00" + digest))
+	serial := sha256.Sum256([]byte("repro-disk/1\x00fat-serial\x00" + digest))
 	return &identifiers{
 		disk:      derivedUUID(digest, "gpt-disk"),
 		partition: derivedUUID(digest, "gpt-partition"),
 		fs:        derivedUUID(digest, "filesystem"),
 		hashSeed:  derivedUUID(digest, "ext4-hash-seed"),
+		esp:       derivedUUID(digest, "gpt-esp"),
+		fatSerial: [4]byte(serial[:4]),
 		// Not ffffffff, which means "no parent" in parentCID.
 		vmdkCID: (uint32(cid[0])<<24 | uint32(cid[1])<<16 | uint32(cid[2])<<8 | uint32(cid[3])) & 0x7fffffff,
 	}

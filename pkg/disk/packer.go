@@ -10,19 +10,36 @@ import (
 
 // The Packer hand-off: a template whose qemu source boots the disk as it
 // is (disk_image, checksum pinned) and a build block where provisioners and
-// post-processors go. It is written for HCL2 as Debian's packer 1.6.6 reads
-// it (no required_plugins, no init, no data sources); plugins.pkr.hcl adds
-// the required_plugins block that current Packer, which ships the qemu
-// builder as a plugin, wants.
+// post-processors go, written so that the directory validates as it is
+// (packer validate DIR) on Debian's packer 1.6.6, which has the qemu
+// builder built in and rejects required_plugins, and on Packer 1.9, which
+// bundles the qemu plugin. For Packer 1.10 and later, which bundles none,
+// plugins.pkr.hcl.example holds the required_plugins block to copy in.
+// For a bootable disk, the build boots it with OVMF and a shell-local
+// step (repro-boot-check.sh) checks it from the host. cloud/aws and
+// cloud/gce are templates of their own that add the import post-processor.
 
 const (
 	packerTemplate = "repro-disk.pkr.hcl"
 	packerVars     = "repro-disk.pkrvars.hcl"
-	packerPlugins  = "plugins.pkr.hcl"
+	packerPlugins  = "plugins.pkr.hcl.example"
+	packerCheck    = "repro-boot-check.sh"
+	packerAWS      = "cloud/aws/aws-import.pkr.hcl"
+	packerGCE      = "cloud/gce/gce-import.pkr.hcl"
 )
 
-// PackerFiles are the files WritePacker writes, by name.
-var PackerFiles = []string{packerTemplate, packerVars, packerPlugins}
+// PackerFiles are the files WritePacker writes for a disk, by name.
+func PackerFiles(boot bool) []string {
+	if boot {
+		return []string{packerAWS, packerGCE, packerPlugins, packerCheck, packerTemplate, packerVars}
+	}
+	return []string{packerPlugins, packerTemplate, packerVars}
+}
+
+// PackerFormatOK says whether Packer's qemu builder can take a disk of
+// this format (it copies the disk with qemu-img, which reads every format
+// but gce's tar.gz).
+func PackerFormatOK(f Format) bool { return f != GCE }
 
 // hclString quotes s as an HCL string: JSON-like escapes, and ${ and %{
 // doubled so that a path is never read as a template.
@@ -44,40 +61,56 @@ func WritePacker(dir, diskFile string, rec *Record) error {
 	if err != nil {
 		return err
 	}
+	if !PackerFormatOK(rec.Disk.Format) {
+		return fmt.Errorf("packer's qemu builder cannot boot a %s disk", rec.Disk.Format)
+	}
 	// The disk, relative to the template's directory when it can be, so
 	// that the directory and the disk can move together.
-	url := hclString(absDisk)
-	if rel, err := filepath.Rel(absDir, absDisk); err == nil {
-		url = `"${path.root}/` + hclString(filepath.ToSlash(rel))[1:]
-	}
-	if err := os.MkdirAll(absDir, 0o755); err != nil {
-		return err
+	url := func(sub string) string {
+		if rel, err := filepath.Rel(filepath.Join(absDir, sub), absDisk); err == nil {
+			return `"${path.root}/` + hclString(filepath.ToSlash(rel))[1:]
+		}
+		return hclString(absDisk)
 	}
 	outFormat := string(rec.Disk.Format)
-	if rec.Disk.Format == VMDK {
+	if rec.Disk.Format != Raw && rec.Disk.Format != QCOW2 {
 		outFormat = "qcow2" // the qemu builder writes raw or qcow2
 	}
+	boot := rec.Boot != nil
 	files := map[string]string{
-		packerTemplate: templateHCL(rec, url, outFormat),
+		packerTemplate: templateHCL(rec, url("."), outFormat, ""),
 		packerVars:     varsHCL(rec),
 		packerPlugins:  pluginsHCL,
 	}
-	for _, name := range PackerFiles {
-		if err := writeAtomic(filepath.Join(absDir, name), []byte(files[name])); err != nil {
+	if boot {
+		files[packerCheck] = bootCheckScript
+		files[packerAWS] = templateHCL(rec, url("cloud/aws"), "raw", "aws")
+		files[packerGCE] = templateHCL(rec, url("cloud/gce"), "raw", "gce")
+	}
+	for _, name := range PackerFiles(boot) {
+		p := filepath.Join(absDir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if name == packerCheck {
+			mode = 0o755
+		}
+		if err := writeAtomic(p, []byte(files[name]), mode); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func writeAtomic(name string, data []byte) error {
+func writeAtomic(name string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-")
 	if err != nil {
 		return err
 	}
 	_, err = tmp.Write(data)
 	if err == nil {
-		err = tmp.Chmod(0o644)
+		err = tmp.Chmod(mode)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -91,12 +124,19 @@ func writeAtomic(name string, data []byte) error {
 	return err
 }
 
-// templateHCL is the template; url is the iso_url expression, quoted.
-func templateHCL(rec *Record, url, outFormat string) string {
+// templateHCL is a template; url is the iso_url expression, quoted;
+// cloud is "", "aws" or "gce".
+func templateHCL(rec *Record, url, outFormat, cloud string) string {
+	boot := rec.Boot != nil
 	var b strings.Builder
-	fmt.Fprintf(&b, `# Written by repro disk. It takes the disk that repro made and hands it to
-# Packer for what only Packer does: cloud import, further provisioning and
-# post-processors.
+	what := "It takes the disk that repro made and hands it to\n# Packer for what only Packer does: further provisioning, post-processors."
+	switch cloud {
+	case "aws":
+		what = "It boots the disk that repro made, checks it, and imports it into\n# AWS as an AMI (the amazon-import post-processor: the raw disk goes to S3, then\n# EC2 import-image). Set s3_bucket_name and region; AWS credentials come from\n# the usual places (environment, ~/.aws). repro has never run this against AWS."
+	case "gce":
+		what = "It boots the disk that repro made, checks it, and imports it into\n# Google Compute Engine (the googlecompute-import post-processor: the raw disk\n# as disk.raw in a tar.gz, uploaded to a bucket, made an image). Set\n# project_id and bucket; credentials come from account_file or the\n# application default. repro has never run this against GCE."
+	}
+	fmt.Fprintf(&b, `# Written by repro disk. %s
 #
 #   image:  %s (%s)
 #   disk:   %s, %s, sha256:%s
@@ -104,34 +144,40 @@ func templateHCL(rec *Record, url, outFormat string) string {
 # Two tiers, plainly:
 #   1. The disk is reproducible bit for bit: repro disk makes the same bytes
 #      from the same image, and iso_checksum below pins them.
-#   2. Whatever Packer changes inside the running VM (provisioners) and what
-#      it writes about the build (the manifest post-processor records a build
+#   2. Whatever Packer changes inside the running VM (provisioners, the boot
+#      itself: a journal, a machine id), the disk Packer writes out, and what
+#      it records about the build (the manifest post-processor writes a build
 #      time) is not reproducible. Prove tier 1 with repro; treat tier 2 as a
 #      build step like any other.
 #
-# Debian's packer 1.6.6 has the qemu builder built in; give it this file and
-# the variables file:
-#   packer validate -var-file=%[6]s %[7]s
-#   packer build -var-file=%[6]s %[7]s
-# Current Packer ships the qemu builder as a plugin; plugins.pkr.hcl declares
-# it (packer 1.6.6 does not know required_plugins, so give it this file alone,
-# never the directory):
-#   packer init %[8]s && packer build -var-file=%[6]s .
-#
-# The disk holds the image's root filesystem on a GPT partition; it has no
-# boot loader or kernel of its own unless the image has. To boot a kernel
-# directly, pass qemu -kernel/-initrd/-append through the qemuargs variable.
-#
-# Provisioners (shell, file, ansible, ...) go in the build block below; they
-# need a communicator: set communicator = "ssh" and the ssh_* settings in the
+# This directory validates and builds as it is with Debian's packer 1.6.6 and
+# with Packer 1.9 (both have the qemu builder built in):
+#   packer validate .        packer build .
+# Packer 1.10 and later ship no plugins: copy plugins.pkr.hcl.example into
+# plugins.pkr.hcl and run packer init . first (packer 1.6.6 rejects that file).
+`, what, rec.Image, rec.Platform, rec.Disk.File, rec.Disk.Format, rec.Disk.SHA256)
+	if boot {
+		b.WriteString(`#
+# The disk boots by UEFI (repro disk --boot): the build boots it with OVMF
+# (the ovmf package: /usr/share/ovmf/OVMF.fd), its serial console going to a
+# file; the shell-local step (repro-boot-check.sh, on the host: bash, sed, grep)
+# waits for boot_expect on that console, GETs / through a forwarded port when
+# http_guest_port is set, then presses Ctrl-Alt-Del through the QEMU monitor:
+# systemd reboots, and QEMU (-no-reboot) stops. No SSH is needed.
+`)
+	} else {
+		b.WriteString(`#
+# The disk holds the image's root filesystem on a GPT partition and has no
+# boot loader of its own (repro disk --boot makes one that has). To boot a
+# kernel directly, pass qemu -kernel/-initrd/-append through qemuargs.
+`)
+	}
+	b.WriteString(`#
+# Provisioners (shell, file, ansible, ...) that run inside the VM need a
+# communicator: set communicator = "ssh" and the ssh_* settings in the
 # source, for an image that runs sshd.
-# Post-processors go in the build block too, after the provisioners, for
-# example (with the amazon and googlecompute plugins):
-#   post-processor "amazon-import" { s3_bucket_name = "…" region = "…" }
-#   post-processor "googlecompute-import" { bucket = "…" project_id = "…" image_name = "…" }
 
-`, rec.Image, rec.Platform, rec.Disk.File, rec.Disk.Format, rec.Disk.SHA256, packerVars, packerTemplate, packerPlugins)
-	b.WriteString(`variable "accelerator" {
+variable "accelerator" {
   type        = string
   default     = "tcg"
   description = "qemu accelerator: tcg works everywhere; kvm where /dev/kvm is usable"
@@ -139,7 +185,7 @@ func templateHCL(rec *Record, url, outFormat string) string {
 
 variable "memory" {
   type        = number
-  default     = 512
+  default     = 1024
   description = "MiB of guest memory"
 }
 
@@ -166,7 +212,7 @@ variable "boot_wait" {
 
 variable "shutdown_timeout" {
   type    = string
-  default = "5m"
+  default = "10m"
 }
 
 variable "output_directory" {
@@ -178,9 +224,116 @@ variable "vm_name" {
   type    = string
   default = "repro-disk"
 }
-
 `)
-	fmt.Fprintf(&b, `source "qemu" "repro" {
+	if boot {
+		b.WriteString(`
+variable "ovmf" {
+  type        = string
+  default     = "/usr/share/ovmf/OVMF.fd"
+  description = "the UEFI firmware, for qemu -bios (Debian's ovmf package)"
+}
+
+variable "serial_log" {
+  type        = string
+  default     = ""
+  description = "where the guest's serial console goes (default: repro-boot-serial.log beside this file)"
+}
+
+variable "boot_expect" {
+  type        = string
+  default     = "Reached target multi-user.target"
+  description = "what the serial console must show for the boot to pass"
+}
+
+variable "boot_timeout" {
+  type        = number
+  default     = 300
+  description = "seconds to wait for boot_expect (a TCG boot takes about a minute)"
+}
+
+variable "http_guest_port" {
+  type        = number
+  default     = 0
+  description = "a guest TCP port whose GET / must answer 200 (0: no check)"
+}
+
+variable "http_host_port" {
+  type        = number
+  default     = 48080
+  description = "the 127.0.0.1 port forwarded to http_guest_port"
+}
+
+variable "monitor_port" {
+  type        = number
+  default     = 45454
+  description = "the 127.0.0.1 port of the QEMU monitor that the check stops the VM through"
+}
+
+locals {
+  serial_log = var.serial_log != "" ? var.serial_log : "${path.root}/repro-boot-serial.log"
+  nic        = var.http_guest_port > 0 ? "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${var.http_host_port}-:${var.http_guest_port}" : "user,model=virtio-net-pci"
+  qemuargs = concat([
+    ["-bios", var.ovmf],
+    ["-serial", "file:${local.serial_log}"],
+    ["-monitor", "tcp:127.0.0.1:${var.monitor_port},server,nowait"],
+    ["-nic", local.nic],
+    ["-no-reboot", ""],
+  ], var.qemuargs)
+}
+`)
+	}
+	switch cloud {
+	case "aws":
+		b.WriteString(`
+variable "s3_bucket_name" {
+  type        = string
+  default     = "my-import-bucket"
+  description = "the S3 bucket the disk is uploaded to"
+}
+
+variable "region" {
+  type    = string
+  default = "us-east-1"
+}
+
+variable "ami_name" {
+  type    = string
+  default = "repro-disk"
+}
+`)
+	case "gce":
+		b.WriteString(`
+variable "project_id" {
+  type    = string
+  default = "my-project"
+}
+
+variable "bucket" {
+  type        = string
+  default     = "my-import-bucket"
+  description = "the Cloud Storage bucket the disk.raw tar.gz is uploaded to"
+}
+
+variable "image_name" {
+  type    = string
+  default = "repro-disk"
+}
+
+variable "account_file" {
+  type        = string
+  default     = ""
+  description = "a service account key file; empty: the application default credentials"
+}
+`)
+	}
+	qemuargs := "var.qemuargs"
+	extra := ""
+	if boot {
+		qemuargs = "local.qemuargs"
+		extra = "  machine_type     = \"q35\"\n"
+	}
+	fmt.Fprintf(&b, `
+source "qemu" "repro" {
   disk_image       = true
   iso_url          = %s
   iso_checksum     = "sha256:%s"
@@ -188,12 +341,12 @@ variable "vm_name" {
   skip_resize_disk = true
   disk_interface   = "virtio"
   format           = %q
-  accelerator      = var.accelerator
+%s  accelerator      = var.accelerator
   memory           = var.memory
   cpus             = var.cpus
   headless         = var.headless
   disable_vnc      = true
-  qemuargs         = var.qemuargs
+  qemuargs         = %s
   boot_wait        = var.boot_wait
   shutdown_timeout = var.shutdown_timeout
   communicator     = "none"
@@ -203,14 +356,74 @@ variable "vm_name" {
 
 build {
   sources = ["source.qemu.repro"]
-
+`, url, rec.Disk.SHA256, outFormat, extra, qemuargs)
+	if boot {
+		check := `"${path.root}/` + packerCheck + `"`
+		if cloud != "" {
+			check = `"${path.root}/../../` + packerCheck + `"`
+		}
+		fmt.Fprintf(&b, `
+  # The boot check, on the host (see the top of this file).
+  provisioner "shell-local" {
+    script          = %s
+    execute_command = ["/bin/bash", "-c", "{{.Vars}} /bin/bash {{.Script}}"]
+    environment_vars = [
+      "REPRO_SERIAL=${local.serial_log}",
+      "REPRO_EXPECT=${var.boot_expect}",
+      "REPRO_TIMEOUT=${var.boot_timeout}",
+      "REPRO_HTTP_PORT=${var.http_guest_port > 0 ? var.http_host_port : 0}",
+      "REPRO_MONITOR_PORT=${var.monitor_port}",
+    ]
+  }
+`, check)
+	} else {
+		b.WriteString(`
   # Provisioners go here (they need a communicator; see the top of this
   # file). Nothing a provisioner does is covered by the disk's checksum.
-
-  # Post-processors go here, after the provisioners: amazon-import,
-  # googlecompute-import, checksum, compress, manifest.
+`)
+	}
+	switch cloud {
+	case "aws":
+		b.WriteString(`
+  # The raw disk Packer wrote goes to S3 and becomes an AMI. Nothing here
+  # has been run against AWS by repro.
+  post-processor "amazon-import" {
+    s3_bucket_name = var.s3_bucket_name
+    region         = var.region
+    format         = "raw"
+    ami_name       = var.ami_name
+    license_type   = "BYOL"
+    tags = {
+      "repro:image" = "` + rec.Image + `"
+      "repro:disk"  = "sha256:` + rec.Disk.SHA256 + `"
+    }
+  }
 }
-`, url, rec.Disk.SHA256, outFormat)
+`)
+	case "gce":
+		b.WriteString(`
+  # The raw disk Packer wrote goes, as disk.raw in a tar.gz, to a bucket and
+  # becomes an image. Nothing here has been run against GCE by repro.
+  post-processor "googlecompute-import" {
+    project_id              = var.project_id
+    bucket                  = var.bucket
+    image_name              = var.image_name
+    account_file            = var.account_file
+    image_guest_os_features = ["UEFI_COMPATIBLE"]
+    image_labels = {
+      repro-disk = "` + rec.Disk.SHA256[:32] + `"
+    }
+  }
+}
+`)
+	default:
+		b.WriteString(`
+  # Post-processors go here, after the provisioners: checksum, compress,
+  # manifest; cloud/aws and cloud/gce (for a --boot disk) show amazon-import
+  # and googlecompute-import.
+}
+`)
+	}
 	return b.String()
 }
 
@@ -218,29 +431,81 @@ func varsHCL(rec *Record) string {
 	return fmt.Sprintf(`# Values for %s; every variable is declared there, with
 # these defaults. Set accelerator = "kvm" where /dev/kvm is usable.
 accelerator      = "tcg"
-memory           = 512
+memory           = 1024
 cpus             = 1
 headless         = true
 boot_wait        = "1s"
-shutdown_timeout = "5m"
+shutdown_timeout = "10m"
 output_directory = "output-repro-disk"
 vm_name          = %s
 `, packerTemplate, hclString(strings.TrimSuffix(rec.Disk.File, filepath.Ext(rec.Disk.File))))
 }
 
-// pluginsHCL declares the qemu plugin for Packer 1.7 and later. Packer
-// 1.6.6 rejects required_plugins, and it cannot be checked offline.
-const pluginsHCL = `# For Packer 1.7 and later, which ship the qemu builder as a plugin:
-#   packer init plugins.pkr.hcl
-# Packer 1.6.6 (Debian 12) has the builder built in and rejects this block:
-# give it repro-disk.pkr.hcl alone. repro cannot validate this file offline,
-# as packer init downloads the plugin.
+// pluginsHCL declares the plugins for Packer 1.10 and later.
+const pluginsHCL = `# For Packer 1.10 and later, which ship no plugins: copy this file to
+# plugins.pkr.hcl and run packer init . (it downloads the plugins).
+# Debian's packer 1.6.6 rejects required_plugins, and Packer 1.9 has these
+# built in, so the directory leaves it out.
 packer {
   required_plugins {
     qemu = {
       version = ">= 1.1.0"
       source  = "github.com/hashicorp/qemu"
     }
+    amazon = {
+      version = ">= 1.2.0"
+      source  = "github.com/hashicorp/amazon"
+    }
+    googlecompute = {
+      version = ">= 1.1.0"
+      source  = "github.com/hashicorp/googlecompute"
+    }
   }
 }
+`
+
+// bootCheckScript is the shell-local step of a --boot template.
+const bootCheckScript = `#!/bin/bash
+# Written by repro disk --packer: checks, from the host, the VM that Packer
+# booted. It waits for REPRO_EXPECT on the serial console (REPRO_SERIAL) for
+# at most REPRO_TIMEOUT seconds, GETs / on 127.0.0.1:REPRO_HTTP_PORT unless
+# it is 0, then presses Ctrl-Alt-Del through the QEMU monitor on
+# 127.0.0.1:REPRO_MONITOR_PORT: systemd reboots, and QEMU (-no-reboot) stops.
+# Needs bash (for /dev/tcp), sed, grep, tail and date.
+set -u
+deadline=$(( $(date +%s) + REPRO_TIMEOUT ))
+console() { sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' "$REPRO_SERIAL" 2>/dev/null; }
+until console | grep -qF -- "$REPRO_EXPECT"; do
+	if [ "$(date +%s)" -ge "$deadline" ]; then
+		echo "repro: the console did not show \"$REPRO_EXPECT\" within $REPRO_TIMEOUT s; its end:" >&2
+		console | tail -n 40 >&2
+		exit 1
+	fi
+	sleep 2
+done
+echo "repro: the console shows \"$REPRO_EXPECT\""
+if [ "$REPRO_HTTP_PORT" != 0 ]; then
+	status=""
+	for _ in $(seq 1 30); do
+		if exec 3<>"/dev/tcp/127.0.0.1/$REPRO_HTTP_PORT"; then
+			printf 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
+			IFS= read -r -t 10 status <&3 || true
+			exec 3<&- 3>&-
+			case "$status" in *" 200 "*) break ;; esac
+		fi
+		sleep 1
+	done
+	case "$status" in
+	*" 200 "*) echo "repro: GET / through 127.0.0.1:$REPRO_HTTP_PORT: $status" ;;
+	*)
+		echo "repro: GET / through 127.0.0.1:$REPRO_HTTP_PORT did not answer 200 (${status:-no answer})" >&2
+		exit 1
+		;;
+	esac
+fi
+exec 4<>"/dev/tcp/127.0.0.1/$REPRO_MONITOR_PORT" || exit 1
+echo "sendkey ctrl-alt-delete" >&4
+sleep 1
+exec 4<&- 4>&-
+echo "repro: asked the guest to stop (Ctrl-Alt-Del)"
 `

@@ -51,7 +51,7 @@ func requiredTools(fsType FSType, format Format) []string {
 	case SquashFS:
 		names = append(names, "mksquashfs")
 	}
-	if format != Raw {
+	if format == QCOW2 || format == VMDK {
 		names = append(names, "qemu-img")
 	}
 	return names

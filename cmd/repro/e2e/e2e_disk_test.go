@@ -473,7 +473,7 @@ func TestE2EDisk(t *testing.T) {
 			t.Fatalf("exit %d, printed %q, want sha256:%s\n%s", r.code, r.stdout, a["qcow2"].Disk.SHA256, r.stderr)
 		}
 		got := diskEntries(t, dir)
-		if want := []string{"plugins.pkr.hcl", "repro-disk.pkr.hcl", "repro-disk.pkrvars.hcl"}; !cmp.Equal(got, want) {
+		if want := []string{"plugins.pkr.hcl.example", "repro-disk.pkr.hcl", "repro-disk.pkrvars.hcl"}; !cmp.Equal(got, want) {
 			t.Fatalf("packer directory holds %v, want %v", got, want)
 		}
 		tmpl, _ := os.ReadFile(filepath.Join(dir, "repro-disk.pkr.hcl"))
@@ -497,6 +497,7 @@ func TestE2EDisk(t *testing.T) {
 			}
 		}
 		packer("validate", "-var-file=packer/repro-disk.pkrvars.hcl", "packer/repro-disk.pkr.hcl")
+		packer("validate", "packer") // the directory, as users run it
 		packer("validate", "-var", "accelerator=kvm", "packer/repro-disk.pkr.hcl")
 		packer("fmt", "-check", "packer")
 	})
@@ -841,7 +842,7 @@ func TestE2EDiskUsage(t *testing.T) {
 		{args: []string{"disk", "-o", "d.raw"}, code: 2, msg: "one image reference"},
 		{args: []string{"disk", "oci:x:y", "-o", "d.raw", "--size", "10M"}, code: 2, msg: "smallest disk"},
 		{args: []string{"disk", "oci:x:y", "-o", "d.raw", "--size", "1.5G"}, code: 2, msg: "not a size"},
-		{args: []string{"disk", "oci:x:y", "-o", "d.raw", "--format", "vhdx"}, code: 2, msg: "use raw, qcow2 or vmdk"},
+		{args: []string{"disk", "oci:x:y", "-o", "d.raw", "--format", "vhdx"}, code: 2, msg: "use raw, qcow2, vmdk, vhd or gce"},
 		{args: []string{"disk", "oci:x:y", "-o", "d.raw", "--fs", "btrfs"}, code: 2, msg: "use ext4, erofs or squashfs"},
 		// qemu-img lives in /usr/bin, which this PATH lacks (mke2fs and
 		// sfdisk are still found in /usr/sbin).
