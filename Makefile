@@ -65,7 +65,7 @@ FUZZ_N ?= 1
 fuzz: ## run the fuzz targets briefly (FUZZ_N scales the execution counts)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $$((20000 * $(FUZZ_N)))x ./pkg/spec
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $$((10000 * $(FUZZ_N)))x ./pkg/imagetest
-	$(GO) test -run '^$$' -fuzz '^FuzzLongScalar$$' -fuzztime $$((500 * $(FUZZ_N)))x ./internal/yamlpos
+	$(GO) test -run '^$$' -fuzz '^FuzzLongScalar$$' -fuzztime $$((200 * $(FUZZ_N)))x ./internal/yamlpos
 	$(GO) test -run '^$$' -fuzz '^FuzzCleanPath$$' -fuzztime $$((200000 * $(FUZZ_N)))x ./pkg/spec
 	$(GO) test -run '^$$' -fuzz '^FuzzMatchGlob$$' -fuzztime $$((200000 * $(FUZZ_N)))x ./pkg/layer
 	$(GO) test -run '^$$' -fuzz '^FuzzPlanContained$$' -fuzztime $$((5000 * $(FUZZ_N)))x ./pkg/disk

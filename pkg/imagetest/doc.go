@@ -45,9 +45,9 @@
 //     committed into the image the next runs in; teardown commands are
 //     not run, since every container and image of the test is removed
 //     after it (as with container-structure-test's docker driver).
-//   - Results are named "Command Test: NAME", "File Existence Test: NAME",
-//     "File Content Test: NAME" and "Metadata Test", and run file by file
-//     in that order.
+//   - Results are named "Command Test: NAME", "File Content Test: NAME",
+//     "File Existence Test: NAME", "License Test" and "Metadata Test", and
+//     run file by file in that order, container-structure-test's.
 //
 // # Differences, all stricter
 //

@@ -118,8 +118,9 @@ type runner struct {
 // its index (nested indexes too), the names of the results then prefixed
 // with the image's platform; with opts.Platform, only that platform's
 // image of an index. Within an image, tests run file by file and, within a
-// file, in this order: commandTests, fileExistenceTests,
-// fileContentTests, licenseTests, then the metadataTest. The filesystem
+// file, in container-structure-test's order: commandTests,
+// fileContentTests, fileExistenceTests, licenseTests, then the
+// metadataTest. The filesystem
 // is read from the layers as they are streamed, whiteouts applied;
 // nothing is extracted. Its error is for the run itself (reading the
 // image, starting podman); failed tests are in the Summary.
@@ -241,11 +242,13 @@ func runImage(ctx context.Context, img v1.Image, files []*File, opts Options, pr
 				return nil, r.podErr
 			}
 		}
-		for i := range f.FileExistenceTests {
-			s.add(r.timed(f, func() *Result { return r.existence(&f.FileExistenceTests[i], env) }))
-		}
+		// container-structure-test's order (runAll in its pkg/types):
+		// content tests before existence tests.
 		for i := range f.FileContentTests {
 			s.add(r.timed(f, func() *Result { return r.content(&f.FileContentTests[i]) }))
+		}
+		for i := range f.FileExistenceTests {
+			s.add(r.timed(f, func() *Result { return r.existence(&f.FileExistenceTests[i], env) }))
 		}
 		for i := range f.LicenseTests {
 			s.add(r.timed(f, func() *Result { return r.license(&f.LicenseTests[i]) }))

@@ -568,3 +568,34 @@ func TestRunIndexNamesPlatforms(t *testing.T) {
 		t.Errorf("results %+v", s.Results)
 	}
 }
+
+func TestRunNestedIndexAndPlatform(t *testing.T) {
+	img := testImage(t)
+	arm := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}})
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm})
+	f, _ := Parse("t.yaml", []byte("schemaVersion: \"2.0.0\"\nfileExistenceTests: [{name: etc, path: /etc}]\n"))
+	s, err := Run(context.Background(), imageref.Artifact{Index: idx}, []*File{f}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range s.Results {
+		names = append(names, r.Name)
+	}
+	if strings.Join(names, "|") != "[linux/amd64] File Existence Test: etc|[linux/arm64/v8] File Existence Test: etc" {
+		t.Errorf("results %q", names)
+	}
+	s, err = Run(context.Background(), imageref.Artifact{Index: idx}, []*File{f}, Options{Platform: "linux/arm64/v8"})
+	if err != nil || len(s.Results) != 1 || s.Results[0].Name != "File Existence Test: etc" {
+		t.Errorf("--platform linux/arm64/v8: %v, %+v", err, s)
+	}
+	_, err = Run(context.Background(), imageref.Artifact{Index: idx}, []*File{f}, Options{Platform: "linux/s390x"})
+	if err == nil || !strings.Contains(err.Error(), "the index has no linux/s390x image; it has linux/amd64, linux/arm64/v8") {
+		t.Errorf("a platform the index lacks: %v", err)
+	}
+	if _, err := Run(context.Background(), imageref.Artifact{Index: empty.Index}, []*File{f}, Options{}); err == nil || !strings.Contains(err.Error(), "the index holds no image to test") {
+		t.Errorf("an empty index: %v", err)
+	}
+}
