@@ -31,7 +31,9 @@ image's history.
 
 The document is deterministic: its time is the image's created time (the
 build's epoch), identifiers derive from content, everything is sorted.
-repro build --sign attaches the same SPDX document as an attestation.
+repro build --sign attaches the same SPDX document as an attestation,
+where the main module of each program that a go: entry compiled has the
+build's version (.Version) in place of Go's "(devel)".
 
 Examples:
   repro sbom oci:out/app:v1

@@ -370,3 +370,25 @@ func (b *Built) goDependencies() []attest.ResourceDescriptor {
 		Annotations: map[string]string{"version": b.GoToolchain},
 	}}
 }
+
+// goVersions gives the Go programs that go: entries compiled the build's
+// version (.Version) as their main module's, where Go's build info says
+// "(devel)" (a module built from its own tree, with no VCS stamp).
+func (b *Built) goVersions(inv *attest.Inventory) {
+	paths := map[string]bool{}
+	for _, l := range b.Spec.Layers {
+		for _, c := range l.Contents {
+			if c.Go != "" {
+				paths[strings.TrimPrefix(c.Path, "/")] = true
+			}
+		}
+	}
+	for _, img := range inv.Images {
+		for i := range img.GoBinaries {
+			g := &img.GoBinaries[i]
+			if paths[strings.TrimPrefix(g.Path, "/")] && (g.Main.Version == "(devel)" || g.Main.Version == "") {
+				g.Main.Version = b.Values.Version
+			}
+		}
+	}
+}

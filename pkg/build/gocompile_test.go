@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/reprobuild/repro/pkg/attest"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/spec"
@@ -189,5 +190,28 @@ func TestGoToolchainPin(t *testing.T) {
 	}
 	if _, err := goToolchain(s, &lock.File{Go: "1.26"}, Request{File: s.File}, nil); fault.KindOf(err) != fault.BadInput {
 		t.Errorf("a bad pin: %v", err)
+	}
+}
+
+// TestGoEntrySBOM: the SBOM of a build lists the program's main module
+// with the build's .Version where Go's build info says (devel).
+func TestGoEntrySBOM(t *testing.T) {
+	s := setup(t, strings.Replace(goSpec, "%s", "./cmd/server", 1), goModule("package main\n\nvar version string\n\nfunc main() { println(version) }\n"))
+	o := opts(t, s)
+	o.GoEnv, o.GoToolchain = goTestEnv(t), runtime.Version()
+	res, err := Build(context.Background(), s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Built{Result: res, Spec: s, Values: o.Values, GoToolchain: o.GoToolchain, workDir: o.WorkDir}
+	doc, err := b.SBOM(context.Background(), attest.SPDXJSON, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"name":"example.com/srv","SPDXID":"SPDXRef-GoBinary-`; !strings.Contains(string(doc), want) {
+		t.Fatalf("the SBOM lacks %s:\n%s", want, doc)
+	}
+	if want := `"referenceLocator":"pkg:golang/example.com/srv@1.2.3"`; !strings.Contains(string(doc), want) {
+		t.Errorf("the SBOM lacks %s (the build's version for the main module):\n%s", want, doc)
 	}
 }

@@ -100,6 +100,7 @@ func (b *Built) SBOM(ctx context.Context, format attest.Format, reproVersion str
 	if err != nil {
 		return nil, fault.Op(fmt.Errorf("reading the image for its SBOM: %w", err))
 	}
+	b.goVersions(inv)
 	doc, err := attest.SBOM(inv, format, reproVersion)
 	if err != nil {
 		return nil, fault.Op(err)

@@ -1,0 +1,215 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// goRepo is a git repository holding a Go module (example.com/hello,
+// with one dependency that the module cache already holds: go-cmp, which
+// repro itself uses) and a spec compiling its main package with a go:
+// entry, locked and committed.
+func goRepo(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "origin")
+	sum := ""
+	raw, err := os.ReadFile(filepath.Join(moduleRoot(t), "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, "github.com/google/go-cmp v0.7.0 ") || strings.HasPrefix(l, "github.com/google/go-cmp v0.7.0/") {
+			sum += l + "\n"
+		}
+	}
+	files := map[string]string{
+		"go.mod": "module example.com/hello\n\ngo 1.22\n\nrequire github.com/google/go-cmp v0.7.0\n",
+		"go.sum": sum,
+		"cmd/hello/main.go": `package main
+
+import (
+	"fmt"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var version = "dev"
+
+func main() { fmt.Println("hello", version, cmp.Equal(1, 1)) }
+`,
+		"repro.yaml": `version: 1
+name: hello
+epoch: git
+layers:
+  - name: app
+    contents:
+      - path: /app/hello
+        go: ./cmd/hello
+        ldflags: [-s, "-X main.version={{.Version}}"]
+config:
+  entrypoint: [/app/hello]
+`,
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(t, dir, "init", "-q", "-b", "main")
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "-q", "-m", "hello")
+	// repro lock pins the go on PATH.
+	r := invocation{dir: dir}.run(t, "build", "-q", "-f", "repro.yaml", "-o", "oci:"+filepath.Join(t.TempDir(), "x"))
+	if r.code != 2 || !strings.Contains(r.stderr, "repro.yaml:8:13: layers[0].contents[0].go: compiles Go, and the lock pins no Go toolchain; run repro lock") {
+		t.Fatalf("a build with no toolchain pin: exit %d\n%s", r.code, r.stderr)
+	}
+	r = repro(t, dir, "lock", "-f", "repro.yaml")
+	if !strings.Contains(r.stdout, "added   go toolchain: "+goVersion(t)) {
+		t.Errorf("repro lock says %q; want it to pin %s", r.stdout, goVersion(t))
+	}
+	var lf struct{ Go string }
+	raw, err = os.ReadFile(filepath.Join(dir, "repro.lock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &lf); err != nil || lf.Go != goVersion(t) {
+		t.Fatalf("the lock pins Go %q (%v), want %s:\n%s", lf.Go, err, goVersion(t), raw)
+	}
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "-q", "-m", "lock")
+	return dir
+}
+
+func goClone(t *testing.T, origin, to string) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git(t, filepath.Dir(to), "clone", "-q", origin, to)
+	return to
+}
+
+func goEnvOf(t *testing.T, key string) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", key).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// goLayerFile is the file at path (no leading /) in the last layer of the
+// image tagged tag in layout.
+func goLayerFile(t *testing.T, layout, tag, path string) []byte {
+	t.Helper()
+	d := e2eTagged(t, layout, tag)
+	var m ocispec.Manifest
+	e2eUnmarshal(t, e2eBlob(t, layout, d.Digest.String()), &m)
+	l := m.Layers[len(m.Layers)-1]
+	zr, err := gzip.NewReader(bytes.NewReader(e2eBlob(t, layout, l.Digest.String())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s is not in the layer: %v", path, err)
+		}
+		if h.Name == path {
+			if h.Mode != 0o755 {
+				t.Errorf("%s has mode %o, want 0755", path, h.Mode)
+			}
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
+}
+
+// TestE2EGoEntry: a go: entry through the binary. Two clones at different
+// paths, one with another HOME, GOCACHE and umask and a hostile Go
+// environment (GOFLAGS, GOAMD64, CGO_ENABLED, GOTOOLCHAIN), give the same
+// digest; go version -m of the binary shows -trimpath=true, CGO_ENABLED=0
+// and the pinned toolchain; a third, fresh clone (no build step) passes
+// repro verify --against the first image; a compile error exits 2 at the
+// entry's line with the compiler's message.
+func TestE2EGoEntry(t *testing.T) {
+	origin := goRepo(t)
+	tmp := t.TempDir()
+	a := goClone(t, origin, filepath.Join(tmp, "a", "hello"))
+	b := goClone(t, origin, filepath.Join(tmp, "elsewhere", "deeper", "b"))
+	outA, outB := filepath.Join(tmp, "outA"), filepath.Join(tmp, "outB")
+
+	ra := invocation{dir: a, umask: "022"}.run(t, "build", "-q", "-f", "repro.yaml", "-o", "oci:"+outA+":v")
+	if ra.code != 0 {
+		t.Fatalf("build in %s: exit %d\n%s", a, ra.code, ra.stderr)
+	}
+	home := filepath.Join(tmp, "home")
+	env := []string{"HOME=" + home, "GOCACHE=" + filepath.Join(tmp, "gocache"), "GOMODCACHE=" + goEnvOf(t, "GOMODCACHE"),
+		"GOFLAGS=-race -tags=evil -ldflags=-X=main.version=evil", "GOAMD64=v3", "CGO_ENABLED=1", "GOTOOLCHAIN=local", "GOEXPERIMENT=", "GOPROXY=off"}
+	rb := invocation{dir: b, umask: "077", env: env}.run(t, "build", "-q", "-f", "repro.yaml", "-o", "oci:"+outB+":v")
+	if rb.code != 0 {
+		t.Fatalf("build in %s: exit %d\n%s", b, rb.code, rb.stderr)
+	}
+	if da, db := lastLine(ra.stdout), lastLine(rb.stdout); da != db {
+		t.Errorf("two clones give %s and %s", da, db)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "gocache")); err != nil {
+		t.Errorf("the second build did not use its GOCACHE: %v", err)
+	}
+
+	bin := filepath.Join(tmp, "hello")
+	if err := os.WriteFile(bin, goLayerFile(t, outA, "v", "app/hello"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("go", "version", "-m", bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go version -m: %v\n%s", err, out)
+	}
+	for _, want := range []string{bin + ": " + goVersion(t) + "\n", "\tpath\texample.com/hello/cmd/hello\n", "\tmod\texample.com/hello\t(devel)",
+		"\tdep\tgithub.com/google/go-cmp\tv0.7.0\th1:", "\tbuild\t-trimpath=true\n", "\tbuild\tCGO_ENABLED=0\n", "\tbuild\tGOAMD64=v1\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("go version -m lacks %q:\n%s", want, out)
+		}
+	}
+	if info := strings.TrimPrefix(string(out), bin); strings.Contains(info, "vcs.") || strings.Contains(info, "evil") || strings.Contains(info, tmp) || strings.Contains(info, home) {
+		t.Errorf("go version -m shows host state:\n%s", out)
+	}
+	if got, err := exec.Command(bin).Output(); err == nil && !strings.HasPrefix(string(got), "hello "+git(t, a, "describe", "--tags", "--always", "--abbrev=12")) {
+		t.Errorf("the program says %q; want the version that -X main.version={{.Version}} gives", got)
+	}
+
+	// A fresh clone, with no build step, verifies the published image.
+	c := goClone(t, origin, filepath.Join(tmp, "third"))
+	rv := invocation{dir: c}.run(t, "verify", "-f", "repro.yaml", "--against", "oci:"+outA+":v")
+	if rv.code != 0 {
+		t.Errorf("verify from a fresh clone: exit %d\n%s\n%s", rv.code, rv.stdout, rv.stderr)
+	}
+
+	// A compile error is bad input at the entry's line.
+	main := filepath.Join(b, "cmd", "hello", "main.go")
+	if err := os.WriteFile(main, []byte("package main\n\nfunc main() { undefinedThing() }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	re := invocation{dir: b, env: env}.run(t, "build", "-q", "-f", "repro.yaml", "-o", "oci:"+outB+":bad")
+	if re.code != 2 || !strings.Contains(re.stderr, "repro.yaml:8:13: layers[0].contents[0].go: go build ./cmd/hello for linux/amd64 failed") || !strings.Contains(re.stderr, "undefined: undefinedThing") {
+		t.Errorf("a compile error: exit %d\n%s", re.code, re.stderr)
+	}
+}
