@@ -19,7 +19,7 @@ import (
 
 var lockCmd = &command{
 	name:  "lock",
-	usage: "lock [-f repro.yaml] [--update]",
+	usage: "lock [-f repro.yaml] [--update | --check]",
 	short: "pin the spec's base, urls and Debian packages in repro.lock.json",
 	long: `
 Lock resolves what the spec names by something that can change and writes
@@ -42,6 +42,14 @@ those indexes and nothing else moves. With --update, every pin is resolved
 again (InRelease files fetched fresh, their Valid-Until checked), and what
 changed is printed, one line per base, url, InRelease and package.
 
+With --check, every pin is resolved again as with --update, and compared
+with the lock, which is left as it is: each pin that moved is listed (old
+-> new, and for a package the suite its new version comes from, such as
+bookworm-security), and the exit code is 1; when nothing moved it is 0. A
+re-signed InRelease alone (Debian signs its suites daily) moves no pin.
+This is a CI cron job's signal to lock --update and rebuild (see
+specs/examples/golden-image/rebuild-on-update.yml).
+
 Build uses the lock: a base given by tag alone, or a layer of packages,
 is refused without one; build --locked fails when the spec names anything
 the lock does not pin. Building from the lock fetches exactly the pinned
@@ -49,11 +57,13 @@ the lock does not pin. Building from the lock fetches exactly the pinned
 
 Examples:
   repro lock
-  repro lock --update -f deploy/repro.yaml`,
+  repro lock --update -f deploy/repro.yaml
+  repro lock --check || { repro lock --update && repro build; }`,
 	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
 		o := &lockOpts{g: g}
 		fs.StringVarP(&o.file, "file", "f", "repro.yaml", "the spec `file`")
 		fs.BoolVar(&o.update, "update", false, "resolve every pin again and print what changed")
+		fs.BoolVar(&o.check, "check", false, "resolve every pin again and list what moved, writing nothing; exit 1 when a pin is stale")
 		fs.StringVar(&o.cacheDir, "cache-dir", "", "cache for pulled and fetched files (default: the user cache dir/repro)")
 		fs.BoolVar(&o.offline, "offline", false, "use only the cache")
 		fs.StringArrayVar(&o.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable)")
@@ -65,6 +75,7 @@ type lockOpts struct {
 	g        *globals
 	file     string
 	update   bool
+	check    bool
 	cacheDir string
 	offline  bool
 	insecure []string
@@ -74,11 +85,16 @@ type lockResult struct {
 	LockFile string   `json:"lockFile"`
 	Changed  bool     `json:"changed"`
 	Changes  []string `json:"changes"`
+	// Stale lists the pins that moved, with --check.
+	Stale []string `json:"stale,omitempty"`
 }
 
 func (o *lockOpts) run(ctx context.Context, args []string) error {
 	if len(args) > 0 {
 		return fault.Bad(fmt.Errorf("unexpected argument %q; the spec is given with -f", args[0]))
+	}
+	if o.check && o.update {
+		return fault.Bad(fmt.Errorf("--check and --update exclude each other: --check writes nothing, --update writes the lock"))
 	}
 	s, err := spec.Load(o.file, spec.LoadOptions{})
 	if err != nil {
@@ -104,17 +120,20 @@ func (o *lockOpts) run(ctx context.Context, args []string) error {
 	if _, err := build.SpecBase(s); err != nil {
 		return err
 	}
-	f, changes, err := lock.Resolve(ctx, s, old, o.update, r, c, o.insecure, lock.WithClock(time.Now), lock.WithLogger(o.g.log), lock.WithHTTPClient(networkOf(ctx).client))
+	f, changes, err := lock.Resolve(ctx, s, old, o.update || o.check, r, c, o.insecure, lock.WithClock(time.Now), lock.WithLogger(o.g.log), lock.WithHTTPClient(networkOf(ctx).client))
 	if err != nil {
 		return err
 	}
 	goEnv := goEnviron(o.offline)
-	ch, err := f.PinGo(s, old, o.update, func() (string, bool, error) { return build.LocalToolchain(ctx, s, goEnv) })
+	ch, err := f.PinGo(s, old, o.update || o.check, func() (string, bool, error) { return build.LocalToolchain(ctx, s, goEnv) })
 	if err != nil {
 		return err
 	}
 	if ch != nil {
 		changes = append(changes, *ch)
+	}
+	if o.check {
+		return o.report(path, lock.Stale(changes))
 	}
 	raw, err := f.Bytes()
 	if err != nil {
@@ -143,4 +162,30 @@ func (o *lockOpts) run(ctx context.Context, args []string) error {
 		o.g.log.Info("wrote", "file", path)
 	}
 	return nil
+}
+
+// report prints the stale pins that lock --check found, and fails with
+// exit 1 when there are any.
+func (o *lockOpts) report(path string, stale []lock.Change) error {
+	res := lockResult{LockFile: path, Changes: []string{}, Stale: []string{}}
+	for _, ch := range stale {
+		res.Stale = append(res.Stale, ch.String())
+	}
+	if o.g.json {
+		if err := json.NewEncoder(o.g.stdout).Encode(res); err != nil {
+			return err
+		}
+		if len(stale) > 0 {
+			return errSilent{fault.CheckFailed} // the JSON says it
+		}
+	} else {
+		for _, line := range res.Stale {
+			fmt.Fprintln(o.g.stdout, line)
+		}
+	}
+	if len(stale) == 0 {
+		o.g.log.Info("every pin is current", "file", path)
+		return nil
+	}
+	return fault.Check(fmt.Errorf("%d pins of %s are stale; run repro lock --update -f %s, then build", len(stale), path, o.file))
 }

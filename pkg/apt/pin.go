@@ -3,8 +3,10 @@ package apt
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
+	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -23,6 +25,8 @@ type Pin struct {
 	SHA256       string   `json:"sha256"`
 	RequiredBy   []string `json:"requiredBy,omitempty"`
 	Source       string   `json:"source"` // the repository URL
+	// Suite is the suite whose index listed the package (bookworm-security).
+	Suite string `json:"suite,omitempty"`
 }
 
 // URL is where the .deb is fetched from: Source, then Filename with each
@@ -49,7 +53,7 @@ func Pins(pkgs []*Package) ([]Pin, error) {
 		out = append(out, Pin{
 			Name: p.Name, Version: p.Version, Architecture: p.Architecture,
 			Filename: p.Filename, Size: p.Size, SHA256: p.SHA256,
-			RequiredBy: append([]string(nil), p.RequiredBy...), Source: p.Source,
+			RequiredBy: append([]string(nil), p.RequiredBy...), Source: p.Source, Suite: p.Suite,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -65,16 +69,73 @@ type LocalDeb struct {
 	Path string
 }
 
+// Snapshot is a snapshot archive in snapshot.debian.org's layout, where a
+// .deb that a mirror has deleted can still be fetched by its pinned name.
+type Snapshot struct {
+	// URL is the archive's base (http://snapshot.debian.org/archive).
+	URL string `json:"url"`
+	// Timestamp names the snapshot (20250520T000000Z).
+	Timestamp string `json:"timestamp"`
+}
+
+// URLFor is where the snapshot keeps a pinned .deb:
+// <URL>/<archive>/<Timestamp>/<Filename>, where <archive> is the last
+// path element of the pin's source (debian, debian-security), or debian
+// for a source at a host's root.
+func (s Snapshot) URLFor(p Pin) string {
+	archive := "debian"
+	if u, err := url.Parse(p.Source); err == nil {
+		if b := path.Base(strings.TrimSuffix(u.Path, "/")); b != "." && b != "/" && b != "" {
+			archive = b
+		}
+	}
+	segs := strings.Split(p.Filename, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.TrimSuffix(s.URL, "/") + "/" + url.PathEscape(archive) + "/" + url.PathEscape(s.Timestamp) + "/" + strings.Join(segs, "/")
+}
+
+// FetchOption tunes FetchPinned.
+type FetchOption func(*fetchOptions)
+
+type fetchOptions struct {
+	snapshot *Snapshot
+	log      *slog.Logger
+}
+
+// FromSnapshot makes FetchPinned fetch a .deb that its source no longer
+// has (404 or 410) from the snapshot archive, by the same file name,
+// checked against the same SHA-256.
+func FromSnapshot(s Snapshot, log *slog.Logger) FetchOption {
+	return func(o *fetchOptions) { o.snapshot, o.log = &s, log }
+}
+
 // FetchPinned fetches every pinned .deb through the cache, each verified
 // against its pin's SHA-256 (and size). A mismatch is fault.Operational
 // and leaves nothing in the cache.
-func FetchPinned(ctx context.Context, c *cache.Cache, pins []Pin) ([]LocalDeb, error) {
+func FetchPinned(ctx context.Context, c *cache.Cache, pins []Pin, opts ...FetchOption) ([]LocalDeb, error) {
+	var o fetchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	out := make([]LocalDeb, 0, len(pins))
 	for _, pin := range pins {
 		if !sha256Hex.MatchString(pin.SHA256) {
 			return nil, fault.Bad(fmt.Errorf("the lock pins %s with sha256 %q, which is not 64 hex digits", pin.Name, pin.SHA256))
 		}
 		p, err := c.Fetch(ctx, pin.URL(), pin.SHA256)
+		if err != nil && o.snapshot != nil && isNotFound(err) {
+			alt := o.snapshot.URLFor(pin)
+			if o.log != nil {
+				o.log.Info("the source no longer has the pinned .deb; fetching it from the snapshot", "package", pin.Name+"="+pin.Version, "url", alt)
+			}
+			var err2 error
+			if p, err2 = c.Fetch(ctx, alt, pin.SHA256); err2 != nil {
+				return nil, fmt.Errorf("%w; and from the snapshot: %w", err, err2)
+			}
+			err = nil
+		}
 		if err != nil {
 			return nil, err
 		}

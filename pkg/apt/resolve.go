@@ -487,6 +487,11 @@ func (r *resolver) choose(poss dependency.Possibility, from string) (*Package, e
 		return nil, fmt.Errorf("no provider of %s meets the version", poss.Name)
 	}
 	if vs := r.idx.byName[poss.Name]; len(vs) == 0 {
+		if from == "" {
+			if near := r.idx.nearNames(poss.Name); len(near) > 0 {
+				return nil, fmt.Errorf("no such package in the sources; did you mean %s?", strings.Join(near, " or "))
+			}
+		}
 		return nil, errors.New("no such package in the sources")
 	}
 	return nil, errors.New("not installable")
@@ -565,4 +570,81 @@ func (r *resolver) matching(all map[string]*Package, poss dependency.Possibility
 		}
 	}
 	return out
+}
+
+// nearNames returns up to three package or virtual names of the index
+// closest to name (by edit distance, at most a third of its length), for
+// "did you mean".
+func (idx *Index) nearNames(name string) []string {
+	limit := max(1, len(name)/3)
+	type cand struct {
+		name string
+		d    int
+	}
+	var found []cand
+	consider := func(n string) {
+		if abs(len(n)-len(name)) > limit {
+			return
+		}
+		if d := editDistance(name, n, limit); d <= limit {
+			found = append(found, cand{n, d})
+		}
+	}
+	for n := range idx.byName {
+		consider(n)
+	}
+	for n := range idx.providers {
+		if _, real := idx.byName[n]; !real {
+			consider(n)
+		}
+	}
+	sort.Slice(found, func(i, j int) bool {
+		if found[i].d != found[j].d {
+			return found[i].d < found[j].d
+		}
+		return found[i].name < found[j].name
+	})
+	var out []string
+	for i := 0; i < len(found) && i < 3; i++ {
+		out = append(out, found[i].name)
+	}
+	return out
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// editDistance is the Damerau-Levenshtein (optimal string alignment)
+// distance of a and b, or limit+1 once it is sure to exceed limit.
+func editDistance(a, b string, limit int) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		best := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+			best = min(best, cur[j])
+		}
+		if best > limit {
+			return limit + 1
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
 }

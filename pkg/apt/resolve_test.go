@@ -387,3 +387,15 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("%s differs from the result; run with -update if the change is intended\ngot:\n%s\nwant:\n%s", p, got, want)
 	}
 }
+
+func TestResolveDidYouMean(t *testing.T) {
+	idx := universe(t)
+	_, err := idx.Resolve([]string{"exim4-deamon-light"}, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "did you mean exim4-daemon-light?") {
+		t.Errorf("err = %v", err)
+	}
+	_, err = idx.Resolve([]string{"zzzzzzzz"}, nil, nil)
+	if err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Errorf("a name near nothing: %v", err)
+	}
+}

@@ -63,7 +63,11 @@ func (b *builder) packageEntries(ctx context.Context, i int, p spec.Platform, bi
 	if b.opts.Cache == nil {
 		return nil, fault.Op(fmt.Errorf("%s: no cache to fetch .debs into", field))
 	}
-	debs, err := apt.FetchPinned(ctx, b.opts.Cache, al.Pins)
+	var fetchOpts []apt.FetchOption
+	if sn := b.snapshot(p); sn != nil {
+		fetchOpts = append(fetchOpts, apt.FromSnapshot(*sn, b.opts.Log))
+	}
+	debs, err := apt.FetchPinned(ctx, b.opts.Cache, al.Pins, fetchOpts...)
 	if err != nil {
 		var mm *cache.MismatchError
 		hint := ""
@@ -71,7 +75,7 @@ func (b *builder) packageEntries(ctx context.Context, i int, p spec.Platform, bi
 		case errors.As(err, &mm):
 			hint = "; a .deb never changes under its file name, so the repository (or something between it and you) serves a file other than the one locked: nothing was written"
 		case strings.Contains(err.Error(), "404"):
-			hint = "; the repository no longer has this version (Debian mirrors keep only the current ones): run repro lock --update to move on, or lock against a snapshot (snapshot.debian.org) to keep it"
+			hint = "; the repository no longer has this version (Debian mirrors keep only the current ones): run repro lock --update to move on, or set apt.snapshot (snapshot.debian.org) so that the build fetches it from there"
 		}
 		return nil, &locatedError{msg: s.ErrorAt(field, "%v%s", err, hint).Error(), err: err}
 	}
@@ -136,6 +140,25 @@ func (b *builder) checkUsrMerge(entries []layer.Entry, bf map[string]*base.File)
 		return fault.Bad(b.s.ErrorAt("apt.usrmerge", "%v", err))
 	}
 	return nil
+}
+
+// snapshot is where a pinned .deb that its source deleted comes from: the
+// spec's apt.snapshot, at its timestamp or the one the lock recorded.
+func (b *builder) snapshot(p spec.Platform) *apt.Snapshot {
+	sn := b.s.Apt.Snapshot
+	if sn == nil {
+		return nil
+	}
+	out := &apt.Snapshot{URL: sn.URL, Timestamp: sn.Timestamp}
+	if out.Timestamp == "" && b.opts.Lock != nil {
+		if a, ok := b.opts.Lock.Apt[p.String()]; ok && a.Snapshot != nil {
+			out.Timestamp = a.Snapshot.Timestamp
+		}
+	}
+	if out.Timestamp == "" {
+		return nil
+	}
+	return out
 }
 
 // aptTimezone is the spec's apt.timezone, or "".

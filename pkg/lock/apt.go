@@ -34,7 +34,13 @@ type Apt struct {
 	Sources []apt.SourceDigest `json:"sources"`
 	// Prefer is the spec's apt.prefer when locked: it shapes the closure.
 	Prefer map[string]string `json:"prefer,omitempty"`
-	Layers []AptLayer        `json:"layers"`
+	// Exclude is the spec's apt.exclude when locked.
+	Exclude []string `json:"exclude,omitempty"`
+	// Snapshot is where a build fetches a pinned .deb that its source
+	// has deleted: the spec's apt.snapshot, with its timestamp, or the
+	// time of locking when the spec gives none.
+	Snapshot *apt.Snapshot `json:"snapshot,omitempty"`
+	Layers   []AptLayer    `json:"layers"`
 }
 
 // AptLayer pins the packages of one layer.
@@ -119,6 +125,9 @@ func (f *File) AptLayer(s *spec.Spec, p spec.Platform, i int) (*AptLayer, string
 	}
 	if !maps.Equal(a.Prefer, s.Apt.Prefer) && (len(a.Prefer) > 0 || len(s.Apt.Prefer) > 0) {
 		return nil, why + " with the spec's apt.prefer"
+	}
+	if !slices.Equal(a.Exclude, sortedCopy(s.Apt.Exclude)) && (len(a.Exclude) > 0 || len(s.Apt.Exclude) > 0) {
+		return nil, why + " with the spec's apt.exclude"
 	}
 	want := sortedCopy(s.Layers[i].Packages)
 	for k := range a.Layers {
@@ -213,6 +222,21 @@ func resolveApt(ctx context.Context, s *spec.Spec, old, f *File, update bool, r 
 			return nil, err
 		}
 		a := Apt{Arch: arch, Sources: idx.Digests, Prefer: s.Apt.Prefer, Layers: []AptLayer{}}
+		if len(s.Apt.Exclude) > 0 {
+			a.Exclude = sortedCopy(s.Apt.Exclude)
+		}
+		if sn := s.Apt.Snapshot; sn != nil {
+			a.Snapshot = &apt.Snapshot{URL: sn.URL, Timestamp: sn.Timestamp}
+			switch {
+			case a.Snapshot.Timestamp != "":
+			case had && prev.Snapshot != nil && !update:
+				a.Snapshot.Timestamp = prev.Snapshot.Timestamp
+			case o.now != nil:
+				a.Snapshot.Timestamp = o.now().UTC().Format("20060102T150405Z")
+			default:
+				return nil, fault.Bad(s.ErrorAt("apt.snapshot", "give a timestamp, like timestamp: 20250520T000000Z"))
+			}
+		}
 		for i, l := range s.Layers {
 			if len(l.Packages) == 0 {
 				continue
@@ -319,9 +343,9 @@ func aptChanges(plat string, prev, now Apt) []Change {
 		key := fmt.Sprintf("apt %s InRelease %s %s", plat, d.URL, d.Suite)
 		switch was, ok := prevSrc[d.URL+" "+d.Suite]; {
 		case !ok:
-			out = append(out, Change{Kind: "added", Key: key, To: "sha256:" + d.InRelease})
+			out = append(out, Change{Kind: "added", Key: key, To: "sha256:" + d.InRelease, Index: true})
 		case was != d.InRelease:
-			out = append(out, Change{Kind: "updated", Key: key, From: "sha256:" + was, To: "sha256:" + d.InRelease})
+			out = append(out, Change{Kind: "updated", Key: key, From: "sha256:" + was, To: "sha256:" + d.InRelease, Index: true})
 		}
 	}
 	pins := func(a Apt) map[string]apt.Pin {
@@ -339,13 +363,13 @@ func aptChanges(plat string, prev, now Apt) []Change {
 		key := fmt.Sprintf("apt %s %s: %s", plat, layerName, p.Name)
 		switch q, ok := was[k]; {
 		case !ok:
-			out = append(out, Change{Kind: "added", Key: key, To: p.Version})
+			out = append(out, Change{Kind: "added", Key: key, To: p.Version, Suite: p.Suite})
 		case q.Version != p.Version || q.SHA256 != p.SHA256:
 			from, to := q.Version, p.Version
 			if from == to {
 				from, to = q.Version+" (sha256:"+q.SHA256+")", p.Version+" (sha256:"+p.SHA256+")"
 			}
-			out = append(out, Change{Kind: "updated", Key: key, From: from, To: to})
+			out = append(out, Change{Kind: "updated", Key: key, From: from, To: to, Suite: p.Suite})
 		}
 	}
 	for k, q := range was {

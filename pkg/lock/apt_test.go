@@ -143,11 +143,11 @@ func TestLockAptPinsAndUpdates(t *testing.T) {
 	golden(t, "apt.lock.golden", normalize(raw, e.repo.URL))
 	wantChanges := []string{
 		"added   apt linux/amd64 InRelease " + e.repo.URL + " stable: sha256:" + f.Apt["linux/amd64"].Sources[0].InRelease,
-		"added   apt linux/amd64 os: base-files: 12.4",
-		"added   apt linux/amd64 os: libc6: 2.36-9",
-		"added   apt linux/amd64 os: mawk: 1.3.4-1",
-		"added   apt linux/amd64 os: nginx-common: 1.22.1-9",
-		"added   apt linux/amd64 os: nginx-light: 1.22.1-9",
+		"added   apt linux/amd64 os: base-files: 12.4 (stable)",
+		"added   apt linux/amd64 os: libc6: 2.36-9 (stable)",
+		"added   apt linux/amd64 os: mawk: 1.3.4-1 (stable)",
+		"added   apt linux/amd64 os: nginx-common: 1.22.1-9 (stable)",
+		"added   apt linux/amd64 os: nginx-light: 1.22.1-9 (stable)",
 	}
 	if d := cmp.Diff(wantChanges, changes); d != "" {
 		t.Errorf("changes (-want +got):\n%s", d)
@@ -182,8 +182,8 @@ func TestLockAptPinsAndUpdates(t *testing.T) {
 	f3, changes := e.lock(t, s, f, true)
 	wantChanges = []string{
 		fmt.Sprintf("updated apt linux/amd64 InRelease %s stable: sha256:%s -> sha256:%s", e.repo.URL, f.Apt["linux/amd64"].Sources[0].InRelease, f3.Apt["linux/amd64"].Sources[0].InRelease),
-		"updated apt linux/amd64 os: nginx-common: 1.22.1-9 -> 1.24.0-1",
-		"updated apt linux/amd64 os: nginx-light: 1.22.1-9 -> 1.24.0-1",
+		"updated apt linux/amd64 os: nginx-common: 1.22.1-9 -> 1.24.0-1 (stable)",
+		"updated apt linux/amd64 os: nginx-light: 1.22.1-9 -> 1.24.0-1 (stable)",
 	}
 	if d := cmp.Diff(wantChanges, changes); d != "" {
 		t.Errorf("--update changes (-want +got):\n%s", d)
@@ -197,7 +197,7 @@ func TestLockAptPinsAndUpdates(t *testing.T) {
 		t.Errorf("Unpinned after adding a package = %q", got)
 	}
 	_, changes = e.lock(t, s2, f3, false)
-	if d := cmp.Diff([]string{"added   apt linux/amd64 os: gawk: 5.2.1-2", "removed apt linux/amd64 os: mawk (was 1.3.4-1)"}, changes); d != "" {
+	if d := cmp.Diff([]string{"added   apt linux/amd64 os: gawk: 5.2.1-2 (stable)", "removed apt linux/amd64 os: mawk (was 1.3.4-1)"}, changes); d != "" {
 		t.Errorf("adding a package (-want +got):\n%s", d)
 	}
 

@@ -132,16 +132,38 @@ type Change struct {
 	Key  string // "base <ref>" or "url <url>"
 	From string
 	To   string
+	// Suite is the suite a package's new version comes from.
+	Suite string
+	// Index is true for a change to what an InRelease or index pins,
+	// which Debian re-signs daily: no pin of the image moved with it.
+	Index bool
 }
 
 func (c Change) String() string {
+	suite := ""
+	if c.Suite != "" {
+		suite = " (" + c.Suite + ")"
+	}
 	switch c.Kind {
 	case "added":
-		return fmt.Sprintf("added   %s: %s", c.Key, c.To)
+		return fmt.Sprintf("added   %s: %s%s", c.Key, c.To, suite)
 	case "removed":
 		return fmt.Sprintf("removed %s (was %s)", c.Key, c.From)
 	}
-	return fmt.Sprintf("updated %s: %s -> %s", c.Key, c.From, c.To)
+	return fmt.Sprintf("updated %s: %s -> %s%s", c.Key, c.From, c.To, suite)
+}
+
+// Stale returns the changes that move a pin of the image: a base, a url,
+// a package (its version or .deb), or the output format; not a re-signed
+// InRelease alone.
+func Stale(changes []Change) []Change {
+	var out []Change
+	for _, c := range changes {
+		if !c.Index {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Resolve returns the lock for s. Entries of old are kept unless update is

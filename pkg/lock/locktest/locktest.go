@@ -201,6 +201,14 @@ func (r *Repo) Put(p string, b []byte) {
 	r.files[p] = b
 }
 
+// Remove deletes the file at p: it answers 404 from then on, as a
+// mirror's superseded .deb does.
+func (r *Repo) Remove(p string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.files, p)
+}
+
 // Get returns the file at p.
 func (r *Repo) Get(p string) []byte {
 	r.mu.Lock()
