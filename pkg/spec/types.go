@@ -123,7 +123,7 @@ type AptSource struct {
 
 // Systemd says which systemd units the image enables.
 type Systemd struct {
-	Enable []string `yaml:"enable" doc:"Units to enable, by name (nginx.service, getty@tty1.service, a template with DefaultInstance=): repro reads each unit file from the image (the base and every layer) and writes the symlinks of its [Install] section (WantedBy=, RequiredBy=, UpheldBy=, Alias=, Also=) under /etc/systemd/system, as systemctl enable makes them." required:"true" example:"[nginx.service]"`
+	Enable []string `yaml:"enable" doc:"Units to enable, by name (nginx.service, getty@tty1.service, a template with DefaultInstance=): repro reads each unit file from the image (the base and every layer) and writes the symlinks of its [Install] section (WantedBy=, RequiredBy=, Alias=, Also=, DefaultInstance=) under /etc/systemd/system, as systemctl enable makes them." required:"true" example:"[nginx.service]"`
 }
 
 // Accounts are the users and groups the image gets.

@@ -7,8 +7,9 @@
 // image), follows a unit name that is a symlink to the unit it names, reads
 // the [Install] section and returns the symlinks under /etc/systemd/system:
 //
-//   - WantedBy=T: T.wants/NAME, RequiredBy=T: T.requires/NAME, UpheldBy=T:
-//     T.upholds/NAME;
+//   - WantedBy=T: T.wants/NAME, RequiredBy=T: T.requires/NAME (UpheldBy=,
+//     which systemd 254 added, is ignored, as Debian 12's systemctl
+//     ignores it);
 //   - Alias=A: A itself (same unit type, a template only for a template);
 //   - Also=U: U is enabled too (a missing one is reported, as systemctl
 //     reports an auxiliary unit that fails);
@@ -21,5 +22,7 @@
 // masked unit, a unit with no [Install] section, and a link that the image
 // already holds pointing elsewhere. The links come sorted by path.
 //
-// The package reads only the Tree it is given; it never touches the host.
+// TestEnableMatchesSystemctl compares the links with those systemctl
+// --root (252) makes for the same units. The package reads only the Tree
+// it is given; it never touches the host.
 package systemd

@@ -318,7 +318,7 @@ func parseInstall(data []byte) (map[string][]string, error) {
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		switch k {
-		case "WantedBy", "RequiredBy", "UpheldBy", "Alias", "Also":
+		case "WantedBy", "RequiredBy", "Alias", "Also":
 			if v == "" {
 				out[k] = nil
 				continue
@@ -380,7 +380,7 @@ func (u *unit) links() ([]Link, []string, error) {
 	name := u.name
 	if u.template {
 		def := u.install["DefaultInstance"]
-		wants := len(u.install["WantedBy"]) + len(u.install["RequiredBy"]) + len(u.install["UpheldBy"])
+		wants := len(u.install["WantedBy"]) + len(u.install["RequiredBy"])
 		if len(def) == 0 && wants > 0 {
 			return nil, nil, fmt.Errorf("%s is a template without DefaultInstance=; enable an instance (%s@NAME.%s)", u.name, prefix, suffix)
 		}
@@ -424,7 +424,7 @@ func (u *unit) links() ([]Link, []string, error) {
 		return b.String(), nil
 	}
 	var out []Link
-	for _, kind := range []struct{ key, dir string }{{"WantedBy", ".wants"}, {"RequiredBy", ".requires"}, {"UpheldBy", ".upholds"}} {
+	for _, kind := range []struct{ key, dir string }{{"WantedBy", ".wants"}, {"RequiredBy", ".requires"}} {
 		for _, v := range u.install[kind.key] {
 			t, err := expand(v)
 			if err != nil {
