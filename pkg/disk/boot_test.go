@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/reprobuild/repro/internal/testtool"
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/rootfs"
 )
 
 var testEpoch = time.Unix(1700000000, 0).UTC()
@@ -244,6 +246,51 @@ func TestFormatFor(t *testing.T) {
 	for f, want := range map[string]Format{"a.vhd": VHD, "a.tar.gz": GCE, "A.TAR.GZ": GCE, "a.qcow2": QCOW2, "a.img": Raw, "a.gz": Raw} {
 		if got := FormatFor(f); got != want {
 			t.Errorf("FormatFor(%s) = %s, want %s", f, got, want)
+		}
+	}
+}
+
+// TestFindBoot: the kernel is the newest /boot/vmlinuz-*, found through
+// usrmerge links; no kernel, no modules directory, no systemd-boot or
+// another architecture is bad input naming what to add.
+func TestFindBoot(t *testing.T) {
+	dir := func(p string) *rootfs.File { return &rootfs.File{Path: p, Kind: rootfs.Dir, Mode: 0o755} }
+	reg := func(p string) *rootfs.File { return &rootfs.File{Path: p, Kind: rootfs.Regular, Mode: 0o644} }
+	full := []*rootfs.File{
+		dir("/boot"), reg("/boot/vmlinuz-6.1.0-9-cloud-amd64"), reg("/boot/vmlinuz-6.1.0-10-cloud-amd64"),
+		{Path: "/lib", Kind: rootfs.Symlink, Link: "usr/lib"}, dir("/usr"), dir("/usr/lib"), dir("/usr/lib/modules"),
+		dir("/usr/lib/modules/6.1.0-10-cloud-amd64"), dir("/usr/lib/systemd"), dir("/usr/lib/systemd/boot"),
+		dir("/usr/lib/systemd/boot/efi"), reg("/usr/lib/systemd/boot/efi/systemd-bootx64.efi"),
+	}
+	bf, err := newPlan(files(full...), testEpoch).findBoot("amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bf.release != "6.1.0-10-cloud-amd64" || bf.modules != "/usr/lib/modules/6.1.0-10-cloud-amd64" {
+		t.Errorf("found %s, modules %s", bf.release, bf.modules)
+	}
+	without := func(drop string) []*rootfs.File {
+		var out []*rootfs.File
+		for _, f := range full {
+			if !strings.HasPrefix(f.Path, drop) {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		fs   []*rootfs.File
+		arch string
+		want string
+	}{
+		{without("/boot/"), "amd64", "has no kernel"},
+		{without("/usr/lib/systemd/boot/efi/"), "amd64", "add the package systemd-boot-efi"},
+		{without("/usr/lib/modules/6.1.0-10"), "amd64", "no /lib/modules/6.1.0-10-cloud-amd64"},
+		{full, "arm64", "amd64 disks"},
+	} {
+		_, err := newPlan(files(tc.fs...), testEpoch).findBoot(tc.arch)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || fault.KindOf(err) != fault.BadInput {
+			t.Errorf("want bad input with %q, got %v", tc.want, err)
 		}
 	}
 }
