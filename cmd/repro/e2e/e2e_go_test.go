@@ -213,3 +213,85 @@ func TestE2EGoEntry(t *testing.T) {
 		t.Errorf("a compile error: exit %d\n%s", re.code, re.stderr)
 	}
 }
+
+// goOtherToolchain fetches another Go release than the one on PATH the
+// way users get one, through the module proxy (GOTOOLCHAIN=goX go
+// version; it lands in the module cache), and returns its name and the
+// directory holding its go command.
+func goOtherToolchain(t *testing.T) (name, bin string) {
+	t.Helper()
+	name = "go1.26.7"
+	if goVersion(t) == name {
+		name = "go1.26.6"
+	}
+	cmd := exec.Command("go", "env", "GOROOT")
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN="+name, "GOFLAGS=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("fetching %s through the module proxy (GOTOOLCHAIN=%s go env GOROOT): %v\n%s", name, name, err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return name, filepath.Join(lines[len(lines)-1], "bin")
+}
+
+// TestE2EGoToolchain: the toolchain is an input. With another go first
+// on PATH, the pinned build gives the digest the system go gives (the go
+// command switches to the pin); with the pin changed to that other
+// release, the digest follows the pin, whichever go is on PATH, and the
+// binary's build info names it.
+func TestE2EGoToolchain(t *testing.T) {
+	other, otherBin := goOtherToolchain(t)
+	dir := goRepo(t)
+	system := goVersion(t)
+	otherPath := []string{"PATH=" + otherBin + string(os.PathListSeparator) + os.Getenv("PATH")}
+	build := func(env []string, tag string) string {
+		t.Helper()
+		r := invocation{dir: dir, env: env}.run(t, "build", "-q", "-f", "repro.yaml", "-o", "oci:"+filepath.Join(dir, "out")+":"+tag)
+		if r.code != 0 {
+			t.Fatalf("build (%v): exit %d\n%s", env, r.code, r.stderr)
+		}
+		return lastLine(r.stdout)
+	}
+	goOf := func(tag string) string {
+		t.Helper()
+		bin := filepath.Join(t.TempDir(), "hello")
+		if err := os.WriteFile(bin, goLayerFile(t, filepath.Join(dir, "out"), tag, "app/hello"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("go", "version", bin).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(strings.TrimPrefix(string(out), bin+":"))
+	}
+	pinned := build(nil, "system")
+	if got := build(otherPath, "other-on-path"); got != pinned {
+		t.Errorf("pinned %s: %s with the system go, %s with %s first on PATH", system, pinned, got, other)
+	}
+	if g := goOf("other-on-path"); g != system {
+		t.Errorf("with %s first on PATH and %s pinned, the binary says %s", other, system, g)
+	}
+
+	lockFile := filepath.Join(dir, "repro.lock.json")
+	raw, err := os.ReadFile(lockFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := strings.Replace(string(raw), `"go": "`+system+`"`, `"go": "`+other+`"`, 1)
+	if moved == string(raw) {
+		t.Fatalf("the lock does not pin %s:\n%s", system, raw)
+	}
+	if err := os.WriteFile(lockFile, []byte(moved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repinned := build(nil, "repinned")
+	if repinned == pinned {
+		t.Errorf("pinned %s and %s give the same digest %s", system, other, pinned)
+	}
+	if g := goOf("repinned"); g != other {
+		t.Errorf("pinned %s, the binary says %s", other, g)
+	}
+	if got := build(otherPath, "repinned-other"); got != repinned {
+		t.Errorf("pinned %s: %s with the system go, %s with it first on PATH", other, repinned, got)
+	}
+}
