@@ -166,7 +166,10 @@ func TestMemoryDoesNotGrowWithCores(t *testing.T) {
 		}
 		zw.Close()
 	})
-	if p := peak; p > 128<<20 {
+	// Uncapped, this peaks near 240 MiB; capped, 100-135 MiB depending on
+	// when the collector runs (under -race too): 176 MiB tells them apart
+	// without flaking.
+	if p := peak; p > 176<<20 {
 		t.Errorf("zstd at GOMAXPROCS 64 peaked at %d MiB of heap", p>>20)
 	} else {
 		t.Logf("zstd at GOMAXPROCS 64: heap peak %d MiB", p>>20)
