@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"sort"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/reprobuild/repro/internal/canonical"
 	"github.com/reprobuild/repro/pkg/base"
-	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/spec"
 )
@@ -47,16 +45,9 @@ var ErrNotTheSpecs = errors.New("the images given are not the ones the spec make
 // platforms on one machine. A part that does not fit is bad input
 // (ErrNotTheSpecs), with the reason.
 func Assemble(ctx context.Context, req Request, parts []Part) (*Built, error) {
-	log := req.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if req.Cache == nil {
-		return nil, errors.New("build.Assemble: the request has no cache")
-	}
-	alg := req.Compression
-	if alg == "" {
-		alg = compress.Gzip
+	log, alg, err := withDefaults("Assemble", req)
+	if err != nil {
+		return nil, err
 	}
 	b, err := prepare(ctx, req, alg, log)
 	if err != nil {

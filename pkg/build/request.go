@@ -154,16 +154,9 @@ var (
 // Run loads the spec file of req, resolves its template values, its lock
 // and its base pin, and builds it.
 func Run(ctx context.Context, req Request) (*Built, error) {
-	log := req.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if req.Cache == nil {
-		return nil, errors.New("build.Run: the request has no cache")
-	}
-	alg := req.Compression
-	if alg == "" {
-		alg = compress.Gzip
+	log, alg, err := withDefaults("Run", req)
+	if err != nil {
+		return nil, err
 	}
 	if req.WorkDir == "" {
 		return nil, errors.New("build.Run: the request has no WorkDir")
@@ -194,6 +187,24 @@ func Run(ctx context.Context, req Request) (*Built, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// withDefaults checks the request has a cache and returns its logger
+// (discarding when nil) and compression (gzip when empty); caller names
+// the entry point in the error.
+func withDefaults(caller string, req Request) (*slog.Logger, compress.Algorithm, error) {
+	if req.Cache == nil {
+		return nil, "", fmt.Errorf("build.%s: the request has no cache", caller)
+	}
+	log := req.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	alg := req.Compression
+	if alg == "" {
+		alg = compress.Gzip
+	}
+	return log, alg, nil
 }
 
 // prepare loads the spec file of req and resolves all that a build of it
