@@ -96,7 +96,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	bctx, err := layer.NewContext(s.Dir)
+	bctx, err := layer.OpenSourceDir(s.Dir)
 	if err != nil {
 		return nil, fault.Bad(err)
 	}
@@ -104,7 +104,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{s: s, opts: opts, ctx: bctx, shared: map[int]*layer.File{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}, bases: map[string]map[string]*base.File{}}
+	b := &builder{s: s, opts: opts, srcDir: bctx, shared: map[int]*layer.File{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}, bases: map[string]map[string]*base.File{}}
 	if err := checkSources(s, bctx, plats, opts.Values); err != nil {
 		return nil, err
 	}
@@ -171,7 +171,7 @@ func selectPlatforms(s *spec.Spec, want []spec.Platform) ([]spec.Platform, error
 type builder struct {
 	s      *spec.Spec
 	opts   Options
-	ctx    *layer.Context
+	srcDir *layer.SourceDir
 	shared map[int]*layer.File // layers that no platform template changes
 	guard  *secrets.Guard
 	added  map[string]int // path -> the first layer that adds it, for removal warnings
@@ -280,14 +280,14 @@ func CheckSources(s *spec.Spec, platforms []spec.Platform, values spec.Values) e
 	if err != nil {
 		return err
 	}
-	bctx, err := layer.NewContext(s.Dir)
+	bctx, err := layer.OpenSourceDir(s.Dir)
 	if err != nil {
 		return fault.Bad(err)
 	}
 	return checkSources(s, bctx, plats, values)
 }
 
-func checkSources(s *spec.Spec, bctx *layer.Context, plats []spec.Platform, values spec.Values) error {
+func checkSources(s *spec.Spec, bctx *layer.SourceDir, plats []spec.Platform, values spec.Values) error {
 	var list spec.ErrorList
 	seen := map[string]bool{}
 	for _, p := range plats {
@@ -471,7 +471,7 @@ func (b *builder) content(ctx context.Context, field string, c spec.Content, p s
 		if err != nil {
 			return nil, err
 		}
-		es, err := b.ctx.Source(src, c.Path, c.Exclude, a)
+		es, err := b.srcDir.Source(src, c.Path, c.Exclude, a)
 		if err != nil {
 			var se *layer.SourceError
 			if errors.As(err, &se) {

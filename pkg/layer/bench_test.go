@@ -120,7 +120,7 @@ func benchEntries(tb testing.TB) ([]layer.Entry, int64) {
 	tb.Helper()
 	dir := tb.TempDir()
 	n := benchTree(tb, dir)
-	c, err := layer.NewContext(dir)
+	c, err := layer.OpenSourceDir(dir)
 	if err != nil {
 		tb.Fatal(err)
 	}

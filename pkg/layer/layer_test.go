@@ -362,7 +362,7 @@ func TestMemoryBounded(t *testing.T) {
 		f.Write(chunk)
 	}
 	f.Close()
-	c, err := NewContext(dir)
+	c, err := OpenSourceDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestWriteLeavesNothingOnError(t *testing.T) {
 	}
 }
 
-func TestContextSafety(t *testing.T) {
+func TestSourceDirSafety(t *testing.T) {
 	root := t.TempDir()
 	outside := t.TempDir()
 	must := func(err error) {
@@ -416,7 +416,7 @@ func TestContextSafety(t *testing.T) {
 	must(os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "escape")))
 	must(os.Symlink("tree/a.txt", filepath.Join(root, "inside")))
 	must(syscall.Mkfifo(filepath.Join(root, "fifo"), 0o644))
-	c, err := NewContext(root)
+	c, err := OpenSourceDir(root)
 	must(err)
 
 	for _, tc := range []struct{ src, want string }{
@@ -546,7 +546,7 @@ func TestExcludedPath(t *testing.T) {
 		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
 		os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o644)
 	}
-	c, err := NewContext(dir)
+	c, err := OpenSourceDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -573,7 +573,7 @@ func TestResolved(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "real", "sub", "f"), []byte("x"), 0o644)
 	os.Symlink("real/sub/f", filepath.Join(dir, "link"))
 	os.Symlink("real", filepath.Join(dir, "dirlink"))
-	c, err := NewContext(dir)
+	c, err := OpenSourceDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

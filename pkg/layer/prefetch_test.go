@@ -192,7 +192,7 @@ func TestFileTurnedFIFO(t *testing.T) {
 	if err := os.WriteFile(p, []byte("hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewContext(dir)
+	c, err := OpenSourceDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestTreeWalkOrder(t *testing.T) {
 		want = append(want, "/app/"+filepath.ToSlash(r))
 		return nil
 	})
-	c, err := NewContext(dir)
+	c, err := OpenSourceDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,9 +15,9 @@ import (
 	"github.com/reprobuild/repro/internal/glob"
 )
 
-// Context is a build context: the directory that a spec's sources are
+// SourceDir is a build context: the directory that a spec's sources are
 // read from. No source may leave it, by .. or through a symlink.
-type Context struct {
+type SourceDir struct {
 	dir  string // as given, for messages
 	root string // absolute, symlinks resolved
 }
@@ -32,8 +32,8 @@ func sourceErr(format string, args ...any) error {
 	return &SourceError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// NewContext opens dir as a build context.
-func NewContext(dir string) (*Context, error) {
+// OpenSourceDir opens dir as a build context.
+func OpenSourceDir(dir string) (*SourceDir, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -42,11 +42,11 @@ func NewContext(dir string) (*Context, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening build context: %w", err)
 	}
-	return &Context{dir: dir, root: root}, nil
+	return &SourceDir{dir: dir, root: root}, nil
 }
 
 // Root is the context's absolute, symlink-free path.
-func (c *Context) Root() string { return c.root }
+func (c *SourceDir) Root() string { return c.root }
 
 // Attrs are the owner and mode a source's entries get.
 type Attrs struct {
@@ -70,7 +70,7 @@ func (a Attrs) fileMode(fi fs.FileInfo) uint32 {
 
 // resolve finds source rel (slash-separated, relative to the context) on
 // disk, following symlinks only while they stay inside the context.
-func (c *Context) resolve(rel string) (string, fs.FileInfo, error) {
+func (c *SourceDir) resolve(rel string) (string, fs.FileInfo, error) {
 	clean := path.Clean(strings.TrimSuffix(rel, "/"))
 	if path.IsAbs(rel) || clean == ".." || strings.HasPrefix(clean, "../") {
 		return "", nil, sourceErr("%q leaves the build context %s; sources must be inside the directory holding the spec", rel, c.dir)
@@ -111,7 +111,7 @@ func within(root, p string) bool {
 // and be a regular file or a directory (exclude only for a directory). Its
 // complaints are SourceErrors. It is cheap: a build checks every source
 // with it before anything is fetched.
-func (c *Context) Check(rel string, exclude bool) error {
+func (c *SourceDir) Check(rel string, exclude bool) error {
 	_, fi, err := c.resolve(rel)
 	if err != nil {
 		return err
@@ -130,7 +130,7 @@ func (c *Context) Check(rel string, exclude bool) error {
 
 // Source returns the entries for source rel placed at dest: one regular
 // file, or, for a directory, the whole tree less what exclude matches.
-func (c *Context) Source(rel, dest string, exclude []string, a Attrs) ([]Entry, error) {
+func (c *SourceDir) Source(rel, dest string, exclude []string, a Attrs) ([]Entry, error) {
 	full, fi, err := c.resolve(rel)
 	if err != nil {
 		return nil, err
@@ -177,7 +177,7 @@ func kindOf(fi fs.FileInfo) string {
 // are listed, and their entries stat'ed, by up to walkers goroutines at
 // once; the results are put together in the order filepath.WalkDir visits
 // them, so the entries and the first error are those a serial walk gives.
-func (c *Context) tree(rel, full, dest string, exclude []string, a Attrs) ([]Entry, error) {
+func (c *SourceDir) tree(rel, full, dest string, exclude []string, a Attrs) ([]Entry, error) {
 	w := &walker{rel: strings.TrimSuffix(rel, "/"), dest: dest, exclude: exclude, a: a, sem: make(chan struct{}, walkers)}
 	root := w.start(full, "")
 	entries := []Entry{{Path: dest, Type: Dir, Mode: 0o755, UID: a.UID, GID: a.GID}}
@@ -319,7 +319,7 @@ func FileEntry(full, dest string, a Attrs, defaultMode uint32) ([]Entry, error) 
 // Resolved is the slash-separated path, relative to the context, that
 // source rel resolves to (through a symlink named as the source, to its
 // target): the path whose history says when the source last changed.
-func (c *Context) Resolved(rel string) (string, error) {
+func (c *SourceDir) Resolved(rel string) (string, error) {
 	full, _, err := c.resolve(rel)
 	if err != nil {
 		return "", err
