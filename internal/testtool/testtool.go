@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // InCI reports whether the tests run in CI (the environment variable CI is true),
@@ -23,14 +24,25 @@ func InCI() bool {
 	return err == nil && ci
 }
 
+// PendingEnv names a directory in which .ci/run keeps one file per tool it is
+// still installing in the background while the tests run (Packer 1.9.5 takes
+// minutes to compile). Require waits, up to PendingWait, for a pending tool's
+// file to go before it looks the tool up.
+const PendingEnv = "REPRO_TOOLS_PENDING"
+
+// PendingWait bounds the wait for a tool that .ci/run is still installing.
+const PendingWait = 30 * time.Minute
+
 // Require looks up each named tool on PATH and returns a map from name to path.
 // When one is missing it fails the test if InCI, and skips it otherwise; either
-// way the message names every missing tool.
+// way the message names every missing tool. A tool that .ci/run is still
+// installing (see PendingEnv) is waited for first.
 func Require(t testing.TB, names ...string) map[string]string {
 	t.Helper()
 	paths := make(map[string]string, len(names))
 	var missing []string
 	for _, name := range names {
+		waitPending(t, name)
 		p, err := exec.LookPath(name)
 		if err != nil {
 			missing = append(missing, name)
@@ -43,6 +55,31 @@ func Require(t testing.TB, names ...string) map[string]string {
 		return nil
 	}
 	return paths
+}
+
+// waitPending waits while $REPRO_TOOLS_PENDING/name exists, up to PendingWait.
+func waitPending(t testing.TB, name string) {
+	t.Helper()
+	dir := os.Getenv(PendingEnv)
+	if dir == "" || strings.ContainsRune(name, os.PathSeparator) {
+		return
+	}
+	marker := filepath.Join(dir, name)
+	deadline := time.Now().Add(PendingWait)
+	logged := false
+	for {
+		if _, err := os.Stat(marker); err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still being installed after %v (%s exists)", name, PendingWait, marker)
+		}
+		if !logged {
+			t.Logf("waiting for %s, which .ci/run is still installing", name)
+			logged = true
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // unavailable fails the test in CI and skips it elsewhere.

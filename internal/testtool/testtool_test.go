@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // recorder stands in for a test to watch Require and Run fail or skip; everything
@@ -150,5 +151,35 @@ func requireStatic(t *testing.T, path string) {
 			unavailable(t, "a static busybox (Debian's busybox-static) is needed, but "+path+" is dynamically linked")
 			return
 		}
+	}
+}
+
+// TestRequireWaitsForPending: a tool whose marker is in $REPRO_TOOLS_PENDING is
+// looked up only after the marker goes, so a tool installed while the tests run
+// is found, not reported missing.
+func TestRequireWaitsForPending(t *testing.T) {
+	pending := t.TempDir()
+	bin := t.TempDir()
+	t.Setenv(PendingEnv, pending)
+	t.Setenv("PATH", bin)
+	const name = "repro-test-pending-tool"
+	if err := os.WriteFile(filepath.Join(pending, name), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(1500 * time.Millisecond)
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			panic(err)
+		}
+		if err := os.Remove(filepath.Join(pending, name)); err != nil {
+			panic(err)
+		}
+	}()
+	paths := Require(t, name)
+	<-done
+	if got, want := paths[name], filepath.Join(bin, name); got != want {
+		t.Fatalf("Require = %q, want %q", got, want)
 	}
 }
