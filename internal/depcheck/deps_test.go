@@ -34,6 +34,7 @@ var allowed = map[string][]string{
 	"pkg/imageref":                {"pkg/fault"},
 	"pkg/layer":                   {"pkg/compress", "internal/glob"},
 	"pkg/cache":                   {"pkg/fault"},
+	"pkg/layercache":              {"pkg/layer", "pkg/compress", "internal/atomicfs"},
 	"pkg/base":                    {"pkg/cache", "pkg/compress", "pkg/fault", "pkg/imageref"},
 	"pkg/lock":                    {"pkg/apt", "pkg/base", "pkg/cache", "pkg/fault", "pkg/spec"},
 	"pkg/lock/locktest":           {},

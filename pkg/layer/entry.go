@@ -48,6 +48,10 @@ type Entry struct {
 	// Origin says where the entry came from, for messages
 	// (layers[0].contents[2], or a context path).
 	Origin string
+	// HostPath, for a regular file read from disk (the build context, the
+	// cache), is the file Open reads: the layer cache's stat cache keys
+	// its content hash by it. It is no part of the layer's bytes.
+	HostPath string
 }
 
 // node is an entry placed in the canonical order.

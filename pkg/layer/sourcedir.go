@@ -150,7 +150,7 @@ func (c *SourceDir) Source(rel, dest string, exclude []string, a Attrs) ([]Entry
 func fileEntry(full, dest string, fi fs.FileInfo, a Attrs) Entry {
 	return Entry{
 		Path: dest, Type: Regular, Mode: a.fileMode(fi), UID: a.UID, GID: a.GID,
-		Xattrs: a.Xattrs, Size: fi.Size(),
+		Xattrs: a.Xattrs, Size: fi.Size(), HostPath: full,
 		Open: func() (io.ReadCloser, error) { return openRegular(full) },
 	}
 }

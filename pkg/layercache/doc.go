@@ -1,0 +1,80 @@
+// Package layercache is the layer cache: a layer built once is not built
+// again while nothing that makes its bytes has changed. It owns the key,
+// the stat cache of the build context and the local store of layers
+// (under the cache directory's layers/). Package cache, beside it, is the
+// store of fetched files and pulled blobs; the two share a directory and
+// nothing else.
+//
+// # The key
+//
+// A key is the SHA-256 of a canonical description of everything that
+// makes a layer's bytes, and nothing else. It is written as lines, each
+// field quoted with strconv.Quote where it is a string:
+//
+//	repro-layer-cache/1
+//	format repro-layer/N                 the output format (compress.Format)
+//	compression gzip|zstd
+//	settings "<compress.FormatSettings>" the compressor's fixed settings
+//	tar "<layer.TarRule>"                the tar rule of that format
+//	epoch E                              the layer's epoch
+//	kind entries|packages
+//
+// then, for a layer built from entries (context, inline contents, urls,
+// the accounts layer), one line per entry, sorted by path:
+//
+//	<type> <path> <mode octal> <uid> <gid> <target> <mtime> <size> <sha256> <xattrs>
+//
+// where mtime is the entry's mtime as the tar rule normalizes it (the
+// epoch, or in format 2 the entry's own clamped to [0, epoch]), target is
+// a symlink's or hard link's target (else ""), size and sha256 are a
+// regular file's length and content hash (else 0 and -), and xattrs are
+// the sorted name=value pairs, quoted. Implicit parent directories and
+// the hard-link arrangement follow from these lines and the tar rule, so
+// they are not listed. The host's mtimes, owners, inode numbers and the
+// order the entries were given in are not in the key: they are not in the
+// bytes either.
+//
+// For a package layer the lines are instead the pinned .deb digests, in
+// the order the layer unpacks them, followed by one line of the builder's
+// own parameters for that layer (what it writes besides the packages'
+// files), which the caller gives. A base's layers have no key: they are
+// copied as published, and package cache holds them.
+//
+// A key is a claim that anyone can check: the layer stored under it must
+// be the layer a cold build writes. The builder checks its half of the
+// claim as it writes: every regular file's content is hashed again as it
+// streams into the tar (Contents.Observe), and a layer whose files did not
+// hash as the key said (a file edited during the build) is not stored.
+//
+// # The stat cache
+//
+// As git's index does, the stat cache maps a context file's (path,
+// device, inode, size, mtime ns, ctime ns, mode) to its content's SHA-256,
+// so that a warm build hashes no file: it reads no file bodies. It never
+// serves a stale hash. A record is used only when every field equals a
+// fresh lstat's; any write to a file changes its ctime (even one that
+// keeps its size and sets its mtime back, as touch -d does). The racy
+// case (a file written again within the timestamp granule of the stat
+// that was recorded, so that its times do not change) is handled as git
+// handles it, more strictly: a record is kept only when the file's mtime
+// and ctime are older than the start of the session that hashed it, less
+// a window of RacyWindow (for coarse clocks and granules), and when the
+// file's fstat before and after hashing agree. Files changed that
+// recently are hashed again on the next build. One stat cache file per
+// context, written atomically; builds sharing it race harmlessly (the
+// last writer's view wins, and every view is true).
+//
+// # The local store
+//
+// DIR/layers/entries/<key hex>/ holds blob (the compressed layer), and
+// meta.json (digest, diff ID, size, media type). An entry is written in a
+// temporary directory and renamed into place; when two builds race, the
+// first rename wins and the second build uses the winner's entry (their
+// bytes are the same, or the key is wrong). A hit hashes the blob again
+// before it is used (a corrupt entry is removed and the layer rebuilt)
+// and gives a v1.Layer whose digest and diff ID are known without reading
+// it; its bytes are copied or linked into outputs, never recompressed.
+// The entry's used file is touched on every hit: Prune removes entries
+// unused for longer than a maximum age, then the least recently used
+// until the store fits a maximum size.
+package layercache
