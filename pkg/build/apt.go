@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/reprobuild/repro/pkg/accounts"
 	"github.com/reprobuild/repro/pkg/apt"
 	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/cache"
@@ -25,7 +26,7 @@ func baseFileWanted(p string) bool {
 	if strings.Count(p, "/") == 1 && apt.UsrMergeDir(p[1:]) {
 		return true
 	}
-	for _, f := range spec.AccountFiles {
+	for _, f := range accounts.Files {
 		if p == f {
 			return true
 		}

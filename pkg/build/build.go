@@ -16,6 +16,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/reprobuild/repro/pkg/accounts"
 	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/compress"
@@ -363,7 +364,7 @@ func (b *builder) accountsLayer(ctx context.Context, p spec.Platform, bi *base.I
 	if err != nil {
 		return nil, err
 	}
-	entries, err := b.accountEntries(bf)
+	entries, err := accounts.Entries(b.s, bf)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package build
+package accounts
 
 import (
 	"archive/tar"
@@ -12,7 +12,11 @@ import (
 	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/layer"
+	"github.com/reprobuild/repro/pkg/spec"
 )
+
+// Files are the files that Entries reads of the base and writes.
+var Files = spec.AccountFiles
 
 // accountLine is one line of /etc/passwd or /etc/group (or of their
 // shadow files, which carry no id: theirs comes from the other file).
@@ -84,15 +88,18 @@ func byID(lines map[string]*accountLine) []*accountLine {
 	return out
 }
 
-// accountEntries writes the spec's accounts over the base's account files
-// (bf): /etc/passwd, /etc/group and /etc/shadow, and /etc/gshadow when the
+// Entries writes the accounts of s over the base's account files (bf, by
+// path; nil without a base): /etc/passwd, /etc/group and /etc/shadow, and /etc/gshadow when the
 // base has one. A spec entry replaces the base's entry of the same name;
 // an id that the base gives another name is an error. root (uid and gid
 // 0) is always there. Lines are sorted by id; shadow lines follow their
 // passwd (or group) line's order. Passwords of the spec's users are
-// locked (*).
-func (b *builder) accountEntries(bf map[string]*base.File) ([]layer.Entry, error) {
-	a := b.s.Accounts
+// locked (*). Errors are bad input, at the field of s they concern.
+func Entries(s *spec.Spec, bf map[string]*base.File) ([]layer.Entry, error) {
+	a := s.Accounts
+	if a == nil {
+		return nil, nil
+	}
 	passwd, err := parseAccounts(bf["/etc/passwd"], 2, 7)
 	if err != nil {
 		return nil, fault.Bad(fmt.Errorf("the base's account files: %w", err))
@@ -115,7 +122,7 @@ func (b *builder) accountEntries(bf map[string]*base.File) ([]layer.Entry, error
 	for i, g := range a.Groups {
 		f := fmt.Sprintf("accounts.groups[%d]", i)
 		if h := holder(group.lines, g.Name, *g.GID); h != "" {
-			return nil, fault.Bad(b.s.ErrorAt(f+".gid", "gid %d is %s's in the base's /etc/group; give %s another gid, or name the group %s", *g.GID, h, g.Name, h))
+			return nil, fault.Bad(s.ErrorAt(f+".gid", "gid %d is %s's in the base's /etc/group; give %s another gid, or name the group %s", *g.GID, h, g.Name, h))
 		}
 		members := ""
 		if old, ok := group.lines[g.Name]; ok {
@@ -133,10 +140,10 @@ func (b *builder) accountEntries(bf map[string]*base.File) ([]layer.Entry, error
 	for i, u := range a.Users {
 		f := fmt.Sprintf("accounts.users[%d]", i)
 		if h := holder(passwd.lines, u.Name, *u.UID); h != "" {
-			return nil, fault.Bad(b.s.ErrorAt(f+".uid", "uid %d is %s's in the base's /etc/passwd; give %s another uid, or name the user %s", *u.UID, h, u.Name, h))
+			return nil, fault.Bad(s.ErrorAt(f+".uid", "uid %d is %s's in the base's /etc/passwd; give %s another uid, or name the user %s", *u.UID, h, u.Name, h))
 		}
 		if !gids[*u.GID] {
-			return nil, fault.Bad(b.s.ErrorAt(f+".gid", "no group has gid %d, in accounts.groups or in the base's /etc/group; add it to accounts.groups", *u.GID))
+			return nil, fault.Bad(s.ErrorAt(f+".gid", "no group has gid %d, in accounts.groups or in the base's /etc/group; add it to accounts.groups", *u.GID))
 		}
 		gecos := ""
 		if old, ok := passwd.lines[u.Name]; ok {
