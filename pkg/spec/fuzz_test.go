@@ -148,7 +148,7 @@ func render(s *Spec) ([]byte, bool) {
 			contents := []any{}
 			for _, c := range l.Contents {
 				m := map[string]any{"path": str(c.Path), "type": str(c.Type)}
-				for k, v := range map[string]string{"source": c.Source, "url": c.URL, "sha256": c.SHA256, "target": c.Target} {
+				for k, v := range map[string]string{"source": c.Source, "url": c.URL, "sha256": c.SHA256, "target": c.Target, "go": c.Go} {
 					if v != "" {
 						m[k] = str(v)
 					}
@@ -161,6 +161,12 @@ func render(s *Spec) ([]byte, bool) {
 				}
 				if c.Capabilities != nil {
 					m["capabilities"] = strs(c.Capabilities)
+				}
+				if c.LDFlags != nil {
+					m["ldflags"] = strs(c.LDFlags)
+				}
+				if c.BuildTags != nil {
+					m["tags"] = strs(c.BuildTags)
 				}
 				if c.Mode != nil {
 					m["mode"] = c.Mode.String()

@@ -99,7 +99,7 @@ func TestExamples(t *testing.T) {
 				}
 			}
 			server := byPath["/app/server"]
-			if server.Type != TypeFile || server.Source != "dist/server-{{.Arch}}" || server.Mode == nil || *server.Mode != 0o755 {
+			if server.Type != TypeFile || server.Go != "." || server.Mode != nil || !cmp.Equal(server.LDFlags, []string{"-X main.version={{.Version}}"}) {
 				t.Errorf("/app/server = %+v", server)
 			}
 			if diff := cmp.Diff([]string{"cap_net_bind_service"}, server.Capabilities); diff != "" {

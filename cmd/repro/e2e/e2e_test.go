@@ -75,7 +75,9 @@ type e2eWant struct {
 	// prints it.
 	tree []string
 	// content maps paths to their exact bytes; source maps paths to the file
-	// of the examples directory that holds their bytes.
+	// that holds their bytes, relative to the examples directory (the
+	// example server: what a plain go build with the go: entry's flags
+	// gives, which copyExamples compiles beside it).
 	content, source map[string]string
 	// caps maps paths to the capabilities getcap prints for them; every other
 	// path must carry no extended attribute at all.
@@ -146,13 +148,13 @@ var e2eWants = map[string]e2eWant{
 			"/etc/group": "root:x:0:\nnonroot:x:65532:\n",
 		},
 		source: map[string]string{
-			"/app/server":            "go-server/dist/server-amd64",
+			"/app/server":            exampleServerOracle("amd64"),
 			"/srv/static/index.html": "go-server/static/index.html",
 			"/srv/static/robots.txt": "go-server/static/robots.txt",
 		},
 		caps:      map[string]string{"/app/server": "cap_net_bind_service=ep", "/app/server-link": "cap_net_bind_service=ep"},
 		hardlinks: [][2]string{{"/app/server", "/app/server-link"}},
-		check:     "repro example server: 2 files under /srv/static; motd: built by repro\n",
+		check:     "repro example server 1.0.0: 2 files under /srv/static; motd: built by repro\n",
 	},
 	"go-server/multi-platform.yaml": {
 		name: "multi-platform",
@@ -167,11 +169,11 @@ var e2eWants = map[string]e2eWant{
 		},
 		content: map[string]string{"/etc/motd": "built by repro for many platforms\n"},
 		source: map[string]string{
-			"/app/server":            "go-server/dist/server-amd64",
+			"/app/server":            exampleServerOracle("amd64"),
 			"/srv/static/index.html": "go-server/static/index.html",
 		},
 		absent: []string{"/srv/static/robots.txt"},
-		check:  "repro example server: 1 files under /srv/static; motd: built by repro for many platforms\n",
+		check:  "repro example server 1.0.0: 1 files under /srv/static; motd: built by repro for many platforms\n",
 	},
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/verify"
 )
 
@@ -25,9 +26,10 @@ const goldenFile = "testdata/golden/examples.txt"
 // goldenCase is one example built one way.
 type goldenCase struct {
 	example, compression string // example: a spec path under specs/examples
-	// toolchain is "-" when the image holds nothing compiled by the Go
-	// toolchain running the test; else the image holds the example Go
-	// server, whose bytes depend on that toolchain's version.
+	// toolchain is "-" when the image holds nothing compiled; else "go":
+	// the image holds the example Go server, whose bytes depend on the
+	// toolchain that its lock pins (and that GOTOOLCHAIN fetches), not
+	// on the go on PATH.
 	toolchain string
 }
 
@@ -41,23 +43,43 @@ var goldenCases = []goldenCase{
 }
 
 // copyExamples copies specs/examples to a fresh directory outside any git
-// repository (so .GitCommit is "unknown"), compiles the example server for
-// amd64 and arm64 into it, and returns it.
+// repository (so .GitCommit is "unknown") and returns it. Beside it, in
+// go-server-oracle/, it compiles the example server for amd64 and arm64
+// with a plain go build of the flags the go: entry promises (the pinned
+// toolchain, CGO_ENABLED=0, -trimpath, -buildvcs=false, an empty build
+// ID, the spec's -X): the image must hold those bytes exactly.
 func copyExamples(t *testing.T, perturb bool) string {
 	t.Helper()
 	root := moduleRoot(t)
 	dst := filepath.Join(t.TempDir(), "examples")
 	copyTree(t, filepath.Join(root, "specs", "examples"), dst, perturb)
 	for _, arch := range []string{"amd64", "arm64"} {
-		out := filepath.Join(dst, "go-server", "dist", "server-"+arch)
-		cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-buildid=", "-o", out, "./specs/examples/go-server")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+		out := filepath.Join(dst, exampleServerOracle(arch))
+		cmd := exec.Command("go", "build", "-trimpath", "-mod=readonly", "-buildvcs=false", "-ldflags=-buildid= -X main.version="+e2eVersion, "-o", out, ".")
+		cmd.Dir = filepath.Join(root, "specs", "examples", "go-server")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOFLAGS=", "GOTOOLCHAIN="+exampleToolchain(t))
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("building the example server for %s: %v\n%s", arch, err, b)
 		}
 	}
 	return dst
+}
+
+// exampleServerOracle is where copyExamples puts the example server it
+// compiled for arch, relative to the examples copy (outside it).
+func exampleServerOracle(arch string) string {
+	return filepath.Join("..", "go-server-oracle", "server-"+arch)
+}
+
+// exampleToolchain is the Go toolchain specs/examples/go-server's lock
+// pins, which its go: entries compile with whatever go is on PATH.
+func exampleToolchain(t testing.TB) string {
+	t.Helper()
+	lf, err := lock.Read(filepath.Join(moduleRoot(t), "specs", "examples", "go-server", lock.FileName))
+	if err != nil || lf == nil || lf.Go == "" {
+		t.Fatalf("specs/examples/go-server/%s pins no Go toolchain (%v); run repro lock -f specs/examples/go-server/repro.yaml", lock.FileName, err)
+	}
+	return lf.Go
 }
 
 func goVersion(t *testing.T) string {
@@ -94,7 +116,7 @@ func readGolden(t *testing.T) map[string]string {
 }
 
 func TestGoldenDigests(t *testing.T) {
-	gover := goVersion(t)
+	gover := exampleToolchain(t)
 	examples := copyExamples(t, false)
 	golden := readGolden(t)
 	got := map[string]string{}
@@ -114,7 +136,7 @@ func TestGoldenDigests(t *testing.T) {
 			switch {
 			case *update:
 			case !ok && c.toolchain == "go":
-				t.Fatalf("no golden digest for %s built with %s; this example compiles a Go binary, whose bytes depend on the toolchain: check the other pins still hold, then add this one with -update (got %s)", c.example, tc, d)
+				t.Fatalf("no golden digest for %s built with %s; this example compiles a Go binary, whose bytes depend on the toolchain its lock pins: a new pin needs a new golden, added with -update (got %s)", c.example, tc, d)
 			case !ok:
 				t.Fatalf("no golden digest for %q (got %s); add it with -update", key, d)
 			case d != want:
@@ -153,16 +175,11 @@ func writeGolden(t *testing.T, m map[string]string) {
 // the copy build --check makes: the way a different machine might hold
 // it, files created in reverse order, with other modes (group and other
 // bits cleared, as umask 077 would), other mtimes and atimes, another
-// owner (when run as root) and an extended attribute. go-server/dist,
-// compiled afterwards, is left out either way.
+// owner (when run as root) and an extended attribute.
 func copyTree(t *testing.T, src, dst string, perturb bool) {
 	t.Helper()
-	dist := func(p string) bool {
-		rel, _ := filepath.Rel(src, p)
-		return strings.HasPrefix(rel, filepath.Join("go-server", "dist"))
-	}
 	if perturb {
-		if err := verify.PerturbedCopy(src, dst, dist); err != nil {
+		if err := verify.PerturbedCopy(src, dst, nil); err != nil {
 			t.Fatal(err)
 		}
 		return
@@ -172,9 +189,6 @@ func copyTree(t *testing.T, src, dst string, perturb bool) {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		if dist(p) {
-			return nil
-		}
 		target := filepath.Join(dst, rel)
 		switch {
 		case fi.IsDir():

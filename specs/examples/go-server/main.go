@@ -1,6 +1,8 @@
 // Command server is repro's example Go server: it serves the files under
 // -root over HTTP. With -check it lists what it would serve and exits,
-// which is how the end-to-end tests run it.
+// which is how the end-to-end tests run it. It is a Go module of its own
+// (example.com/go-server), which the go: entries of the specs beside it
+// compile; -X main.version sets the version it reports.
 package main
 
 import (
@@ -12,6 +14,9 @@ import (
 	"os"
 	"path/filepath"
 )
+
+// version is set at link time: -X main.version={{.Version}} in repro.yaml.
+var version = "dev"
 
 func main() {
 	addr := flag.String("addr", ":8080", "listen address")
@@ -31,7 +36,7 @@ func main() {
 			os.Exit(1)
 		}
 		motd, _ := os.ReadFile("/etc/motd")
-		fmt.Printf("repro example server: %d files under %s; motd: %s", n, *root, motd)
+		fmt.Printf("repro example server %s: %d files under %s; motd: %s", version, n, *root, motd)
 		return
 	}
 	log.Printf("serving %s on %s", *root, *addr)
