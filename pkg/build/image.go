@@ -6,13 +6,13 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/reprobuild/repro/internal/canonical"
+	"github.com/reprobuild/repro/pkg/output"
 )
 
 // image is a built image: raw manifest and config, and layer files.
@@ -63,39 +63,9 @@ func newImage(cfg *ocispec.Image, layers []v1.Layer, annotations map[string]stri
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range layers {
-		if _, ok := l.(*remote.MountableLayer); ok {
-			return &mountableImage{Image: img, layers: layers}, nil
-		}
-	}
-	return img, nil
-}
-
-// mountableImage keeps the base layers that name their repository
-// (*remote.MountableLayer) recognizable in Layers, where remote.Write
-// looks for them to mount them; partial.CompressedToImage wraps every
-// layer it returns. The bytes are the image's, unchanged.
-type mountableImage struct {
-	v1.Image
-	layers []v1.Layer // as in the manifest, in order
-}
-
-// Layers returns the image's layers, the mountable ones as
-// *remote.MountableLayer.
-func (m *mountableImage) Layers() ([]v1.Layer, error) {
-	ls, err := m.Image.Layers()
-	if err != nil {
-		return nil, err
-	}
-	if len(ls) != len(m.layers) {
-		return nil, fmt.Errorf("the image lists %d layers, not %d", len(ls), len(m.layers))
-	}
-	for i, l := range ls {
-		if ml, ok := m.layers[i].(*remote.MountableLayer); ok {
-			ls[i] = &remote.MountableLayer{Layer: l, Reference: ml.Reference}
-		}
-	}
-	return ls, nil
+	// A registry base's layers name their repository, for a push to mount
+	// them; output keeps them recognisable through partial's wrapping.
+	return output.KeepMountable(img, layers), nil
 }
 
 func (i *image) RawConfigFile() ([]byte, error) { return i.config, nil }

@@ -1,6 +1,7 @@
 package output
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -242,4 +243,43 @@ func (o *observer) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	return resp, nil
+}
+
+// KeepMountable returns img, whose layers were made from layers (in the
+// manifest's order), with the mountable ones among them (a registry
+// base's, *remote.MountableLayer naming the repository they came from)
+// recognisable again in Layers, where a push looks for them to mount them:
+// partial.CompressedToImage wraps every layer it returns. The bytes are
+// img's, unchanged; without a mountable layer img is returned as is.
+func KeepMountable(img v1.Image, layers []v1.Layer) v1.Image {
+	for _, l := range layers {
+		if _, ok := l.(*remote.MountableLayer); ok {
+			return &mountableImage{Image: img, layers: layers}
+		}
+	}
+	return img
+}
+
+// mountableImage is KeepMountable's image.
+type mountableImage struct {
+	v1.Image
+	layers []v1.Layer // as in the manifest, in order
+}
+
+// Layers returns the image's layers, the mountable ones as
+// *remote.MountableLayer.
+func (m *mountableImage) Layers() ([]v1.Layer, error) {
+	ls, err := m.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	if len(ls) != len(m.layers) {
+		return nil, fmt.Errorf("the image lists %d layers, not %d", len(ls), len(m.layers))
+	}
+	for i, l := range ls {
+		if ml, ok := m.layers[i].(*remote.MountableLayer); ok {
+			ls[i] = &remote.MountableLayer{Layer: l, Reference: ml.Reference}
+		}
+	}
+	return ls, nil
 }

@@ -403,3 +403,50 @@ func TestPushMountsAcrossRepositories(t *testing.T) {
 		}
 	})
 }
+
+// TestKeepMountable: the layers an image was made of that name their
+// repository come back out of Layers as *remote.MountableLayer (under the
+// image's own layer), the others as the image gives them; an image with
+// no mountable layer is returned as is.
+func TestKeepMountable(t *testing.T) {
+	img, err := random.Image(64, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if KeepMountable(img, ls) != img {
+		t.Error("an image without mountable layers was wrapped")
+	}
+	from := name.MustParseReference("127.0.0.1:5000/library/base:1")
+	given := []v1.Layer{&remote.MountableLayer{Layer: ls[0], Reference: from}, ls[1]}
+	got, err := KeepMountable(img, given).Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ml, ok := got[0].(*remote.MountableLayer); !ok || ml.Reference != from {
+		t.Errorf("layer 0 is %T, want a *remote.MountableLayer from %s", got[0], from)
+	}
+	if _, ok := got[1].(*remote.MountableLayer); ok {
+		t.Error("layer 1 became mountable")
+	}
+	for i := range got {
+		if a, b := layerDigest(t, got[i]), layerDigest(t, ls[i]); a != b {
+			t.Errorf("layer %d: digest %s, want %s", i, a, b)
+		}
+	}
+	if _, err := KeepMountable(img, given[:1]).Layers(); err == nil {
+		t.Error("a layer list shorter than the manifest's was accepted")
+	}
+}
+
+func layerDigest(t *testing.T, l v1.Layer) v1.Hash {
+	t.Helper()
+	d, err := l.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
