@@ -271,12 +271,16 @@ variable "monitor_port" {
 
 locals {
   serial_log = var.serial_log != "" ? var.serial_log : "${path.root}/repro-boot-serial.log"
-  nic        = var.http_guest_port > 0 ? "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${var.http_host_port}-:${var.http_guest_port}" : "user,model=virtio-net-pci"
+  # The builder's own network (-netdev user,id=user.0, and its net_device
+  # on it) replaced, not joined: a second user-mode NIC would answer DHCP
+  # with the same address, and the forwarded port's replies could leave by
+  # the other one.
+  netdev = var.http_guest_port > 0 ? "user,id=user.0,hostfwd=tcp:127.0.0.1:${var.http_host_port}-:${var.http_guest_port}" : "user,id=user.0"
   qemuargs = concat([
     ["-bios", var.ovmf],
     ["-serial", "file:${local.serial_log}"],
     ["-monitor", "tcp:127.0.0.1:${var.monitor_port},server,nowait"],
-    ["-nic", local.nic],
+    ["-netdev", local.netdev],
     ["-no-reboot", ""],
   ], var.qemuargs)
 }

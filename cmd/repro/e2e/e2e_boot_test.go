@@ -98,6 +98,13 @@ func bootImage(t *testing.T) (ref string, debs []string) {
 			t.Errorf("the build did not report %s", want)
 		}
 	}
+	// What the skipped postinst scripts of systemd, the kernel and nginx
+	// would have done, and what repro did instead (for the closing note).
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if regexp.MustCompile(`postinst of (systemd|systemd-sysv|linux-image-\S+|nginx-common|nginx-light): `).MatchString(l) {
+			t.Logf("build: %s", strings.TrimSpace(l))
+		}
+	}
 	return "oci:" + lay + ":v1", debs
 }
 
@@ -286,6 +293,7 @@ func TestE2EDiskBootUEFI(t *testing.T) {
 	}
 	fi, _ := os.Stat(qcow)
 	t.Logf("qcow2: %d bytes for a %d-byte disk; ESP %d MiB, root %d MiB", fi.Size(), rec.Disk.VirtualSize, rec.Boot.ESP.Size>>20, rec.PartitionTable.Size>>20)
+	t.Logf("written into the root for the boot (in place of postinst work): %s", strings.Join(rec.Boot.Added, " "))
 
 	t.Run("packer-validate", func(t *testing.T) { packerValidate(t, pdir) })
 
@@ -416,6 +424,7 @@ func TestE2EDiskBootUEFI(t *testing.T) {
 		if fi.Size() != 512<<20+512 || fileSHA256Prefix(t, vhd, 512<<20) != fileSHA256(raw) {
 			t.Errorf("the vhd is not the raw disk and a footer (%d bytes)", fi.Size())
 		}
+		t.Logf("vhd: %d bytes (fixed: the disk and a 512-byte footer)", fi.Size())
 		_, body := bootAndGet(t, "vhd-nvme", []string{"-drive", "file=" + vhd + ",if=none,id=d0,format=vpc,snapshot=on", "-device", "nvme,drive=d0,serial=repro"})
 		if body != "hello from a disk repro made\n" {
 			t.Errorf("GET / = %q", body)
@@ -426,6 +435,9 @@ func TestE2EDiskBootUEFI(t *testing.T) {
 	repro(t, work, "disk", ref, "-o", gce, "--boot", "--size", "512M")
 	t.Run("gce", func(t *testing.T) {
 		listing := testtool.Run(t, "tar", "-tvzf", gce)
+		if fi, err := os.Stat(gce); err == nil {
+			t.Logf("gce tar.gz: %d bytes", fi.Size())
+		}
 		if !strings.HasPrefix(listing, "-rw-r--r-- 0/0       536870912 2023-11-14") || strings.Count(listing, "\n") != 1 || !strings.Contains(listing, " disk.raw\n") {
 			t.Errorf("tar -tvzf: %q", listing)
 		}
@@ -585,7 +597,7 @@ func packerValidate(t *testing.T, dir string) {
 		}
 	}
 	tmpl, _ := os.ReadFile(filepath.Join(dir, "repro-disk.pkr.hcl"))
-	for _, w := range []string{`["-bios", var.ovmf]`, `machine_type     = "q35"`, `provisioner "shell-local"`, "not reproducible"} {
+	for _, w := range []string{`["-bios", var.ovmf]`, `["-netdev", local.netdev]`, `machine_type     = "q35"`, `provisioner "shell-local"`, "not reproducible"} {
 		if !strings.Contains(string(tmpl), w) {
 			t.Errorf("the template lacks %s", w)
 		}
