@@ -38,6 +38,12 @@ const (
 	// DepGoToolchain is the Go toolchain that go: entries compiled with:
 	// its version (go1.26.8) is the annotation "version".
 	DepGoToolchain = "go-toolchain"
+	// DepGoModule is the prefix of a Go module that a go: entry's program
+	// was built from (go-module:golang.org/x/sys): URI its purl
+	// (pkg:golang/PATH@VERSION), digest dirHash its go.sum hash (in hex),
+	// annotations version, goSum (h1:…), programs (the image paths that
+	// use it) and, for the main module, main.
+	DepGoModule = "go-module:"
 )
 
 // Provenance is a SLSA v1 provenance predicate, as repro writes it.

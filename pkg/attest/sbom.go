@@ -144,8 +144,14 @@ func newGraph(inv *Inventory) *graph {
 			sid := add(&element{id: "GoModule-" + shortID("stdlib", std), kind: kGoModule, name: "stdlib", version: std, purl: golangPURL("stdlib", std)})
 			g.rels[rel{bid, "DEPENDS_ON", sid}] = true
 			for _, m := range b.Deps {
+				// SPDX packages have no properties: the go.sum hash goes in
+				// the comment too (it is no checksum of a file SPDX knows).
+				comment := ""
+				if m.Sum != "" {
+					comment = "go.sum " + m.Sum
+				}
 				mid := add(&element{id: "GoModule-" + shortID(m.Path, m.Version), kind: kGoModule, name: m.Path, version: m.Version, purl: golangPURL(m.Path, m.Version),
-					props: map[string]string{"repro:goSum": m.Sum}})
+					comment: comment, props: map[string]string{"repro:goSum": m.Sum}})
 				g.rels[rel{bid, "DEPENDS_ON", mid}] = true
 			}
 		}

@@ -83,6 +83,9 @@ type Manifest struct {
 	Image    v1.Image
 	Digest   v1.Hash
 	Size     int64
+	// GoPrograms are what the go: entries compiled for this platform, as
+	// their build info says, in the order compiled.
+	GoPrograms []GoProgram
 }
 
 // Build builds s.
@@ -123,7 +126,8 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		res.Manifests = append(res.Manifests, Manifest{Platform: p, Image: img, Digest: d, Size: size})
+		res.Manifests = append(res.Manifests, Manifest{Platform: p, Image: img, Digest: d, Size: size, GoPrograms: b.goProgs})
+		b.goProgs = nil
 	}
 	if len(res.Manifests) == 1 {
 		res.Image, res.Digest = res.Manifests[0].Image, res.Manifests[0].Digest
@@ -182,6 +186,9 @@ type builder struct {
 	// bases holds, by platform, the files of the base that packages and
 	// accounts need (see baseFileWanted).
 	bases map[string]map[string]*base.File
+	// goProgs are the programs go: entries compiled for the platform
+	// being built.
+	goProgs []GoProgram
 }
 
 func (b *builder) epoch() time.Time { return time.Unix(b.opts.Values.Epoch, 0).UTC() }

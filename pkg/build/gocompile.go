@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"debug/buildinfo"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -331,6 +334,14 @@ func (b *builder) goBinary(ctx context.Context, field string, c spec.Content, p 
 	if info.Path != "command-line-arguments" && info.Main.Path == "" {
 		return nil, fault.Op(fmt.Errorf("%s: %s has no main module in its build info", field, c.Go))
 	}
+	prog := GoProgram{Path: c.Path, Package: info.Path, Main: attest.Module{Path: info.Main.Path, Version: info.Main.Version, Sum: info.Main.Sum}}
+	for _, d := range info.Deps {
+		if d.Replace != nil {
+			d = d.Replace
+		}
+		prog.Deps = append(prog.Deps, attest.Module{Path: d.Path, Version: d.Version, Sum: d.Sum})
+	}
+	b.goProgs = append(b.goProgs, prog)
 	if a.Mode == nil {
 		m := uint32(0o755)
 		a.Mode = &m
@@ -358,17 +369,89 @@ func readHead(path string, n int) ([]byte, error) {
 	return buf[:k], err
 }
 
+// GoProgram is a program that a go: entry compiled, as the binary's
+// build info says: its path in the image, its main package, its main
+// module and every dependency module (the replacement, where go.mod
+// replaces one) with its go.sum hash.
+type GoProgram struct {
+	Path, Package string
+	Main          attest.Module
+	Deps          []attest.Module
+}
+
 // goDependencies are the provenance's record of the Go toolchain the
-// go: entries compiled with; none when there are none, or when the
-// toolchain was not pinned.
+// go: entries compiled with (none when it was not pinned), and of every
+// module their programs were built from: the main module at the build's
+// version where the build info says (devel), and each dependency by its
+// go.sum hash, as digest dirHash (Go's dirhash h1, in hex, as in-toto
+// names it) and as the go.sum line writes it (annotation goSum). Each
+// module is listed once, with the programs that use it.
 func (b *Built) goDependencies() []attest.ResourceDescriptor {
-	if b.GoToolchain == "" {
-		return nil
+	var deps []attest.ResourceDescriptor
+	if b.GoToolchain != "" {
+		deps = append(deps, attest.ResourceDescriptor{
+			Name: attest.DepGoToolchain, URI: "https://go.dev/dl/#" + b.GoToolchain,
+			Annotations: map[string]string{"version": b.GoToolchain},
+		})
 	}
-	return []attest.ResourceDescriptor{{
-		Name: attest.DepGoToolchain, URI: "https://go.dev/dl/#" + b.GoToolchain,
-		Annotations: map[string]string{"version": b.GoToolchain},
-	}}
+	type mod struct {
+		m     attest.Module
+		main  bool
+		progs map[string]bool
+	}
+	mods := map[string]*mod{}
+	var order []string
+	add := func(m attest.Module, main bool, prog string) {
+		k := m.Path + "@" + m.Version
+		x := mods[k]
+		if x == nil {
+			x = &mod{m: m, main: main, progs: map[string]bool{}}
+			mods[k] = x
+			order = append(order, k)
+		}
+		x.progs[prog] = true
+	}
+	if b.Result != nil {
+		for _, man := range b.Manifests {
+			for _, p := range man.GoPrograms {
+				main := p.Main
+				if main.Version == "" || main.Version == "(devel)" {
+					main.Version = b.Values.Version
+				}
+				if main.Path != "" {
+					add(main, true, p.Path)
+				}
+				for _, d := range p.Deps {
+					add(d, false, p.Path)
+				}
+			}
+		}
+	}
+	for _, k := range order {
+		x := mods[k]
+		progs := make([]string, 0, len(x.progs))
+		for p := range x.progs {
+			progs = append(progs, p)
+		}
+		sort.Strings(progs)
+		rd := attest.ResourceDescriptor{
+			Name: attest.DepGoModule + x.m.Path, URI: "pkg:golang/" + x.m.Path + "@" + x.m.Version,
+			Annotations: map[string]string{"version": x.m.Version, "programs": strings.Join(progs, " ")},
+		}
+		if x.main {
+			rd.Annotations["main"] = "true"
+		}
+		if x.m.Sum != "" {
+			rd.Annotations["goSum"] = x.m.Sum
+			if h, ok := strings.CutPrefix(x.m.Sum, "h1:"); ok {
+				if raw, err := base64.StdEncoding.DecodeString(h); err == nil {
+					rd.Digest = map[string]string{"dirHash": hex.EncodeToString(raw)}
+				}
+			}
+		}
+		deps = append(deps, rd)
+	}
+	return deps
 }
 
 // goVersions gives the Go programs that go: entries compiled the build's

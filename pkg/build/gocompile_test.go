@@ -3,6 +3,8 @@ package build
 import (
 	"context"
 	"debug/buildinfo"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"os"
@@ -213,5 +215,84 @@ func TestGoEntrySBOM(t *testing.T) {
 	}
 	if want := `"referenceLocator":"pkg:golang/example.com/srv@1.2.3"`; !strings.Contains(string(doc), want) {
 		t.Errorf("the SBOM lacks %s (the build's version for the main module):\n%s", want, doc)
+	}
+}
+
+// TestGoEntryModules: the provenance and the SBOM list the program's main
+// module at the build's version and every dependency module with the
+// go.sum hash that the binary's build info holds: in the provenance as
+// go-module:PATH (purl, dirHash digest, goSum annotation), in the SBOM as
+// a package with repro:goSum.
+func TestGoEntryModules(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum, h1 string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "github.com/google/go-cmp" && strings.HasPrefix(f[1], "v0.7.0") {
+			sum += l + "\n"
+			if f[1] == "v0.7.0" {
+				h1 = f[2]
+			}
+		}
+	}
+	if h1 == "" {
+		t.Fatal("go.sum holds no go-cmp v0.7.0 line")
+	}
+	files := goModule("package main\n\nimport \"github.com/google/go-cmp/cmp\"\n\nfunc main() { println(cmp.Equal(1, 1)) }\n")
+	files["go.mod"] = "module example.com/srv\n\ngo 1.22\n\nrequire github.com/google/go-cmp v0.7.0\n"
+	files["go.sum"] = sum
+	s := setup(t, strings.Replace(goSpec, "%s", "./cmd/server", 1), files)
+	o := opts(t, s)
+	o.GoEnv, o.GoToolchain = goTestEnv(t), runtime.Version()
+	res, err := Build(context.Background(), s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(res.Manifests[0].GoPrograms); n != 1 {
+		t.Fatalf("%d Go programs recorded, want 1", n)
+	}
+	b := &Built{Result: res, Spec: s, Values: o.Values, GoToolchain: o.GoToolchain, workDir: o.WorkDir}
+	in, err := b.ProvenanceInput("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := map[string]attest.ResourceDescriptor{}
+	for _, d := range in.Dependencies {
+		deps[d.Name] = d
+	}
+	rawSum, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(h1, "h1:"))
+	want := map[string]attest.ResourceDescriptor{
+		attest.DepGoToolchain: {Name: attest.DepGoToolchain, URI: "https://go.dev/dl/#" + runtime.Version(), Annotations: map[string]string{"version": runtime.Version()}},
+		"go-module:example.com/srv": {Name: "go-module:example.com/srv", URI: "pkg:golang/example.com/srv@1.2.3",
+			Annotations: map[string]string{"version": "1.2.3", "main": "true", "programs": "/app/server"}},
+		"go-module:github.com/google/go-cmp": {Name: "go-module:github.com/google/go-cmp", URI: "pkg:golang/github.com/google/go-cmp@v0.7.0",
+			Digest:      map[string]string{"dirHash": hex.EncodeToString(rawSum)},
+			Annotations: map[string]string{"version": "v0.7.0", "goSum": h1, "programs": "/app/server"}},
+	}
+	for name, w := range want {
+		if d := cmp.Diff(w, deps[name]); d != "" {
+			t.Errorf("provenance dependency %s (-want +got):\n%s", name, d)
+		}
+	}
+	if len(hex.EncodeToString(rawSum)) != 64 {
+		t.Errorf("go.sum's h1 %s is not a SHA-256", h1)
+	}
+	doc, err := b.SBOM(context.Background(), attest.SPDXJSON, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`pkg:golang/github.com/google/go-cmp@v0.7.0`, `"comment":"go.sum ` + h1 + `"`, `pkg:golang/example.com/srv@1.2.3`} {
+		if !strings.Contains(string(doc), w) {
+			t.Errorf("the SPDX SBOM lacks %s", w)
+		}
+	}
+	doc, err = b.SBOM(context.Background(), attest.CycloneDXJSON, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := `{"name":"repro:goSum","value":"` + h1 + `"}`; !strings.Contains(string(doc), w) {
+		t.Errorf("the CycloneDX SBOM lacks %s", w)
 	}
 }
