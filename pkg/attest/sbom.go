@@ -554,8 +554,15 @@ func osPURL(p OSPackage, distroID, distroVersion string) string {
 	if distroID != "" && distroVersion != "" {
 		q = append(q, [2]string{"distro", distroID + "-" + distroVersion})
 	}
+	// upstream= is the source package, with its version where the control
+	// file gives one, as syft writes it (libcap2@1:2.66-4+deb12u3 for the
+	// binNMU libcap2 1:2.66-4+deb12u3+b1).
 	if p.Type == "deb" && p.Source != "" {
-		q = append(q, [2]string{"upstream", p.Source})
+		up := p.Source
+		if p.SourceVersion != "" {
+			up += "@" + p.SourceVersion
+		}
+		q = append(q, [2]string{"upstream", up})
 	}
 	return "pkg:" + p.Type + "/" + purlEscape(ns) + "/" + purlEscape(p.Name) + "@" + purlEscape(p.Version) + qualifiers(q)
 }

@@ -154,7 +154,11 @@ type OSPackage struct {
 	Version      string
 	Architecture string
 	Source       string // the source package (deb) or origin (apk), when it differs
-	License      string // apk only
+	// SourceVersion is the source package's version, where the control
+	// file's Source field names one (a binNMU, or a binary versioned apart
+	// from its source); Source is then set even when it is Name.
+	SourceVersion string
+	License       string // apk only
 	// SHA256 is the .deb's digest, when the build pinned it (hex).
 	SHA256 string
 }
@@ -514,9 +518,10 @@ func parseDpkgStatus(b []byte, needStatus bool) []OSPackage {
 		}
 		p := OSPackage{Type: "deb", Name: name, Version: stanza["Version"], Architecture: stanza["Architecture"]}
 		if src := stanza["Source"]; src != "" {
-			src, _, _ = strings.Cut(src, " ") // "name (version)"
-			if src != name {
-				p.Source = src
+			src, ver, _ := strings.Cut(src, " ") // "name (version)"
+			ver = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(ver), "("), ")")
+			if src != name || ver != "" {
+				p.Source, p.SourceVersion = src, ver
 			}
 		}
 		out = append(out, p)
