@@ -212,6 +212,19 @@ func render(s *Spec) ([]byte, bool) {
 		if a.UsrMerge != nil {
 			am["usrmerge"] = *a.UsrMerge
 		}
+		if a.Exclude != nil {
+			am["exclude"] = strs(a.Exclude)
+		}
+		if a.Timezone != "" {
+			am["timezone"] = str(a.Timezone)
+		}
+		if a.Snapshot != nil {
+			sm := map[string]any{"url": str(a.Snapshot.URL)}
+			if a.Snapshot.Timestamp != "" {
+				sm["timestamp"] = str(a.Snapshot.Timestamp)
+			}
+			am["snapshot"] = sm
+		}
 		top["apt"] = am
 	}
 	if a := s.Accounts; a != nil {
