@@ -51,8 +51,15 @@ it or mounted it (base layers pushed to the base's registry are mounted
 from the base's repository, not uploaded).
 When stderr is not a terminal, or with -q or --json, it shows none.
 
-The epoch (every timestamp) is the spec's epoch, else $SOURCE_DATE_EPOCH,
-else 0. Templates see .Version (--version, else git describe, else 0.0.0),
+The epoch (the config's created and the history) is the spec's epoch,
+else $SOURCE_DATE_EPOCH, else 0. The output format (--format, else the
+spec's format:, else the lock's, else 2, the newest) says how layers are
+stamped: in format 2 each layer's mtimes come from its own inputs (a
+.deb's mtimes; with epoch: git, the newest commit that touched the
+layer), so a commit that changes one layer changes one layer; format 1
+stamps every file with the epoch, byte for byte as older releases did.
+A build from a dirty git tree warns, and .GitCommit, .GitShortCommit and
+.Version end in -dirty. Templates see .Version (--version, else git describe, else 0.0.0),
 .GitCommit, .GitShortCommit, .Epoch, .Date and .Vars.
 
 Examples:
@@ -85,6 +92,7 @@ type shapeFlags struct {
 	vars          []string
 	version       string
 	compression   string
+	format        string
 	cacheDir      string
 	offline       bool
 	locked        bool
@@ -105,6 +113,7 @@ func (f *shapeFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.vars, "var", nil, "set a template variable (`key=value`, repeatable); overrides the spec's vars")
 	fs.StringVar(&f.version, "version", "", "the .Version template value (default: git describe, else 0.0.0)")
 	fs.StringVar(&f.compression, "compression", "gzip", "layer compression: gzip or zstd")
+	fs.StringVar(&f.format, "format", "", "the output format `N`: 2 or 1 (default: the spec's format:, else the lock's, else 2, the newest)")
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "cache for pulled and fetched files (default: the user cache dir/repro)")
 	fs.BoolVar(&f.offline, "offline", false, "use only the cache; fetch and pull nothing")
 	fs.BoolVar(&f.locked, "locked", false, "fail when the spec holds anything the lock file does not pin")
@@ -152,6 +161,12 @@ func (f *shapeFlags) request(ctx context.Context, g *globals, work string) (buil
 		if err != nil {
 			return req, fault.Bad(fmt.Errorf("--compression: %w", err))
 		}
+		var format compress.Format
+		if f.format != "" {
+			if format, err = compress.ParseFormat(f.format); err != nil {
+				return req, fault.Bad(fmt.Errorf("--format: %w", err))
+			}
+		}
 		var plats []spec.Platform
 		for _, p := range f.platforms {
 			pl, err := spec.ParsePlatform(p)
@@ -166,7 +181,7 @@ func (f *shapeFlags) request(ctx context.Context, g *globals, work string) (buil
 		}
 		req = build.Request{
 			File: f.file, SourceDateEpoch: sde, Epoch: f.epoch, Version: f.version, Vars: vars,
-			Platforms: plats, Compression: alg,
+			Platforms: plats, Compression: alg, Format: format,
 			Locked: f.locked, AllowUnpinned: f.allowUnpinned, ScanBase: f.scanBase, Insecure: f.insecure,
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/reprobuild/repro/pkg/build"
-	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/output"
@@ -185,7 +184,7 @@ func (f *signingFlags) signerIf(ctx context.Context, signing bool) (*sign.Signer
 func resultOf(b *build.Built, refs []imageref.Reference, tags []string) buildResult {
 	out := buildResult{
 		Digest: b.Digest.String(), Name: b.Spec.Name, Version: b.Values.Version, Epoch: b.Values.Epoch,
-		FormatVersion: compress.FormatVersion, Compression: string(b.Compression), Outputs: []string{}, Tags: tags,
+		FormatVersion: b.Format.String(), Compression: string(b.Compression), Outputs: []string{}, Tags: tags,
 		MediaType: "application/vnd.oci.image.manifest.v1+json",
 	}
 	for _, r := range refs {

@@ -22,23 +22,27 @@ Verify rebuilds the spec in isolation, into a temporary directory (your
 outputs are never touched; the cache is used as a build would use it), and
 compares the result with --expect (a digest) or --against (an image
 reference). It takes every build flag that shapes the image, so give the
-same --platform, --var, --version and --compression as the build did.
+same --platform, --var, --version, --compression and --format as the build
+did. The output format comes, when --format does not say, from REF's
+verified provenance (with --key; a provenance that records none means
+format 1), else from the format REF's history records, else from the
+spec's format:, the lock's, or the newest, as a build chooses it.
 
 When they match it prints "verified" and exits 0. When they do not, it
 exits 1 and, with --against, explains every difference down to the layer,
 file and field (as repro diff does). If REF was built with another output
-format version (recorded in its history), it says so first: a
-compression-only difference is then expected, not a mystery.
+format than the rebuild (recorded in its history), it says so first.
 
 Examples:
   repro verify --expect sha256:3f1c…
-  repro verify --against registry.example.com/app:v1.2.0 --version v1.2.0`,
+  repro verify --against registry.example.com/app:v1.2.0 --version v1.2.0
+  repro verify --format 1 --expect sha256:6252…   (an image an older release built)`,
 	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
 		o := &verifyOpts{g: g}
 		o.shape.register(fs)
 		fs.StringVar(&o.expect, "expect", "", "the digest the rebuild must have (`sha256:…`)")
 		fs.StringVar(&o.against, "against", "", "the image (`REF`) the rebuild must equal")
-		fs.StringVar(&o.key, "key", "", "also check REF's cosign signature and every attestation it carries with this public key `FILE`; its provenance then supplies the build's epoch, version, vars, platforms and compression")
+		fs.StringVar(&o.key, "key", "", "also check REF's cosign signature and every attestation it carries with this public key `FILE`; its provenance then supplies the build's epoch, version, vars, platforms, compression and output format")
 		o.fs = fs
 		return o.run
 	},
@@ -94,12 +98,20 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 			return err
 		}
 		if prov, err := rep.Provenance(); err == nil {
-			given := verify.Given{Version: o.fs.Changed("version"), Platforms: o.fs.Changed("platform"), Compression: o.fs.Changed("compression"), Vars: o.fs.Changed("var")}
+			given := verify.Given{Version: o.fs.Changed("version"), Platforms: o.fs.Changed("platform"), Compression: o.fs.Changed("compression"), Format: o.fs.Changed("format"), Vars: o.fs.Changed("var")}
 			if notes, err = verify.FromProvenance(&req, prov, given); err != nil {
 				return err
 			}
 		} else {
 			o.g.log.Info("no verified provenance: the build flags given are used as they are", "ref", o.against)
+		}
+	}
+	if req.Format == 0 && target.Image != nil {
+		// No --format and no provenance gave one: the format REF's history
+		// records, so that an image of an older format verifies as is.
+		if f, ok := verify.FormatOf(target.Image); ok {
+			req.Format = f
+			notes = append(notes, fmt.Sprintf("output format %s, as %s's history records it", f, o.against))
 		}
 	}
 	bar := newProgress(o.g)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/layer"
 )
 
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
@@ -37,9 +38,12 @@ bytes of every layer.`,
 			fmt.Fprintf(g.stdout, "repro %s\n", info.Version)
 			fmt.Fprintf(g.stdout, "commit: %s\n", info.Commit)
 			fmt.Fprintf(g.stdout, "go: %s\n", info.Go)
-			fmt.Fprintf(g.stdout, "output format: %s\n", info.FormatVersion)
-			for _, s := range info.Compression {
-				fmt.Fprintf(g.stdout, "  %s\n", s)
+			fmt.Fprintf(g.stdout, "output formats (newest first; the default is %s):\n", info.FormatVersion)
+			for _, f := range info.Formats {
+				fmt.Fprintf(g.stdout, "  %s (--format %d): %s\n", f.Name, f.Number, f.Tar)
+				for _, s := range f.Compression {
+					fmt.Fprintf(g.stdout, "    %s\n", s)
+				}
 			}
 			for _, l := range info.Libraries {
 				fmt.Fprintf(g.stdout, "%s %s\n", l.Path, l.Version)
@@ -54,20 +58,35 @@ type library struct {
 	Version string `json:"version"`
 }
 
+type formatJSON struct {
+	Name   string `json:"name"`
+	Number int    `json:"number"`
+	// Tar is the tar rule, Compression each algorithm's settings.
+	Tar         string   `json:"tar"`
+	Compression []string `json:"compression"`
+}
+
 type versionJSON struct {
-	Version       string    `json:"version"`
-	Commit        string    `json:"commit"`
-	Go            string    `json:"go"`
-	FormatVersion string    `json:"formatVersion"`
-	Compression   []string  `json:"compression"`
-	Libraries     []library `json:"libraries"`
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+	Go      string `json:"go"`
+	// FormatVersion is the default output format (the newest).
+	FormatVersion string `json:"formatVersion"`
+	// Formats are every output format this repro writes, newest first.
+	Formats     []formatJSON `json:"formats"`
+	Compression []string     `json:"compression"`
+	Libraries   []library    `json:"libraries"`
 }
 
 func versionInfo() versionJSON {
 	v := versionJSON{
 		Version: version, Commit: "unknown", Go: runtime.Version(),
-		FormatVersion: compress.FormatVersion,
-		Compression:   []string{compress.Gzip.Settings(), compress.Zstd.Settings()},
+		FormatVersion: compress.Newest.String(),
+		Compression:   []string{compress.Gzip.FormatSettings(compress.Newest), compress.Zstd.FormatSettings(compress.Newest)},
+	}
+	for _, f := range compress.Formats {
+		v.Formats = append(v.Formats, formatJSON{Name: f.String(), Number: int(f), Tar: layer.TarRule(f),
+			Compression: []string{compress.Gzip.FormatSettings(f), compress.Zstd.FormatSettings(f)}})
 	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {

@@ -91,7 +91,7 @@ func Assemble(ctx context.Context, req Request, parts []Part) (*Built, error) {
 	if len(plats) < 2 {
 		return nil, bad("the spec, for the platforms asked for, builds one platform, %s, which needs no index: its image is %s", names[0], byPlatform[plats[0]].Ref)
 	}
-	bld := &builder{s: s, opts: Options{Values: b.Values, Compression: alg, Cache: req.Cache, Log: log, Base: b.Base, Lock: b.Lock}}
+	bld := &builder{s: s, opts: Options{Values: b.Values, Compression: alg, Format: b.Format, Cache: req.Cache, Log: log, Base: b.Base, Lock: b.Lock}}
 	res := &Result{}
 	for _, p := range plats {
 		part := byPlatform[p]

@@ -35,6 +35,8 @@ type Options struct {
 	Values spec.Values
 	// Compression of the layers built.
 	Compression compress.Algorithm
+	// Format is the output format; 0 means the newest (compress.Newest).
+	Format compress.Format
 	// Cache holds files fetched from URLs.
 	Cache *cache.Cache
 	// WorkDir receives the layer files; the caller removes it.
@@ -95,6 +97,12 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	}
 	if opts.Compression == "" {
 		opts.Compression = compress.Gzip
+	}
+	if opts.Format == 0 {
+		opts.Format = compress.Newest
+	}
+	if !opts.Format.Known() {
+		return nil, fault.Bad(fmt.Errorf("unknown output format %d; this repro writes %v", int(opts.Format), compress.Formats))
 	}
 	plats, err := selectPlatforms(s, opts.Platforms)
 	if err != nil {
@@ -222,7 +230,7 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 		history = append(history, ocispec.History{
 			Created:   &created,
 			CreatedBy: fmt.Sprintf("repro: layer %q", b.s.Layers[i].Name),
-			Comment:   compress.FormatVersion,
+			Comment:   b.opts.Format.String(),
 		})
 	}
 	if b.s.Accounts != nil {
@@ -234,7 +242,7 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 		history = append(history, ocispec.History{
 			Created:   &created,
 			CreatedBy: "repro: accounts",
-			Comment:   compress.FormatVersion,
+			Comment:   b.opts.Format.String(),
 		})
 	}
 	if b.s.Systemd != nil {
@@ -250,7 +258,7 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 			return nil, err
 		}
 		layers = append(layers, l)
-		history = append(history, ocispec.History{Created: &created, CreatedBy: "repro: systemd", Comment: compress.FormatVersion})
+		history = append(history, ocispec.History{Created: &created, CreatedBy: "repro: systemd", Comment: b.opts.Format.String()})
 	}
 	cfg, err := b.config(p, bi, layers, history)
 	if err != nil {
@@ -382,7 +390,7 @@ func (b *builder) accountsLayer(ctx context.Context, p spec.Platform, bi *base.I
 // canonical layer, every regular file shown to the secret guard.
 func (b *builder) write(ctx context.Context, i int, layerName, name string, p spec.Platform, entries []layer.Entry) (*layer.File, error) {
 	lo := layer.Options{
-		Format: compress.Format1, Epoch: b.opts.Values.Epoch, Compression: b.opts.Compression,
+		Format: b.opts.Format, Epoch: b.opts.Values.Epoch, Compression: b.opts.Compression,
 		Observe: func(e *layer.Entry) layer.Observer { return b.guard.File(layerName, e.Path) },
 	}
 	if b.opts.Progress != nil {

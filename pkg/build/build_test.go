@@ -202,16 +202,27 @@ func TestURLContent(t *testing.T) {
 	}
 }
 
-// TestGoldenImage pins a small image's digest: config, manifest and layer
-// bytes together.
+// TestGoldenImage pins a small image's digest, in each output format:
+// config, manifest and layer bytes together. The format-1 pin is what
+// repro printed before format 2; it never moves. The default is format 2.
 func TestGoldenImage(t *testing.T) {
-	s := setup(t, twoPlatforms, map[string]string{"bin-amd64": "x86", "bin-arm64v8": "arm"})
-	res, err := Build(context.Background(), s, opts(t, s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := v1.Hash{Algorithm: "sha256", Hex: "894d6525a0e260ada43978ee94618a72857e00cedc98fdbfe4890e6550f8bcae"}
-	if res.Digest != want {
-		t.Errorf("index digest %s, golden %s", res.Digest, want)
+	for _, c := range []struct {
+		format compress.Format
+		want   string
+	}{
+		{compress.Format1, "894d6525a0e260ada43978ee94618a72857e00cedc98fdbfe4890e6550f8bcae"},
+		{compress.Format2, "8e810956b4f1bac055487be3fc91ab38cecdb8773e17838a450048eb8569aa76"},
+		{0, "8e810956b4f1bac055487be3fc91ab38cecdb8773e17838a450048eb8569aa76"}, // the default
+	} {
+		s := setup(t, twoPlatforms, map[string]string{"bin-amd64": "x86", "bin-arm64v8": "arm"})
+		o := opts(t, s)
+		o.Format = c.format
+		res, err := Build(context.Background(), s, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (v1.Hash{Algorithm: "sha256", Hex: c.want}); res.Digest != want {
+			t.Errorf("format %d: index digest %s, golden %s", c.format, res.Digest, want)
+		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/reprobuild/repro/pkg/attest"
-	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/lock"
 )
@@ -33,8 +32,8 @@ func (b *Built) ProvenanceInput(reproVersion string) (attest.BuildInput, error) 
 		SpecPath: relPath(root, specPath), SpecSHA256: sha256Hex(raw),
 		Name: s.Name, Vars: b.Values.Vars, Version: b.Values.Version,
 		Epoch: b.Values.Epoch, EpochSource: b.epochSource(),
-		FormatVersion: compress.FormatVersion,
-		Compression:   attest.Compression{Algorithm: string(b.Compression), Settings: b.Compression.Settings()},
+		FormatVersion: b.Format.String(),
+		Compression:   attest.Compression{Algorithm: string(b.Compression), Settings: b.Compression.FormatSettings(b.Format)},
 		GitCommit:     b.Values.GitCommit,
 		URLs:          map[string]string{},
 		Manifests:     map[string]string{},

@@ -73,6 +73,10 @@ type Request struct {
 	Platforms []spec.Platform `json:"platforms,omitempty"`
 	// Compression of the layers built; empty means gzip.
 	Compression compress.Algorithm `json:"compression,omitempty"`
+	// Format is the output format; 0 means the spec's format:, else the
+	// one the lock records, else the newest (compress.Newest). Given, it
+	// wins over both (--format, or a rebuild taking its provenance's).
+	Format compress.Format `json:"format,omitempty"`
 	// Locked fails the build when the lock does not pin everything the
 	// spec names (ErrNotLocked).
 	Locked bool `json:"locked,omitempty"`
@@ -121,6 +125,8 @@ type Built struct {
 	Epoch Epoch
 	// Compression is the layers' compression.
 	Compression compress.Algorithm
+	// Format is the output format the layers were written in.
+	Format compress.Format
 	// Lock is the lock file read beside the spec; nil when there is none.
 	Lock *lock.File
 	// LockPath is where the lock file is, read or not.
@@ -174,6 +180,7 @@ func Run(ctx context.Context, req Request) (*Built, error) {
 		Platforms:   req.Platforms,
 		Values:      b.Values,
 		Compression: alg,
+		Format:      b.Format,
 		Cache:       req.Cache,
 		WorkDir:     req.WorkDir,
 		Log:         log,
@@ -260,6 +267,9 @@ func prepare(ctx context.Context, req Request, alg compress.Algorithm, log *slog
 			return nil, fault.Bad(&classError{fmt.Errorf("%s does not pin %s; run repro lock -f %s", b.LockPath, strings.Join(missing, ", "), req.File), ErrNotLocked})
 		}
 	}
+	if b.Format, err = formatOf(s, b.Lock, req); err != nil {
+		return nil, err
+	}
 	if b.GoToolchain, err = goToolchain(s, b.Lock, req, log); err != nil {
 		return nil, err
 	}
@@ -267,6 +277,30 @@ func prepare(ctx context.Context, req Request, alg compress.Algorithm, log *slog
 		return nil, err
 	}
 	return b, nil
+}
+
+// formatOf is the build's output format: the request's (--format, or the
+// one a provenance recorded), else the spec's format:, else the lock's
+// (so that a later release, whose default is newer, still writes what the
+// lock was made for), else the newest.
+func formatOf(s *spec.Spec, lf *lock.File, req Request) (compress.Format, error) {
+	switch {
+	case req.Format != 0:
+		if !req.Format.Known() {
+			_, err := compress.ParseFormat(fmt.Sprint(int(req.Format)))
+			return 0, fault.Bad(err)
+		}
+		return req.Format, nil
+	case s.Format != 0:
+		return compress.Format(s.Format), nil
+	case lf != nil && lf.Format != 0:
+		f := compress.Format(lf.Format)
+		if !f.Known() {
+			return 0, fault.Bad(fmt.Errorf("%s records output format %d, which this repro does not write (it writes %v); build with a newer repro, or run repro lock --update", lock.PathFor(req.File), lf.Format, compress.Formats))
+		}
+		return f, nil
+	}
+	return compress.Newest, nil
 }
 
 // epochOf is the build's epoch: the one the request fixes, else the

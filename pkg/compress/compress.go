@@ -60,9 +60,6 @@ func (a Algorithm) MediaType() string {
 	}
 }
 
-// Settings describes a's fixed settings in FormatVersion.
-func (a Algorithm) Settings() string { return a.FormatSettings(Format1) }
-
 // FormatSettings describes a's fixed settings in format f, for `repro
 // version` and provenance.
 func (a Algorithm) FormatSettings(f Format) string {

@@ -37,10 +37,6 @@ const (
 	Format2 Format = 2
 )
 
-// FormatVersion is the format that the build writes until each build
-// chooses its own (issue 13 wires Format through the build).
-const FormatVersion = "repro-layer/1"
-
 // Newest is the default format of a build.
 const Newest = Format2
 

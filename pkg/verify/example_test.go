@@ -53,7 +53,7 @@ func Example() {
 
 	// Later, elsewhere: rebuild from source and compare with the digest
 	// that was published.
-	const published = "sha256:56080dd95c39989c4d8eb7cd277ca41cd2328197a7f00984ed8aac784016c12f"
+	const published = "sha256:5acb93a4f03e41a3126b338922e832d87782b0ee9d08168e044b7c904969b886"
 	res, _, err := verify.Rebuild(ctx, request(filepath.Join(dir, "work2")), verify.Target{Digest: published})
 	if err != nil {
 		log.Fatal(err)
@@ -72,7 +72,7 @@ func Example() {
 	}
 	fmt.Println("verified against the layout", res.Verified)
 	// Output:
-	// built sha256:56080dd95c39989c4d8eb7cd277ca41cd2328197a7f00984ed8aac784016c12f
+	// built sha256:5acb93a4f03e41a3126b338922e832d87782b0ee9d08168e044b7c904969b886
 	// verified true
 	// verified against the layout true
 }

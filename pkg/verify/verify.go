@@ -75,7 +75,7 @@ func Rebuild(ctx context.Context, req build.Request, target Target) (*Result, *b
 	if res.Verified || target.Image == nil || res.Damaged != "" {
 		return res, b, nil
 	}
-	res.Notes = append(res.Notes, FormatNotes(target.Image)...)
+	res.Notes = append(res.Notes, FormatNotes(target.Image, b.Format)...)
 	ref := imageref.Reference{Transport: imageref.OCI, Path: filepath.Join(req.WorkDir, "rebuilt"), Tag: "rebuilt"}
 	if err := output.Write(ctx, ref, output.Artifact{Image: b.Image, Index: b.Index}, output.Options{}); err != nil {
 		return nil, nil, err
@@ -94,18 +94,26 @@ func Rebuild(ctx context.Context, req build.Request, target Target) (*Result, *b
 // Given says which inputs of a request its caller set on purpose: the
 // provenance does not override those.
 type Given struct {
-	Version, Platforms, Compression, Vars bool
+	Version, Platforms, Compression, Format, Vars bool
 }
 
 // FromProvenance takes the build's inputs from a verified provenance into
 // req, where given does not say the caller set them: version, platforms,
-// compression, vars, and always the epoch and the Go toolchain. It returns notes on what it
-// took, and on an output format other than this one.
+// compression, output format (a provenance that records none was written
+// before formats were chosen: format 1), vars, and always the epoch and
+// the Go toolchain. It returns notes on what it took.
 func FromProvenance(req *build.Request, p *attest.Provenance, given Given) ([]string, error) {
 	ext, in := p.BuildDefinition.ExternalParameters, p.BuildDefinition.InternalParameters
 	var notes []string
-	if in.FormatVersion != "" && in.FormatVersion != compress.FormatVersion {
-		notes = append(notes, formatNote(in.FormatVersion))
+	if !given.Format {
+		f := compress.Format1
+		if in.FormatVersion != "" {
+			var err error
+			if f, err = compress.ParseFormat(in.FormatVersion); err != nil {
+				return nil, fault.Bad(fmt.Errorf("the provenance's output format: %w; verify with a repro that writes it", err))
+			}
+		}
+		req.Format = f
 	}
 	if !given.Version && ext.Version != "" {
 		req.Version = ext.Version
@@ -148,37 +156,49 @@ func FromProvenance(req *build.Request, p *attest.Provenance, given Given) ([]st
 	if alg == "" {
 		alg = compress.Gzip
 	}
-	notes = append(notes, fmt.Sprintf("from the verified provenance: version %q, platforms %v, compression %s, epoch %d, %d vars", req.Version, plats, alg, in.Epoch, len(ext.Vars)))
+	format := "the build's default"
+	if req.Format != 0 {
+		format = req.Format.String()
+	}
+	notes = append(notes, fmt.Sprintf("from the verified provenance: version %q, platforms %v, compression %s, output format %s, epoch %d, %d vars", req.Version, plats, alg, format, in.Epoch, len(ext.Vars)))
 	return notes, nil
 }
 
-func formatNote(v string) string {
-	return fmt.Sprintf("the published image was written with output format %s and this repro writes %s: layers may differ in compression only", v, compress.FormatVersion)
+// FormatNotes says when the published image a was written with another
+// output format than rebuilt, the rebuild's: repro records the format in
+// each history entry of its own layers.
+func FormatNotes(a *imageref.Artifact, rebuilt compress.Format) []string {
+	f, ok := FormatOf(a)
+	if !ok || f == rebuilt {
+		return nil
+	}
+	return []string{fmt.Sprintf("the published image was written with output format %s and the rebuild with %s: rebuild with --format %d", f, rebuilt, int(f))}
 }
 
-// FormatNotes says when the published image a was written with another
-// output format version, which repro records in each history entry.
-func FormatNotes(a *imageref.Artifact) []string {
+// FormatOf is the output format that repro recorded in the history of a
+// (an index: of its first image), if it names one this repro writes.
+func FormatOf(a *imageref.Artifact) (compress.Format, bool) {
 	img := a.Image
 	if a.Index != nil {
 		im, err := a.Index.IndexManifest()
 		if err != nil || len(im.Manifests) == 0 {
-			return nil
+			return 0, false
 		}
 		if img, err = a.Index.Image(im.Manifests[0].Digest); err != nil {
-			return nil
+			return 0, false
 		}
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return nil
+		return 0, false
 	}
 	for _, h := range cf.History {
-		if strings.HasPrefix(h.Comment, "repro-layer/") && h.Comment != compress.FormatVersion {
-			return []string{formatNote(h.Comment)}
+		if strings.HasPrefix(h.Comment, "repro-layer/") {
+			f, err := compress.ParseFormat(h.Comment)
+			return f, err == nil
 		}
 	}
-	return nil
+	return 0, false
 }
 
 // checkBlobs reads every manifest, config and layer of a and checks each

@@ -18,14 +18,17 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/examples.txt with the digests built now")
 
-// goldenFile pins the digest of every example spec. A digest that changes
-// is a bug until explained: either the output format changed (bump
-// compress.FormatVersion) or an input did.
+// goldenFile pins the digest of every example spec in every output
+// format. A digest that changes is a bug until explained: a released
+// format never changes (a change of bytes is a new format, compress.Format),
+// so a moved pin means an input changed. The format-1 pins are the digests
+// that releases before format 2 printed, and stay so.
 const goldenFile = "testdata/golden/examples.txt"
 
 // goldenCase is one example built one way.
 type goldenCase struct {
 	example, compression string // example: a spec path under specs/examples
+	format               string // the output format, --format
 	// toolchain is "-" when the image holds nothing compiled; else "go":
 	// the image holds the example Go server, whose bytes depend on the
 	// toolchain that its lock pins (and that GOTOOLCHAIN fetches), not
@@ -34,12 +37,19 @@ type goldenCase struct {
 }
 
 var goldenCases = []goldenCase{
-	{"static-site/repro.yaml", "gzip", "-"},
-	{"static-site/repro.yaml", "zstd", "-"},
-	{"go-server/repro.yaml", "gzip", "go"},
-	{"go-server/repro.yaml", "zstd", "go"},
-	{"go-server/multi-platform.yaml", "gzip", "go"},
-	{"fleet/repro.yaml", "gzip", "-"},
+	{"static-site/repro.yaml", "gzip", "1", "-"},
+	{"static-site/repro.yaml", "zstd", "1", "-"},
+	{"go-server/repro.yaml", "gzip", "1", "go"},
+	{"go-server/repro.yaml", "zstd", "1", "go"},
+	{"go-server/multi-platform.yaml", "gzip", "1", "go"},
+	{"fleet/repro.yaml", "gzip", "1", "-"},
+	// Format 2, the default: built without --format.
+	{"static-site/repro.yaml", "gzip", "2", "-"},
+	{"static-site/repro.yaml", "zstd", "2", "-"},
+	{"go-server/repro.yaml", "gzip", "2", "go"},
+	{"go-server/repro.yaml", "zstd", "2", "go"},
+	{"go-server/multi-platform.yaml", "gzip", "2", "go"},
+	{"fleet/repro.yaml", "gzip", "2", "-"},
 }
 
 // copyExamples copies specs/examples to a fresh directory outside any git
@@ -107,10 +117,10 @@ func readGolden(t *testing.T) map[string]string {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 4 {
+		if len(f) != 5 {
 			t.Fatalf("%s: bad line %q", goldenFile, line)
 		}
-		m[strings.Join(f[:3], " ")] = f[3]
+		m[strings.Join(f[:4], " ")] = f[4]
 	}
 	return m
 }
@@ -125,11 +135,15 @@ func TestGoldenDigests(t *testing.T) {
 		if tc == "go" {
 			tc = gover
 		}
-		key := fmt.Sprintf("%s %s %s", c.example, c.compression, tc)
+		key := fmt.Sprintf("%s %s %s %s", c.example, c.format, c.compression, tc)
 		t.Run(strings.ReplaceAll(key, " ", "/"), func(t *testing.T) {
 			spec := filepath.Join(examples, c.example)
 			out := "oci:" + filepath.Join(t.TempDir(), "out") + ":golden"
-			r := repro(t, examples, "build", "-q", "--offline", "--version", "1.0.0", "--compression", c.compression, "-f", spec, "-o", out)
+			args := []string{"build", "-q", "--offline", "--version", "1.0.0", "--compression", c.compression, "-f", spec, "-o", out}
+			if c.format != "2" {
+				args = append(args, "--format", c.format)
+			}
+			r := repro(t, examples, args...)
 			d := lastLine(r.stdout)
 			got[key] = d
 			want, ok := golden[key]
@@ -140,7 +154,7 @@ func TestGoldenDigests(t *testing.T) {
 			case !ok:
 				t.Fatalf("no golden digest for %q (got %s); add it with -update", key, d)
 			case d != want:
-				t.Errorf("%s: digest %s, golden %s\nA changed digest is a bug until explained: if the output format changed on purpose, bump compress.FormatVersion and update the goldens (-update).", key, d, want)
+				t.Errorf("%s: digest %s, golden %s\nA changed digest is a bug until explained: a released format never changes; a change of bytes on purpose is a new format (compress.Format), with its own pins (-update).", key, d, want)
 			}
 		})
 	}
@@ -162,7 +176,8 @@ func writeGolden(t *testing.T, m map[string]string) {
 	sort.Strings(keys)
 	var b strings.Builder
 	b.WriteString("# Golden digests of specs/examples, built by TestGoldenDigests (cmd/repro/e2e).\n")
-	b.WriteString("# example compression toolchain digest; toolchain \"-\" = no compiled code in the image.\n")
+	b.WriteString("# example format compression toolchain digest; toolchain \"-\" = no compiled code in the image.\n")
+	b.WriteString("# The format-1 pins are what releases before format 2 printed; a released format's pins never move.\n")
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s %s\n", k, m[k])
 	}
@@ -209,5 +224,43 @@ func copyTree(t *testing.T, src, dst string, perturb bool) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestVerifyFormat1: an image that a release before format 2 published
+// (its digest is the format-1 golden pin of static-site, which that
+// release printed) verifies with --format 1; without it, the rebuild is
+// format 2 and says so by not verifying. A build with --format 1 prints
+// the same old digest, and its history names repro-layer/1.
+func TestVerifyFormat1(t *testing.T) {
+	examples := copyExamples(t, false)
+	golden := readGolden(t)
+	old, ok := golden["static-site/repro.yaml 1 gzip -"]
+	if !ok {
+		t.Fatal("no format-1 golden pin for static-site")
+	}
+	spec := filepath.Join(examples, "static-site", "repro.yaml")
+	common := []string{"--offline", "--version", "1.0.0", "-f", spec}
+	r := repro(t, examples, append([]string{"verify", "--format", "1", "--expect", old}, common...)...)
+	if !strings.HasPrefix(r.stdout, "verified:") {
+		t.Errorf("verify --format 1: %s", r.stdout)
+	}
+	r = invocation{dir: examples}.run(t, append([]string{"verify", "--expect", old}, common...)...)
+	if r.code != 1 {
+		t.Errorf("verify of the format-1 digest as format 2: exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	r = repro(t, examples, append([]string{"build", "-q", "--format", "1", "-o", "oci:" + out + ":v1"}, common...)...)
+	if d := lastLine(r.stdout); d != old {
+		t.Errorf("build --format 1: %s, golden %s", d, old)
+	}
+	// --against reads the format from the image's history.
+	r = repro(t, examples, append([]string{"verify", "--against", "oci:" + out + ":v1"}, common...)...)
+	if !strings.HasPrefix(r.stdout, "verified:") {
+		t.Errorf("verify --against a format-1 image without --format: %s", r.stdout)
+	}
+	r = invocation{dir: examples}.run(t, append([]string{"build", "--format", "3"}, common...)...)
+	if r.code != 2 || !strings.Contains(r.stderr, "--format") {
+		t.Errorf("--format 3: exit %d\n%s", r.code, r.stderr)
 	}
 }
