@@ -19,7 +19,9 @@ import (
 
 	"github.com/reprobuild/repro/internal/netx"
 	"github.com/reprobuild/repro/pkg/build"
+	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/output"
 	"github.com/reprobuild/repro/pkg/spec"
 )
 
@@ -257,6 +259,12 @@ func flagWording(err error) (prefix, hint string) {
 		return "--locked: ", ""
 	case errors.Is(err, build.ErrNoToolchain):
 		return "", "or pass --allow-unpinned to compile with the go on PATH as it is (the build is then not reproducible)"
+	case errors.Is(err, build.ErrPlatform):
+		return "--platform ", ""
+	case errors.Is(err, cache.ErrOffline):
+		return "", "run once without --offline"
+	case errors.Is(err, output.ErrOnePlatform):
+		return "", "narrow the build with --platform, or use oci: or oci-archive: for an index"
 	case errors.Is(err, build.ErrUnpinned):
 		return "", "or pass --allow-unpinned to resolve the tag now (the build is then not reproducible)"
 	}

@@ -293,7 +293,7 @@ func fetchInRelease(ctx context.Context, c *cache.Cache, client *http.Client, ur
 		return data, pinned, nil
 	}
 	if offline {
-		return nil, "", fault.Op(fmt.Errorf("%s is not pinned by the lock and --offline forbids fetching it; run repro lock without --offline", url))
+		return nil, "", fault.Op(fmt.Errorf("%s is not pinned by the lock, and %w it", url, cache.ErrOffline))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {

@@ -308,7 +308,7 @@ func (r *Resolver) Open(ctx context.Context, ref Ref, pin Pin, platform string) 
 		})
 	}
 	if len(missing) > 0 {
-		return nil, fault.Op(fmt.Errorf("--offline: the cache lacks %d blobs of the base %s (%s): %s; run once without --offline", len(missing), ref.Raw, platform, strings.Join(missing, "; ")))
+		return nil, fault.Op(fmt.Errorf("the cache lacks %d blobs of the base %s (%s): %s; %w them", len(missing), ref.Raw, platform, strings.Join(missing, "; "), cache.ErrOffline))
 	}
 	img.Config, err = os.ReadFile(cfgPath)
 	if err != nil {
@@ -337,7 +337,7 @@ func checkPlatform(config []byte, platform string) error {
 }
 
 func (r *Resolver) offlineMissing(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "--offline forbids")
+	return errors.Is(err, cache.ErrOffline)
 }
 
 func (r *Resolver) openLocal(ctx context.Context, ref Ref, md v1.Hash, platform string) (*Image, error) {

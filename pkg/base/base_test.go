@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -390,7 +391,10 @@ func TestBaseOpenOfflineMissingBlobs(t *testing.T) {
 	if err == nil || fault.KindOf(err) != fault.Operational {
 		t.Fatalf("offline Open with an empty cache: %v (kind %v); want an operational error", err, fault.KindOf(err))
 	}
-	for _, want := range []string{digestOf(t, img).String(), "--offline", "without --offline"} {
+	if !errors.Is(err, cache.ErrOffline) {
+		t.Errorf("offline Open with an empty cache: %v is not cache.ErrOffline", err)
+	}
+	for _, want := range []string{digestOf(t, img).String(), "forbids fetching"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("offline Open with an empty cache: %q does not name %q", err, want)
 		}
@@ -413,7 +417,10 @@ func TestBaseOpenOfflineMissingBlobs(t *testing.T) {
 	if err == nil || fault.KindOf(err) != fault.Operational {
 		t.Fatalf("offline Open without the blobs: %v (kind %v); want an operational error", err, fault.KindOf(err))
 	}
-	for _, want := range append(blobs, "3 blobs", ref.Raw, "linux/amd64", "without --offline") {
+	if !errors.Is(err, cache.ErrOffline) {
+		t.Errorf("offline Open without the blobs: %v is not cache.ErrOffline", err)
+	}
+	for _, want := range append(blobs, "3 blobs", ref.Raw, "linux/amd64", "forbids fetching") {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("offline Open without the blobs: %q does not name %q", err, want)
 		}

@@ -167,7 +167,7 @@ func selectPlatforms(s *spec.Spec, want []spec.Platform) ([]spec.Platform, error
 			for i, p := range s.Platforms {
 				names[i] = p.String()
 			}
-			return nil, fault.Bad(fmt.Errorf("--platform %s: the spec %s builds only %s; add it to platforms or pick one of those", w, s.File, strings.Join(names, ", ")))
+			return nil, fault.Bad(&sentinelError{fmt.Sprintf("%s: the spec %s builds only %s; add it to platforms or pick one of those", w, s.File, strings.Join(names, ", ")), ErrPlatform})
 		}
 	}
 	// Keep the spec's order, whatever the flag's order.
@@ -744,12 +744,12 @@ func (b *builder) scanBase(ctx context.Context, bi *base.Image, p spec.Platform)
 		return nil
 	})
 	if err != nil {
-		return fault.Op(fmt.Errorf("--scan-base: reading the base: %w", err))
+		return fault.Op(fmt.Errorf("scanning the base: reading it: %w", err))
 	}
 	found := g.Findings()
 	for _, f := range found {
 		b.opts.Log.Warn("secret in the base (report only)", "platform", p.String(), "finding", f.String())
 	}
-	b.opts.Log.Info("--scan-base done", "platform", p.String(), "findings", len(found))
+	b.opts.Log.Info("base scan done", "platform", p.String(), "findings", len(found))
 	return nil
 }

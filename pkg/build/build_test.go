@@ -197,7 +197,7 @@ func TestURLContent(t *testing.T) {
 	// Offline without the file says what is missing.
 	o.Cache = cache.New(t.TempDir(), cache.Offline(true))
 	_, err = Build(context.Background(), s, o)
-	if fault.KindOf(err) != fault.Operational || !strings.Contains(err.Error(), "--offline") {
+	if fault.KindOf(err) != fault.Operational || !errors.Is(err, cache.ErrOffline) {
 		t.Errorf("err = %v", err)
 	}
 }

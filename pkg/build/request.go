@@ -155,7 +155,20 @@ var (
 	// ErrUnpinned: the base names a tag that no lock entry pins, and
 	// Request.AllowUnpinned is not set.
 	ErrUnpinned = errors.New("the base is not pinned")
+	// ErrPlatform is wrapped by the error of a requested platform that the
+	// spec does not build.
+	ErrPlatform = errors.New("a platform the spec does not build")
 )
+
+// sentinelError is an error that reads as msg and is its sentinel (for
+// errors.Is), whose own text it does not repeat.
+type sentinelError struct {
+	msg string
+	is  error
+}
+
+func (e *sentinelError) Error() string { return e.msg }
+func (e *sentinelError) Unwrap() error { return e.is }
 
 // Run loads the spec file of req, resolves its template values, its lock
 // and its base pin, and builds it.

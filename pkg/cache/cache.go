@@ -94,6 +94,11 @@ func (c *Cache) Fetch(ctx context.Context, url, sha256Hex string) (string, error
 	})
 }
 
+// ErrOffline is wrapped by the errors of a fetch that offline use forbids
+// (a blob not in an offline cache, an index the lock does not pin). Its
+// callers say how to fetch it (package cmd: run once without --offline).
+var ErrOffline = errors.New("offline use forbids fetching")
+
 // Blob returns the path of the verified cached blob with the given
 // SHA-256. When it is not cached, fetch is called for its bytes (unless
 // the cache is offline), which are verified and stored. what names the
@@ -108,7 +113,7 @@ func (c *Cache) Blob(ctx context.Context, sha256Hex, what string, fetch func(con
 		os.Remove(p)
 	}
 	if c.offline {
-		return "", fault.Op(fmt.Errorf("%s (sha256:%s) is not in the cache %s and --offline forbids fetching it; run once without --offline", what, sha256Hex, c.dir))
+		return "", fault.Op(fmt.Errorf("%s (sha256:%s) is not in the cache %s, and %w it", what, sha256Hex, c.dir, ErrOffline))
 	}
 	c.log.Info("fetching", "blob", what)
 	rc, err := fetch(ctx)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -116,6 +117,10 @@ func CheckTarget(ref imageref.Reference) error {
 	return nil
 }
 
+// ErrOnePlatform is wrapped by Check's error for an index written where
+// only one platform fits (a docker-archive).
+var ErrOnePlatform = errors.New("holds one platform")
+
 // Check reports whether a can be written to ref at all, before anything
 // is written anywhere.
 func Check(ref imageref.Reference, a Artifact) error {
@@ -123,7 +128,7 @@ func Check(ref imageref.Reference, a Artifact) error {
 		return err
 	}
 	if ref.Transport == imageref.DockerArchive && a.Index != nil {
-		return fault.Bad(fmt.Errorf("%s holds one platform; narrow the build with --platform, or use oci: or oci-archive: for an index", ref))
+		return fault.Bad(fmt.Errorf("%s %w; it cannot hold an index", ref, ErrOnePlatform))
 	}
 	return nil
 }
