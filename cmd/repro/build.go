@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -23,6 +24,7 @@ import (
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/imagetest"
+	"github.com/reprobuild/repro/pkg/layercache"
 	"github.com/reprobuild/repro/pkg/output"
 	"github.com/reprobuild/repro/pkg/spec"
 )
@@ -68,6 +70,7 @@ Examples:
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) repro build -o oci-archive:site.tar`,
 	flags: func(fs *pflag.FlagSet, g *globals) func(context.Context, []string) error {
 		o := &buildOpts{g: g}
+		o.shape.layerCache = true
 		o.shape.register(fs)
 		fs.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image (`REF`, repeatable); default oci:out/<name> (none with --push)")
 		fs.BoolVar(&o.push, "push", false, "also push to every tag the spec lists (templates expanded)")
@@ -105,6 +108,18 @@ type shapeFlags struct {
 	requestFile string
 	// epoch, when set, fixes the epoch (verify takes it from provenance).
 	epoch *build.Epoch
+	// layerCache: the command uses the layer cache (build does, unless
+	// --no-cache or --check; verify never does).
+	layerCache, noCache bool
+	// layers are the layers' fates, for --json.
+	layers []layerResult
+}
+
+// layerResult is one layer's fate in a build: built, or cached.
+type layerResult struct {
+	Layer    string `json:"layer"`
+	Platform string `json:"platform"`
+	Status   string `json:"status"`
 }
 
 func (f *shapeFlags) register(fs *pflag.FlagSet) {
@@ -120,6 +135,9 @@ func (f *shapeFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.allowUnpinned, "allow-unpinned", false, "accept a base given by tag alone, with no lock entry (resolved now; not reproducible)")
 	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "speak plain HTTP to this registry `HOST` (repeatable; loopback needs none)")
 	fs.BoolVar(&f.scanBase, "scan-base", false, "also run the secret guard over the base's layers: a report on stderr, never a failure")
+	if f.layerCache {
+		fs.BoolVar(&f.noCache, "no-cache", false, "build every layer cold: neither read nor write the layer cache (DIR/layers of --cache-dir)")
+	}
 	fs.StringVar(&f.requestFile, "request", "", "a serialised build request `FILE` (internal)")
 	fs.MarkHidden("request")
 }
@@ -191,6 +209,13 @@ func (f *shapeFlags) request(ctx context.Context, g *globals, work string) (buil
 	}
 	req.Cache, req.Remote, req.WorkDir, req.Log = c, remoteOptions(ctx), work, g.log
 	req.GoEnv = goEnviron(f.offline)
+	if f.layerCache && !f.noCache {
+		id, err := builderID()
+		if err != nil {
+			return req, fault.Op(fmt.Errorf("the layer cache needs this program's build ID: %w; build with --no-cache", err))
+		}
+		req.Layers = layercache.Open(filepath.Join(c.Dir(), "layers"), time.Now, id)
+	}
 	return req, nil
 }
 
@@ -203,6 +228,13 @@ func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*build
 	}
 	bar := newProgress(g)
 	req.Progress = bar.layer
+	var mu sync.Mutex
+	req.LayerDone = func(name, platform, status string) {
+		bar.status(name, platform, status)
+		mu.Lock()
+		f.layers = append(f.layers, layerResult{Layer: name, Platform: platform, Status: status})
+		mu.Unlock()
+	}
 	b, err := build.Run(ctx, req)
 	bar.done()
 	return b, err
@@ -246,6 +278,9 @@ type buildResult struct {
 	Manifests     []manifestResult `json:"manifests"`
 	Outputs       []string         `json:"outputs"`
 	Tags          []string         `json:"tags"`
+	// Layers are the built layers' fates (built or cached), in the order
+	// they finished.
+	Layers []layerResult `json:"layers,omitempty"`
 	// PushedByDigest is the image build --push-by-digest pushed
 	// (HOST/REPO@sha256:…), for repro index.
 	PushedByDigest string `json:"pushedByDigest,omitempty"`
@@ -305,6 +340,10 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	if o.check {
+		// The proof rebuilds cold: a cached layer would prove nothing.
+		o.shape.noCache = true
+	}
 	b, err := o.shape.build(ctx, o.g, work)
 	if err != nil {
 		return err
@@ -354,6 +393,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 
 	out := resultOf(b, refs, tags)
 	out.PushedByDigest = pushed
+	out.Layers = o.shape.layers
 	if o.metadataFile != "" {
 		if err := writeMetadata(o.metadataFile, out); err != nil {
 			return err

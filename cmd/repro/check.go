@@ -79,7 +79,7 @@ func (o *buildOpts) reexec(ctx context.Context, req build.Request, ref imageref.
 	if err := os.Mkdir(elsewhere, 0o700); err != nil {
 		return "", fault.Op(err)
 	}
-	args := []string{"build", "-q", "--request", reqFile, "-o", "oci:" + ref.Path + ":" + ref.Tag, "--offline"}
+	args := []string{"build", "-q", "--request", reqFile, "-o", "oci:" + ref.Path + ":" + ref.Tag, "--offline", "--no-cache"}
 	if o.shape.cacheDir != "" {
 		args = append(args, "--cache-dir", mustAbs(o.shape.cacheDir))
 	}

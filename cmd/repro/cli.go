@@ -71,7 +71,7 @@ func (g *globals) setStatus(c clearer) {
 var commands []*command
 
 func init() {
-	commands = []*command{buildCmd, diffCmd, diskCmd, gcCmd, indexCmd, inspectCmd, keygenCmd, lockCmd, sbomCmd, signCmd, testCmd, verifyCmd, verifySignatureCmd, versionCmd}
+	commands = []*command{buildCmd, cacheCmd, diffCmd, diskCmd, gcCmd, indexCmd, inspectCmd, keygenCmd, lockCmd, sbomCmd, signCmd, testCmd, verifyCmd, verifySignatureCmd, versionCmd}
 }
 
 func lookup(name string) *command {

@@ -85,6 +85,17 @@ func (p *progress) layer(name, platform string, written int64) {
 	}
 }
 
+// status shows a layer's fate when it was not written: cached.
+func (p *progress) status(name, platform, status string) {
+	if !p.on || status == "built" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "\r\033[K  layer %s (%s): %s", name, platform, status)
+	p.active = true
+}
+
 // done clears the status line.
 func (p *progress) done() {
 	if p.on {

@@ -22,6 +22,7 @@ import (
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/layer"
+	"github.com/reprobuild/repro/pkg/layercache"
 	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/secrets"
 	"github.com/reprobuild/repro/pkg/spec"
@@ -46,6 +47,12 @@ type Options struct {
 	// Progress, when set, is told how many uncompressed bytes of a layer
 	// have been written, as they are.
 	Progress func(layer, platform string, written int64)
+	// LayerDone, when set, is told each layer's fate: LayerBuilt or
+	// LayerCached.
+	LayerDone func(layer, platform, status string)
+	// Layers is the layer cache; nil builds every layer cold (verify and
+	// build --check leave it nil: their proofs must rebuild).
+	Layers *layercache.Store
 	// Base is the spec's base, pinned; nil for scratch.
 	Base *Base
 	// Lock pins the .debs of layers with packages; a layer that it does
@@ -119,6 +126,10 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	b := &builder{s: s, opts: opts, srcDir: bctx, shared: map[int]*layer.File{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}, bases: map[string]map[string]*base.File{}}
 	if err := checkSources(s, bctx, plats, opts.Values); err != nil {
 		return nil, err
+	}
+	if opts.Layers != nil {
+		b.stat = layercache.OpenStatCache(opts.Layers.StatFile(bctx.Root()), opts.Layers.Now())
+		defer b.saveStat()
 	}
 	res := &Result{}
 	for _, p := range plats {
@@ -197,6 +208,8 @@ type builder struct {
 	// goProgs are the programs go: entries compiled for the platform
 	// being built.
 	goProgs []GoProgram
+	// stat is the context's stat cache, with Options.Layers.
+	stat *layercache.StatCache
 }
 
 func (b *builder) epoch() time.Time { return time.Unix(b.opts.Values.Epoch, 0).UTC() }
@@ -396,7 +409,7 @@ func (b *builder) write(ctx context.Context, i int, layerName, name string, p sp
 	if b.opts.Progress != nil {
 		lo.Progress = func(n int64) { b.opts.Progress(name, p.String(), n) }
 	}
-	l, err := layer.Write(ctx, entries, b.opts.WorkDir, lo)
+	l, err := b.writeCached(ctx, layerName, name, p, entries, lo)
 	if err != nil {
 		return nil, b.layerError(i, err)
 	}

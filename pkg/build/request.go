@@ -16,6 +16,7 @@ import (
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/layercache"
 	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/spec"
 	"github.com/reprobuild/repro/pkg/vcs"
@@ -111,6 +112,12 @@ type Request struct {
 	// Progress, when set, is told how many uncompressed bytes of a layer
 	// have been written, as they are.
 	Progress func(layer, platform string, written int64) `json:"-"`
+	// LayerDone, when set, is told each layer's fate: LayerBuilt or
+	// LayerCached.
+	LayerDone func(layer, platform, status string) `json:"-"`
+	// Layers is the layer cache; nil (verify, build --check, and every
+	// caller that does not ask for it) builds every layer cold.
+	Layers *layercache.Store `json:"-"`
 }
 
 // Built is a finished build, not yet written anywhere: the image or
@@ -190,6 +197,8 @@ func Run(ctx context.Context, req Request) (*Built, error) {
 	s := b.Spec
 	b.Result, err = Build(ctx, s, Options{
 		Progress:    req.Progress,
+		LayerDone:   req.LayerDone,
+		Layers:      req.Layers,
 		Platforms:   req.Platforms,
 		Values:      b.Values,
 		Compression: alg,

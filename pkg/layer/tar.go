@@ -396,3 +396,10 @@ func CapabilityXattr(caps []int) (string, error) {
 	binary.LittleEndian.PutUint32(b[16:], 0)            // inheritable, high
 	return string(b), nil
 }
+
+// Existing is a layer already written, compressed with alg, in the file
+// at path, whose digest, diff ID and size are known (a layer cache hit):
+// nothing is read or recompressed.
+func Existing(path string, digest, diffID v1.Hash, size int64, alg compress.Algorithm) *File {
+	return &File{path: path, digest: digest, diffID: diffID, size: size, algorithm: alg}
+}

@@ -12,6 +12,7 @@
 // field quoted with strconv.Quote where it is a string:
 //
 //	repro-layer-cache/1
+//	builder "<build ID>"                 the Go build ID of the repro binary
 //	format repro-layer/N                 the output format (compress.Format)
 //	compression gzip|zstd
 //	settings "<compress.FormatSettings>" the compressor's fixed settings
@@ -33,6 +34,13 @@
 // they are not listed. The host's mtimes, owners, inode numbers and the
 // order the entries were given in are not in the key: they are not in the
 // bytes either.
+//
+// The builder line makes a key one program's: another build of repro may
+// write other bytes where the format promises nothing (what it writes
+// besides the entries given), or its secret guard may find other secrets.
+// The secret guard's findings in a layer (before the spec's allow list
+// judges them) are kept with the entry, and replayed on a hit, so that a
+// hit is judged by today's allow list as a rebuild would be.
 //
 // For a package layer the lines are instead the pinned .deb digests, in
 // the order the layer unpacks them, followed by one line of the builder's

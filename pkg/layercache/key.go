@@ -44,27 +44,29 @@ type Contents struct {
 }
 
 // header writes the lines every key starts with.
-func header(h hash.Hash, opts layer.Options, kind string) error {
+func header(h hash.Hash, opts layer.Options, kind, builder string) error {
 	if !opts.Format.Known() {
 		return fmt.Errorf("unknown output format %d", int(opts.Format))
 	}
 	if _, err := compress.Parse(string(opts.Compression)); err != nil {
 		return err
 	}
-	fmt.Fprintf(h, "repro-layer-cache/1\nformat %s\ncompression %s\nsettings %s\ntar %s\nepoch %d\nkind %s\n",
-		opts.Format, opts.Compression, strconv.Quote(opts.Compression.FormatSettings(opts.Format)),
+	fmt.Fprintf(h, "repro-layer-cache/1\nbuilder %s\nformat %s\ncompression %s\nsettings %s\ntar %s\nepoch %d\nkind %s\n",
+		strconv.Quote(builder), opts.Format, opts.Compression, strconv.Quote(opts.Compression.FormatSettings(opts.Format)),
 		strconv.Quote(layer.TarRule(opts.Format)), opts.Epoch, kind)
 	return nil
 }
 
 // EntriesKey is the key of the layer that layer.Write makes of entries
-// with opts (its Progress and Observe aside). Each regular file's content
+// with opts (its Progress and Observe aside), written by builder (the
+// build ID of the program: another program may write other bytes, or
+// find other secrets). Each regular file's content
 // is hashed through sc when it has a HostPath (sc may be nil), else read
 // through its Open. The Contents it returns check, as the layer is
 // written, that the files still hash as the key says.
-func EntriesKey(entries []layer.Entry, opts layer.Options, sc *StatCache) (Key, *Contents, error) {
+func EntriesKey(entries []layer.Entry, opts layer.Options, sc *StatCache, builder string) (Key, *Contents, error) {
 	h := sha256.New()
-	if err := header(h, opts, "entries"); err != nil {
+	if err := header(h, opts, "entries", builder); err != nil {
 		return Key{}, nil, err
 	}
 	order := make([]int, len(entries))
@@ -198,9 +200,9 @@ func contentSum(e *layer.Entry, sc *StatCache) (Sum, error) {
 // PackagesKey is the key of a package layer: the pinned .deb digests
 // ("sha256:<hex>"), in the order the layer unpacks them, and params, the
 // builder's canonical description of what else it writes into the layer.
-func PackagesKey(opts layer.Options, debs []string, params string) (Key, error) {
+func PackagesKey(opts layer.Options, debs []string, params, builder string) (Key, error) {
 	h := sha256.New()
-	if err := header(h, opts, "packages"); err != nil {
+	if err := header(h, opts, "packages", builder); err != nil {
 		return Key{}, err
 	}
 	for _, d := range debs {

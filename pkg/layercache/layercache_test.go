@@ -49,7 +49,7 @@ func entriesOf(t *testing.T, dir string) []layer.Entry {
 
 func key(t *testing.T, es []layer.Entry, o layer.Options, sc *StatCache) Key {
 	t.Helper()
-	k, _, err := EntriesKey(es, o, sc)
+	k, _, err := EntriesKey(es, o, sc, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestStatCache(t *testing.T) {
 func TestContentsCheck(t *testing.T) {
 	dir := t.TempDir()
 	es := tree(t, dir)
-	_, c, err := EntriesKey(es, opts(), nil)
+	_, c, err := EntriesKey(es, opts(), nil, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestContentsCheck(t *testing.T) {
 	if err := c.Check(); err != nil {
 		t.Fatalf("unchanged files: %v", err)
 	}
-	_, c, _ = EntriesKey(es, opts(), nil)
+	_, c, _ = EntriesKey(es, opts(), nil, "test")
 	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("ALPHA\n"), 0o644)
 	o.Observe = c.Observe(nil)
 	if _, err := layer.Write(context.Background(), es, t.TempDir(), o); err != nil {
@@ -232,7 +232,7 @@ func TestContentsCheck(t *testing.T) {
 			hl = append(hl, e)
 		}
 	}
-	_, c, _ = EntriesKey(hl, opts(), nil)
+	_, c, _ = EntriesKey(hl, opts(), nil, "test")
 	o.Observe = c.Observe(nil)
 	if _, err := layer.Write(context.Background(), hl, t.TempDir(), o); err != nil {
 		t.Fatal(err)
@@ -249,14 +249,14 @@ func put(t *testing.T, s *Store, es []layer.Entry) (Key, *layer.File) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Put(k, l); err != nil {
+	if _, err := s.Put(k, l, nil); err != nil {
 		t.Fatal(err)
 	}
 	return k, l
 }
 
 func TestStore(t *testing.T) {
-	s := Open(t.TempDir(), time.Now)
+	s := Open(t.TempDir(), time.Now, "test")
 	es := tree(t, t.TempDir())
 	k, l := put(t, s, es)
 	got, err := s.Get(k)
@@ -311,7 +311,7 @@ func readAll(rc interface {
 }
 
 func TestPrune(t *testing.T) {
-	s := Open(t.TempDir(), time.Now)
+	s := Open(t.TempDir(), time.Now, "test")
 	clock := time.Unix(1e9, 0)
 	s.now = func() time.Time { return clock }
 	var keys []Key
@@ -353,7 +353,7 @@ func TestStoreRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := Open(dir, time.Now) // a build of its own
+			s := Open(dir, time.Now, "test") // a build of its own
 			es := entriesOf(t, ctxs[b%2])
 			k := key(t, es, opts(), nil)
 			want := digest(t, es, opts())
@@ -364,7 +364,7 @@ func TestStoreRace(t *testing.T) {
 					t.Error(werr)
 					return
 				}
-				l, err = s.Put(k, w)
+				l, err = s.Put(k, w, nil)
 			}
 			if err != nil {
 				t.Error(err)

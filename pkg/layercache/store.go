@@ -25,13 +25,23 @@ import (
 // Store is the local layer store, in a directory (the cache directory's
 // layers/).
 type Store struct {
-	dir string
-	now func() time.Time
+	dir     string
+	now     func() time.Time
+	builder string
 }
 
 // Open returns the store in dir, created when first written; now is the
-// clock that marks an entry's last use.
-func Open(dir string, now func() time.Time) *Store { return &Store{dir: dir, now: now} }
+// clock that marks an entry's last use; builder is the program's build ID
+// that every key carries (see EntriesKey).
+func Open(dir string, now func() time.Time, builder string) *Store {
+	return &Store{dir: dir, now: now, builder: builder}
+}
+
+// Builder is the build ID the store's keys are made with.
+func (s *Store) Builder() string { return s.builder }
+
+// Now is the store's clock: a stat cache session starts at it.
+func (s *Store) Now() time.Time { return s.now() }
 
 // Dir is the store's directory.
 func (s *Store) Dir() string { return s.dir }
@@ -47,6 +57,9 @@ type meta struct {
 	DiffID    string `json:"diffID"`
 	Size      int64  `json:"size"`
 	MediaType string `json:"mediaType"`
+	// Extra is what the builder keeps with the layer (the secret guard's
+	// findings in it).
+	Extra json.RawMessage `json:"extra,omitempty"`
 }
 
 // Layer is a layer from the store. It implements v1.Layer; its digest and
@@ -58,9 +71,13 @@ type Layer struct {
 	diffID    v1.Hash
 	size      int64
 	mediaType types.MediaType
+	extra     []byte
 }
 
 var _ v1.Layer = (*Layer)(nil)
+
+// Extra is what Put was given to keep with the layer.
+func (l *Layer) Extra() []byte { return l.extra }
 
 // Path is the file holding the compressed layer, to link or copy.
 func (l *Layer) Path() string                        { return l.path }
@@ -193,7 +210,7 @@ func (s *Store) check(k Key, dir string, b []byte) (*Layer, error) {
 	if got := hex.EncodeToString(h.Sum(nil)); got != digest.Hex || n != m.Size {
 		return nil, fmt.Errorf("its blob has sha256:%s and %d bytes, not %s and %d", got, n, digest, m.Size)
 	}
-	return &Layer{path: p, digest: digest, diffID: diffID, size: m.Size, mediaType: types.MediaType(m.MediaType)}, nil
+	return &Layer{path: p, digest: digest, diffID: diffID, size: m.Size, mediaType: types.MediaType(m.MediaType), extra: m.Extra}, nil
 }
 
 // PathLayer is a v1.Layer held in a file, as layer.File is.
@@ -203,9 +220,10 @@ type PathLayer interface {
 }
 
 // Put stores l under k: its file linked into the store (copied when that
-// cannot be done), with its digest, diff ID and media type. When another
-// build stored k first, that entry stays and is returned.
-func (s *Store) Put(k Key, l PathLayer) (*Layer, error) {
+// cannot be done), with its digest, diff ID and media type, and extra
+// (JSON, or nil). When another build stored k first, that entry stays and
+// is returned.
+func (s *Store) Put(k Key, l PathLayer, extra []byte) (*Layer, error) {
 	digest, err := l.Digest()
 	if err != nil {
 		return nil, err
@@ -237,7 +255,7 @@ func (s *Store) Put(k Key, l PathLayer) (*Layer, error) {
 			return nil, err
 		}
 	}
-	m, err := json.Marshal(meta{Key: k.String(), Digest: digest.String(), DiffID: diffID.String(), Size: size, MediaType: string(mt)})
+	m, err := json.Marshal(meta{Key: k.String(), Digest: digest.String(), DiffID: diffID.String(), Size: size, MediaType: string(mt), Extra: extra})
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +278,7 @@ func (s *Store) Put(k Key, l PathLayer) (*Layer, error) {
 		return got, nil
 	}
 	t.Release()
-	return &Layer{path: filepath.Join(final, "blob"), digest: digest, diffID: diffID, size: size, mediaType: mt}, nil
+	return &Layer{path: filepath.Join(final, "blob"), digest: digest, diffID: diffID, size: size, mediaType: mt, extra: extra}, nil
 }
 
 func copyFile(src, dst string) error {
@@ -296,8 +314,10 @@ func (s *Store) remove(k Key) error {
 
 // Pruned says what Prune removed and what is left.
 type Pruned struct {
-	Removed, Kept           int
-	RemovedBytes, KeptBytes int64
+	Removed      int   `json:"removed"`
+	RemovedBytes int64 `json:"removedBytes"`
+	Kept         int   `json:"kept"`
+	KeptBytes    int64 `json:"keptBytes"`
 }
 
 // Prune removes the entries not used for longer than maxAge (0: no age

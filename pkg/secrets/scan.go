@@ -35,6 +35,47 @@ type Finding struct {
 	// AllowedBy is the allow entry that let it pass; empty for a blocking finding.
 	AllowedBy string `json:"allowedBy,omitempty"`
 	Reason    string `json:"reason,omitempty"`
+
+	sha string // the file's content SHA-256, for the allow list
+}
+
+// Raw is a finding before the allow list judged it: what the layer cache
+// keeps with a layer, to replay when the layer is not written again.
+type Raw struct {
+	Path    string `json:"path"`
+	SHA256  string `json:"sha256"`
+	Rule    string `json:"rule"`
+	Excerpt string `json:"excerpt"` // redacted
+}
+
+// Raws are the findings recorded so far in layer, before the allow list.
+func (g *Guard) Raws(layer string) []Raw {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []Raw
+	for _, f := range g.found {
+		if f.Layer == layer {
+			out = append(out, Raw{Path: f.Path, SHA256: f.sha, Rule: f.Rule, Excerpt: f.Excerpt})
+		}
+	}
+	return out
+}
+
+// Replay records a cached layer's findings, as if its files had been
+// scanned again, judged by this guard's allow list.
+func (g *Guard) Replay(layer string, raws []Raw) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, r := range raws {
+		f := Finding{Layer: layer, Path: r.Path, Rule: r.Rule, Excerpt: r.Excerpt, sha: r.SHA256}
+		for _, a := range g.allow {
+			if a.covers(r.Path, r.SHA256, r.Rule) {
+				f.AllowedBy, f.Reason = a.Field, a.Reason
+				break
+			}
+		}
+		g.found = append(g.found, f)
+	}
 }
 
 func (f Finding) String() string {
@@ -96,7 +137,7 @@ func (g *Guard) record(layer, p, sha string, hits []hit) {
 			continue
 		}
 		seen[key] = true
-		f := Finding{Layer: layer, Path: p, Rule: h.rule, Excerpt: redact(h.text)}
+		f := Finding{Layer: layer, Path: p, Rule: h.rule, Excerpt: redact(h.text), sha: sha}
 		for _, a := range g.allow {
 			if a.covers(p, sha, h.rule) {
 				f.AllowedBy, f.Reason = a.Field, a.Reason

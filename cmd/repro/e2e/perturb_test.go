@@ -21,7 +21,7 @@ func TestPerturbation(t *testing.T) {
 			a := filepath.Join(t.TempDir(), "a")
 			b := filepath.Join(t.TempDir(), "b")
 			args := func(examples, out string) []string {
-				return []string{"build", "-q", "--offline", "--version", "1.0.0", "--compression", c.compression,
+				return []string{"build", "-q", "--offline", "--no-cache", "--version", "1.0.0", "--compression", c.compression,
 					"-f", filepath.Join(examples, c.example), "-o", "oci:" + out + ":t"}
 			}
 			ra := invocation{dir: plain, env: []string{"TZ=UTC", "LC_ALL=C", "GOMAXPROCS=2"}, umask: "022"}.run(t, args(plain, a)...)

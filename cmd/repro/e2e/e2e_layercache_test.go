@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const cacheSpec = `version: 1
+name: cached
+layers:
+  - name: app
+    contents:
+      - path: /app
+        source: app/
+`
+
+type cacheBuild struct {
+	Digest string `json:"digest"`
+	Layers []struct {
+		Layer, Platform, Status string
+	} `json:"layers"`
+}
+
+// buildCached runs repro build --json with extra flags and returns the
+// digest and the layer statuses, or fails unless it exits want.
+func buildCached(t *testing.T, dir string, want int, args ...string) (cacheBuild, result) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "out")
+	r := invocation{dir: dir}.run(t, append([]string{"build", "--json", "-o", "oci:" + out + ":t"}, args...)...)
+	if r.code != want {
+		t.Fatalf("repro build %q: exit %d, want %d\n%s", args, r.code, want, r.stderr)
+	}
+	var b cacheBuild
+	if want == 0 {
+		if err := json.Unmarshal([]byte(lastLine(r.stdout)), &b); err != nil {
+			t.Fatalf("--json: %v\n%s", err, r.stdout)
+		}
+	}
+	return b, r
+}
+
+func statuses(b cacheBuild) string {
+	var s []string
+	for _, l := range b.Layers {
+		s = append(s, l.Layer+"="+l.Status)
+	}
+	return strings.Join(s, ",")
+}
+
+// TestLayerCache drives the layer cache through the binary: a warm build
+// is cached with the cold digest; an edit that keeps size and mtime is
+// seen; --no-cache and --check build cold; the secret guard judges a
+// cached layer as it judges a built one; cache prune empties the store.
+func TestLayerCache(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, cacheSpec)
+	app := filepath.Join(dir, "app")
+	os.MkdirAll(filepath.Join(app, "sub"), 0o755)
+	os.WriteFile(filepath.Join(app, "main.txt"), []byte("hello\n"), 0o644)
+	os.WriteFile(filepath.Join(app, "sub", "data"), []byte("0123456789\n"), 0o644)
+	old := "200001020304.05"
+	for _, f := range []string{"main.txt", "sub/data"} {
+		if out, err := exec.Command("touch", "-t", old, filepath.Join(app, f)).CombinedOutput(); err != nil {
+			t.Fatalf("touch: %v %s", err, out)
+		}
+	}
+	cache := filepath.Join(t.TempDir(), "cache")
+	cd := []string{"--cache-dir", cache}
+
+	cold, _ := buildCached(t, dir, 0, cd...)
+	if statuses(cold) != "app=built" {
+		t.Fatalf("cold build: %s", statuses(cold))
+	}
+	warm, _ := buildCached(t, dir, 0, cd...)
+	if statuses(warm) != "app=cached" || warm.Digest != cold.Digest {
+		t.Fatalf("warm build: %s %s, want cached %s", statuses(warm), warm.Digest, cold.Digest)
+	}
+
+	// An edit that keeps size and mtime: ctime tells the stat cache.
+	data := filepath.Join(app, "sub", "data")
+	os.WriteFile(data, []byte("9876543210\n"), 0o644)
+	if out, err := exec.Command("touch", "-d", "2000-01-02 03:04:05", data).CombinedOutput(); err != nil {
+		t.Fatalf("touch -d: %v %s", err, out)
+	}
+	if out, err := exec.Command("touch", "-t", old, data).CombinedOutput(); err != nil {
+		t.Fatalf("touch: %v %s", err, out)
+	}
+	edited, _ := buildCached(t, dir, 0, cd...)
+	nocache, _ := buildCached(t, dir, 0, append(cd, "--no-cache")...)
+	if statuses(edited) != "app=built" || edited.Digest == cold.Digest {
+		t.Fatalf("after an edit keeping size and mtime: %s %s (cold was %s)", statuses(edited), edited.Digest, cold.Digest)
+	}
+	if statuses(nocache) != "app=built" || nocache.Digest != edited.Digest {
+		t.Fatalf("--no-cache: %s %s, want built %s", statuses(nocache), nocache.Digest, edited.Digest)
+	}
+	// --check rebuilds cold, though the cache holds the layer.
+	checked, _ := buildCached(t, dir, 0, append(cd, "--check")...)
+	if statuses(checked) != "app=built" || checked.Digest != edited.Digest {
+		t.Fatalf("--check: %s %s", statuses(checked), checked.Digest)
+	}
+
+	// A secret: refused when built and when cached; allowed, it passes
+	// from the cache.
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	os.WriteFile(filepath.Join(app, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	for i := 0; i < 2; i++ {
+		_, r := buildCached(t, dir, 2, cd...)
+		if !strings.Contains(r.stderr, "key.pem") {
+			t.Fatalf("build %d with a secret: the guard did not name it:\n%s", i, r.stderr)
+		}
+	}
+	writeSpec(t, dir, cacheSpec+"secrets:\n  allow:\n    - {path: /app/key.pem, rule: private-key, reason: test}\n")
+	allowed, _ := buildCached(t, dir, 0, cd...)
+	if statuses(allowed) != "app=cached" {
+		t.Fatalf("allowed secret: %s, want the layer cached", statuses(allowed))
+	}
+
+	r := repro(t, dir, "cache", "prune", "--cache-dir", cache, "--max-size", "0", "--json")
+	var p struct{ Removed, Kept int }
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil || p.Removed < 2 || p.Kept != 0 {
+		t.Fatalf("cache prune: %s (%v)", r.stdout, err)
+	}
+	after, _ := buildCached(t, dir, 0, cd...)
+	if statuses(after) != "app=built" {
+		t.Fatalf("after prune: %s", statuses(after))
+	}
+	if r := (invocation{dir: dir}).run(t, "cache", "prune", "--cache-dir", cache, "--max-age", "soon"); r.code != 2 {
+		t.Fatalf("a bad --max-age: exit %d", r.code)
+	}
+}
