@@ -70,3 +70,4 @@ bench: build ## go benchmarks, then repro timed against umoci and tar+gzip on Go
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/layer ./pkg/compress ./pkg/build
 	.ci/bench
 	.ci/bench-fleet
+	.ci/bench-cache
