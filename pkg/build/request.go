@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -258,6 +259,9 @@ func prepare(ctx context.Context, req Request, alg compress.Algorithm, log *slog
 		if b.VCS, err = vcs.Read(ctx, s.Dir); err != nil {
 			return nil, fault.Op(err)
 		}
+		if err := markDirt(ctx, s, &b.VCS, log); err != nil {
+			return nil, err
+		}
 		if b.Epoch, err = epochOf(s, req, b.VCS); err != nil {
 			return nil, err
 		}
@@ -299,6 +303,39 @@ func prepare(ctx context.Context, req Request, alg compress.Algorithm, log *slog
 		return nil, err
 	}
 	return b, nil
+}
+
+// markDirt warns when the build is made from a dirty tree: tracked files
+// that differ from HEAD (vcs.Read found them), or files the spec reads
+// that git neither tracks nor ignores (then info is marked dirty too), so
+// that .GitCommit, .GitShortCommit and .Version end in -dirty and a
+// pushed tag never names a clean commit for what it does not make.
+// Sources given by template are not expanded here (their values depend
+// on the dirt); the spec file and every other source are looked at.
+func markDirt(ctx context.Context, s *spec.Spec, info *vcs.Info, log *slog.Logger) error {
+	if info.Commit == "" {
+		return nil
+	}
+	paths := []string{filepath.Base(s.File)}
+	for _, l := range s.Layers {
+		for _, c := range l.Contents {
+			if c.Source != "" && !strings.Contains(c.Source, "{{") {
+				paths = append(paths, strings.TrimPrefix(filepath.ToSlash(filepath.Clean(c.Source)), "/"))
+			}
+		}
+	}
+	untracked, err := vcs.Untracked(ctx, s.Dir, paths)
+	if err != nil {
+		return fault.Op(err)
+	}
+	if info.Dirty {
+		log.Warn("building from a dirty git tree: tracked files differ from HEAD; .GitCommit, .GitShortCommit and .Version end in "+vcs.DirtySuffix, "commit", info.Commit)
+	}
+	if len(untracked) > 0 {
+		info.Dirty = true
+		log.Warn("the spec reads files that git does not track; .GitCommit, .GitShortCommit and .Version end in "+vcs.DirtySuffix+"; commit them (or .gitignore them) for a clean build", "files", strings.Join(untracked, " "))
+	}
+	return nil
 }
 
 // formatOf is the build's output format: the request's (--format, or the

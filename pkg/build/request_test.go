@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/reprobuild/repro/internal/testtool"
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
@@ -158,5 +161,57 @@ func TestRunScanBase(t *testing.T) {
 	}
 	if strings.Contains(log.String(), "secret in the base") {
 		t.Error("base scanned without ScanBase")
+	}
+}
+
+// TestRunDirtyTree: a build from a tree with an uncommitted change to a
+// tracked file, or an untracked file the spec reads, warns and its
+// .GitShortCommit and .Version end in -dirty; a clean tree's do not.
+func TestRunDirtyTree(t *testing.T) {
+	testtool.Require(t, "git")
+	dir := t.TempDir()
+	gitRun := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("repro.yaml", "version: 1\nname: a\nlayers:\n  - name: app\n    contents:\n      - {path: /a, source: a.txt}\n      - {path: /v, content: \"{{.Version}} {{.GitShortCommit}}\"}\n")
+	write("a.txt", "a\n")
+	gitRun("init", "-q")
+	gitRun("add", ".")
+	gitRun("commit", "-q", "-m", "one")
+	run := func() (spec.Values, string) {
+		t.Helper()
+		var logs strings.Builder
+		b, err := Run(context.Background(), Request{File: filepath.Join(dir, "repro.yaml"), Cache: cache.New(t.TempDir()), WorkDir: t.TempDir(),
+			Log: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Values, logs.String()
+	}
+	v, logs := run()
+	if strings.HasSuffix(v.Version, "-dirty") || strings.HasSuffix(v.GitShortCommit, "-dirty") || strings.Contains(logs, "dirty") {
+		t.Errorf("clean tree: version %q, short commit %q, log %s", v.Version, v.GitShortCommit, logs)
+	}
+	write("a.txt", "b\n")
+	v, logs = run()
+	if !strings.HasSuffix(v.Version, "-dirty") || !strings.HasSuffix(v.GitShortCommit, "-dirty") || !strings.HasSuffix(v.GitCommit, "-dirty") || !strings.Contains(logs, "dirty git tree") {
+		t.Errorf("modified tracked file: version %q, short commit %q, log %s", v.Version, v.GitShortCommit, logs)
+	}
+	gitRun("commit", "-q", "-am", "two")
+	write("b.txt", "untracked\n")
+	write("repro.yaml", "version: 1\nname: a\nlayers:\n  - name: app\n    contents:\n      - {path: /b, source: b.txt}\n")
+	gitRun("commit", "-q", "-am", "three")
+	v, logs = run()
+	if !strings.HasSuffix(v.Version, "-dirty") || !strings.Contains(logs, "does not track") || !strings.Contains(logs, "b.txt") {
+		t.Errorf("untracked source: version %q, log %s", v.Version, logs)
 	}
 }
