@@ -66,8 +66,9 @@ fuzz: ## run the fuzz targets briefly (FUZZ_N scales the execution counts)
 	$(GO) test -run '^$$' -fuzz '^FuzzMatchGlob$$' -fuzztime $$((200000 * $(FUZZ_N)))x ./pkg/layer
 	$(GO) test -run '^$$' -fuzz '^FuzzPlanContained$$' -fuzztime $$((5000 * $(FUZZ_N)))x ./pkg/disk
 
-bench: build ## go benchmarks, then repro timed against umoci and tar+gzip on Go's src tree
+bench: build ## go benchmarks, repro against umoci and tar+gzip on Go's src tree, the fleet, and a two-platform go: build against ko
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/layer ./pkg/compress ./pkg/build
 	.ci/bench
 	.ci/bench-fleet
 	.ci/bench-cache
+	.ci/bench-go
