@@ -355,7 +355,7 @@ func formatOf(s *spec.Spec, lf *lock.File, req Request) (compress.Format, error)
 	case lf != nil && lf.Format != 0:
 		f := compress.Format(lf.Format)
 		if !f.Known() {
-			return 0, fault.Bad(fmt.Errorf("%s records output format %d, which this repro does not write (it writes %v); build with a newer repro, or run repro lock --update", lock.PathFor(req.File), lf.Format, compress.Formats))
+			return 0, fault.Bad(fmt.Errorf("%s records output format %d, which this repro does not write (it writes %v); build with a newer repro, or update the lock", lock.PathFor(req.File), lf.Format, compress.Formats))
 		}
 		return f, nil
 	}
