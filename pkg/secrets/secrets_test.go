@@ -110,7 +110,9 @@ func TestGoBinaryIsClean(t *testing.T) {
 		t.Skip("compiles a Go binary")
 	}
 	bin := filepath.Join(t.TempDir(), "server")
-	cmd := exec.Command("go", "build", "-o", bin, "../../specs/examples/go-server")
+	// go-server is a module of its own, so it is built from its directory.
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = "../../specs/examples/go-server"
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
