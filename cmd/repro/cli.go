@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/output"
+	"github.com/reprobuild/repro/pkg/rootfs"
 	"github.com/reprobuild/repro/pkg/spec"
 )
 
@@ -44,9 +46,12 @@ type globals struct {
 	verbose bool
 	// timeout bounds a silent server, all tries together (internal/netx).
 	timeout time.Duration
-	stdout  io.Writer
-	stderr  io.Writer
-	log     *slog.Logger
+	// maxLayer bounds one layer's uncompressed size when an image is read
+	// (pkg/rootfs): a gzip bomb is refused past it.
+	maxLayer string
+	stdout   io.Writer
+	stderr   io.Writer
+	log      *slog.Logger
 	// status is what is drawn on the terminal for the work in progress,
 	// if anything: the log clears it before writing.
 	statusMu sync.Mutex
@@ -126,6 +131,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "repro %s: --timeout %s: give a positive duration, like 90s or 5m\n", c.name, g.timeout)
 		return 2
 	}
+	if n, err := parseSize(g.maxLayer); err != nil || n <= 0 {
+		fmt.Fprintf(stderr, "repro %s: --max-layer-size %q: give a positive size, like 64GiB or 200GiB\n", c.name, g.maxLayer)
+		return 2
+	} else {
+		rootfs.MaxLayerSize = n
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx = withNetwork(ctx, newNetwork(netx.Policy{Timeout: g.timeout, Log: g.log}))
@@ -177,7 +188,7 @@ func globalsFirst(args []string) []string {
 	var lead []string
 	for len(args) > 0 && isGlobalFlag(args[0]) {
 		lead = append(lead, args[0])
-		if args[0] == "--timeout" && len(args) > 1 { // its value follows
+		if (args[0] == "--timeout" || args[0] == "--max-layer-size") && len(args) > 1 { // its value follows
 			lead = append(lead, args[1])
 			args = args[1:]
 		}
@@ -192,7 +203,7 @@ func globalsFirst(args []string) []string {
 func isGlobalFlag(arg string) bool {
 	name, _, _ := strings.Cut(arg, "=")
 	switch name {
-	case "-q", "--quiet", "--json", "-v", "--verbose", "--timeout":
+	case "-q", "--quiet", "--json", "-v", "--verbose", "--timeout", "--max-layer-size":
 		return true
 	}
 	return false
@@ -207,7 +218,35 @@ func newFlagSet(c *command, g *globals) (*pflag.FlagSet, func(context.Context, [
 	fs.BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
 	fs.BoolVarP(&g.verbose, "verbose", "v", false, "log debug detail to stderr")
 	fs.DurationVar(&g.timeout, "timeout", netx.DefaultTimeout, "how long a silent registry or web server is waited for, all retries together (each single wait gets a third)")
+	fs.StringVar(&g.maxLayer, "max-layer-size", "64GiB", "the largest a layer of an image read may expand to, uncompressed; a bigger one is refused as a likely gzip bomb")
 	return fs, runFn
+}
+
+// parseSize reads a byte count with an optional binary unit: 512, 10MiB,
+// 64GiB, 1TiB (K, M, G and T alone mean the same).
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "iB"), "B")
+	shift := 0
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K', 'k':
+			shift = 10
+		case 'M', 'm':
+			shift = 20
+		case 'G', 'g':
+			shift = 30
+		case 'T', 't':
+			shift = 40
+		}
+		if shift > 0 {
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)>>shift {
+		return 0, fmt.Errorf("not a size: %q", s)
+	}
+	return n << shift, nil
 }
 
 // report prints err, if any, and returns the exit code for it.
@@ -314,6 +353,9 @@ Global flags, before or after the command:
   -v, --verbose  log debug detail to stderr
   --timeout D    how long a silent server is waited for, retries included
                  (default 90s; each single wait gets a third of it)
+  --max-layer-size N
+                 the largest a layer read from an image may expand to
+                 (default 64GiB; a bigger one is refused as a gzip bomb)
 
 Exit codes: 0 ok; 1 a check failed; 2 bad usage or input; 3 an operational
 failure (network, disk, a fetched file that does not match its pin).

@@ -192,6 +192,9 @@ func inspectImage(ctx context.Context, name string, img v1.Image, files bool) (*
 	if files {
 		fs, err := rootfs.Read(ctx, img)
 		if err != nil {
+			if fault.KindOf(err) == fault.BadInput { // a hostile layer (pkg/rootfs limits)
+				return nil, err
+			}
 			return nil, fault.Op(err)
 		}
 		ip.Files = fs.Files()

@@ -307,7 +307,11 @@ func signBuilt(ctx context.Context, g *globals, b *build.Built, refs []imageref.
 func sbomOf(ctx context.Context, name string, img v1.Image, idx v1.ImageIndex, format attest.Format) ([]byte, error) {
 	inv, err := attest.Scan(ctx, attest.Target{Name: name, Image: img, Index: idx}, attest.ScanOptions{TempDir: os.TempDir()})
 	if err != nil {
-		return nil, fault.Op(fmt.Errorf("reading the image for its SBOM: %w", err))
+		err = fmt.Errorf("reading the image for its SBOM: %w", err)
+		if fault.KindOf(err) == fault.BadInput { // a hostile layer (pkg/rootfs limits)
+			return nil, err
+		}
+		return nil, fault.Op(err)
 	}
 	doc, err := attest.SBOM(inv, format, version)
 	if err != nil {

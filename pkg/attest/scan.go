@@ -381,35 +381,19 @@ func scanLayer(ctx context.Context, l v1.Layer, index int) (LayerInventory, erro
 		return LayerInventory{}, err
 	}
 	li := LayerInventory{Index: index, Digest: d.String()}
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return li, err
-	}
-	defer rc.Close()
 	byPath := map[string]FileInfo{}
-	tr := tar.NewReader(rc)
-	for {
-		if err := ctx.Err(); err != nil {
-			return li, err
-		}
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return li, err
-		}
+	err = rootfs.EachEntry(ctx, l, func(h *tar.Header, r io.Reader) error {
 		p := path.Clean("/" + strings.TrimPrefix(h.Name, "./"))
 		if strings.HasPrefix(path.Base(p), ".wh.") {
-			continue
+			return nil
 		}
 		switch h.Typeflag {
 		//lint:ignore SA1019 old archives mark regular files with TypeRegA
 		case tar.TypeReg, tar.TypeRegA:
 			s256, s1 := sha256.New(), sha1.New()
-			n, err := io.Copy(io.MultiWriter(s256, s1), tr)
+			n, err := io.Copy(io.MultiWriter(s256, s1), r)
 			if err != nil {
-				return li, fmt.Errorf("reading %s: %w", p, err)
+				return fmt.Errorf("reading %s: %w", p, err)
 			}
 			byPath[p] = FileInfo{Path: p, Size: n, SHA256: hex.EncodeToString(s256.Sum(nil)), SHA1: hex.EncodeToString(s1.Sum(nil))}
 		case tar.TypeLink:
@@ -419,9 +403,9 @@ func scanLayer(ctx context.Context, l v1.Layer, index int) (LayerInventory, erro
 				byPath[p] = t
 			}
 		}
-	}
-	// Drain, so that a digest-verifying reader sees the end.
-	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return nil
+	})
+	if err != nil {
 		return li, err
 	}
 	for _, p := range sortedKeys(byPath) {

@@ -288,7 +288,11 @@ func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Opti
 
 	fsys, err := rootfs.Read(ctx, img)
 	if err != nil {
-		return nil, fault.Op(fmt.Errorf("reading the image's filesystem: %w", err))
+		err = fmt.Errorf("reading the image's filesystem: %w", err)
+		if fault.KindOf(err) == fault.BadInput { // a hostile layer (pkg/rootfs limits)
+			return nil, err
+		}
+		return nil, fault.Op(err)
 	}
 	b.plan = newPlan(fsys, b.epoch)
 	for _, s := range b.plan.skipped {

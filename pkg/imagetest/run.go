@@ -292,7 +292,11 @@ func (r *runner) readFiles(ctx context.Context, files []*File) error {
 	}
 	fsys, err := rootfs.Read(ctx, r.img)
 	if err != nil {
-		return fault.Op(fmt.Errorf("reading the image's filesystem: %w", err))
+		err = fmt.Errorf("reading the image's filesystem: %w", err)
+		if fault.KindOf(err) == fault.BadInput { // a hostile layer (pkg/rootfs limits)
+			return err
+		}
+		return fault.Op(err)
 	}
 	r.fs, r.tree = fsys, newTree(fsys)
 	paths := map[string]bool{}

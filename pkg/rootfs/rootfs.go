@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/reprobuild/repro/pkg/fault"
 )
 
 // Kind is a file's type.
@@ -143,13 +146,25 @@ func LayerFiles(ctx context.Context, l v1.Layer, index int) ([]*File, error) {
 	return out, err
 }
 
+// EachEntry calls fn with each tar entry of l and a reader of its content,
+// within the limits of this package: cancellation is checked inside an
+// entry, the layer may not expand past MaxLayerSize, nor its sparse entries
+// claim more than MaxHoles of holes. Headers that do not parse are bad
+// input. The stream is drained to its end, so a digest-verifying reader
+// sees it all.
+func EachEntry(ctx context.Context, l v1.Layer, fn func(*tar.Header, io.Reader) error) error {
+	return eachEntry(ctx, l, fn)
+}
+
 func eachEntry(ctx context.Context, l v1.Layer, fn func(*tar.Header, io.Reader) error) error {
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	tr := tar.NewReader(rc)
+	s := &stream{ctx: ctx, r: rc, max: MaxLayerSize}
+	tr := tar.NewReader(s)
+	var holes int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -157,16 +172,30 @@ func eachEntry(ctx context.Context, l v1.Layer, fn func(*tar.Header, io.Reader) 
 		h, err := tr.Next()
 		if err == io.EOF {
 			// Drain, so a digest-verifying reader sees the end.
-			_, err = io.Copy(io.Discard, rc)
+			_, err = io.Copy(io.Discard, s)
 			return err
 		}
 		if err != nil {
-			return err
+			return badTar(err)
 		}
-		if err := fn(h, tr); err != nil {
+		c := &content{ctx: ctx, r: tr, s: s, start: s.n, holes: &holes}
+		err = fn(h, c)
+		c.done()
+		if err != nil {
 			return err
 		}
 	}
+}
+
+// badTar classifies an error of the tar reader: a header that does not
+// parse is bad input (the image is wrong, and fetching it again will not
+// help); an error of its own (a limit, cancellation, the source) keeps its
+// class.
+func badTar(err error) error {
+	if errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrFieldTooLong) || errors.Is(err, tar.ErrInsecurePath) {
+		return fault.Bad(fmt.Errorf("its tar stream is not valid: %w", err))
+	}
+	return err
 }
 
 // apply puts layer i's entries onto fs, the way an overlay mount stacks
