@@ -131,7 +131,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "repro %s: --timeout %s: give a positive duration, like 90s or 5m\n", c.name, g.timeout)
 		return 2
 	}
-	if n, err := parseSize(g.maxLayer); err != nil || n <= 0 {
+	if n, err := parseByteSize(g.maxLayer); err != nil || n <= 0 {
 		fmt.Fprintf(stderr, "repro %s: --max-layer-size %q: give a positive size, like 64GiB or 200GiB\n", c.name, g.maxLayer)
 		return 2
 	} else {
@@ -141,6 +141,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	ctx = withNetwork(ctx, newNetwork(netx.Policy{Timeout: g.timeout, Log: g.log}))
 	err := runFn(ctx, fs.Args())
+	if errors.Is(err, rootfs.ErrLayerTooLarge) {
+		err = fmt.Errorf("%w; raise the limit with --max-layer-size", err)
+	}
 	return report(g, c, err)
 }
 
@@ -222,9 +225,9 @@ func newFlagSet(c *command, g *globals) (*pflag.FlagSet, func(context.Context, [
 	return fs, runFn
 }
 
-// parseSize reads a byte count with an optional binary unit: 512, 10MiB,
+// parseByteSize reads a byte count with an optional binary unit: 512, 10MiB,
 // 64GiB, 1TiB (K, M, G and T alone mean the same).
-func parseSize(s string) (int64, error) {
+func parseByteSize(s string) (int64, error) {
 	t := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "iB"), "B")
 	shift := 0
 	if t != "" {

@@ -113,8 +113,8 @@ func TestLayerBomb(t *testing.T) {
 			}
 			return nil
 		})
-		if fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "--max-layer-size") {
-			t.Fatalf("hash %v: %v, want bad input naming --max-layer-size", hash, err)
+		if fault.KindOf(err) != fault.BadInput || !errors.Is(err, ErrLayerTooLarge) {
+			t.Fatalf("hash %v: %v, want bad input, ErrLayerTooLarge", hash, err)
 		}
 	}
 }

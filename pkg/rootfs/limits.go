@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -33,6 +34,10 @@ var (
 	MaxHoles     = DefaultMaxHoles
 )
 
+// ErrLayerTooLarge is in the error of a layer that expands past
+// MaxLayerSize; the command line adds how to raise the limit.
+var ErrLayerTooLarge = errors.New("a layer this large is refused as a likely gzip bomb")
+
 // checkEvery is how many bytes pass between cancellation checks.
 const checkEvery = 1 << 20
 
@@ -55,7 +60,7 @@ func (s *stream) Read(p []byte) (int, error) {
 		}
 	}
 	if s.n >= s.max {
-		return 0, fault.Bad(fmt.Errorf("the layer expands past %s uncompressed; a layer this large is refused as a likely gzip bomb (raise the limit with --max-layer-size)", size(s.max)))
+		return 0, fault.Bad(fmt.Errorf("the layer expands past %s uncompressed: %w", size(s.max), ErrLayerTooLarge))
 	}
 	if rest := s.max - s.n; int64(len(p)) > rest {
 		p = p[:rest]
