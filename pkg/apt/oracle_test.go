@@ -165,39 +165,13 @@ func newLocalRepo(t *testing.T, suite string, packages []byte) *localRepo {
 	return &localRepo{dir: dir, url: srv.URL, key: []byte(key), keyFile: keyFile}
 }
 
-// aptFor sets up apt with the repository as its only source, an empty
-// status file and apt's own configuration left out, runs apt-get update,
-// and returns the environment that points apt-get at that setup.
+// aptFor sets up apt with the repository as its only source (see
+// testtool.Apt), and returns the environment that points apt-get at it.
+// The local repository is complete, so apt-get update may not even warn.
 func aptFor(t *testing.T, r *localRepo, suite string) []string {
 	t.Helper()
-	d := t.TempDir()
-	for _, sub := range []string{"etc/parts", "etc/sources.list.d", "etc/preferences.d", "etc/trusted.gpg.d", "lists/partial", "cache/archives/partial", "log", "state"} {
-		must(t, os.MkdirAll(filepath.Join(d, sub), 0o755))
-	}
-	must(t, os.WriteFile(filepath.Join(d, "status"), nil, 0o644))
-	must(t, os.WriteFile(filepath.Join(d, "etc/sources.list"), fmt.Appendf(nil, "deb [signed-by=%s] %s %s main\n", r.keyFile, r.url, suite), 0o644))
-	conf := fmt.Sprintf(`Dir::Etc::Parts "%[1]s/etc/parts";
-Dir::Etc::Main "/dev/null";
-Dir::Etc::SourceList "%[1]s/etc/sources.list";
-Dir::Etc::SourceParts "%[1]s/etc/sources.list.d";
-Dir::Etc::Preferences "/dev/null";
-Dir::Etc::PreferencesParts "%[1]s/etc/preferences.d";
-Dir::Etc::TrustedParts "%[1]s/etc/trusted.gpg.d";
-Dir::State "%[1]s/state";
-Dir::State::Lists "%[1]s/lists";
-Dir::State::status "%[1]s/status";
-Dir::Cache "%[1]s/cache";
-Dir::Log "%[1]s/log";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
-APT::Install-Recommends "false";
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Debug::NoLocking "true";
-`, d)
-	must(t, os.WriteFile(filepath.Join(d, "apt.conf"), []byte(conf), 0o644))
-	env := []string{"APT_CONFIG=" + filepath.Join(d, "apt.conf"), "LC_ALL=C"}
-	if upd := run(t, "", env, "apt-get", "-q", "update"); strings.Contains(upd, "W: ") || strings.Contains(upd, "E: ") {
+	env, upd := testtool.Apt(t, fmt.Sprintf("deb [signed-by=%s] %s %s main\n", r.keyFile, r.url, suite))
+	if strings.Contains(upd, "W: ") {
 		t.Fatalf("apt-get update:\n%s", upd)
 	}
 	return env

@@ -100,48 +100,17 @@ func hostDebianSources(t *testing.T, suites ...string) []hostSource {
 	return out
 }
 
-// realApt sets up apt with the given sources (signed by Debian's keyring),
-// an empty status file and apt's own configuration left out, runs apt-get
-// update, and returns the environment that points apt at it.
+// realApt sets up apt with the given sources, signed by Debian's keyring
+// (see testtool.Apt), and returns the environment that points apt at it.
 func realApt(t *testing.T, sources []hostSource) []string {
 	t.Helper()
-	d := t.TempDir()
-	for _, sub := range []string{"etc/parts", "etc/sources.list.d", "etc/preferences.d", "etc/trusted.gpg.d", "lists/partial", "cache/archives/partial", "log", "state"} {
-		must(t, os.MkdirAll(filepath.Join(d, sub), 0o755))
-	}
-	must(t, os.WriteFile(filepath.Join(d, "status"), nil, 0o644))
 	var list strings.Builder
 	for _, s := range sources {
 		for _, su := range s.suites {
 			fmt.Fprintf(&list, "deb [signed-by=%s] %s %s %s\n", debianKeyring, s.uri, su, strings.Join(s.components, " "))
 		}
 	}
-	must(t, os.WriteFile(filepath.Join(d, "etc/sources.list"), []byte(list.String()), 0o644))
-	conf := fmt.Sprintf(`Dir::Etc::Parts "%[1]s/etc/parts";
-Dir::Etc::Main "/dev/null";
-Dir::Etc::SourceList "%[1]s/etc/sources.list";
-Dir::Etc::SourceParts "%[1]s/etc/sources.list.d";
-Dir::Etc::Preferences "/dev/null";
-Dir::Etc::PreferencesParts "%[1]s/etc/preferences.d";
-Dir::Etc::TrustedParts "%[1]s/etc/trusted.gpg.d";
-Dir::State "%[1]s/state";
-Dir::State::Lists "%[1]s/lists";
-Dir::State::status "%[1]s/status";
-Dir::Cache "%[1]s/cache";
-Dir::Log "%[1]s/log";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
-APT::Install-Recommends "false";
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled "false";
-Debug::NoLocking "true";
-`, d)
-	must(t, os.WriteFile(filepath.Join(d, "apt.conf"), []byte(conf), 0o644))
-	env := []string{"APT_CONFIG=" + filepath.Join(d, "apt.conf"), "LC_ALL=C"}
-	if upd := run(t, "", env, "apt-get", "-q", "update"); strings.Contains(upd, "E: ") {
-		t.Fatalf("apt-get update:\n%s", upd)
-	}
+	env, _ := testtool.Apt(t, list.String())
 	return env
 }
 

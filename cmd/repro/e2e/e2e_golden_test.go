@@ -216,50 +216,15 @@ func goldenExample(t *testing.T, name string, certs bool) {
 	})
 }
 
-// goldenApt sets up apt with goldenSources signed by keyring, an empty
-// status file and none of the host's configuration, runs apt-get update,
-// and returns the environment that points apt at it.
+// goldenApt sets up apt with goldenSources signed by keyring (see
+// testtool.Apt), and returns the environment that points apt at it.
 func goldenApt(t *testing.T, keyring string) []string {
 	t.Helper()
-	d := t.TempDir()
-	for _, sub := range []string{"etc/parts", "etc/sources.list.d", "etc/preferences.d", "etc/trusted.gpg.d", "lists/partial", "cache/archives/partial", "log", "state"} {
-		if err := os.MkdirAll(filepath.Join(d, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var list strings.Builder
 	for _, s := range goldenSources {
 		fmt.Fprintf(&list, "deb [signed-by=%s] %s\n", keyring, s)
 	}
-	conf := fmt.Sprintf(`Dir::Etc::Parts "%[1]s/etc/parts";
-Dir::Etc::Main "/dev/null";
-Dir::Etc::SourceList "%[1]s/sources.list";
-Dir::Etc::SourceParts "%[1]s/etc/sources.list.d";
-Dir::Etc::Preferences "/dev/null";
-Dir::Etc::PreferencesParts "%[1]s/etc/preferences.d";
-Dir::Etc::TrustedParts "%[1]s/etc/trusted.gpg.d";
-Dir::State "%[1]s/state";
-Dir::State::Lists "%[1]s/lists";
-Dir::State::status "%[1]s/status";
-Dir::Cache "%[1]s/cache";
-Dir::Log "%[1]s/log";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
-APT::Install-Recommends "false";
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled "false";
-Debug::NoLocking "true";
-`, d)
-	for f, b := range map[string]string{"sources.list": list.String(), "status": "", "apt.conf": conf} {
-		if err := os.WriteFile(filepath.Join(d, f), []byte(b), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	env := []string{"APT_CONFIG=" + filepath.Join(d, "apt.conf"), "LC_ALL=C"}
-	if upd := aptRun(t, "", env, "apt-get", "-q", "update"); strings.Contains(upd, "E: ") {
-		t.Fatalf("apt-get update:\n%s", upd)
-	}
+	env, _ := testtool.Apt(t, list.String())
 	return env
 }
 
