@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/reprobuild/repro/pkg/rootfs"
 )
@@ -171,15 +172,11 @@ func Scan(ctx context.Context, t Target, opts ScanOptions) (*Inventory, error) {
 	}
 	inv := &Inventory{Name: t.Name}
 	if t.Index != nil {
-		d, err := t.Index.Digest()
+		d, err := partial.Descriptor(t.Index)
 		if err != nil {
 			return nil, err
 		}
-		mt, err := t.Index.MediaType()
-		if err != nil {
-			return nil, err
-		}
-		inv.Digest, inv.MediaType = d.String(), string(mt)
+		inv.Digest, inv.MediaType = d.Digest.String(), string(d.MediaType)
 		im, err := t.Index.IndexManifest()
 		if err != nil {
 			return nil, err
@@ -206,18 +203,14 @@ func Scan(ctx context.Context, t Target, opts ScanOptions) (*Inventory, error) {
 	if t.Image == nil {
 		return nil, errors.New("scan: no image")
 	}
-	d, err := t.Image.Digest()
+	d, err := partial.Descriptor(t.Image)
 	if err != nil {
 		return nil, err
 	}
-	mt, err := t.Image.MediaType()
-	if err != nil {
-		return nil, err
-	}
-	inv.Digest, inv.MediaType = d.String(), string(mt)
+	inv.Digest, inv.MediaType = d.Digest.String(), string(d.MediaType)
 	ii, err := scanImage(ctx, t.Image, opts)
 	if err != nil {
-		return nil, fmt.Errorf("scanning %s: %w", d, err)
+		return nil, fmt.Errorf("scanning %s: %w", d.Digest, err)
 	}
 	inv.Images = append(inv.Images, ii)
 	inv.Created = ii.Created

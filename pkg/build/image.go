@@ -41,19 +41,11 @@ func newImage(cfg *ocispec.Image, layers []v1.Layer, annotations map[string]stri
 		Annotations: annotations,
 	}
 	for _, l := range layers {
-		d, err := l.Digest()
+		d, err := partial.Descriptor(l)
 		if err != nil {
 			return nil, err
 		}
-		size, err := l.Size()
-		if err != nil {
-			return nil, err
-		}
-		mt, err := l.MediaType()
-		if err != nil {
-			return nil, err
-		}
-		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: string(mt), Digest: digest.Digest(d.String()), Size: size})
+		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: string(d.MediaType), Digest: digest.Digest(d.Digest.String()), Size: d.Size})
 	}
 	raw, err := canonical.JSON(m)
 	if err != nil {

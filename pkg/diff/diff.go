@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/rootfs"
@@ -245,7 +246,7 @@ func (c *comparer) entries(ctx context.Context, l v1.Layer) ([]*rootfs.File, err
 }
 
 func describe(l v1.Layer) (Layer, error) {
-	d, err := l.Digest()
+	d, err := partial.Descriptor(l)
 	if err != nil {
 		return Layer{}, err
 	}
@@ -253,15 +254,7 @@ func describe(l v1.Layer) (Layer, error) {
 	if err != nil {
 		return Layer{}, err
 	}
-	mt, err := l.MediaType()
-	if err != nil {
-		return Layer{}, err
-	}
-	size, err := l.Size()
-	if err != nil {
-		return Layer{}, err
-	}
-	return Layer{Digest: d.String(), DiffID: id.String(), MediaType: string(mt), Size: size}, nil
+	return Layer{Digest: d.Digest.String(), DiffID: id.String(), MediaType: string(d.MediaType), Size: d.Size}, nil
 }
 
 func (c *comparer) image(ctx context.Context, platform string, a, b v1.Image) (*PlatformDiff, error) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/reprobuild/repro/internal/atomicfs"
@@ -224,19 +225,12 @@ type PathLayer interface {
 // (JSON, or nil). When another build stored k first, that entry stays and
 // is returned.
 func (s *Store) Put(k Key, l PathLayer, extra []byte) (*Layer, error) {
-	digest, err := l.Digest()
+	desc, err := partial.Descriptor(l)
 	if err != nil {
 		return nil, err
 	}
+	digest, size, mt := desc.Digest, desc.Size, desc.MediaType
 	diffID, err := l.DiffID()
-	if err != nil {
-		return nil, err
-	}
-	size, err := l.Size()
-	if err != nil {
-		return nil, err
-	}
-	mt, err := l.MediaType()
 	if err != nil {
 		return nil, err
 	}
