@@ -14,6 +14,7 @@ import (
 
 	"github.com/reprobuild/repro/pkg/disk"
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
 )
 
 var diskCmd = &command{
@@ -196,7 +197,7 @@ func (o *diskOpts) pick(img v1.Image, idx v1.ImageIndex, ref string) (v1.Image, 
 			if err != nil {
 				return nil, "", err
 			}
-			if got := platformName(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}); got != o.platform {
+			if got := imageref.PlatformName(imageref.ConfigPlatform(cf)); got != o.platform {
 				return nil, "", fault.Bad(fmt.Errorf("%s is a %s image, not %s", ref, got, o.platform))
 			}
 		}
@@ -216,7 +217,7 @@ func (o *diskOpts) pick(img v1.Image, idx v1.ImageIndex, ref string) (v1.Image, 
 		if !m.MediaType.IsImage() || m.Platform == nil {
 			continue
 		}
-		name := platformName(*m.Platform)
+		name := imageref.PlatformName(*m.Platform)
 		names = append(names, name)
 		if o.platform == "" || name == o.platform {
 			match = append(match, m)
@@ -236,12 +237,12 @@ func (o *diskOpts) pick(img v1.Image, idx v1.ImageIndex, ref string) (v1.Image, 
 	host := "linux/" + runtime.GOARCH
 	var hosts []v1.Descriptor
 	for _, m := range match {
-		if n := platformName(*m.Platform); n == host || strings.HasPrefix(n, host+"/") {
+		if n := imageref.PlatformName(*m.Platform); n == host || strings.HasPrefix(n, host+"/") {
 			hosts = append(hosts, m)
 		}
 	}
 	if len(hosts) == 1 {
-		o.g.log.Info("the image is an index: taking the host's platform; choose another with --platform", "platform", platformName(*hosts[0].Platform), "has", strings.Join(names, ", "))
+		o.g.log.Info("the image is an index: taking the host's platform; choose another with --platform", "platform", imageref.PlatformName(*hosts[0].Platform), "has", strings.Join(names, ", "))
 		img, err := idx.Image(hosts[0].Digest)
 		return img, d.String(), err
 	}

@@ -113,7 +113,7 @@ func (o *inspectOpts) run(ctx context.Context, args []string) error {
 			}
 			name := ""
 			if d.Platform != nil {
-				name = platformName(*d.Platform)
+				name = imageref.PlatformName(*d.Platform)
 			}
 			if o.platform != "" && name != o.platform {
 				continue
@@ -132,7 +132,7 @@ func (o *inspectOpts) run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		imgs = append(imgs, plat{platformName(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}), a.Image})
+		imgs = append(imgs, plat{imageref.PlatformName(imageref.ConfigPlatform(cf)), a.Image})
 	}
 	for _, p := range imgs {
 		ip, err := inspectImage(ctx, p.name, p.img, o.files)
@@ -148,14 +148,6 @@ func (o *inspectOpts) run(ctx context.Context, args []string) error {
 	}
 	writeInspect(o.g.stdout, &out)
 	return nil
-}
-
-func platformName(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 func inspectImage(ctx context.Context, name string, img v1.Image, files bool) (*inspectPlatform, error) {

@@ -21,6 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 
+	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/rootfs"
 )
 
@@ -230,7 +231,7 @@ func scanImage(ctx context.Context, img v1.Image, opts ScanOptions) (*ImageInven
 	if err != nil {
 		return nil, fmt.Errorf("reading the manifest: %w", err)
 	}
-	ii := &ImageInventory{Digest: d.String(), Platform: platformString(cfg.OS, cfg.Architecture, cfg.Variant)}
+	ii := &ImageInventory{Digest: d.String(), Platform: imageref.PlatformName(imageref.ConfigPlatform(cfg))}
 	if !cfg.Created.IsZero() {
 		ii.Created = cfg.Created.Unix()
 	}
@@ -334,14 +335,6 @@ func scanImage(ctx context.Context, img v1.Image, opts ScanOptions) (*ImageInven
 		}
 	}
 	return ii, nil
-}
-
-func platformString(os, arch, variant string) string {
-	s := os + "/" + arch
-	if variant != "" {
-		s += "/" + variant
-	}
-	return s
 }
 
 // addedLayers counts the image's trailing layers whose history entries

@@ -157,7 +157,7 @@ func (r *Resolver) Resolve(ctx context.Context, ref Ref) (Pin, error) {
 		}
 		json.Unmarshal(cfg, &plat)
 		delete(p.Platforms, "")
-		p.Platforms[platformString(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant})] = d
+		p.Platforms[imageref.PlatformName(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant})] = d
 	}
 	return p, nil
 }
@@ -172,8 +172,8 @@ func pinOf(a *imageref.Artifact) (Pin, error) {
 		for _, d := range im.Manifests {
 			if d.Platform != nil && d.MediaType.IsImage() {
 				// The first entry for a platform wins, as the image spec says.
-				if _, dup := p.Platforms[platformString(*d.Platform)]; !dup {
-					p.Platforms[platformString(*d.Platform)] = d.Digest
+				if _, dup := p.Platforms[imageref.PlatformName(*d.Platform)]; !dup {
+					p.Platforms[imageref.PlatformName(*d.Platform)] = d.Digest
 				}
 			}
 		}
@@ -183,7 +183,7 @@ func pinOf(a *imageref.Artifact) (Pin, error) {
 	if err != nil {
 		return Pin{}, err
 	}
-	p.Platforms[platformString(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})] = a.Descriptor.Digest
+	p.Platforms[imageref.PlatformName(imageref.ConfigPlatform(cf))] = a.Descriptor.Digest
 	return p, nil
 }
 
@@ -206,8 +206,8 @@ func pinFromManifest(digest v1.Hash, raw []byte) (Pin, error) {
 		for _, d := range m.Manifests {
 			if d.Platform != nil && (d.MediaType.IsImage() || d.MediaType == "") {
 				// The first entry for a platform wins, as the image spec says.
-				if _, dup := p.Platforms[platformString(*d.Platform)]; !dup {
-					p.Platforms[platformString(*d.Platform)] = d.Digest
+				if _, dup := p.Platforms[imageref.PlatformName(*d.Platform)]; !dup {
+					p.Platforms[imageref.PlatformName(*d.Platform)] = d.Digest
 				}
 			}
 		}
@@ -220,14 +220,6 @@ func pinFromManifest(digest v1.Hash, raw []byte) (Pin, error) {
 	}
 	p.Platforms[""] = digest
 	return p, nil
-}
-
-func platformString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 // PlatformManifest picks the manifest for platform (os/arch[/variant]).
@@ -329,7 +321,7 @@ func checkPlatform(config []byte, platform string) error {
 	if err := json.Unmarshal(config, &cf); err != nil {
 		return fault.Op(fmt.Errorf("base config: %w", err))
 	}
-	got := platformString(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
+	got := imageref.PlatformName(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
 	if got != platform && strings.TrimSuffix(got, "/v8") != strings.TrimSuffix(platform, "/v8") {
 		return fault.Bad(fmt.Errorf("the base is a single %s image; it has no %s image", got, platform))
 	}

@@ -185,7 +185,7 @@ func platforms(a *imageref.Artifact) (map[string]v1.Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[platformString(cf.OS, cf.Architecture, cf.Variant)] = a.Image
+		out[imageref.PlatformName(imageref.ConfigPlatform(cf))] = a.Image
 		return out, nil
 	}
 	im, err := a.Index.IndexManifest()
@@ -201,20 +201,12 @@ func platforms(a *imageref.Artifact) (map[string]v1.Image, error) {
 			return nil, err
 		}
 		key := "#" + strconv.Itoa(i)
-		if d.Platform != nil {
-			key = platformString(d.Platform.OS, d.Platform.Architecture, d.Platform.Variant)
+		if d.Platform != nil && d.Platform.OS != "" {
+			key = imageref.PlatformName(*d.Platform)
 		}
 		out[key] = img
 	}
 	return out, nil
-}
-
-func platformString(os, arch, variant string) string {
-	s := os + "/" + arch
-	if variant != "" {
-		s += "/" + variant
-	}
-	return s
 }
 
 // comparer reads each distinct layer once.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/reprobuild/repro/internal/atomicfs"
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/rootfs"
 )
 
@@ -391,7 +392,7 @@ func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Opti
 		return nil, classify(err)
 	}
 
-	rec := &Record{Layout: Layout, Image: digest.String(), Index: indexDigest, Platform: platform(cf)}
+	rec := &Record{Layout: Layout, Image: digest.String(), Index: indexDigest, Platform: imageref.PlatformName(imageref.ConfigPlatform(cf))}
 	sum, size, err := hashFile(staged)
 	if err != nil {
 		return nil, fault.Op(err)
@@ -442,14 +443,6 @@ func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Opti
 	}
 	committed = true
 	return rec, nil
-}
-
-func platform(cf *v1.ConfigFile) string {
-	s := cf.OS + "/" + cf.Architecture
-	if cf.Variant != "" {
-		s += "/" + cf.Variant
-	}
-	return s
 }
 
 // errBadSize marks a disk too small for the image: bad input (raise --size).

@@ -3,6 +3,8 @@ package imageref
 import (
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 func TestParse(t *testing.T) {
@@ -50,5 +52,22 @@ func TestParse(t *testing.T) {
 				t.Errorf("String() = %q", r.String())
 			}
 		})
+	}
+}
+
+func TestPlatformName(t *testing.T) {
+	for _, c := range []struct {
+		p    v1.Platform
+		want string
+	}{
+		{v1.Platform{OS: "linux", Architecture: "amd64"}, "linux/amd64"},
+		{v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, "linux/arm64/v8"},
+		{v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.17763.1"}, "windows/amd64"},
+		{v1.Platform{OS: "linux", Architecture: "amd64", Features: []string{"sse4"}, OSFeatures: []string{"x"}}, "linux/amd64"},
+		{v1.Platform{Architecture: "amd64"}, ""},
+	} {
+		if got := PlatformName(c.p); got != c.want {
+			t.Errorf("PlatformName(%+v) = %q, want %q", c.p, got, c.want)
+		}
 	}
 }

@@ -190,8 +190,8 @@ func indexImages(idx v1.ImageIndex, depth int) ([]platformImage, error) {
 				return nil, fault.Op(fmt.Errorf("reading image %s of the index: %w", d.Digest, err))
 			}
 			name := d.Digest.String()
-			if d.Platform != nil {
-				name = platformString(*d.Platform)
+			if d.Platform != nil && d.Platform.OS != "" {
+				name = imageref.PlatformName(*d.Platform)
 			}
 			out = append(out, platformImage{name, img})
 		case d.MediaType.IsIndex():
@@ -210,14 +210,6 @@ func indexImages(idx v1.ImageIndex, depth int) ([]platformImage, error) {
 		return nil, fault.Bad(errors.New("the index holds no image to test"))
 	}
 	return out, nil
-}
-
-func platformString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 func runImage(ctx context.Context, img v1.Image, files []*File, opts Options, prefix string) (*Summary, error) {
@@ -589,7 +581,7 @@ func (r *runner) command(ctx context.Context, f *File, t *CommandTest, env map[s
 		return skip("commandTests run only with --runtime podman")
 	}
 	if r.pod == nil && r.podNot == "" {
-		if p := platformString(v1.Platform{OS: r.cfg.OS, Architecture: r.cfg.Architecture, Variant: r.cfg.Variant}); r.opts.Runtime.Platform != "" && r.cfg.OS != "" && p != r.opts.Runtime.Platform && !strings.HasPrefix(p, r.opts.Runtime.Platform+"/") {
+		if p := imageref.PlatformName(imageref.ConfigPlatform(r.cfg)); r.opts.Runtime.Platform != "" && r.cfg.OS != "" && p != r.opts.Runtime.Platform && !strings.HasPrefix(p, r.opts.Runtime.Platform+"/") {
 			r.podNot = fmt.Sprintf("the image is %s and podman runs %s here", p, r.opts.Runtime.Platform)
 		} else {
 			r.pod, r.podErr = r.opts.Runtime.start(ctx, r.img, r.cfg, r.opts.Log)
