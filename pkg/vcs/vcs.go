@@ -212,6 +212,25 @@ func (h *History) Newest(p string, keep func(rel string) bool) (t int64, ok bool
 	return t, ok
 }
 
+// Committed returns the files (and symlinks) that HEAD's tree holds at
+// or under dir, slash-separated and relative to it: a file of the context
+// that is not among them (untracked, ignored, or added but not committed)
+// has no commit of its own. Without a commit it returns an empty set.
+func Committed(ctx context.Context, dir string) (map[string]bool, error) {
+	out, err := git(ctx, dir, "-c", "core.quotepath=off", "ls-tree", "-r", "-z", "--name-only", "HEAD")
+	if err != nil {
+		if _, herr := git(ctx, dir, "rev-parse", "--verify", "-q", "HEAD"); herr != nil {
+			return map[string]bool{}, nil // no commit yet
+		}
+		return nil, fmt.Errorf("listing HEAD's files in %s: %w", dir, err)
+	}
+	set := map[string]bool{}
+	for _, p := range splitZ(out) {
+		set[p] = true
+	}
+	return set, nil
+}
+
 // Blame returns the committer time of the commit that last changed each
 // line of file (relative to dir) as it is in the working tree, by line
 // number counting from 1 (index 0 is unused). A line not committed yet

@@ -272,3 +272,31 @@ func TestReadRoot(t *testing.T) {
 		t.Errorf("outside git: %+v, %v", info, err)
 	}
 }
+
+// TestCommitted: HEAD's files under a subdirectory, relative to it; an
+// untracked, an ignored and an added-but-uncommitted file are not among
+// them, nor a file outside the directory.
+func TestCommitted(t *testing.T) {
+	ctx := context.Background()
+	r := newRepo(t)
+	if got, err := Committed(ctx, r.dir); err != nil || len(got) != 0 {
+		t.Errorf("before the first commit: %v, %v", got, err)
+	}
+	r.write("ctx/a", "1")
+	r.write("ctx/sub/b c", "1")
+	r.write("ctx/.gitignore", "out/\n")
+	r.write("top", "1")
+	r.commit(1000)
+	r.write("ctx/untracked", "1")
+	r.write("ctx/out/built", "1")
+	r.write("ctx/added", "1")
+	r.git(0, "add", "ctx/added")
+	got, err := Committed(ctx, filepath.Join(r.dir, "ctx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"a": true, "sub/b c": true, ".gitignore": true}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("committed (-want +got):\n%s", d)
+	}
+}
