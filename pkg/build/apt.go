@@ -17,6 +17,7 @@ import (
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/layer"
+	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/spec"
 )
 
@@ -51,18 +52,45 @@ func (b *builder) baseFiles(ctx context.Context, p spec.Platform, bi *base.Image
 	return f, nil
 }
 
-// packageEntries returns the entries of layer i, a layer of Debian
-// packages, for platform p: exactly the .debs that the lock pins, fetched
-// through the cache and verified, extracted without running anything.
-func (b *builder) packageEntries(ctx context.Context, i int, p spec.Platform, bi *base.Image) ([]layer.Entry, error) {
+// aptPlan is what layer i of packages installs for platform p: the lock's
+// pins, and the record of the exclusions that the layer writes (nil when
+// it excludes nothing).
+func (b *builder) aptPlan(i int, p spec.Platform) (*lock.AptLayer, []byte, error) {
 	s := b.s
-	field := fmt.Sprintf("layers[%d].packages", i)
 	al, why := b.opts.Lock.AptLayer(s, p, i)
 	if al == nil {
-		return nil, fault.Bad(s.ErrorAt(field, "the lock does not pin %s; run repro lock -f %s, and commit the lock", why, s.File))
+		return nil, nil, fault.Bad(s.ErrorAt(fmt.Sprintf("layers[%d].packages", i), "the lock does not pin %s; run repro lock -f %s, and commit the lock", why, s.File))
 	}
+	if len(al.Excluded) == 0 {
+		return al, nil, nil
+	}
+	// The record holds the exclusions of this layer and the earlier
+	// ones, since this layer's file hides theirs.
+	var all []apt.Exclusion
+	for j := 0; j < i; j++ {
+		if len(s.Layers[j].Packages) > 0 {
+			if prev, _ := b.opts.Lock.AptLayer(s, p, j); prev != nil {
+				all = append(all, prev.Excluded...)
+			}
+		}
+	}
+	all = append(all, al.Excluded...)
+	data, err := json.MarshalIndent(all, "", "  ")
+	if err != nil {
+		return nil, nil, err
+	}
+	return al, append(data, '\n'), nil
+}
+
+// packageEntries returns the entries of layer i, a layer of Debian
+// packages, for platform p: exactly the .debs that al pins, fetched
+// through the cache and verified, extracted without running anything;
+// and the lines of its report, which it logs.
+func (b *builder) packageEntries(ctx context.Context, i int, p spec.Platform, bi *base.Image, al *lock.AptLayer, excluded []byte) ([]layer.Entry, []string, error) {
+	s := b.s
+	field := fmt.Sprintf("layers[%d].packages", i)
 	if b.opts.Cache == nil {
-		return nil, fault.Op(fmt.Errorf("%s: no cache to fetch .debs into", field))
+		return nil, nil, fault.Op(fmt.Errorf("%s: no cache to fetch .debs into", field))
 	}
 	var fetchOpts []apt.FetchOption
 	if sn := b.snapshot(p); sn != nil {
@@ -78,54 +106,43 @@ func (b *builder) packageEntries(ctx context.Context, i int, p spec.Platform, bi
 		case strings.Contains(err.Error(), "404"):
 			hint = "; the repository no longer has this version (Debian mirrors keep only the current ones): run repro lock --update to move on, or set apt.snapshot (snapshot.debian.org) so that the build fetches it from there"
 		}
-		return nil, &locatedError{msg: s.ErrorAt(field, "%v%s", err, hint).Error(), err: err}
+		return nil, nil, &locatedError{msg: s.ErrorAt(field, "%v%s", err, hint).Error(), err: err}
 	}
 	work := filepath.Join(b.opts.WorkDir, fmt.Sprintf("apt-%d-%s", i, strings.ReplaceAll(p.String(), "/", "-")))
 	entries, rep, err := apt.Entries(ctx, debs, apt.EntriesOptions{UsrMerge: s.UsrMerge(), WorkDir: work, Timezone: aptTimezone(s)})
 	if err != nil {
-		return nil, &locatedError{msg: s.ErrorAt(field, "%v", err).Error(), err: err}
+		return nil, nil, &locatedError{msg: s.ErrorAt(field, "%v", err).Error(), err: err}
 	}
-	name := s.Layers[i].Name
-	for _, line := range rep.Lines() {
-		b.opts.Log.Info(line, "layer", name, "platform", p.String())
-	}
-	b.opts.Log.Info("packages extracted; no maintainer script was run", "layer", name, "platform", p.String(),
-		"packages", len(rep.Packages), "skipped", len(rep.Skipped))
+	lines := append(rep.Lines(), fmt.Sprintf("packages extracted; no maintainer script was run (%d packages, %d skipped)", len(rep.Packages), len(rep.Skipped)))
+	b.logPackages(i, p, lines, al)
 	bf, err := b.baseFiles(ctx, p, bi)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := b.checkUsrMerge(entries, bf); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(al.Excluded) > 0 {
-		for _, x := range al.Excluded {
-			b.opts.Log.Warn(fmt.Sprintf("left out %s (apt.exclude), which %s depend on", x.Name, strings.Join(x.RequiredBy, ", ")), "layer", name, "platform", p.String())
-		}
-		// The record holds the exclusions of this layer and the earlier
-		// ones, since this layer's file hides theirs.
-		var all []apt.Exclusion
-		for j := 0; j < i; j++ {
-			if len(s.Layers[j].Packages) > 0 {
-				if prev, _ := b.opts.Lock.AptLayer(s, p, j); prev != nil {
-					all = append(all, prev.Excluded...)
-				}
-			}
-		}
-		all = append(all, al.Excluded...)
-		data, err := json.MarshalIndent(all, "", "  ")
-		if err != nil {
-			return nil, err
-		}
-		data = append(data, '\n')
-		entries = append(entries, layer.Entry{Path: apt.ExcludedFile, Type: layer.Regular, Mode: 0o644, Size: int64(len(data)),
-			Open:   func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+	if excluded != nil {
+		entries = append(entries, layer.Entry{Path: apt.ExcludedFile, Type: layer.Regular, Mode: 0o644, Size: int64(len(excluded)),
+			Open:   func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(excluded)), nil },
 			Origin: "apt.exclude"})
 	}
 	for k := range entries {
 		entries[k].Origin = field + ": " + entries[k].Origin
 	}
-	return entries, nil
+	return entries, lines, nil
+}
+
+// logPackages logs what extracting layer i's packages did (the report's
+// lines), and what the lock left out.
+func (b *builder) logPackages(i int, p spec.Platform, lines []string, al *lock.AptLayer) {
+	name := b.s.Layers[i].Name
+	for _, line := range lines {
+		b.opts.Log.Info(line, "layer", name, "platform", p.String())
+	}
+	for _, x := range al.Excluded {
+		b.opts.Log.Warn(fmt.Sprintf("left out %s (apt.exclude), which %s depend on", x.Name, strings.Join(x.RequiredBy, ", ")), "layer", name, "platform", p.String())
+	}
 }
 
 // checkUsrMerge applies apt.CheckUsrMerge to the base's top-level

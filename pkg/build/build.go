@@ -365,18 +365,19 @@ func (b *builder) layer(ctx context.Context, i int, p spec.Platform, bi *base.Im
 	if l, ok := b.shared[i]; ok && !perPlatform {
 		return l, nil
 	}
-	var entries []layer.Entry
+	layerName := fmt.Sprintf("layers[%d] %q", i, b.s.Layers[i].Name)
+	var l *layer.File
 	var err error
 	if len(b.s.Layers[i].Packages) > 0 {
-		entries, err = b.packageEntries(ctx, i, p, bi)
+		l, err = b.packageLayer(ctx, i, layerName, p, bi)
 	} else {
-		entries, err = b.entries(ctx, i, p)
+		var entries []layer.Entry
+		if entries, err = b.entries(ctx, i, p); err != nil {
+			return nil, err
+		}
+		b.warnRemovals(i, entries)
+		l, err = b.write(ctx, i, layerName, b.s.Layers[i].Name, p, entries)
 	}
-	if err != nil {
-		return nil, err
-	}
-	b.warnRemovals(i, entries)
-	l, err := b.write(ctx, i, fmt.Sprintf("layers[%d] %q", i, b.s.Layers[i].Name), b.s.Layers[i].Name, p, entries)
 	if err != nil {
 		return nil, err
 	}
@@ -402,13 +403,7 @@ func (b *builder) accountsLayer(ctx context.Context, p spec.Platform, bi *base.I
 // write writes the entries of layer i (-1 for the accounts layer) as a
 // canonical layer, every regular file shown to the secret guard.
 func (b *builder) write(ctx context.Context, i int, layerName, name string, p spec.Platform, entries []layer.Entry) (*layer.File, error) {
-	lo := layer.Options{
-		Format: b.opts.Format, Epoch: b.opts.Values.Epoch, Compression: b.opts.Compression,
-		Observe: func(e *layer.Entry) layer.Observer { return b.guard.File(layerName, e.Path) },
-	}
-	if b.opts.Progress != nil {
-		lo.Progress = func(n int64) { b.opts.Progress(name, p.String(), n) }
-	}
+	lo := b.layerOptions(layerName, name, p)
 	l, err := b.writeCached(ctx, layerName, name, p, entries, lo)
 	if err != nil {
 		return nil, b.layerError(i, err)
@@ -417,6 +412,19 @@ func (b *builder) write(ctx context.Context, i int, layerName, name string, p sp
 	size, _ := l.Size()
 	b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
 	return l, nil
+}
+
+// layerOptions are the options a layer is written with: every regular
+// file shown to the secret guard, progress reported.
+func (b *builder) layerOptions(layerName, name string, p spec.Platform) layer.Options {
+	lo := layer.Options{
+		Format: b.opts.Format, Epoch: b.opts.Values.Epoch, Compression: b.opts.Compression,
+		Observe: func(e *layer.Entry) layer.Observer { return b.guard.File(layerName, e.Path) },
+	}
+	if b.opts.Progress != nil {
+		lo.Progress = func(n int64) { b.opts.Progress(name, p.String(), n) }
+	}
+	return lo
 }
 
 // layerError turns the layer package's complaints into bad input located

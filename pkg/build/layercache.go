@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
+	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/layer"
 	"github.com/reprobuild/repro/pkg/layercache"
+	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/secrets"
 	"github.com/reprobuild/repro/pkg/spec"
 )
@@ -136,4 +140,139 @@ func (b *builder) saveStat() {
 	if err := b.stat.Save(); err != nil {
 		b.opts.Log.Warn("could not save the stat cache", "err", err)
 	}
+}
+
+// packageExtra is what a package layer's cache entry keeps, for a hit to
+// replay what building the layer would have done besides its bytes: the
+// secret guard's findings, the report's log lines, and the entries that
+// the usrmerge check against the base and the removal warnings of later
+// layers look at (every entry's path and type, a link's target).
+type packageExtra struct {
+	Raws    []secrets.Raw  `json:"raws"`
+	Log     []string       `json:"log"`
+	Entries []entrySummary `json:"entries"`
+}
+
+type entrySummary struct {
+	Path   string     `json:"p"`
+	Type   layer.Type `json:"t"`
+	Target string     `json:"l,omitempty"`
+}
+
+// packagesParams is the canonical description of what a package layer
+// holds besides the .debs' files, for its key: the pins' names and
+// versions (the build checks each .deb against them), usrmerge, the
+// time zone and the exclusion record.
+func packagesParams(s *spec.Spec, al *lock.AptLayer, excluded []byte) string {
+	var b strings.Builder
+	for _, p := range al.Pins {
+		fmt.Fprintf(&b, "pin %s %s\n", strconv.Quote(p.Name), strconv.Quote(p.Version))
+	}
+	fmt.Fprintf(&b, "usrmerge %t\ntimezone %s\nexcluded %s\n", s.UsrMerge(), strconv.Quote(aptTimezone(s)), strconv.Quote(string(excluded)))
+	return b.String()
+}
+
+// packageLayer is layer i, of Debian packages, for platform p. With a
+// layer cache, its key is made of the lock's pins (PackagesKey): a hit
+// reads and unpacks no .deb, and replays the checks and the log of the
+// build that stored it.
+func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p spec.Platform, bi *base.Image) (*layer.File, error) {
+	name := b.s.Layers[i].Name
+	al, excluded, err := b.aptPlan(i, p)
+	if err != nil {
+		return nil, err
+	}
+	lo := b.layerOptions(layerName, name, p)
+	st := b.opts.Layers
+	var k layercache.Key
+	if st != nil {
+		debs := make([]string, len(al.Pins))
+		for j, pin := range al.Pins {
+			debs[j] = "sha256:" + pin.SHA256
+		}
+		if k, err = layercache.PackagesKey(lo, debs, packagesParams(b.s, al, excluded), st.Builder()); err != nil {
+			st = nil
+		}
+	}
+	if st != nil {
+		if l, ok, err := b.packageHit(ctx, st, k, i, layerName, p, bi, al); err != nil || ok {
+			return l, err
+		}
+	}
+	entries, lines, err := b.packageEntries(ctx, i, p, bi, al, excluded)
+	if err != nil {
+		return nil, err
+	}
+	b.warnRemovals(i, entries)
+	before := len(b.guard.Raws(layerName)) // another platform's, of a layer of the same name
+	l, err := layer.Write(ctx, entries, b.opts.WorkDir, lo)
+	if err != nil {
+		return nil, b.layerError(i, err)
+	}
+	b.layerDone(name, p, LayerBuilt)
+	d, _ := l.Digest()
+	size, _ := l.Size()
+	b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
+	if st == nil {
+		return l, nil
+	}
+	x := packageExtra{Raws: b.guard.Raws(layerName)[before:], Log: lines}
+	for _, e := range entries {
+		x.Entries = append(x.Entries, entrySummary{Path: e.Path, Type: e.Type, Target: e.Target})
+	}
+	extra, err := json.Marshal(x)
+	if err != nil {
+		return l, nil
+	}
+	if _, err := st.Put(k, l, extra); err != nil {
+		b.opts.Log.Warn("could not store the layer in the layer cache", "layer", name, "err", err)
+	}
+	return l, nil
+}
+
+// packageHit looks package layer i up under k; ok says it was found and
+// used.
+func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layercache.Key, i int, layerName string, p spec.Platform, bi *base.Image, al *lock.AptLayer) (*layer.File, bool, error) {
+	name := b.s.Layers[i].Name
+	hit, err := st.Get(k)
+	var ce *layercache.CorruptError
+	switch {
+	case errors.As(err, &ce):
+		b.opts.Log.Warn(ce.Error(), "layer", name, "platform", p.String())
+	case err != nil:
+		b.opts.Log.Warn("layer cache unreadable; building the layer", "layer", name, "err", err)
+	}
+	if hit == nil {
+		return nil, false, nil
+	}
+	var x packageExtra
+	if err := json.Unmarshal(hit.Extra(), &x); err != nil {
+		b.opts.Log.Warn("layer cache entry unusable; building the layer", "layer", name, "err", err)
+		return nil, false, nil
+	}
+	l, err := b.linkHit(hit, b.opts.Compression)
+	if err != nil {
+		b.opts.Log.Warn("layer cache entry unusable; building the layer", "layer", name, "err", err)
+		return nil, false, nil
+	}
+	b.logPackages(i, p, x.Log, al)
+	entries := make([]layer.Entry, len(x.Entries))
+	for j, e := range x.Entries {
+		entries[j] = layer.Entry{Path: e.Path, Type: e.Type, Target: e.Target}
+	}
+	bf, err := b.baseFiles(ctx, p, bi)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := b.checkUsrMerge(entries, bf); err != nil {
+		return nil, false, err
+	}
+	b.warnRemovals(i, entries)
+	b.guard.Replay(layerName, x.Raws)
+	b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String())
+	b.layerDone(name, p, LayerCached)
+	d, _ := l.Digest()
+	size, _ := l.Size()
+	b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
+	return l, true, nil
 }

@@ -45,7 +45,12 @@
 // For a package layer the lines are instead the pinned .deb digests, in
 // the order the layer unpacks them, followed by one line of the builder's
 // own parameters for that layer (what it writes besides the packages'
-// files), which the caller gives. A base's layers have no key: they are
+// files: pkg/build gives the pins' names and versions, usrmerge, the time
+// zone and the exclusion record), which the caller gives. The key is
+// known from the lock alone, so a hit fetches, reads and unpacks no
+// .deb; the entry keeps what the build must replay (the secret guard's
+// findings, the log, the paths the usrmerge check and later layers'
+// removal warnings look at). A base's layers have no key: they are
 // copied as published, and package cache holds them.
 //
 // A key is a claim that anyone can check: the layer stored under it must

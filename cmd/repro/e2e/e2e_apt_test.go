@@ -293,6 +293,22 @@ func TestE2EAptNginx(t *testing.T) {
 		t.Errorf("build --check: exit %d, digest %s, first %s\n%s", r.code, lastLine(r.stdout), digest, r.stderr)
 	}
 
+	// The package layer is keyed by the lock's pins: with every pinned
+	// .deb gone from the cache, an offline build still hits, reads no
+	// .deb and replays the report.
+	for _, p := range pins {
+		if err := os.Remove(filepath.Join(cache, "blobs", "sha256", p.SHA256)); err != nil {
+			t.Fatalf("the cache lacks %s's .deb: %v", p.Name, err)
+		}
+	}
+	hit, r := buildCached(t, ctx, 0, "-f", spec, "--offline", "--cache-dir", cache)
+	if hit.Digest != digest || !strings.Contains(statuses(hit), "=cached") || strings.Contains(statuses(hit), "=built") {
+		t.Errorf("offline build without the .debs: %s %s, want every layer cached and %s", statuses(hit), hit.Digest, digest)
+	}
+	if !strings.Contains(r.stderr, "skipped trigger of libc6: activate-noawait ldconfig") {
+		t.Errorf("a cached package layer's log lacks its report:\n%s", r.stderr)
+	}
+
 	// The numbers.
 	var idx ocispec.Index
 	e2eUnmarshal(t, readFile(t, filepath.Join(out1, "index.json")), &idx)
