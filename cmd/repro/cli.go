@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/reprobuild/repro/internal/netx"
+	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/fault"
@@ -143,6 +144,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	err := runFn(ctx, fs.Args())
 	if errors.Is(err, rootfs.ErrLayerTooLarge) {
 		err = fmt.Errorf("%w; raise the limit with --max-layer-size", err)
+	}
+	if errors.Is(err, base.ErrPinMismatch) {
+		err = fmt.Errorf("%w; if the base was rebuilt on purpose, run repro lock --update", err)
 	}
 	return report(g, c, err)
 }

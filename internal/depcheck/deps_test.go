@@ -35,7 +35,7 @@ var allowed = map[string][]string{
 	"pkg/layer":                   {"pkg/compress", "internal/glob"},
 	"pkg/cache":                   {"pkg/fault"},
 	"pkg/layercache":              {"pkg/layer", "pkg/compress", "internal/atomicfs"},
-	"pkg/base":                    {"pkg/cache", "pkg/compress", "pkg/fault", "pkg/imageref"},
+	"pkg/base":                    {"pkg/cache", "pkg/compress", "pkg/fault", "pkg/imageref", "pkg/rootfs"},
 	"pkg/lock":                    {"pkg/apt", "pkg/base", "pkg/cache", "pkg/fault", "pkg/spec"},
 	"pkg/lock/locktest":           {},
 	"pkg/apt":                     {"pkg/cache", "pkg/compress", "pkg/fault", "pkg/layer"},

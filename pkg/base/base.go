@@ -287,8 +287,29 @@ func (r *Resolver) Open(ctx context.Context, ref Ref, pin Pin, platform string) 
 	if err != nil {
 		return nil, err
 	}
+	var diffs []v1.Hash
+	if cfgPath != "" {
+		if img.Config, err = os.ReadFile(cfgPath); err != nil {
+			return nil, fault.Op(err)
+		}
+		if diffs, err = diffIDs(img.Config, m, ref.Raw); err != nil {
+			return nil, err
+		}
+	}
 	for i, l := range m.Layers {
-		p, err := blob(l.Digest, fmt.Sprintf("layer %d", i))
+		what := fmt.Sprintf("layer %d", i)
+		if diffs == nil {
+			// Offline without the config: report what is missing.
+			if _, err := blob(l.Digest, what); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		p, err := r.checkedBlob(ctx, ref, l.Digest, diffs[i], what)
+		if err != nil && r.offlineMissing(err) {
+			missing = append(missing, fmt.Sprintf("%s %s", what, l.Digest))
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -301,10 +322,6 @@ func (r *Resolver) Open(ctx context.Context, ref Ref, pin Pin, platform string) 
 	}
 	if len(missing) > 0 {
 		return nil, fault.Op(fmt.Errorf("the cache lacks %d blobs of the base %s (%s): %s; %w them", len(missing), ref.Raw, platform, strings.Join(missing, "; "), cache.ErrOffline))
-	}
-	img.Config, err = os.ReadFile(cfgPath)
-	if err != nil {
-		return nil, fault.Op(err)
 	}
 	if err := checkPlatform(img.Config, platform); err != nil {
 		return nil, err
@@ -373,10 +390,25 @@ func (r *Resolver) openLocal(ctx context.Context, ref Ref, md v1.Hash, platform 
 		return nil, err
 	}
 	out := &Image{ManifestDigest: md, Manifest: m, Config: cfg}
-	for _, l := range m.Layers {
+	diffs, err := diffIDs(cfg, m, ref.Raw)
+	if err != nil {
+		return nil, err
+	}
+	for i, l := range m.Layers {
 		rl, err := img.LayerByDigest(l.Digest)
 		if err != nil {
 			return nil, fault.Bad(err)
+		}
+		name := fmt.Sprintf("layer %d (%s) of the base %s", i, l.Digest, ref.Raw)
+		got, ok := r.checked(l.Digest)
+		if !ok {
+			if got, err = checkFile(ctx, rl.Compressed, l.Digest, name); err != nil {
+				return nil, err
+			}
+			r.recordChecked(l.Digest, got)
+		}
+		if err := claim(got, diffs[i], name); err != nil {
+			return nil, err
 		}
 		out.Layers = append(out.Layers, &localLayer{partialLayer: rl, desc: l})
 	}
@@ -401,6 +433,12 @@ func (r *Resolver) manifest(ctx context.Context, ref Ref, d v1.Hash) ([]byte, er
 
 // blob returns the path of blob d of ref, through the cache.
 func (r *Resolver) blob(ctx context.Context, ref Ref, d v1.Hash, what string) (string, error) {
+	return r.teeBlob(ctx, ref, d, what, nil)
+}
+
+// teeBlob is blob, with the fetched bytes (if any are fetched) also
+// written to tee.
+func (r *Resolver) teeBlob(ctx context.Context, ref Ref, d v1.Hash, what string, tee func() io.Writer) (string, error) {
 	return r.cache.Blob(ctx, d.Hex, what+" "+d.String()+" of "+ref.Raw, func(ctx context.Context) (io.ReadCloser, error) {
 		dig := ref.ref.Name.Context().Digest(d.String())
 		l, err := remote.Layer(dig, r.opts(ctx)...)
@@ -411,8 +449,56 @@ func (r *Resolver) blob(ctx context.Context, ref Ref, d v1.Hash, what string) (s
 		if err != nil {
 			return nil, imageref.RegistryError(dig.RegistryStr(), "pulling "+ref.Raw, err)
 		}
+		if tee != nil {
+			return teeReadCloser{io.TeeReader(rc, tee()), rc}, nil
+		}
 		return rc, nil
 	})
+}
+
+type teeReadCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// checkedBlob is the path of layer d of ref in the cache, checked (see
+// check.go) against the diff ID the config claims for it: as it is
+// fetched, or, if the cache holds it unchecked, read from there.
+func (r *Resolver) checkedBlob(ctx context.Context, ref Ref, d, diffID v1.Hash, what string) (string, error) {
+	name := fmt.Sprintf("%s (%s) of the base %s", what, d, ref.Raw)
+	if got, ok := r.checked(d); ok {
+		if err := claim(got, diffID, name); err != nil {
+			return "", err
+		}
+		return r.blob(ctx, ref, d, what)
+	}
+	var tc *teeCheck
+	p, err := r.teeBlob(ctx, ref, d, what, func() io.Writer { tc = newTeeCheck(ctx, name); return tc })
+	if err != nil {
+		if tc != nil {
+			tc.abort()
+		}
+		return "", err
+	}
+	var got v1.Hash
+	if tc != nil {
+		got, err = tc.finish()
+	} else {
+		got, err = checkFile(ctx, func() (io.ReadCloser, error) { return os.Open(p) }, d, name)
+	}
+	if err != nil {
+		if fault.KindOf(err) == fault.BadInput {
+			// Not a layer at all: the cache keeps only blobs a build may use.
+			os.Remove(p)
+		}
+		return "", err
+	}
+	// A valid layer, whatever this config claims of it.
+	r.recordChecked(d, got)
+	if err := claim(got, diffID, name); err != nil {
+		return "", err
+	}
+	return p, nil
 }
 
 func (r *Resolver) opts(ctx context.Context) []remote.Option {

@@ -7,6 +7,9 @@
 // Registry blobs (manifests, configs, layers) are pulled through the
 // content-addressed cache: once there, a build touches no network, and
 // offline builds use the cache alone, naming every blob that is missing.
-// Layers are never decompressed or recompressed; only their descriptors'
-// Docker media types are mapped to the OCI equivalents.
+// Layers are published as they are, never recompressed; only their
+// descriptors' Docker media types are mapped to the OCI equivalents. Each
+// is read once per cache, decompressed and parsed, to check that it is a
+// layer and that its diff ID is the config's (check.go); a lock's pin is
+// checked against the index it names (Resolver.CheckPin).
 package base

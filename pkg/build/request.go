@@ -439,6 +439,12 @@ func pinBase(ctx context.Context, s *spec.Spec, parsed *base.Ref, lf *lock.File,
 		if err != nil {
 			return nil, err
 		}
+		if err := r.CheckPin(ctx, ref, pin); err != nil {
+			if fault.KindOf(err) == fault.BadInput {
+				return nil, fault.Bad(&classError{s.ErrorAt("base", "%v", err), base.ErrPinMismatch})
+			}
+			return nil, err
+		}
 		return &Base{Ref: ref, Pin: pin, Resolver: r}, nil
 	}
 	if ref.Digest == "" && !ref.Local() && !req.AllowUnpinned {
