@@ -358,7 +358,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		if res.Index != nil {
 			return fault.Bad(fmt.Errorf("--push-by-digest pushes one platform's image, and this build makes %d; pick one with --platform (repro index assembles them)", len(res.Manifests)))
 		}
-		pushed = byDigest.Digest(res.Digest.String()).String()
+		pushed = byDigest.Digest(res.Descriptor.Digest.String()).String()
 		outs = append(slices.Clone(outs), pushed)
 	}
 	refs, tags, err := outputRefs(b, outs, o.push, o.shape.insecure)
@@ -370,9 +370,9 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	art := output.Artifact{Image: res.Image, Index: res.Index}
+	art := res.Artifact
 	if len(testFiles) > 0 {
-		if err := runBuildTests(ctx, o.g, testFiles, &o.testRuntime, art.Image, art.Index); err != nil {
+		if err := runBuildTests(ctx, o.g, testFiles, &o.testRuntime, art); err != nil {
 			return err
 		}
 	}
@@ -389,7 +389,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	o.g.log.Info("built", "name", s.Name, "digest", res.Digest.String(), "took", time.Since(start).Round(time.Millisecond))
+	o.g.log.Info("built", "name", s.Name, "digest", res.Descriptor.Digest.String(), "took", time.Since(start).Round(time.Millisecond))
 
 	out := resultOf(b, refs, tags)
 	out.PushedByDigest = pushed
@@ -402,7 +402,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	if o.g.json {
 		return json.NewEncoder(o.g.stdout).Encode(out)
 	}
-	fmt.Fprintln(o.g.stdout, res.Digest.String())
+	fmt.Fprintln(o.g.stdout, res.Descriptor.Digest.String())
 	return nil
 }
 
@@ -488,7 +488,7 @@ func parseVars(kvs []string) (map[string]string, error) {
 
 // writeOutputs checks every output, stages them all, and only then commits
 // them, so that a failure or an interrupt leaves none of them written.
-func writeOutputs(ctx context.Context, g *globals, refs []imageref.Reference, art output.Artifact, opts output.Options) error {
+func writeOutputs(ctx context.Context, g *globals, refs []imageref.Reference, art imageref.Artifact, opts output.Options) error {
 	for _, r := range refs {
 		if err := output.Check(r, art); err != nil {
 			return err

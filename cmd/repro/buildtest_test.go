@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/imagetest"
 )
 
@@ -38,12 +39,12 @@ func TestRunBuildTests(t *testing.T) {
 		}
 		var stderr bytes.Buffer
 		g := &globals{stdout: io.Discard, stderr: &stderr, log: slog.New(slog.DiscardHandler)}
-		err = runBuildTests(context.Background(), g, []*imagetest.File{f}, &testRuntime{}, img, nil)
+		err = runBuildTests(context.Background(), g, []*imagetest.File{f}, &testRuntime{}, imageref.Artifact{Image: img})
 		if fault.KindOf(err) != c.kind || !strings.Contains(stderr.String(), "=== RUN: Metadata Test") {
 			t.Errorf("%s: error %v (kind %v), want kind %v; stderr:\n%s", c.yaml, err, fault.KindOf(err), c.kind, stderr.String())
 		}
 	}
-	if err := runBuildTests(context.Background(), &globals{stderr: io.Discard}, nil, &testRuntime{name: "docker"}, img, nil); fault.KindOf(err) != fault.BadInput {
+	if err := runBuildTests(context.Background(), &globals{stderr: io.Discard}, nil, &testRuntime{name: "docker"}, imageref.Artifact{Image: img}); fault.KindOf(err) != fault.BadInput {
 		t.Errorf("--runtime docker: %v", err)
 	}
 }

@@ -144,7 +144,7 @@ func (o *indexOpts) run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	art := output.Artifact{Image: b.Image, Index: b.Index}
+	art := b.Artifact
 	if err := writeOutputs(ctx, o.g, refs, art, output.Options{DefaultTag: "latest", Log: o.g.log, Remote: remoteOptions(ctx)}); err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func (o *indexOpts) run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	o.g.log.Info("assembled", "name", b.Spec.Name, "digest", b.Digest.String(), "platforms", len(b.Manifests), "took", time.Since(start).Round(time.Millisecond))
+	o.g.log.Info("assembled", "name", b.Spec.Name, "digest", b.Descriptor.Digest.String(), "platforms", len(b.Manifests), "took", time.Since(start).Round(time.Millisecond))
 	out := resultOf(b, refs, tags)
 	if o.metadataFile != "" {
 		if err := writeMetadata(o.metadataFile, out); err != nil {
@@ -163,7 +163,7 @@ func (o *indexOpts) run(ctx context.Context, args []string) error {
 	if o.g.json {
 		return json.NewEncoder(o.g.stdout).Encode(out)
 	}
-	fmt.Fprintln(o.g.stdout, b.Digest.String())
+	fmt.Fprintln(o.g.stdout, b.Descriptor.Digest.String())
 	return nil
 }
 
@@ -183,7 +183,7 @@ func (f *signingFlags) signerIf(ctx context.Context, signing bool) (*sign.Signer
 // --metadata-file.
 func resultOf(b *build.Built, refs []imageref.Reference, tags []string) buildResult {
 	out := buildResult{
-		Digest: b.Digest.String(), Name: b.Spec.Name, Version: b.Values.Version, Epoch: b.Values.Epoch,
+		Digest: b.Descriptor.Digest.String(), Name: b.Spec.Name, Version: b.Values.Version, Epoch: b.Values.Epoch,
 		FormatVersion: b.Format.String(), Compression: string(b.Compression), Outputs: []string{}, Tags: tags,
 		MediaType: "application/vnd.oci.image.manifest.v1+json",
 	}

@@ -227,7 +227,7 @@ func TestPushBarsOnlyOnTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := &globals{stdout: io.Discard, stderr: f, log: slog.New(slog.DiscardHandler)}
-	if err := writeOutputs(context.Background(), g, []imageref.Reference{ref}, output.Artifact{Image: img}, output.Options{}); err != nil {
+	if err := writeOutputs(context.Background(), g, []imageref.Reference{ref}, imageref.Artifact{Image: img}, output.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if fi, _ := f.Stat(); fi.Size() != 0 {
@@ -257,7 +257,7 @@ func TestPushBarsOfARealPush(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, buf, _ := fakeBars(100)
-	if err := output.Write(context.Background(), ref, output.Artifact{Image: img}, output.Options{Progress: p.event}); err != nil {
+	if err := output.Write(context.Background(), ref, imageref.Artifact{Image: img}, output.Options{Progress: p.event}); err != nil {
 		t.Fatal(err)
 	}
 	p.end()

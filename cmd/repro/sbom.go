@@ -78,7 +78,7 @@ func (o *sbomOpts) run(ctx context.Context, args []string) error {
 	if name == "" {
 		name = defaultImageName(ref)
 	}
-	doc, err := sbomOf(ctx, name, art.Image, art.Index, format)
+	doc, err := sbomOf(ctx, name, *art, format)
 	if err != nil {
 		return err
 	}

@@ -140,7 +140,7 @@ func (o *signOpts) run(ctx context.Context, args []string) error {
 		if name == "" {
 			name = defaultImageName(ref)
 		}
-		doc, err := sbomOf(ctx, name, art.Image, art.Index, format)
+		doc, err := sbomOf(ctx, name, *art, format)
 		if err != nil {
 			return err
 		}
@@ -171,7 +171,7 @@ func (o *signOpts) rebuiltProvenance(ctx context.Context, digest string) ([]byte
 	if err != nil {
 		return nil, "", err
 	}
-	if got := b.Digest.String(); got != digest {
+	if got := b.Descriptor.Digest.String(); got != digest {
 		return nil, "", fault.Check(fmt.Errorf("--attest provenance: rebuilding %s gives %s, not the image signed (%s); give the flags the build was given (--version, --var, --platform, --compression), or attach no provenance", b.Spec.File, got, digest))
 	}
 	p, err := b.Provenance(version)
@@ -295,7 +295,7 @@ func signBuilt(ctx context.Context, g *globals, b *build.Built, refs []imageref.
 		if r.Transport == imageref.OCI && r.Tag == "" {
 			r.Tag = "latest" // the tag build wrote
 		}
-		if _, err := sign.Sign(ctx, r, signer, sign.Options{ExpectDigest: b.Digest.String(), Attestations: atts, Remote: remoteOptions(ctx), Log: g.log}); err != nil {
+		if _, err := sign.Sign(ctx, r, signer, sign.Options{ExpectDigest: b.Descriptor.Digest.String(), Attestations: atts, Remote: remoteOptions(ctx), Log: g.log}); err != nil {
 			return fmt.Errorf("signing %s: %w", r, err)
 		}
 	}
@@ -304,8 +304,8 @@ func signBuilt(ctx context.Context, g *globals, b *build.Built, refs []imageref.
 
 // sbomOf scans an image or index and encodes its SBOM; the layers repro
 // added are inferred from each config's history.
-func sbomOf(ctx context.Context, name string, img v1.Image, idx v1.ImageIndex, format attest.Format) ([]byte, error) {
-	inv, err := attest.Scan(ctx, attest.Target{Name: name, Image: img, Index: idx}, attest.ScanOptions{TempDir: os.TempDir()})
+func sbomOf(ctx context.Context, name string, a imageref.Artifact, format attest.Format) ([]byte, error) {
+	inv, err := attest.Scan(ctx, name, a, attest.ScanOptions{TempDir: os.TempDir()})
 	if err != nil {
 		err = fmt.Errorf("reading the image for its SBOM: %w", err)
 		if fault.KindOf(err) == fault.BadInput { // a hostile layer (pkg/rootfs limits)

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
 
 	"github.com/reprobuild/repro/pkg/fault"
@@ -112,12 +111,12 @@ func (r *testRuntime) options(g *globals) (imagetest.Options, error) {
 // against the built image (or every image of the built index) before
 // anything is written, prints the text report on stderr (stdout carries
 // the digest), and returns a CheckFailed error when a test failed.
-func runBuildTests(ctx context.Context, g *globals, files []*imagetest.File, rt *testRuntime, img v1.Image, idx v1.ImageIndex) error {
+func runBuildTests(ctx context.Context, g *globals, files []*imagetest.File, rt *testRuntime, a imageref.Artifact) error {
 	opts, err := rt.options(g)
 	if err != nil {
 		return err
 	}
-	sum, err := imagetest.Run(ctx, imageref.Artifact{Image: img, Index: idx}, files, opts)
+	sum, err := imagetest.Run(ctx, a, files, opts)
 	if err != nil {
 		return err
 	}

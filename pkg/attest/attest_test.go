@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/reprobuild/repro/pkg/attest"
+	"github.com/reprobuild/repro/pkg/imageref"
 )
 
 func buildInput() attest.BuildInput {
@@ -290,7 +291,7 @@ func TestScan(t *testing.T) {
 	ctx := context.Background()
 	bin := goBinary(t)
 	img := image(t, "amd64", bin)
-	inv, err := attest.Scan(ctx, attest.Target{Name: "api", Image: img}, attest.ScanOptions{TempDir: t.TempDir()})
+	inv, err := attest.Scan(ctx, "api", imageref.Artifact{Image: img}, attest.ScanOptions{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +342,7 @@ func TestScan(t *testing.T) {
 	}
 	// An explicit count of added layers overrides the history.
 	one := 1
-	inv, err = attest.Scan(ctx, attest.Target{Name: "api", Image: img}, attest.ScanOptions{AddedLayers: &one})
+	inv, err = attest.Scan(ctx, "api", imageref.Artifact{Image: img}, attest.ScanOptions{AddedLayers: &one})
 	if err != nil || len(inv.Images[0].Layers) != 1 || inv.Images[0].Layers[0].Index != 3 {
 		t.Errorf("AddedLayers 1: %v %+v", err, inv)
 	}
@@ -354,7 +355,7 @@ func TestAPK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := attest.Scan(context.Background(), attest.Target{Name: "alp", Image: img}, attest.ScanOptions{})
+	inv, err := attest.Scan(context.Background(), "alp", imageref.Artifact{Image: img}, attest.ScanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +414,7 @@ func TestSBOMIndex(t *testing.T) {
 		mutate.IndexAddendum{Add: image(t, "arm64", bin), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
 	)
 	gen := func(f attest.Format) []byte {
-		inv, err := attest.Scan(ctx, attest.Target{Name: "api", Index: idx}, attest.ScanOptions{TempDir: t.TempDir()})
+		inv, err := attest.Scan(ctx, "api", imageref.Artifact{Index: idx}, attest.ScanOptions{TempDir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -543,7 +544,7 @@ func TestParseFormat(t *testing.T) {
 func TestPinnedDebDigests(t *testing.T) {
 	img := image(t, "amd64", []byte("not a go binary"))
 	sum := strings.Repeat("ab", 32)
-	inv, err := attest.Scan(context.Background(), attest.Target{Name: "app", Image: img}, attest.ScanOptions{
+	inv, err := attest.Scan(context.Background(), "app", imageref.Artifact{Image: img}, attest.ScanOptions{
 		PackageDigests: map[string]string{attest.PackageKey("tzdata", "2024a-0+deb12u1", "all"): sum},
 	})
 	if err != nil {

@@ -25,15 +25,6 @@ import (
 	"github.com/reprobuild/repro/pkg/rootfs"
 )
 
-// Target is the image or index an SBOM describes.
-type Target struct {
-	// Name is the image's name (the spec's name); it names the SBOM.
-	Name string
-	// Image is set for a single image, Index for an index.
-	Image v1.Image
-	Index v1.ImageIndex
-}
-
 // ScanOptions shape Scan.
 type ScanOptions struct {
 	// AddedLayers is how many layers, at the end of each image, the build
@@ -165,13 +156,14 @@ type OSPackage struct {
 	SHA256 string
 }
 
-// Scan reads what the SBOM reports of t: the files of the layers repro
-// added, the base, Go binaries and OS packages, per platform.
-func Scan(ctx context.Context, t Target, opts ScanOptions) (*Inventory, error) {
+// Scan reads what the SBOM named name (the spec's name) reports of t, an
+// image or an index: the files of the layers repro added, the base, Go
+// binaries and OS packages, per platform.
+func Scan(ctx context.Context, name string, t imageref.Artifact, opts ScanOptions) (*Inventory, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	inv := &Inventory{Name: t.Name}
+	inv := &Inventory{Name: name}
 	if t.Index != nil {
 		d, err := partial.Descriptor(t.Index)
 		if err != nil {

@@ -200,16 +200,16 @@ func TestBuildPackagesAndAccounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res2.Digest != res.Digest {
-		t.Errorf("rebuild: %s, first %s", res2.Digest, res.Digest)
+	if res2.Descriptor.Digest != res.Descriptor.Digest {
+		t.Errorf("rebuild: %s, first %s", res2.Descriptor.Digest, res.Descriptor.Digest)
 	}
 	// A golden digest: the layer depends on what the packages hold, not
 	// on how the .debs were compressed. (It moved when the layer gained
 	// /var/lib/repro/maintscripts/libc6.json, the record of the skipped
 	// ldconfig trigger that the SBOM reads.)
 	// Format 2 (the default): the .debs' own mtimes, clamped to the epoch.
-	if want := "sha256:306d304610c30e6097b02a7e99bc3b845748298ca605737e92f52695e06a5413"; res.Digest.String() != want {
-		t.Errorf("image digest %s, golden %s", res.Digest, want)
+	if want := "sha256:306d304610c30e6097b02a7e99bc3b845748298ca605737e92f52695e06a5413"; res.Descriptor.Digest.String() != want {
+		t.Errorf("image digest %s, golden %s", res.Descriptor.Digest, want)
 	}
 	// Format 1: what repro printed before format 2, byte for byte.
 	o1 := opts(t, s)
@@ -218,8 +218,8 @@ func TestBuildPackagesAndAccounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "sha256:21027ca05b63e0206e40d6cca4b15eb402365cc482832c9b9f6fb9feefd472df"; res1.Digest.String() != want {
-		t.Errorf("format 1: image digest %s, golden %s", res1.Digest, want)
+	if want := "sha256:21027ca05b63e0206e40d6cca4b15eb402365cc482832c9b9f6fb9feefd472df"; res1.Descriptor.Digest.String() != want {
+		t.Errorf("format 1: image digest %s, golden %s", res1.Descriptor.Digest, want)
 	}
 }
 

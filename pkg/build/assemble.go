@@ -18,6 +18,7 @@ import (
 	"github.com/reprobuild/repro/internal/canonical"
 	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/spec"
 )
 
@@ -108,11 +109,12 @@ func Assemble(ctx context.Context, req Request, parts []Part) (*Built, error) {
 		}
 		res.Manifests = append(res.Manifests, Manifest{Platform: p, Image: part.Image, Digest: d, Size: size})
 	}
-	if res.Index, err = bld.index(res.Manifests); err != nil {
+	idx, err := bld.index(res.Manifests)
+	if err != nil {
 		return nil, err
 	}
-	if res.Digest, err = res.Index.Digest(); err != nil {
-		return nil, err
+	if res.Artifact, err = imageref.IndexArtifact(idx); err != nil {
+		return nil, fault.Op(err)
 	}
 	b.Result = res
 	for _, p := range plats {

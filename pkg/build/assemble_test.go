@@ -28,7 +28,7 @@ func TestAssemble(t *testing.T) {
 		t.Fatal(err)
 	}
 	layout := filepath.Join(t.TempDir(), "base")
-	if err := output.Write(ctx, imageref.Reference{Transport: imageref.OCI, Path: layout, Tag: "v1"}, output.Artifact{Index: res.Index}, output.Options{}); err != nil {
+	if err := output.Write(ctx, imageref.Reference{Transport: imageref.OCI, Path: layout, Tag: "v1"}, imageref.Artifact{Index: res.Index}, output.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	app := setup(t, fmt.Sprintf(`version: 1
@@ -43,7 +43,7 @@ vars: {tier: dev}
 config:
   env: {TIER: "{{.Vars.tier}}"}
 annotations: {org.opencontainers.image.version: "{{.Version}}"}
-`, layout, res.Digest), map[string]string{"p-amd64": "a", "p-arm64": "b", "p-arm": "c"})
+`, layout, res.Descriptor.Digest), map[string]string{"p-amd64": "a", "p-arm64": "b", "p-arm": "c"})
 	// The base has no linux/arm/v7: every request narrows the spec to
 	// the base's two platforms.
 	file := filepath.Join(app.Dir, "repro.yaml")
@@ -68,15 +68,15 @@ annotations: {org.opencontainers.image.version: "{{.Version}}"}
 		if err != nil {
 			t.Fatal(err)
 		}
-		return Part{Ref: "reg.example/app@" + b.Digest.String(), Image: b.Image}
+		return Part{Ref: "reg.example/app@" + b.Descriptor.Digest.String(), Image: b.Image}
 	}
 	amd, arm := part("v1", "linux/amd64"), part("v1", "linux/arm64")
 	got, err := Assemble(ctx, req("v1", "linux/amd64", "linux/arm64"), []Part{arm, amd})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Digest != whole.Digest {
-		t.Fatalf("assembled %s; the build of both platforms gave %s", got.Digest, whole.Digest)
+	if got.Descriptor.Digest != whole.Descriptor.Digest {
+		t.Fatalf("assembled %s; the build of both platforms gave %s", got.Descriptor.Digest, whole.Descriptor.Digest)
 	}
 	a, _ := got.Index.RawManifest()
 	w, _ := whole.Index.RawManifest()

@@ -21,6 +21,7 @@ import (
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/layer"
 	"github.com/reprobuild/repro/pkg/layercache"
 	"github.com/reprobuild/repro/pkg/lock"
@@ -77,11 +78,9 @@ type Base struct {
 
 // Result is a built image (one platform) or index (several).
 type Result struct {
-	// Image is set when one platform was built, Index when several were.
-	Image v1.Image
-	Index v1.ImageIndex
-	// Digest is the image's or the index's digest.
-	Digest v1.Hash
+	// Artifact is the image when one platform was built, the index when
+	// several were; its Descriptor is the image's or the index's.
+	imageref.Artifact
 	// Manifests are the per-platform images, in the spec's platform order.
 	Manifests []Manifest
 }
@@ -149,15 +148,14 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 		b.goProgs = nil
 	}
 	if len(res.Manifests) == 1 {
-		res.Image, res.Digest = res.Manifests[0].Image, res.Manifests[0].Digest
-		return res, nil
+		res.Artifact, err = imageref.ImageArtifact(res.Manifests[0].Image)
+		return res, err
 	}
 	idx, err := b.index(res.Manifests)
 	if err != nil {
 		return nil, err
 	}
-	res.Index = idx
-	res.Digest, err = idx.Digest()
+	res.Artifact, err = imageref.IndexArtifact(idx)
 	return res, err
 }
 

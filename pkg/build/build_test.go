@@ -182,8 +182,8 @@ func TestURLContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Digest != second.Digest || hits.Load() != 1 {
-		t.Errorf("digests %s %s, fetched %d times", first.Digest, second.Digest, hits.Load())
+	if first.Descriptor.Digest != second.Descriptor.Digest || hits.Load() != 1 {
+		t.Errorf("digests %s %s, fetched %d times", first.Descriptor.Digest, second.Descriptor.Digest, hits.Load())
 	}
 	// A wrong pin is an operational failure that names both digests.
 	bad := strings.Repeat("0", 64)
@@ -221,8 +221,8 @@ func TestGoldenImage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (v1.Hash{Algorithm: "sha256", Hex: c.want}); res.Digest != want {
-			t.Errorf("format %d: index digest %s, golden %s", c.format, res.Digest, want)
+		if want := (v1.Hash{Algorithm: "sha256", Hex: c.want}); res.Descriptor.Digest != want {
+			t.Errorf("format %d: index digest %s, golden %s", c.format, res.Descriptor.Digest, want)
 		}
 	}
 }

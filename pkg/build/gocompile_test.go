@@ -133,8 +133,8 @@ func TestGoEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Digest != res2.Digest {
-		t.Errorf("two builds in two directories: %s and %s", res.Digest, res2.Digest)
+	if res.Descriptor.Digest != res2.Descriptor.Digest {
+		t.Errorf("two builds in two directories: %s and %s", res.Descriptor.Digest, res2.Descriptor.Digest)
 	}
 }
 

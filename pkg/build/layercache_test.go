@@ -67,8 +67,8 @@ func TestBuildPackagesLayerCache(t *testing.T) {
 	if err != nil {
 		t.Fatalf("warm build (it must not need a .deb): %v", err)
 	}
-	if got := st2(); got != "accounts=cached,os=cached,site=cached" || warm.Digest != cold.Digest {
-		t.Fatalf("warm build: %s %s, want all cached and %s", got, warm.Digest, cold.Digest)
+	if got := st2(); got != "accounts=cached,os=cached,site=cached" || warm.Descriptor.Digest != cold.Descriptor.Digest {
+		t.Fatalf("warm build: %s %s, want all cached and %s", got, warm.Descriptor.Digest, cold.Descriptor.Digest)
 	}
 	if des, _ := os.ReadDir(filepath.Join(o2.Cache.Dir(), "blobs", "sha256")); len(des) != 0 {
 		t.Errorf("the warm build fetched %d files", len(des))
@@ -91,8 +91,8 @@ func TestBuildPackagesLayerCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := st3(); got != "accounts=cached,os=built,site=cached" || changed.Digest == cold.Digest {
-		t.Fatalf("a changed pin: %s %s (cold %s)", got, changed.Digest, cold.Digest)
+	if got := st3(); got != "accounts=cached,os=built,site=cached" || changed.Descriptor.Digest == cold.Descriptor.Digest {
+		t.Fatalf("a changed pin: %s %s (cold %s)", got, changed.Descriptor.Digest, cold.Descriptor.Digest)
 	}
 	o4 := opts(t, s2)
 	o4.Lock, o4.Cache = o3.Lock, cache.New(t.TempDir())
@@ -100,7 +100,7 @@ func TestBuildPackagesLayerCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ref.Digest != changed.Digest {
-		t.Errorf("a changed pin: %s, a build without the cache %s", changed.Digest, ref.Digest)
+	if ref.Descriptor.Digest != changed.Descriptor.Digest {
+		t.Errorf("a changed pin: %s, a build without the cache %s", changed.Descriptor.Digest, ref.Descriptor.Digest)
 	}
 }

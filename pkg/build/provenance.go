@@ -95,7 +95,7 @@ func (b *Built) Provenance(reproVersion string) ([]byte, error) {
 // digests). reproVersion names the tool that wrote it.
 func (b *Built) SBOM(ctx context.Context, format attest.Format, reproVersion string) ([]byte, error) {
 	added := len(b.Spec.Layers)
-	inv, err := attest.Scan(ctx, attest.Target{Name: b.Spec.Name, Image: b.Image, Index: b.Index}, attest.ScanOptions{AddedLayers: &added, TempDir: b.workDir, PackageDigests: b.debDigests()})
+	inv, err := attest.Scan(ctx, b.Spec.Name, b.Artifact, attest.ScanOptions{AddedLayers: &added, TempDir: b.workDir, PackageDigests: b.debDigests()})
 	if err != nil {
 		return nil, fault.Op(fmt.Errorf("reading the image for its SBOM: %w", err))
 	}

@@ -109,7 +109,7 @@ func TestProvenanceOfARun(t *testing.T) {
 	}
 	ext, in := p.BuildDefinition.ExternalParameters, p.BuildDefinition.InternalParameters
 	if ext.Spec.URI != "images/app/repro.yaml" || ext.Version != "v1" || ext.Name != "app" || in.Epoch != 1000000000 ||
-		p.Manifests()["linux/amd64"] != b.Digest.String() {
+		p.Manifests()["linux/amd64"] != b.Descriptor.Digest.String() {
 		t.Errorf("provenance: %s", raw)
 	}
 	if in.EpochSource != "git" {

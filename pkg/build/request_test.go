@@ -82,8 +82,8 @@ func TestRunValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b2.Digest != b.Digest {
-		t.Errorf("given values: %s, want %s", b2.Digest, b.Digest)
+	if b2.Descriptor.Digest != b.Descriptor.Digest {
+		t.Errorf("given values: %s, want %s", b2.Descriptor.Digest, b.Descriptor.Digest)
 	}
 }
 
@@ -141,10 +141,10 @@ func TestRunScanBase(t *testing.T) {
 		t.Fatal(err)
 	}
 	layout := filepath.Join(t.TempDir(), "base")
-	if err := output.Write(context.Background(), imageref.Reference{Transport: imageref.OCI, Path: layout, Tag: "v1"}, output.Artifact{Image: res.Image}, output.Options{}); err != nil {
+	if err := output.Write(context.Background(), imageref.Reference{Transport: imageref.OCI, Path: layout, Tag: "v1"}, imageref.Artifact{Image: res.Image}, output.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	app := setup(t, fmt.Sprintf("version: 1\nname: app\nbase: oci:%s@%s\nlayers:\n  - contents:\n      - {path: /etc/motd, content: hi}\n", layout, res.Digest), nil)
+	app := setup(t, fmt.Sprintf("version: 1\nname: app\nbase: oci:%s@%s\nlayers:\n  - contents:\n      - {path: /etc/motd, content: hi}\n", layout, res.Descriptor.Digest), nil)
 	var log bytes.Buffer
 	req := Request{File: filepath.Join(app.Dir, "repro.yaml"), ScanBase: true, Cache: cache.New(t.TempDir()), WorkDir: t.TempDir(),
 		Log: slog.New(slog.NewTextHandler(&log, nil))}

@@ -25,10 +25,10 @@ func TestScanBase(t *testing.T) {
 	}
 	layout := filepath.Join(t.TempDir(), "base")
 	ref := imageref.Reference{Transport: imageref.OCI, Path: layout, Tag: "v1"}
-	if err := output.Write(context.Background(), ref, output.Artifact{Image: res.Image}, output.Options{}); err != nil {
+	if err := output.Write(context.Background(), ref, imageref.Artifact{Image: res.Image}, output.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	app := setup(t, fmt.Sprintf("version: 1\nname: app\nbase: oci:%s@%s\nlayers:\n  - contents:\n      - {path: /etc/motd, content: hi}\n", layout, res.Digest), nil)
+	app := setup(t, fmt.Sprintf("version: 1\nname: app\nbase: oci:%s@%s\nlayers:\n  - contents:\n      - {path: /etc/motd, content: hi}\n", layout, res.Descriptor.Digest), nil)
 	bref, err := base.ParseRef(app.Base)
 	if err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func TestOpenEveryTransport(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := output.Write(ctx, r, output.Artifact{Image: img}, output.Options{}); err != nil {
+			if err := output.Write(ctx, r, imageref.Artifact{Image: img}, output.Options{}); err != nil {
 				t.Fatal(err)
 			}
 			a, err := imageref.Open(ctx, r)
@@ -95,7 +95,7 @@ func TestOpenDetectsCorruptBlob(t *testing.T) {
 	img := ociImage(t)
 	dir := filepath.Join(t.TempDir(), "layout")
 	r, _ := imageref.Parse("oci:" + dir + ":v1")
-	if err := output.Write(ctx, r, output.Artifact{Image: img}, output.Options{}); err != nil {
+	if err := output.Write(ctx, r, imageref.Artifact{Image: img}, output.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	layers, _ := img.Layers()
@@ -118,7 +118,7 @@ func TestOpenNamesTags(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
 	for _, tag := range []string{"a", "b"} {
 		r, _ := imageref.Parse("oci:" + dir + ":" + tag)
-		if err := output.Write(ctx, r, output.Artifact{Image: ociImage(t)}, output.Options{}); err != nil {
+		if err := output.Write(ctx, r, imageref.Artifact{Image: ociImage(t)}, output.Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,7 +133,7 @@ func TestOpenNamesTags(t *testing.T) {
 	img := ociImage(t)
 	for _, tag := range []string{"v1", "latest"} {
 		r, _ := imageref.Parse("oci:" + same + ":" + tag)
-		if err := output.Write(ctx, r, output.Artifact{Image: img}, output.Options{}); err != nil {
+		if err := output.Write(ctx, r, imageref.Artifact{Image: img}, output.Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/reprobuild/repro/internal/atomicfs"
 	"github.com/reprobuild/repro/internal/canonical"
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/layer"
 	"github.com/reprobuild/repro/pkg/layout"
 )
@@ -32,7 +33,7 @@ func bytesEntry(p string, data []byte) layer.Entry {
 }
 
 // stageOCIArchive writes a tar of an OCI layout holding a, tagged tag.
-func stageOCIArchive(ctx context.Context, file, tag string, a Artifact) (Staged, error) {
+func stageOCIArchive(ctx context.Context, file, tag string, a imageref.Artifact) (Staged, error) {
 	bs, err := blobs(a)
 	if err != nil {
 		return nil, err
@@ -71,7 +72,7 @@ type dockerManifest struct {
 
 // stageDockerArchive writes the tarball that docker load and podman load
 // read: manifest.json naming the config and the (compressed) layers.
-func stageDockerArchive(ctx context.Context, file, ref string, a Artifact) (Staged, error) {
+func stageDockerArchive(ctx context.Context, file, ref string, a imageref.Artifact) (Staged, error) {
 	tag, err := name.NewTag(ref, name.WeakValidation)
 	if err != nil {
 		return nil, fault.Bad(fmt.Errorf("docker-archive:%s: %q is not a name:tag: %v", file, ref, err))

@@ -6,6 +6,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/layout"
 )
 
@@ -13,7 +14,7 @@ import (
 // image that had that tag and keeping every other. The blobs are staged
 // (package layout) where no gc can take them; Commit moves them in and
 // swaps index.json, under the layout's lock.
-func stageLayout(ctx context.Context, dir, tag string, a Artifact) (Staged, error) {
+func stageLayout(ctx context.Context, dir, tag string, a imageref.Artifact) (Staged, error) {
 	bs, err := blobs(a)
 	if err != nil {
 		return nil, err

@@ -22,13 +22,8 @@ import (
 	"github.com/reprobuild/repro/pkg/imageref"
 )
 
-// Artifact is what gets written: an image or an index (set one).
-type Artifact struct {
-	Image v1.Image
-	Index v1.ImageIndex
-}
-
-func (a Artifact) describable() interface {
+// describable is what a writes: its index, or its image.
+func describable(a imageref.Artifact) interface {
 	Digest() (v1.Hash, error)
 	Size() (int64, error)
 	MediaType() (types.MediaType, error)
@@ -63,7 +58,7 @@ type Options struct {
 }
 
 // Write writes a to ref: Stage, then Commit.
-func Write(ctx context.Context, ref imageref.Reference, a Artifact, opts Options) error {
+func Write(ctx context.Context, ref imageref.Reference, a imageref.Artifact, opts Options) error {
 	st, err := Stage(ctx, ref, a, opts)
 	if err != nil {
 		return err
@@ -123,7 +118,7 @@ var ErrOnePlatform = errors.New("holds one platform")
 
 // Check reports whether a can be written to ref at all, before anything
 // is written anywhere.
-func Check(ref imageref.Reference, a Artifact) error {
+func Check(ref imageref.Reference, a imageref.Artifact) error {
 	if err := CheckTarget(ref); err != nil {
 		return err
 	}
@@ -134,7 +129,7 @@ func Check(ref imageref.Reference, a Artifact) error {
 }
 
 // Stage writes a to ref, all but visibly.
-func Stage(ctx context.Context, ref imageref.Reference, a Artifact, opts Options) (Staged, error) {
+func Stage(ctx context.Context, ref imageref.Reference, a imageref.Artifact, opts Options) (Staged, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -181,7 +176,7 @@ func bytesBlob(b []byte) blob {
 
 // blobs lists every blob of a, each once, children before parents: layers,
 // configs, image manifests, then the index manifest.
-func blobs(a Artifact) ([]blob, error) {
+func blobs(a imageref.Artifact) ([]blob, error) {
 	var out []blob
 	seen := map[v1.Hash]bool{}
 	add := func(b blob) {
@@ -246,8 +241,8 @@ func blobs(a Artifact) ([]blob, error) {
 }
 
 // descriptor is a's descriptor, as index.json lists it.
-func descriptor(a Artifact) (v1.Descriptor, error) {
-	d, err := partial.Descriptor(a.describable())
+func descriptor(a imageref.Artifact) (v1.Descriptor, error) {
+	d, err := partial.Descriptor(describable(a))
 	if err != nil {
 		return v1.Descriptor{}, err
 	}

@@ -62,7 +62,7 @@ func TestLayoutKeepsOtherImagesAndReplacesTag(t *testing.T) {
 		img v1.Image
 		tag string
 	}{{a, "a"}, {b, "b"}, {c, "a"}} {
-		if err := Write(ctx, mustRef(t, "oci:"+dir+":"+step.tag), Artifact{Image: step.img}, Options{}); err != nil {
+		if err := Write(ctx, mustRef(t, "oci:"+dir+":"+step.tag), imageref.Artifact{Image: step.img}, Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -107,7 +107,7 @@ func TestLayoutKeepsOtherImagesAndReplacesTag(t *testing.T) {
 func TestLayoutRefusesForeignDirectory(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644)
-	err := Write(context.Background(), mustRef(t, "oci:"+dir), Artifact{Image: ociImage(t)}, Options{})
+	err := Write(context.Background(), mustRef(t, "oci:"+dir), imageref.Artifact{Image: ociImage(t)}, Options{})
 	if fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "not an OCI layout") {
 		t.Errorf("err = %v", err)
 	}
@@ -121,7 +121,7 @@ func TestArchivesAreReproducibleAndReadable(t *testing.T) {
 	var first []byte
 	for i := 0; i < 2; i++ {
 		f := filepath.Join(dir, "img.tar")
-		if err := Write(ctx, mustRef(t, "docker-archive:"+f+":example.com/app:v1"), Artifact{Image: img}, Options{}); err != nil {
+		if err := Write(ctx, mustRef(t, "docker-archive:"+f+":example.com/app:v1"), imageref.Artifact{Image: img}, Options{}); err != nil {
 			t.Fatal(err)
 		}
 		b, _ := os.ReadFile(f)
@@ -142,7 +142,7 @@ func TestArchivesAreReproducibleAndReadable(t *testing.T) {
 	}
 
 	arch := filepath.Join(dir, "oci.tar")
-	if err := Write(ctx, mustRef(t, "oci-archive:"+arch+":v1"), Artifact{Image: img}, Options{}); err != nil {
+	if err := Write(ctx, mustRef(t, "oci-archive:"+arch+":v1"), imageref.Artifact{Image: img}, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	f, _ := os.Open(arch)
@@ -175,7 +175,7 @@ func TestDockerArchiveRefusesIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = Write(context.Background(), mustRef(t, "docker-archive:"+filepath.Join(t.TempDir(), "x.tar")), Artifact{Index: idx}, Options{DockerRef: "x:latest"})
+	err = Write(context.Background(), mustRef(t, "docker-archive:"+filepath.Join(t.TempDir(), "x.tar")), imageref.Artifact{Index: idx}, Options{DockerRef: "x:latest"})
 	if fault.KindOf(err) != fault.BadInput || !errors.Is(err, ErrOnePlatform) || strings.Contains(err.Error(), "--") {
 		t.Errorf("err = %v", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/reprobuild/repro/pkg/imageref"
 )
 
 // BlobStatus is where one blob of a registry push stands.
@@ -72,11 +74,11 @@ func (p *pusher) close() {
 }
 
 // artifact wraps a's images for the push.
-func (p *pusher) artifact(a Artifact) Artifact {
+func (p *pusher) artifact(a imageref.Artifact) imageref.Artifact {
 	if a.Index != nil {
-		return Artifact{Index: &pushIndex{idx: a.Index, p: p}}
+		return imageref.Artifact{Index: &pushIndex{idx: a.Index, p: p}}
 	}
-	return Artifact{Image: &pushImage{Image: a.Image, p: p}}
+	return imageref.Artifact{Image: &pushImage{Image: a.Image, p: p}}
 }
 
 // layer wraps l for the push. go-containerregistry mounts only a layer

@@ -218,7 +218,7 @@ func TestPushProgressCountsEveryUploadedByte(t *testing.T) {
 	before, start := reg.uploaded(), len(reg.requests())
 
 	var ev events
-	if err := Write(ctx, reg.ref(t, "app:1"), Artifact{Image: img}, Options{Progress: ev.add}); err != nil {
+	if err := Write(ctx, reg.ref(t, "app:1"), imageref.Artifact{Image: img}, Options{Progress: ev.add}); err != nil {
 		t.Fatal(err)
 	}
 	if evs := ev.of(had); len(evs) != 1 || evs[0].Status != BlobExists || evs[0].Sent != 0 {
@@ -260,7 +260,7 @@ func TestPushProgressOfAnIndex(t *testing.T) {
 		mutate.IndexAddendum{Add: a, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
 		mutate.IndexAddendum{Add: b, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
 	var ev events
-	if err := Write(context.Background(), reg.ref(t, "multi:1"), Artifact{Index: idx}, Options{Progress: ev.add}); err != nil {
+	if err := Write(context.Background(), reg.ref(t, "multi:1"), imageref.Artifact{Index: idx}, Options{Progress: ev.add}); err != nil {
 		t.Fatal(err)
 	}
 	for _, img := range []v1.Image{a, b} {
@@ -335,7 +335,7 @@ func TestPushMountsAcrossRepositories(t *testing.T) {
 				opts.Progress = ev.add
 			}
 			start := len(reg.requests())
-			if err := Write(ctx, reg.ref(t, target+":1"), Artifact{Image: img}, opts); err != nil {
+			if err := Write(ctx, reg.ref(t, target+":1"), imageref.Artifact{Image: img}, opts); err != nil {
 				t.Fatal(err)
 			}
 			reqs := reg.requests()[start:]
@@ -388,7 +388,7 @@ func TestPushMountsAcrossRepositories(t *testing.T) {
 	t.Run("other-registry", func(t *testing.T) {
 		other := newTestRegistry(t)
 		var ev events
-		if err := Write(ctx, other.ref(t, "app:1"), Artifact{Image: img}, Options{Progress: ev.add}); err != nil {
+		if err := Write(ctx, other.ref(t, "app:1"), imageref.Artifact{Image: img}, Options{Progress: ev.add}); err != nil {
 			t.Fatal(err)
 		}
 		for _, q := range other.requests() {

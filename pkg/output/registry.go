@@ -19,7 +19,7 @@ import (
 // Blobs the registry has are skipped; a layer that names its repository
 // in the same registry (a *remote.MountableLayer, as base layers pulled
 // from a registry are) is mounted from there rather than uploaded.
-func stageRegistry(ctx context.Context, ref imageref.Reference, a Artifact, opts Options) (Staged, error) {
+func stageRegistry(ctx context.Context, ref imageref.Reference, a imageref.Artifact, opts Options) (Staged, error) {
 	common := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
 	ro := slices.Concat(common, opts.Remote)
 	if opts.Transport != nil {
@@ -66,7 +66,7 @@ func stageRegistry(ctx context.Context, ref imageref.Reference, a Artifact, opts
 type tagStage struct {
 	ctx  context.Context
 	ref  imageref.Reference
-	a    Artifact
+	a    imageref.Artifact
 	opts Options
 	ro   []remote.Option
 }

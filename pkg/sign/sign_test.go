@@ -108,7 +108,7 @@ func parse(t *testing.T, s string) imageref.Reference {
 	return r
 }
 
-func write(t *testing.T, ref imageref.Reference, a output.Artifact) {
+func write(t *testing.T, ref imageref.Reference, a imageref.Artifact) {
 	t.Helper()
 	if err := output.Write(context.Background(), ref, a, output.Options{}); err != nil {
 		t.Fatal(err)
@@ -150,7 +150,7 @@ func TestRegistry(t *testing.T) {
 	ref := parse(t, host+"/team/app:v1")
 	img := ociImage(t)
 	want, _ := img.Digest()
-	write(t, ref, output.Artifact{Image: img})
+	write(t, ref, imageref.Artifact{Image: img})
 	s, _, pub := keyPair(t, sign.ECDSA, "secret")
 
 	res, err := sign.Sign(ctx, ref, s, sign.Options{Attestations: both, ExpectDigest: want.String()})
@@ -216,7 +216,7 @@ func TestLayout(t *testing.T) {
 	ref := parse(t, "oci:"+dir+":v1")
 	img := ociImage(t)
 	want, _ := img.Digest()
-	write(t, ref, output.Artifact{Image: img})
+	write(t, ref, imageref.Artifact{Image: img})
 	rawBefore, _ := img.RawManifest()
 	s, _, pub := keyPair(t, sign.Ed25519, "")
 
@@ -259,7 +259,7 @@ func TestLayoutIndex(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
 	ref := parse(t, "oci:"+dir+":multi")
 	ii := ociIndex(t)
-	write(t, ref, output.Artifact{Index: ii})
+	write(t, ref, imageref.Artifact{Index: ii})
 	s, _, pub := keyPair(t, sign.Ed25519, "")
 	if _, err := sign.Sign(ctx, ref, s, sign.Options{}); err != nil {
 		t.Fatal(err)
@@ -287,7 +287,7 @@ func TestLayoutDeterministic(t *testing.T) {
 	signed := func(s *sign.Signer) string {
 		dir := filepath.Join(t.TempDir(), "layout")
 		ref := parse(t, "oci:"+dir+":v1")
-		write(t, ref, output.Artifact{Image: img})
+		write(t, ref, imageref.Artifact{Image: img})
 		if _, err := sign.Sign(ctx, ref, s, sign.Options{Attestations: both}); err != nil {
 			t.Fatal(err)
 		}
@@ -315,7 +315,7 @@ func TestResign(t *testing.T) {
 	for _, kt := range []sign.KeyType{sign.Ed25519, sign.ECDSA} {
 		t.Run(string(kt), func(t *testing.T) {
 			ref := parse(t, host+"/re/"+string(kt)+":v1")
-			write(t, ref, output.Artifact{Image: ociImage(t)})
+			write(t, ref, imageref.Artifact{Image: ociImage(t)})
 			s, _, pub := keyPair(t, kt, "")
 			for i := 0; i < 2; i++ {
 				if _, err := sign.Sign(ctx, ref, s, sign.Options{Attestations: both}); err != nil {
@@ -341,8 +341,8 @@ func TestSeveralImagesInLayout(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "layout")
 	a, b := parse(t, "oci:"+dir+":a"), parse(t, "oci:"+dir+":b")
-	write(t, a, output.Artifact{Image: ociImage(t)})
-	write(t, b, output.Artifact{Image: ociImage(t)})
+	write(t, a, imageref.Artifact{Image: ociImage(t)})
+	write(t, b, imageref.Artifact{Image: ociImage(t)})
 	s, _, pub := keyPair(t, sign.Ed25519, "")
 	for _, r := range []imageref.Reference{a, b} {
 		if _, err := sign.Sign(ctx, r, s, sign.Options{Attestations: both}); err != nil {
@@ -373,7 +373,7 @@ func TestUnsigned(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "layout")
 	ref := parse(t, "oci:"+dir+":v1")
-	write(t, ref, output.Artifact{Image: ociImage(t)})
+	write(t, ref, imageref.Artifact{Image: ociImage(t)})
 	_, _, pub := keyPair(t, sign.Ed25519, "")
 	_, err := sign.VerifyImage(ctx, ref, pub, sign.VerifyOptions{})
 	if fault.KindOf(err) != fault.CheckFailed || !strings.Contains(err.Error(), "no cosign signature") {
@@ -521,8 +521,8 @@ func TestTampered(t *testing.T) {
 	host := registryHost(t)
 	a, b := parse(t, host+"/t/app:a"), parse(t, host+"/t/app:b")
 	imgA, imgB := ociImage(t), ociImage(t)
-	write(t, a, output.Artifact{Image: imgA})
-	write(t, b, output.Artifact{Image: imgB})
+	write(t, a, imageref.Artifact{Image: imgA})
+	write(t, b, imageref.Artifact{Image: imgB})
 	da, _ := imgA.Digest()
 	db, _ := imgB.Digest()
 	s, _, pub := keyPair(t, sign.Ed25519, "")

@@ -31,10 +31,10 @@ func InProcess(ctx context.Context, req build.Request, ref imageref.Reference) (
 	if err != nil {
 		return "", err
 	}
-	if err := output.Write(ctx, ref, output.Artifact{Image: b.Image, Index: b.Index}, output.Options{}); err != nil {
+	if err := output.Write(ctx, ref, b.Artifact, output.Options{}); err != nil {
 		return "", err
 	}
-	return b.Digest.String(), nil
+	return b.Descriptor.Digest.String(), nil
 }
 
 // CheckOptions shape Check.
@@ -76,7 +76,7 @@ func Check(ctx context.Context, first *build.Built, req build.Request, opts Chec
 		rebuild = InProcess
 	}
 	firstRef := imageref.Reference{Transport: imageref.OCI, Path: filepath.Join(opts.TempDir, "first"), Tag: "check"}
-	if err := output.Write(ctx, firstRef, output.Artifact{Image: first.Image, Index: first.Index}, output.Options{}); err != nil {
+	if err := output.Write(ctx, firstRef, first.Artifact, output.Options{}); err != nil {
 		return nil, err
 	}
 	copyDir := filepath.Join(opts.TempDir, "context")
@@ -103,7 +103,7 @@ func Check(ctx context.Context, first *build.Built, req build.Request, opts Chec
 	if err != nil {
 		return nil, err
 	}
-	res := &CheckResult{First: first.Digest.String(), Second: got}
+	res := &CheckResult{First: first.Descriptor.Digest.String(), Second: got}
 	if res.Identical() {
 		return res, nil
 	}

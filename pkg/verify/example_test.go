@@ -46,10 +46,10 @@ func Example() {
 		log.Fatal(err)
 	}
 	layout := imageref.Reference{Transport: imageref.OCI, Path: filepath.Join(dir, "layout"), Tag: "v1"}
-	if err := output.Write(ctx, layout, output.Artifact{Image: built.Image, Index: built.Index}, output.Options{}); err != nil {
+	if err := output.Write(ctx, layout, built.Artifact, output.Options{}); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("built", built.Digest)
+	fmt.Println("built", built.Descriptor.Digest)
 
 	// Later, elsewhere: rebuild from source and compare with the digest
 	// that was published.

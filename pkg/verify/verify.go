@@ -62,7 +62,7 @@ func Rebuild(ctx context.Context, req build.Request, target Target) (*Result, *b
 	if err != nil {
 		return nil, nil, err
 	}
-	res := &Result{Rebuilt: b.Digest.String(), Expected: want}
+	res := &Result{Rebuilt: b.Descriptor.Digest.String(), Expected: want}
 	res.Verified = res.Rebuilt == res.Expected
 	if res.Verified && target.Image != nil && target.Local {
 		// A layout or archive names the right digest; it must also hold
@@ -77,7 +77,7 @@ func Rebuild(ctx context.Context, req build.Request, target Target) (*Result, *b
 	}
 	res.Notes = append(res.Notes, FormatNotes(target.Image, b.Format)...)
 	ref := imageref.Reference{Transport: imageref.OCI, Path: filepath.Join(req.WorkDir, "rebuilt"), Tag: "rebuilt"}
-	if err := output.Write(ctx, ref, output.Artifact{Image: b.Image, Index: b.Index}, output.Options{}); err != nil {
+	if err := output.Write(ctx, ref, b.Artifact, output.Options{}); err != nil {
 		return nil, nil, err
 	}
 	got, err := imageref.Open(ctx, ref)

@@ -57,7 +57,7 @@ func request(t *testing.T, file string) build.Request {
 func write(t *testing.T, b *build.Built, dir string) imageref.Reference {
 	t.Helper()
 	ref := imageref.Reference{Transport: imageref.OCI, Path: dir, Tag: "v1"}
-	if err := output.Write(context.Background(), ref, output.Artifact{Image: b.Image, Index: b.Index}, output.Options{}); err != nil {
+	if err := output.Write(context.Background(), ref, b.Artifact, output.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return ref
@@ -74,8 +74,8 @@ func TestRebuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, _, err := Rebuild(ctx, request(t, file), Target{Digest: b.Digest.String()})
-	if err != nil || !res.Verified || res.Rebuilt != b.Digest.String() {
+	res, _, err := Rebuild(ctx, request(t, file), Target{Digest: b.Descriptor.Digest.String()})
+	if err != nil || !res.Verified || res.Rebuilt != b.Descriptor.Digest.String() {
 		t.Fatalf("same inputs, --expect: %+v, %v", res, err)
 	}
 	ref := write(t, b, filepath.Join(t.TempDir(), "layout"))
@@ -154,7 +154,7 @@ func TestFromProvenance(t *testing.T) {
 	if len(notes) != 1 || !strings.Contains(notes[0], `version "3.1.4"`) {
 		t.Errorf("notes: %q", notes)
 	}
-	res, _, err := Rebuild(ctx, bare, Target{Digest: b.Digest.String()})
+	res, _, err := Rebuild(ctx, bare, Target{Digest: b.Descriptor.Digest.String()})
 	if err != nil || !res.Verified {
 		t.Errorf("rebuilt from the provenance: %+v, %v", res, err)
 	}
