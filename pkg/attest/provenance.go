@@ -88,6 +88,12 @@ type InternalParameters struct {
 	FormatVersion string `json:"formatVersion"`
 	// Compression is the layer compression and its fixed settings.
 	Compression Compression `json:"compression"`
+	// LayerEpochs are the epochs that git gave the layers (output format
+	// 2 with epoch: git), in seconds since 1970, by the layer's field in
+	// the spec (layers[0], accounts, systemd) and then by platform: a
+	// rebuild from a clone that cannot say them (a shallow one, or none)
+	// takes them from here.
+	LayerEpochs map[string]map[string]int64 `json:"layerEpochs,omitempty"`
 }
 
 // Compression is a layer compression and its fixed settings.
@@ -138,6 +144,8 @@ type BuildInput struct {
 	EpochSource          string
 	FormatVersion        string
 	Compression          Compression
+	// LayerEpochs are the layer epochs git gave (InternalParameters).
+	LayerEpochs map[string]map[string]int64
 	// Base is the pinned base; nil for scratch.
 	Base *BasePin
 	// URLs maps each url the spec fetches to its sha256 (hex).
@@ -196,6 +204,7 @@ func NewProvenance(in BuildInput) (*Provenance, error) {
 				EpochSource:   in.EpochSource,
 				FormatVersion: in.FormatVersion,
 				Compression:   in.Compression,
+				LayerEpochs:   in.LayerEpochs,
 			},
 		},
 		RunDetails: RunDetails{

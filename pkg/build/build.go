@@ -67,6 +67,14 @@ type Options struct {
 	// GoToolchain is the pinned Go toolchain (go1.26.8); empty runs the
 	// go on PATH as it is.
 	GoToolchain string
+	// Git says when the context's files and the spec's lines last
+	// changed, for the layer epochs of format 2 with epoch: git
+	// (ReadGitTimes); nil outside git, or when LayerEpochs are given.
+	Git *GitTimes
+	// LayerEpochs, when set, are the layer epochs that git gave the build
+	// being repeated (its Result.LayerEpochs): they are used instead of
+	// Git's.
+	LayerEpochs LayerEpochs
 }
 
 // Base is a pinned base and the resolver that opens it.
@@ -83,6 +91,9 @@ type Result struct {
 	imageref.Artifact
 	// Manifests are the per-platform images, in the spec's platform order.
 	Manifests []Manifest
+	// LayerEpochs are the layer epochs that git gave (format 2 with
+	// epoch: git; else nil): a rebuild without git is given them.
+	LayerEpochs LayerEpochs
 }
 
 // Manifest is one platform's image.
@@ -122,7 +133,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{s: s, opts: opts, srcDir: bctx, shared: map[int]*layer.File{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}, bases: map[string]map[string]*base.File{}}
+	b := &builder{s: s, opts: opts, srcDir: bctx, shared: map[int]*layer.File{}, sharedEpoch: map[int]int64{}, epochs: LayerEpochs{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}, bases: map[string]map[string]*base.File{}}
 	if err := checkSources(s, bctx, plats, opts.Values); err != nil {
 		return nil, err
 	}
@@ -131,6 +142,9 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 		defer b.saveStat()
 	}
 	res := &Result{}
+	if b.gitEpochs() {
+		res.LayerEpochs = b.epochs
+	}
 	for _, p := range plats {
 		img, err := b.image(ctx, p)
 		if err != nil {
@@ -208,6 +222,13 @@ type builder struct {
 	goProgs []GoProgram
 	// stat is the context's stat cache, with Options.Layers.
 	stat *layercache.StatCache
+	// sharedEpoch is the epoch of each layer in shared.
+	sharedEpoch map[int]int64
+	// epochs are the layer epochs that git gave (gitEpochs), as used;
+	// built holds those of the layers built for the platform being built.
+	epochs       LayerEpochs
+	built        []int64
+	warnedEpochs bool
 }
 
 func (b *builder) epoch() time.Time { return time.Unix(b.opts.Values.Epoch, 0).UTC() }
@@ -229,6 +250,7 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 			return nil, err
 		}
 	}
+	b.built = nil
 	var layers []*layer.File
 	var history []ocispec.History
 	created := b.epoch()
@@ -361,27 +383,36 @@ func (b *builder) layer(ctx context.Context, i int, p spec.Platform, bi *base.Im
 		}
 	}
 	if l, ok := b.shared[i]; ok && !perPlatform {
+		if b.gitEpochs() {
+			b.epochs.set(fmt.Sprintf("layers[%d]", i), p, b.sharedEpoch[i])
+		}
+		b.built = append(b.built, b.sharedEpoch[i])
 		return l, nil
 	}
 	layerName := fmt.Sprintf("layers[%d] %q", i, b.s.Layers[i].Name)
 	var l *layer.File
+	var epoch int64
 	var err error
 	if len(b.s.Layers[i].Packages) > 0 {
-		l, err = b.packageLayer(ctx, i, layerName, p, bi)
+		l, epoch, err = b.packageLayer(ctx, i, layerName, p, bi)
 	} else {
 		var entries []layer.Entry
 		if entries, err = b.entries(ctx, i, p); err != nil {
 			return nil, err
 		}
 		b.warnRemovals(i, entries)
-		l, err = b.write(ctx, i, layerName, b.s.Layers[i].Name, p, entries)
+		if epoch, err = b.layerEpoch(ctx, i, p, entries); err != nil {
+			return nil, err
+		}
+		l, err = b.write(ctx, i, layerName, b.s.Layers[i].Name, p, entries, epoch)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !perPlatform {
-		b.shared[i] = l
+		b.shared[i], b.sharedEpoch[i] = l, epoch
 	}
+	b.built = append(b.built, epoch)
 	return l, nil
 }
 
@@ -395,13 +426,24 @@ func (b *builder) accountsLayer(ctx context.Context, p spec.Platform, bi *base.I
 	if err != nil {
 		return nil, err
 	}
-	return b.write(ctx, -1, "accounts", "accounts", p, entries)
+	epoch := b.opts.Values.Epoch
+	if b.gitEpochs() {
+		if epoch, err = b.epochFor("accounts", p, func(g *GitTimes, bound int64) (int64, error) {
+			return g.linesTime(b.s, "accounts", bound), nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	b.built = append(b.built, epoch)
+	return b.write(ctx, -1, "accounts", "accounts", p, entries, epoch)
 }
 
-// write writes the entries of layer i (-1 for the accounts layer) as a
-// canonical layer, every regular file shown to the secret guard.
-func (b *builder) write(ctx context.Context, i int, layerName, name string, p spec.Platform, entries []layer.Entry) (*layer.File, error) {
+// write writes the entries of layer i (-1 for the accounts and systemd
+// layers) as a canonical layer with the given epoch (format 2; format 1
+// stamps the build's), every regular file shown to the secret guard.
+func (b *builder) write(ctx context.Context, i int, layerName, name string, p spec.Platform, entries []layer.Entry, epoch int64) (*layer.File, error) {
 	lo := b.layerOptions(layerName, name, p)
+	lo.Epoch = epoch
 	l, err := b.writeCached(ctx, layerName, name, p, entries, lo)
 	if err != nil {
 		return nil, b.layerError(i, err)

@@ -151,6 +151,9 @@ type packageExtra struct {
 	Raws    []secrets.Raw  `json:"raws"`
 	Log     []string       `json:"log"`
 	Entries []entrySummary `json:"entries"`
+	// Epoch is the layer's epoch (format 2: its .debs' newest mtime,
+	// clamped), which the systemd layer's epoch takes into account.
+	Epoch int64 `json:"epoch"`
 }
 
 type entrySummary struct {
@@ -162,25 +165,28 @@ type entrySummary struct {
 // packagesParams is the canonical description of what a package layer
 // holds besides the .debs' files, for its key: the pins' names and
 // versions (the build checks each .deb against them), usrmerge, the
-// time zone and the exclusion record.
+// time zone and the exclusion record, and the rule of the layer's epoch
+// (so that no entry stored before package layers had an epoch of their
+// own is taken).
 func packagesParams(s *spec.Spec, al *lock.AptLayer, excluded []byte) string {
 	var b strings.Builder
 	for _, p := range al.Pins {
 		fmt.Fprintf(&b, "pin %s %s\n", strconv.Quote(p.Name), strconv.Quote(p.Version))
 	}
 	fmt.Fprintf(&b, "usrmerge %t\ntimezone %s\nexcluded %s\n", s.UsrMerge(), strconv.Quote(aptTimezone(s)), strconv.Quote(string(excluded)))
+	b.WriteString("epoch newest-deb-mtime\n")
 	return b.String()
 }
 
-// packageLayer is layer i, of Debian packages, for platform p. With a
-// layer cache, its key is made of the lock's pins (PackagesKey): a hit
-// reads and unpacks no .deb, and replays the checks and the log of the
-// build that stored it.
-func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p spec.Platform, bi *base.Image) (*layer.File, error) {
+// packageLayer is layer i, of Debian packages, for platform p, and its
+// epoch. With a layer cache, its key is made of the lock's pins
+// (PackagesKey) and the build's epoch: a hit reads and unpacks no .deb,
+// and replays the checks and the log of the build that stored it.
+func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p spec.Platform, bi *base.Image) (*layer.File, int64, error) {
 	name := b.s.Layers[i].Name
 	al, excluded, err := b.aptPlan(i, p)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	lo := b.layerOptions(layerName, name, p)
 	st := b.opts.Layers
@@ -195,44 +201,49 @@ func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p s
 		}
 	}
 	if st != nil {
-		if l, ok, err := b.packageHit(ctx, st, k, i, layerName, p, bi, al); err != nil || ok {
-			return l, err
+		if l, epoch, ok, err := b.packageHit(ctx, st, k, i, layerName, p, bi, al); err != nil || ok {
+			return l, epoch, err
 		}
 	}
 	entries, lines, err := b.packageEntries(ctx, i, p, bi, al, excluded)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	b.warnRemovals(i, entries)
+	epoch, err := b.layerEpoch(ctx, i, p, entries)
+	if err != nil {
+		return nil, 0, err
+	}
+	lo.Epoch = epoch                       // the key has the build's: this follows from it and the .debs
 	before := len(b.guard.Raws(layerName)) // another platform's, of a layer of the same name
 	l, err := layer.Write(ctx, entries, b.opts.WorkDir, lo)
 	if err != nil {
-		return nil, b.layerError(i, err)
+		return nil, 0, b.layerError(i, err)
 	}
 	b.layerDone(name, p, LayerBuilt)
 	d, _ := l.Digest()
 	size, _ := l.Size()
 	b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
 	if st == nil {
-		return l, nil
+		return l, epoch, nil
 	}
-	x := packageExtra{Raws: b.guard.Raws(layerName)[before:], Log: lines}
+	x := packageExtra{Raws: b.guard.Raws(layerName)[before:], Log: lines, Epoch: epoch}
 	for _, e := range entries {
 		x.Entries = append(x.Entries, entrySummary{Path: e.Path, Type: e.Type, Target: e.Target})
 	}
 	extra, err := json.Marshal(x)
 	if err != nil {
-		return l, nil
+		return l, epoch, nil
 	}
 	if _, err := st.Put(k, l, extra); err != nil {
 		b.opts.Log.Warn("could not store the layer in the layer cache", "layer", name, "err", err)
 	}
-	return l, nil
+	return l, epoch, nil
 }
 
 // packageHit looks package layer i up under k; ok says it was found and
-// used.
-func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layercache.Key, i int, layerName string, p spec.Platform, bi *base.Image, al *lock.AptLayer) (*layer.File, bool, error) {
+// used, with the layer's epoch.
+func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layercache.Key, i int, layerName string, p spec.Platform, bi *base.Image, al *lock.AptLayer) (*layer.File, int64, bool, error) {
 	name := b.s.Layers[i].Name
 	hit, err := st.Get(k)
 	var ce *layercache.CorruptError
@@ -243,17 +254,17 @@ func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layerc
 		b.opts.Log.Warn("layer cache unreadable; building the layer", "layer", name, "err", err)
 	}
 	if hit == nil {
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
 	var x packageExtra
 	if err := json.Unmarshal(hit.Extra(), &x); err != nil {
 		b.opts.Log.Warn("layer cache entry unusable; building the layer", "layer", name, "err", err)
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
 	l, err := b.linkHit(hit, b.opts.Compression)
 	if err != nil {
 		b.opts.Log.Warn("layer cache entry unusable; building the layer", "layer", name, "err", err)
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
 	b.logPackages(i, p, x.Log, al)
 	entries := make([]layer.Entry, len(x.Entries))
@@ -262,10 +273,10 @@ func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layerc
 	}
 	bf, err := b.baseFiles(ctx, p, bi)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, false, err
 	}
 	if err := b.checkUsrMerge(entries, bf); err != nil {
-		return nil, false, err
+		return nil, 0, false, err
 	}
 	b.warnRemovals(i, entries)
 	b.guard.Replay(layerName, x.Raws)
@@ -274,5 +285,5 @@ func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layerc
 	d, _ := l.Digest()
 	size, _ := l.Size()
 	b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
-	return l, true, nil
+	return l, x.Epoch, true, nil
 }

@@ -33,6 +33,7 @@ func (b *Built) ProvenanceInput(reproVersion string) (attest.BuildInput, error) 
 		Name: s.Name, Vars: b.Values.Vars, Version: b.Values.Version,
 		Epoch: b.Values.Epoch, EpochSource: b.epochSource(),
 		FormatVersion: b.Format.String(),
+		LayerEpochs:   b.LayerEpochs,
 		Compression:   attest.Compression{Algorithm: string(b.Compression), Settings: b.Compression.FormatSettings(b.Format)},
 		GitCommit:     b.Values.GitCommit,
 		URLs:          map[string]string{},

@@ -67,6 +67,11 @@ type Request struct {
 	Version string `json:"version,omitempty"`
 	// Vars override the spec's vars.
 	Vars map[string]string `json:"vars,omitempty"`
+	// LayerEpochs, when set, are the layer epochs that git gave the build
+	// being repeated (its Built.LayerEpochs, or its provenance's): git is
+	// not asked for them. A rebuild given Values needs them when the spec
+	// says epoch: git (build --check's copy holds no .git).
+	LayerEpochs LayerEpochs `json:"layerEpochs,omitempty"`
 	// Values, when set, are the template values whole: git is not asked
 	// (a rebuild in a copy of the context that holds no .git), and
 	// Version, Vars and the epoch's sources are not consulted.
@@ -150,6 +155,9 @@ type Built struct {
 	// VCS is what git said about the context (empty when Request.Values
 	// were given, or outside git).
 	VCS vcs.Info
+	// git says when the context's files and the spec's lines last
+	// changed (format 2 with epoch: git, read from the clone).
+	git *GitTimes
 
 	workDir string
 }
@@ -212,6 +220,8 @@ func Run(ctx context.Context, req Request) (*Built, error) {
 		ScanBase:    req.ScanBase,
 		GoEnv:       req.GoEnv,
 		GoToolchain: b.GoToolchain,
+		Git:         b.git,
+		LayerEpochs: req.LayerEpochs,
 	})
 	if err != nil {
 		return nil, err
@@ -295,6 +305,13 @@ func prepare(ctx context.Context, req Request, alg compress.Algorithm, log *slog
 	}
 	if b.Format, err = formatOf(s, b.Lock, req); err != nil {
 		return nil, err
+	}
+	// Layer epochs from git (format 2, epoch: git), unless the request
+	// gives them (a rebuild of a recorded build).
+	if b.Format != compress.Format1 && s.Epoch != nil && s.Epoch.Git && req.LayerEpochs == nil && b.VCS.Commit != "" {
+		if b.git, err = ReadGitTimes(ctx, s, b.VCS, log); err != nil {
+			return nil, err
+		}
 	}
 	if b.GoToolchain, err = goToolchain(s, b.Lock, req, log); err != nil {
 		return nil, err

@@ -51,7 +51,21 @@ func (b *builder) systemdLayer(ctx context.Context, p spec.Platform, below []v1.
 		entries = append(entries, layer.Entry{Path: l.Path, Type: layer.Symlink, Target: l.Target, Mode: 0o777, Origin: "systemd.enable"})
 		b.opts.Log.Info("systemd: enabled", "link", l.Path, "target", l.Target, "platform", p.String())
 	}
-	return b.write(ctx, -1, "systemd", "systemd", p, entries)
+	epoch := b.opts.Values.Epoch
+	if b.gitEpochs() {
+		// Its inputs: its own lines of the spec and the unit files of
+		// the layers below, which repro built with the epochs in built.
+		if epoch, err = b.epochFor("systemd", p, func(g *GitTimes, bound int64) (int64, error) {
+			t := g.linesTime(b.s, "systemd", bound)
+			for _, e := range b.built {
+				t = max(t, e)
+			}
+			return t, nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return b.write(ctx, -1, "systemd", "systemd", p, entries, epoch)
 }
 
 // addUnitFiles applies the entries of layer l that systemd.Wanted names to

@@ -55,8 +55,28 @@
 //     else outside those lines never re-stamps the layer; moving the layer
 //     (lines above it added or removed) does not either, since blame
 //     follows the lines.
+//   - A go: entry's inputs are its module's whole tree (go.mod, go.sum
+//     and every package under the module's root) besides the layer's
+//     lines: the compiled program also depends on the toolchain the lock
+//     pins, but that changes its bytes, not its mtime.
 //   - The accounts layer's inputs are the spec's accounts: lines, so with
 //     epoch: git its epoch is their newest commit's; else B.
+//   - The systemd layer's inputs are the spec's systemd: lines and the
+//     unit files of the layers below it, so with epoch: git its epoch is
+//     the newest of their commit's and the epochs of every layer repro
+//     built below it (a base's layers have none); else B.
+//
+// Where the epochs go (package build): the epochs that git gives are the
+// build's LayerEpochs, by the layer's field in the spec (layers[0],
+// accounts, systemd) and platform, and the provenance records them
+// (internalParameters.layerEpochs). A rebuild that cannot ask git is
+// given them: build --check hands them to its rebuild in a copy without
+// .git, and repro verify takes them from the provenance, so a verify from
+// a shallow clone (or from no clone) of a build made in a full clone still
+// matches it. A verify from a full clone of a provenance that records
+// none (format 1, or no epoch: git) asks nobody: there is nothing to ask.
+// A rebuild given neither git nor the epochs warns, and every layer takes
+// B.
 //
 // What "touched" means, case by case (pkg/vcs reads it, in one pass over
 // git log --no-renames of the context):
@@ -76,7 +96,9 @@
 //   - A source outside git's index (untracked, ignored such as a build
 //     output, or added but not yet committed) and a line of the spec not
 //     committed yet have no commit: they count as B, so the layer takes
-//     HEAD's time, which is reproducible for the commit built. An
+//     HEAD's time, which is reproducible for the commit built. For a
+//     directory, this holds when any file it copies (after excludes) is
+//     not in HEAD's tree. An
 //     untracked, unignored file that the spec reads also makes the build
 //     dirty (warned, and .GitCommit, .GitShortCommit and .Version end in
 //     -dirty); a tracked file modified but not committed counts by its

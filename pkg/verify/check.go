@@ -92,6 +92,7 @@ func Check(ctx context.Context, first *build.Built, req build.Request, opts Chec
 	second.Values = &first.Values
 	second.Epoch = &first.Epoch
 	second.Format = first.Format
+	second.LayerEpochs = first.LayerEpochs
 	work := filepath.Join(opts.TempDir, "work")
 	if err := os.Mkdir(work, 0o700); err != nil {
 		return nil, fault.Op(err)

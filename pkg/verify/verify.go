@@ -148,6 +148,12 @@ func FromProvenance(req *build.Request, p *attest.Provenance, given Given) ([]st
 		notes = append(notes, "from the verified provenance: Go toolchain "+req.GoToolchain)
 	}
 	req.Epoch = &build.Epoch{Time: time.Unix(in.Epoch, 0).UTC(), Source: build.EpochGiven}
+	if len(in.LayerEpochs) > 0 {
+		// The layer epochs git gave the published build: a shallow clone
+		// (or a copy without .git) cannot say them, a full one agrees.
+		req.LayerEpochs = build.LayerEpochs(in.LayerEpochs)
+		notes = append(notes, fmt.Sprintf("from the verified provenance: the epochs of %d layers, as git gave them", len(in.LayerEpochs)))
+	}
 	plats := make([]string, len(req.Platforms))
 	for i, p := range req.Platforms {
 		plats[i] = p.String()
