@@ -3,6 +3,7 @@ package layer
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"sort"
 	"strings"
@@ -52,6 +53,9 @@ type Entry struct {
 	// cache), is the file Open reads: the layer cache's stat cache keys
 	// its content hash by it. It is no part of the layer's bytes.
 	HostPath string
+	// HostInfo, when set, is HostPath's lstat as the entry was made, so
+	// that the stat cache need not stat the file again.
+	HostInfo fs.FileInfo
 }
 
 // node is an entry placed in the canonical order.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -150,7 +151,7 @@ func (c *SourceDir) Source(rel, dest string, exclude []string, a Attrs) ([]Entry
 func fileEntry(full, dest string, fi fs.FileInfo, a Attrs) Entry {
 	return Entry{
 		Path: dest, Type: Regular, Mode: a.fileMode(fi), UID: a.UID, GID: a.GID,
-		Xattrs: a.Xattrs, Size: fi.Size(), HostPath: full,
+		Xattrs: a.Xattrs, Size: fi.Size(), HostPath: full, HostInfo: fi,
 		Open: func() (io.ReadCloser, error) { return openRegular(full) },
 	}
 }
@@ -236,22 +237,36 @@ func (w *walker) start(dir, r string) *walkDir {
 }
 
 func (w *walker) list(d *walkDir, dir, r string) error {
-	des, err := os.ReadDir(dir)
+	// Entries are stat'ed relative to the directory (fstatat), not by
+	// their full paths: the kernel resolves one name, not every parent;
+	// a directory, which the listing says is one, is not stat'ed at all.
+	f, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
+	des, err := f.ReadDir(-1)
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(des, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	for _, de := range des {
 		p := filepath.Join(dir, de.Name())
 		cr := path.Join(r, de.Name())
 		if excluded(w.exclude, cr, de.IsDir()) {
 			continue
 		}
-		fi, err := de.Info()
+		target := path.Join(w.dest, cr)
+		shown := path.Join(w.rel, cr)
+		if de.Type() == fs.ModeDir {
+			e := Entry{Path: target, Type: Dir, Mode: 0o755, UID: w.a.UID, GID: w.a.GID, Origin: shown}
+			d.items = append(d.items, walkItem{entry: e, sub: w.start(p, cr)})
+			continue
+		}
+		fi, err := lstatAt(f, dir, de.Name())
 		if err != nil {
 			return err
 		}
-		target := path.Join(w.dest, cr)
-		shown := path.Join(w.rel, cr)
 		switch {
 		case fi.Mode().IsRegular():
 			e := fileEntry(p, target, fi, w.a)
@@ -261,7 +276,7 @@ func (w *walker) list(d *walkDir, dir, r string) error {
 			e := Entry{Path: target, Type: Dir, Mode: 0o755, UID: w.a.UID, GID: w.a.GID, Origin: shown}
 			d.items = append(d.items, walkItem{entry: e, sub: w.start(p, cr)})
 		case fi.Mode()&fs.ModeSymlink != 0:
-			t, err := os.Readlink(p)
+			t, err := readlinkAt(f, dir, de.Name())
 			if err != nil {
 				return err
 			}

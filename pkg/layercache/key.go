@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/layer"
@@ -79,6 +80,7 @@ func EntriesKey(entries []layer.Entry, opts layer.Options, sc *StatCache, builde
 		return Key{}, nil, err
 	}
 	byPath := make(map[string]int, len(entries))
+	var line []byte
 	for _, i := range order {
 		e := &entries[i]
 		byPath[e.Path] = i
@@ -95,8 +97,28 @@ func EntriesKey(entries []layer.Entry, opts layer.Options, sc *StatCache, builde
 			xs = append(xs, strconv.Quote(k)+"="+strconv.Quote(v))
 		}
 		sort.Strings(xs)
-		fmt.Fprintf(h, "%s %s %o %d %d %s %d %d %s %s\n", e.Type, strconv.Quote(e.Path), e.Mode, e.UID, e.GID,
-			strconv.Quote(e.Target), mtime, size, sum, strings.Join(xs, ","))
+		// "%s %s %o %d %d %s %d %d %s %s\n", without fmt's cost.
+		line = append(line[:0], e.Type.String()...)
+		line = append(line, ' ')
+		line = strconv.AppendQuote(line, e.Path)
+		line = append(line, ' ')
+		line = strconv.AppendUint(line, uint64(e.Mode), 8)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, int64(e.UID), 10)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, int64(e.GID), 10)
+		line = append(line, ' ')
+		line = strconv.AppendQuote(line, e.Target)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, mtime, 10)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, size, 10)
+		line = append(line, ' ')
+		line = append(line, sum...)
+		line = append(line, ' ')
+		line = append(line, strings.Join(xs, ",")...)
+		line = append(line, '\n')
+		h.Write(line)
 	}
 	c := &Contents{want: map[string]Sum{}, got: map[string]Sum{}}
 	// The writer shows a hard-link group's content under the group's first
@@ -133,7 +155,8 @@ func EntriesKey(entries []layer.Entry, opts layer.Options, sc *StatCache, builde
 	return k, c, nil
 }
 
-// hashAll hashes the regular entries' contents, a few at a time.
+// hashAll hashes the regular entries' contents, a few at a time; those
+// the stat cache knows by the stat they were found with, at once.
 func hashAll(entries []layer.Entry, sums []Sum, sc *StatCache) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -143,6 +166,12 @@ func hashAll(entries []layer.Entry, sums []Sum, sc *StatCache) error {
 		e := &entries[i]
 		if e.Type != layer.Regular {
 			continue
+		}
+		if st, ok := hostStat(e); ok && sc != nil && e.HostPath != "" && uint64(e.Size) == uint64(st.Size) {
+			if s, ok := sc.Known(e.HostPath, st); ok {
+				sums[i] = s
+				continue
+			}
 		}
 		wg.Add(1)
 		sem <- struct{}{}
@@ -167,7 +196,14 @@ func hashAll(entries []layer.Entry, sums []Sum, sc *StatCache) error {
 
 func contentSum(e *layer.Entry, sc *StatCache) (Sum, error) {
 	if e.HostPath != "" && sc != nil {
-		s, size, err := sc.Sum(e.HostPath)
+		var s Sum
+		var size int64
+		var err error
+		if st, ok := hostStat(e); ok {
+			s, size, err = sc.SumStat(e.HostPath, st)
+		} else {
+			s, size, err = sc.Sum(e.HostPath)
+		}
 		if err != nil {
 			return Sum{}, err
 		}
@@ -195,6 +231,15 @@ func contentSum(e *layer.Entry, sc *StatCache) (Sum, error) {
 	var s Sum
 	h.Sum(s[:0])
 	return s, nil
+}
+
+// hostStat is the lstat the entry was made with, if it kept one.
+func hostStat(e *layer.Entry) (*syscall.Stat_t, bool) {
+	if e.HostInfo == nil {
+		return nil, false
+	}
+	st, ok := e.HostInfo.Sys().(*syscall.Stat_t)
+	return st, ok
 }
 
 // PackagesKey is the key of a package layer: the pinned .deb digests

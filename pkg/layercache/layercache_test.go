@@ -156,7 +156,13 @@ func TestStatCache(t *testing.T) {
 	if k := key(t, es, opts(), sc); k != k1 || sc.Read() != 0 {
 		t.Fatalf("warm session read %d files (key equal: %v), want 0", sc.Read(), k == k1)
 	}
+	before, _ := os.Stat(file)
 	sc.Save()
+	// A session that found everything as recorded does not write the
+	// file again.
+	if after, _ := os.Stat(file); !os.SameFile(before, after) {
+		t.Error("a session that changed nothing rewrote the stat cache")
+	}
 
 	// Same size, mtime put back: only ctime tells.
 	p := filepath.Join(dir, "sub", "b.txt")
@@ -196,6 +202,29 @@ func TestStatCache(t *testing.T) {
 	sc = OpenStatCache(file, later)
 	if k := key(t, entriesOf(t, dir), opts(), sc); k != key(t, entriesOf(t, dir), opts(), nil) || sc.Read() != 4 {
 		t.Fatal("a corrupt stat cache was used")
+	}
+}
+
+// Paths that strconv.Quote escapes, or leaves alone, come back from the
+// file as they went in.
+func TestStatCacheNames(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{`q"uote`, `back\slash`, "ünï", "tab\tx", "plain"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es := entriesOf(t, dir)
+	file := filepath.Join(t.TempDir(), "stat")
+	later := time.Now().Add(10 * time.Second)
+	sc := OpenStatCache(file, later)
+	k := key(t, es, opts(), sc)
+	if err := sc.Save(); err != nil {
+		t.Fatal(err)
+	}
+	sc = OpenStatCache(file, later)
+	if k2 := key(t, es, opts(), sc); k2 != k || sc.Read() != 0 {
+		t.Fatalf("warm session read %d files, want 0 (key equal: %v)", sc.Read(), k == k2)
 	}
 }
 

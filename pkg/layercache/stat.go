@@ -62,20 +62,25 @@ func OpenStatCache(file string, start time.Time) *StatCache {
 	if err != nil {
 		return c
 	}
-	lines := bytes.Split(b, []byte("\n"))
-	if len(lines) == 0 || string(lines[0]) != statCacheMagic {
+	magic, rest, _ := bytes.Cut(b, []byte("\n"))
+	if string(magic) != statCacheMagic {
 		return c
 	}
-	for _, l := range lines[1:] {
+	n := bytes.Count(rest, []byte("\n"))
+	old := make(map[string]statRec, n)
+	for len(rest) > 0 {
+		var l []byte
+		l, rest, _ = bytes.Cut(rest, []byte("\n"))
 		if len(l) == 0 {
 			continue
 		}
 		p, r, ok := parseRec(string(l))
 		if !ok {
-			return &StatCache{file: file, start: start, old: map[string]statRec{}, cur: map[string]statRec{}}
+			return c
 		}
-		c.old[p] = r
+		old[p] = r
 	}
+	c.old, c.cur = old, make(map[string]statRec, len(old))
 	return c
 }
 
@@ -97,8 +102,10 @@ func parseRec(l string) (string, statRec, bool) {
 		}
 	}
 	r.st = statKey{dev: uint64(nums[0]), ino: uint64(nums[1]), size: uint64(nums[2]), mtimeNs: nums[3], ctimeNs: nums[4], mode: uint32(nums[5])}
-	p, err := strconv.Unquote(f[7])
-	if err != nil {
+	p := f[7]
+	if len(p) >= 2 && p[0] == '"' && p[len(p)-1] == '"' && !strings.ContainsAny(p[1:len(p)-1], `\"`) {
+		p = p[1 : len(p)-1] // what strconv.Quote left as it was
+	} else if p, err = strconv.Unquote(p); err != nil {
 		return "", statRec{}, false
 	}
 	return p, r, true
@@ -122,7 +129,27 @@ func (c *StatCache) Sum(path string) (Sum, int64, error) {
 	if err := lstat(path, &st); err != nil {
 		return Sum{}, 0, err
 	}
-	k := keyOf(&st)
+	return c.SumStat(path, &st)
+}
+
+// Known is the content hash of the regular file at path with lstat st,
+// when the cache holds it.
+func (c *StatCache) Known(path string, st *syscall.Stat_t) (Sum, bool) {
+	k := keyOf(st)
+	r, ok := c.old[path]
+	if !ok || r.st != k || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return Sum{}, false
+	}
+	c.mu.Lock()
+	c.cur[path] = r
+	c.mu.Unlock()
+	return r.sum, true
+}
+
+// SumStat is Sum with path's lstat already made (by the walk that found
+// the file, just before).
+func (c *StatCache) SumStat(path string, st *syscall.Stat_t) (Sum, int64, error) {
+	k := keyOf(st)
 	if r, ok := c.old[path]; ok && r.st == k && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
 		c.mu.Lock()
 		c.cur[path] = r
@@ -188,6 +215,10 @@ func (c *StatCache) hash(path string) (Sum, statKey, error) {
 // unchanged) to the cache file, atomically.
 func (c *StatCache) Save() error {
 	c.mu.Lock()
+	if c.unchanged() {
+		c.mu.Unlock()
+		return nil
+	}
 	var b bytes.Buffer
 	w := bufio.NewWriter(&b)
 	fmt.Fprintln(w, statCacheMagic)
@@ -203,6 +234,20 @@ func (c *StatCache) Save() error {
 		return err
 	}
 	return nil
+}
+
+// unchanged says the session's records are the loaded ones, so that the
+// file need not be written again (c.mu held).
+func (c *StatCache) unchanged() bool {
+	if len(c.cur) != len(c.old) {
+		return false
+	}
+	for p, r := range c.cur {
+		if o, ok := c.old[p]; !ok || o != r {
+			return false
+		}
+	}
+	return true
 }
 
 // StatCacheFile is the stat cache file, under the layer store dir, of the
