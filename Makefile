@@ -65,6 +65,9 @@ fuzz: ## run the fuzz targets briefly (FUZZ_N scales the execution counts)
 	$(GO) test -run '^$$' -fuzz '^FuzzCleanPath$$' -fuzztime $$((200000 * $(FUZZ_N)))x ./pkg/spec
 	$(GO) test -run '^$$' -fuzz '^FuzzMatchGlob$$' -fuzztime $$((200000 * $(FUZZ_N)))x ./pkg/layer
 	$(GO) test -run '^$$' -fuzz '^FuzzPlanContained$$' -fuzztime $$((5000 * $(FUZZ_N)))x ./pkg/disk
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckTar$$' -fuzztime $$((20000 * $(FUZZ_N)))x ./pkg/rootfs
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckLayer$$' -fuzztime $$((10000 * $(FUZZ_N)))x ./pkg/base
+	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $$((20000 * $(FUZZ_N)))x ./pkg/base
 
 bench: build ## go benchmarks, repro against umoci and tar+gzip on Go's src tree, the fleet, and a two-platform go: build against ko
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/layer ./pkg/compress ./pkg/build

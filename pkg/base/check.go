@@ -250,11 +250,17 @@ func (r *Resolver) CheckPin(ctx context.Context, ref Ref, pin Pin) error {
 			return err
 		}
 	}
+	return samePlatforms(got, pin, ref.Raw)
+}
+
+// samePlatforms checks pin's platform manifests against got, what its
+// digest names.
+func samePlatforms(got, pin Pin, ref string) error {
 	if d, single := got.Platforms[""]; single && len(got.Platforms) == 1 {
 		// A single manifest: every platform the lock names is it.
 		for plat, pd := range pin.Platforms {
 			if pd != d {
-				return fault.Bad(fmt.Errorf("the lock pins the base %s at %s, a single image, but names %s for %s (%w)", ref.Raw, pin.Digest, pd, plat, ErrPinMismatch))
+				return fault.Bad(fmt.Errorf("the lock pins the base %s at %s, a single image, but names %s for %s (%w)", ref, pin.Digest, pd, plat, ErrPinMismatch))
 			}
 		}
 		return nil
@@ -262,10 +268,10 @@ func (r *Resolver) CheckPin(ctx context.Context, ref Ref, pin Pin) error {
 	for plat, pd := range pin.Platforms {
 		gd, ok := got.Platforms[plat]
 		if !ok {
-			return fault.Bad(fmt.Errorf("the lock pins the base %s at %s and names %s for %s, but %s has no %s image (%w)", ref.Raw, pin.Digest, pd, plat, pin.Digest, plat, ErrPinMismatch))
+			return fault.Bad(fmt.Errorf("the lock pins the base %s at %s and names %s for %s, but %s has no %s image (%w)", ref, pin.Digest, pd, plat, pin.Digest, plat, ErrPinMismatch))
 		}
 		if gd != pd {
-			return fault.Bad(fmt.Errorf("the lock pins the base %s at %s, whose %s image is %s, but the lock names %s (%w)", ref.Raw, pin.Digest, plat, gd, pd, ErrPinMismatch))
+			return fault.Bad(fmt.Errorf("the lock pins the base %s at %s, whose %s image is %s, but the lock names %s (%w)", ref, pin.Digest, plat, gd, pd, ErrPinMismatch))
 		}
 	}
 	return nil

@@ -31,7 +31,7 @@ import (
 	"github.com/reprobuild/repro/pkg/fault"
 )
 
-func gz(t *testing.T, b []byte) []byte {
+func gz(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	w := gzip.NewWriter(&out)
@@ -42,7 +42,7 @@ func gz(t *testing.T, b []byte) []byte {
 	return out.Bytes()
 }
 
-func zst(t *testing.T, b []byte) []byte {
+func zst(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	w, _ := zstd.NewWriter(&out)

@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/reprobuild/repro/pkg/fault"
 )
 
 // CheckTar reads r, one layer's uncompressed tar stream, to its end within
@@ -31,17 +34,25 @@ func CheckTar(ctx context.Context, r io.Reader) (v1.Hash, error) {
 			break
 		}
 		if err != nil {
-			return v1.Hash{}, badTar(err)
+			return v1.Hash{}, badStream(err)
 		}
 		c := &content{ctx: ctx, r: tr, s: s, start: s.n, holes: &holes}
 		_, err = io.Copy(io.Discard, c)
 		c.done()
 		if err != nil {
-			return v1.Hash{}, badTar(err)
+			return v1.Hash{}, badStream(err)
 		}
 	}
 	if _, err := io.Copy(io.Discard, s); err != nil {
-		return v1.Hash{}, badTar(err)
+		return v1.Hash{}, badStream(err)
 	}
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// badStream is badTar, and a stream that ends early is bad input too.
+func badStream(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) && fault.KindOf(err) != fault.BadInput {
+		return fault.Bad(err)
+	}
+	return badTar(err)
 }
