@@ -216,12 +216,12 @@ func goPackage(s *spec.Spec, field, pkg string) (dir, modRoot string, err error)
 	dir, err = filepath.EvalSymlinks(filepath.Join(root, filepath.FromSlash(pkg)))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return "", "", fault.Bad(s.ErrorAt(field, "%s does not exist in the build context (%s); name the directory of a main package, like ./cmd/server", pkg, s.Dir))
+		return "", "", fault.Bad(s.ErrorAt(field, "%s does not exist in the build context (%s); name the directory of a main package relative to it, like ./cmd/server, or set context: to the parent directory it is relative to (context: ../..)", pkg, s.Dir))
 	case err != nil:
 		return "", "", fault.Bad(s.ErrorAt(field, "%s: %v", pkg, err))
 	}
 	if !inside(root, dir) {
-		return "", "", fault.Bad(s.ErrorAt(field, "%s leads out of the build context (to %s); the program's sources must be inside the spec's directory", pkg, dir))
+		return "", "", fault.Bad(s.ErrorAt(field, "%s leads out of the build context (to %s); the program's sources must be inside the build context (the spec's directory, or the parent context: names)", pkg, dir))
 	}
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return "", "", fault.Bad(s.ErrorAt(field, "%s is not a directory; name the directory of a main package, like ./cmd/server", pkg))
@@ -234,7 +234,7 @@ func goPackage(s *spec.Spec, field, pkg string) (dir, modRoot string, err error)
 			break
 		}
 	}
-	return "", "", fault.Bad(s.ErrorAt(field, "%s is in no Go module inside the build context: there is no go.mod between it and %s; run go mod init there (the module must be inside the spec's directory)", pkg, s.Dir))
+	return "", "", fault.Bad(s.ErrorAt(field, "%s is in no Go module inside the build context: there is no go.mod between it and %s; run go mod init there, or point context: at a parent that holds the module (the module must be inside the build context)", pkg, s.Dir))
 }
 
 func inside(root, p string) bool {

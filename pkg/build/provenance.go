@@ -22,7 +22,7 @@ import (
 // pin, and the manifests built. reproVersion is the builder's version.
 func (b *Built) ProvenanceInput(reproVersion string) (attest.BuildInput, error) {
 	s := b.Spec
-	specPath := filepath.Join(s.Dir, filepath.Base(s.File))
+	specPath := filepath.Join(s.SpecDir, filepath.Base(s.File))
 	raw, err := os.ReadFile(specPath)
 	if err != nil {
 		return attest.BuildInput{}, fault.Op(fmt.Errorf("reading %s for the provenance: %w", s.File, err))
@@ -70,7 +70,7 @@ func (b *Built) ProvenanceInput(reproVersion string) (attest.BuildInput, error) 
 		}
 		bi.Base = bp
 	}
-	lockPath := filepath.Join(s.Dir, lock.FileName)
+	lockPath := filepath.Join(s.SpecDir, lock.FileName)
 	if lraw, err := os.ReadFile(lockPath); err == nil {
 		bi.LockPath, bi.LockSHA256 = relPath(root, lockPath), sha256Hex(lraw)
 	}

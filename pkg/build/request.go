@@ -333,7 +333,7 @@ func markDirt(ctx context.Context, s *spec.Spec, info *vcs.Info, log *slog.Logge
 	if info.Commit == "" {
 		return nil
 	}
-	paths := []string{filepath.Base(s.File)}
+	paths := []string{s.SpecPath()}
 	for _, l := range s.Layers {
 		for _, c := range l.Contents {
 			if c.Source != "" && !strings.Contains(c.Source, "{{") {
@@ -444,7 +444,7 @@ func pinBase(ctx context.Context, s *spec.Spec, parsed *base.Ref, lf *lock.File,
 	if parsed == nil {
 		return nil, nil
 	}
-	ref := parsed.WithInsecure(req.Insecure).In(s.Dir)
+	ref := parsed.WithInsecure(req.Insecure).In(s.SpecDir)
 	if p := ref.Path(); p != "" {
 		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
 			return nil, fault.Bad(s.ErrorAt("base", "%s does not exist (relative paths are from the spec's directory); build or copy the base there, or name another", p))

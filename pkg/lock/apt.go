@@ -296,7 +296,7 @@ func baseInstalled(ctx context.Context, s *spec.Spec, f *File, r *base.Resolver,
 	if err != nil {
 		return nil, fault.Bad(s.ErrorAt("base", "%v", err))
 	}
-	ref = ref.WithInsecure(insecure).In(s.Dir)
+	ref = ref.WithInsecure(insecure).In(s.SpecDir)
 	bp, ok := f.BasePin(s.Base)
 	if !ok {
 		return nil, fault.Bad(s.ErrorAt("base", "%s is not pinned", s.Base))

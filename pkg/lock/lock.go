@@ -199,7 +199,7 @@ func Resolve(ctx context.Context, s *spec.Spec, old *File, update bool, r *base.
 		if err != nil {
 			return nil, nil, fault.Bad(s.ErrorAt("base", "%v", err))
 		}
-		ref = ref.WithInsecure(insecure).In(s.Dir)
+		ref = ref.WithInsecure(insecure).In(s.SpecDir)
 		prev, had := old.Bases[s.Base]
 		if had && !update && (ref.Digest == "" || prev.Digest == ref.Digest) {
 			f.Bases[s.Base] = prev

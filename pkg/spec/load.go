@@ -52,7 +52,7 @@ func Parse(name, dir string, data []byte, opts LoadOptions) (*Spec, error) {
 		return nil, fault.Bad(ErrorList{e})
 	}
 	d := newDecoder(name, root)
-	s := &Spec{File: name, Dir: dir, pos: d.Pos, keys: d.Keys}
+	s := &Spec{File: name, Dir: dir, SpecDir: dir, pos: d.Pos, keys: d.Keys}
 	d.Decode(root, s)
 	// Validate even what did not decode cleanly, so that one load reports
 	// every problem; but drop what validation says about a field that

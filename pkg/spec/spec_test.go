@@ -79,7 +79,7 @@ func TestExamples(t *testing.T) {
 					"org.opencontainers.image.revision": "{{.GitCommit}}",
 				},
 				File: s.File,
-				Dir:  s.Dir,
+				Dir:  s.Dir, SpecDir: s.SpecDir,
 			}
 			if diff := cmp.Diff(want, s, ignorePos); diff != "" {
 				t.Errorf("spec mismatch (-want +got):\n%s", diff)
@@ -240,7 +240,7 @@ config:
 			Env:          map[string]string{"PORT": "8080", "DEBUG": "false"},
 		},
 		File: "repro.yaml",
-		Dir:  "/ctx",
+		Dir:  "/ctx", SpecDir: "/ctx",
 	}
 	if diff := cmp.Diff(want, s, ignorePos); diff != "" {
 		t.Errorf("spec mismatch (-want +got):\n%s", diff)
@@ -842,5 +842,30 @@ accounts:                # line 16
 	}
 	if _, _, ok := s.Lines("layers[2]"); ok {
 		t.Error("Lines of a layer that is not there")
+	}
+}
+
+func TestContext(t *testing.T) {
+	const head = "version: 1\nname: x\n"
+	for _, tc := range []struct{ context, dir, specPath string }{
+		{"", "/ctx/a/b", "repro.yaml"},
+		{"context: .\n", "/ctx/a/b", "repro.yaml"},
+		{"context: ..\n", "/ctx/a", "b/repro.yaml"},
+		{"context: ../..\n", "/ctx", "a/b/repro.yaml"},
+		{"context: ../../\n", "/ctx", "a/b/repro.yaml"},
+	} {
+		s, err := Parse("repro.yaml", "/ctx/a/b", []byte(head+tc.context), LoadOptions{})
+		if err != nil {
+			t.Fatalf("%q: %v", tc.context, err)
+		}
+		if s.Dir != tc.dir || s.SpecDir != "/ctx/a/b" || s.SpecPath() != tc.specPath {
+			t.Errorf("%q: Dir %q SpecDir %q SpecPath %q, want %q /ctx/a/b %q", tc.context, s.Dir, s.SpecDir, s.SpecPath(), tc.dir, tc.specPath)
+		}
+	}
+	for _, c := range []string{`""`, "sub", "../sub", "/abs", "../x/..", "./.."} {
+		msg := parseErr(t, head+"context: "+c+"\n", LoadOptions{})
+		if !strings.Contains(msg, "repro.yaml:3:10: context:") || !strings.Contains(msg, "its parents, written as .. segments") {
+			t.Errorf("context: %s: %s", c, msg)
+		}
 	}
 }

@@ -12,6 +12,7 @@ type Spec struct {
 	Version     int               `yaml:"version" doc:"Spec format version. Must be 1." required:"true" enum:"1" example:"1"`
 	Name        string            `yaml:"name" doc:"Image name: the default output tag, history entries and SBOM name. Lower-case letters and digits, separated by . _ __ or dashes." required:"true" example:"my-app"`
 	Base        string            `yaml:"base" doc:"The base image: a registry reference pinned by digest (host/repo:tag@sha256:…), or by tag with the pin in the lock file (repro lock); oci:DIR@sha256:…; oci-archive:FILE[:TAG]; or scratch, the empty base. Its layers are copied as published and its config merged under the spec's." default:"scratch"`
+	Context     string            `yaml:"context" doc:"The build context: the directory that source:, go: and apt.keyring are relative to, and that repro verify copies. The spec's directory, or one of its parents written as .. segments (..: its parent, ../..: the one above), so that the spec stays inside its context: a spec under specs/ can build a Go module at the repository's root. The lock stays beside the spec, and oci: bases are relative to the spec's directory." default:"." example:"../.."`
 	Platforms   []Platform        `yaml:"platforms" doc:"Platforms to build, as os/arch[/variant] the way Go and OCI name them; an unknown one is an error. One platform gives an image manifest; several give an image index." default:"[linux/amd64]"`
 	Epoch       *Epoch            `yaml:"epoch" doc:"The build's epoch, in seconds since 1970, or the word git for the committer time of the context's HEAD: config created, the history, and the bound of every timestamp. In format 1 it is every file's mtime; in format 2 each layer has its own epoch, at most this one (a package layer's: its newest .deb file; with git, a context layer's: the newest commit that touched its sources or its lines of the spec)." default:"$SOURCE_DATE_EPOCH, else 0"`
 	Format      int               `yaml:"format" doc:"The output format (the tar rule and the compression settings, repro-layer/N): 2 (every gzip header byte fixed, MTIME zero; each layer's mtimes from its own inputs) or 1 (what repro wrote first: every mtime the build's epoch). Every format a release wrote stays writable byte for byte; --format on build and verify says the same. Recorded in the lock." enum:"2,1" default:"the lock's format, else 2 (the newest)"`
@@ -27,8 +28,12 @@ type Spec struct {
 
 	// File is the spec's path as given to Load; messages use it.
 	File string `yaml:"-"`
-	// Dir is the build context: the directory holding the spec.
+	// Dir is the build context, absolute: the directory holding the spec,
+	// or the parent that context: names.
 	Dir string `yaml:"-"`
+	// SpecDir is the directory holding the spec, absolute; it is Dir
+	// unless context: names a parent.
+	SpecDir string `yaml:"-"`
 
 	pos  positions // where each field's value is
 	keys positions // where each mapping entry's key is
@@ -45,10 +50,10 @@ type Layer struct {
 type Content struct {
 	Path         string   `yaml:"path" doc:"Destination in the image: an absolute path, cleaned." required:"true" example:"/etc/motd"`
 	Type         string   `yaml:"type" doc:"What the entry is: a regular file, an empty directory, a symbolic link, a hard link, or a whiteout that removes the path. Inferred as file when source, content, url or go is given; required otherwise." enum:"file,dir,symlink,hardlink,remove"`
-	Source       string   `yaml:"source" doc:"A file or directory of the build context, relative to the spec's directory; may not leave it. A directory is copied recursively, symlinks inside it kept as symlinks. Template ({{.Os}} {{.Arch}} {{.Variant}} and the rest)."`
+	Source       string   `yaml:"source" doc:"A file or directory of the build context, relative to it (the spec's directory unless context: says otherwise); may not leave it. A directory is copied recursively, symlinks inside it kept as symlinks. Template ({{.Os}} {{.Arch}} {{.Variant}} and the rest)."`
 	Exclude      []string `yaml:"exclude" doc:"With a directory source: globs relative to it; ** matches any number of directories, a trailing / matches directories only."`
 	Content      *string  `yaml:"content" doc:"Inline file content, written as is (never templated)."`
-	Go           string   `yaml:"go" doc:"A main package of a Go module inside the build context, relative to the spec's directory (./cmd/server); may not leave it. Compiled once per platform with the toolchain the lock pins (GOOS and GOARCH of the platform, GOARM or GOAMD64 from its variant, CGO_ENABLED=0, -trimpath, -mod=readonly, -buildvcs=false, an empty build ID, no GOFLAGS), so that no host state reaches the binary. The module's go.mod and go.sum must be inside the context and complete." example:"./cmd/server"`
+	Go           string   `yaml:"go" doc:"A main package of a Go module inside the build context, relative to it (the spec's directory unless context: says otherwise; ./cmd/server); may not leave it. Compiled once per platform with the toolchain the lock pins (GOOS and GOARCH of the platform, GOARM or GOAMD64 from its variant, CGO_ENABLED=0, -trimpath, -mod=readonly, -buildvcs=false, an empty build ID, no GOFLAGS), so that no host state reaches the binary. The module's go.mod and go.sum must be inside the context and complete." example:"./cmd/server"`
 	LDFlags      []string `yaml:"ldflags" doc:"With go: linker flags, one flag (and its value) per item, like -s or -X main.version={{.Version}}; joined with spaces into go build's -ldflags after -buildid= (quote a value that holds spaces, as go build wants). Templates ({{.Os}} {{.Arch}} {{.Variant}} and the rest)." example:"[-s, -w, \"-X main.version={{.Version}}\"]"`
 	BuildTags    []string `yaml:"tags" doc:"With go: build tags (-tags)." example:"[netgo]"`
 	URL          string   `yaml:"url" doc:"An http(s) URL to fetch the file from; cached by digest. Requires sha256." requires:"sha256"`
@@ -98,7 +103,7 @@ type SecretAllow struct {
 // Apt says where Debian packages come from.
 type Apt struct {
 	Sources  []AptSource       `yaml:"sources" doc:"Debian-style repositories (dists/ and pool/). A package found in several takes the highest version." required:"true"`
-	Keyring  string            `yaml:"keyring" doc:"A file of the build context, relative to the spec's directory, holding the ASCII-armored (or binary) OpenPGP public keys that must sign every InRelease. Debian's are in the debian-archive-keyring package (/usr/share/keyrings/debian-archive-keyring.gpg)." required:"true" example:"keys/debian-archive-keyring.gpg"`
+	Keyring  string            `yaml:"keyring" doc:"A file of the build context, relative to it (the spec's directory unless context: says otherwise), holding the ASCII-armored (or binary) OpenPGP public keys that must sign every InRelease. Debian's are in the debian-archive-keyring package (/usr/share/keyrings/debian-archive-keyring.gpg)." required:"true" example:"keys/debian-archive-keyring.gpg"`
 	Prefer   map[string]string `yaml:"prefer" doc:"For a virtual package with several providers, the one to take (virtual: provider), over the one apt would take. Without an entry, repro takes apt's choice (an Essential or more important provider first, then apt's own order), prints it and records it in the lock."`
 	Exclude  []string          `yaml:"exclude" doc:"Packages never to install, though something depends on them: the closure leaves them out, warns, names what depended on them, and the lock and the SBOM record it. For a dependency the image does without (ca-certificates' openssl and debconf)." example:"[debconf]"`
 	Timezone string            `yaml:"timezone" doc:"The time zone for /etc/localtime and /etc/timezone, which tzdata's postinst would ask for: a zone of /usr/share/zoneinfo (tzdata must be installed), like Etc/UTC or Europe/Berlin. Without it there is no /etc/localtime (programs then use UTC)." example:"Etc/UTC"`

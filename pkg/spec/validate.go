@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -66,6 +67,7 @@ func (v *validator) validate() {
 			v.errorf("base", "%q: a base reference has no spaces; write host/repo:tag@sha256:…, oci:DIR@sha256:…, oci-archive:FILE or scratch", s.Base)
 		}
 	}
+	v.context()
 	if len(s.Platforms) == 0 {
 		s.Platforms = []Platform{{OS: "linux", Arch: "amd64"}}
 	}
@@ -297,6 +299,35 @@ func (v *validator) content(c *Content, f string) {
 	}
 }
 
+// context checks context: and points Dir at it: the spec's directory or
+// one of its parents, named by .. segments only, so that the spec stays
+// inside its build context (verify copies the context and finds the spec
+// in the copy; git reads the spec as a file of the context).
+func (v *validator) context() {
+	s := v.s
+	c := s.Context
+	if _, given := s.pos["context"]; !given || c == "." {
+		return
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(c, "/"), "/") {
+		if seg != ".." {
+			v.errorf("context", "%q: the context is the spec's directory or one of its parents, written as .. segments (.., ../..); move the spec under the directory it builds from", c)
+			return
+		}
+	}
+	s.Dir = filepath.Join(s.SpecDir, filepath.FromSlash(c))
+}
+
+// SpecPath is the spec file's path relative to the build context,
+// slash-separated: its base name unless context: names a parent.
+func (s *Spec) SpecPath() string {
+	rel, err := filepath.Rel(s.Dir, s.SpecDir)
+	if err != nil || s.SpecDir == "" {
+		rel = "."
+	}
+	return path.Join(filepath.ToSlash(rel), filepath.Base(s.File))
+}
+
 var buildTagRE = regexp.MustCompile(`^[A-Za-z0-9_.]+$`)
 
 // goEntry checks a go: entry: a package directory of the context, build
@@ -315,7 +346,7 @@ func (v *validator) goEntry(c *Content, f string) {
 	default:
 		clean := path.Clean(pkg)
 		if clean == ".." || strings.HasPrefix(clean, "../") {
-			v.errorf(f+".go", "%q leaves the build context (the spec's directory); move the spec up to the module, or name a package inside it", pkg)
+			v.errorf(f+".go", "%q leaves the build context (the spec's directory, or the parent context: names); set context: to the directory holding the module (context: ../..), or name a package inside it", pkg)
 		}
 	}
 	for i, tag := range c.BuildTags {

@@ -88,7 +88,7 @@ func Check(ctx context.Context, first *build.Built, req build.Request, opts Chec
 		return nil, fault.Op(fmt.Errorf("copying the context: %w", err))
 	}
 	second := req
-	second.File = filepath.Join(copyDir, filepath.Base(first.Spec.File))
+	second.File = filepath.Join(copyDir, filepath.FromSlash(first.Spec.SpecPath()))
 	second.Values = &first.Values
 	second.Epoch = &first.Epoch
 	second.Format = first.Format

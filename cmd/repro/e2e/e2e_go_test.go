@@ -295,3 +295,66 @@ func TestE2EGoToolchain(t *testing.T) {
 		t.Errorf("pinned %s: %s with the system go, %s with it first on PATH", other, repinned, got)
 	}
 }
+
+// TestE2EGoContext: a spec below the module's root (deploy/img/repro.yaml)
+// builds the module's main package with context: ../.., the way
+// specs/repro builds repro. Without context: the go: entry is refused
+// (exit 2) with the fix; with it, the build, its --check rebuild from a
+// perturbed copy of the context, and repro verify from a fresh clone all
+// find the spec inside the context, and the lock stays beside the spec.
+func TestE2EGoContext(t *testing.T) {
+	origin := goRepo(t)
+	spec := filepath.Join(origin, "deploy", "img", "repro.yaml")
+	if err := os.MkdirAll(filepath.Dir(spec), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := `name: hello
+epoch: git
+layers:
+  - name: app
+    contents:
+      - path: /app/hello
+        go: ./cmd/hello
+        ldflags: ["-X main.version={{.Version}}"]
+      - path: /app/go.mod
+        source: go.mod
+        mode: "0755"
+config:
+  entrypoint: [/app/hello]
+`
+	noSource := strings.Replace(body, "      - path: /app/go.mod\n        source: go.mod\n        mode: \"0755\"\n", "", 1)
+	if err := os.WriteFile(spec, []byte("version: 1\n"+noSource), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := invocation{dir: origin}.run(t, "build", "-q", "--allow-unpinned", "-f", "deploy/img/repro.yaml", "-o", "oci:"+filepath.Join(t.TempDir(), "x"))
+	if r.code != 2 || !strings.Contains(r.stderr, "deploy/img/repro.yaml:8:") || !strings.Contains(r.stderr, "./cmd/hello does not exist in the build context") || !strings.Contains(r.stderr, "set context: to the parent directory") {
+		t.Fatalf("a go: entry above the spec's directory without context: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := os.WriteFile(spec, []byte("version: 1\ncontext: ../..\n"+body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r = repro(t, origin, "lock", "-f", "deploy/img/repro.yaml"); r.code != 0 {
+		t.Fatalf("repro lock: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(origin, "deploy", "img", "repro.lock.json")); err != nil {
+		t.Fatalf("the lock is not beside the spec: %v", err)
+	}
+	git(t, origin, "add", "-A")
+	git(t, origin, "commit", "-q", "-m", "deploy")
+
+	tmp := t.TempDir()
+	a := goClone(t, origin, filepath.Join(tmp, "a"))
+	out := filepath.Join(tmp, "out")
+	ra := invocation{dir: a}.run(t, "build", "--check", "--locked", "-q", "-f", "deploy/img/repro.yaml", "-o", "oci:"+out+":v")
+	if ra.code != 0 {
+		t.Fatalf("build --check: exit %d\n%s", ra.code, ra.stderr)
+	}
+	if got := string(goLayerFile(t, out, "v", "app/go.mod")); !strings.HasPrefix(got, "module example.com/hello") {
+		t.Errorf("/app/go.mod (source: go.mod, relative to the context) holds %q", got)
+	}
+	c := goClone(t, origin, filepath.Join(tmp, "fresh"))
+	rv := invocation{dir: filepath.Join(c, "deploy")}.run(t, "verify", "-f", "img/repro.yaml", "--against", "oci:"+out+":v")
+	if rv.code != 0 {
+		t.Errorf("verify from a fresh clone: exit %d\n%s\n%s", rv.code, rv.stdout, rv.stderr)
+	}
+}
