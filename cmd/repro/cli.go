@@ -23,6 +23,8 @@ import (
 	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imagetest"
+	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/output"
 	"github.com/reprobuild/repro/pkg/rootfs"
 	"github.com/reprobuild/repro/pkg/spec"
@@ -300,6 +302,7 @@ func report(g *globals, c *command, err error) int {
 // flagWording names the flag behind a library's sentinel error: a prefix
 // for the message, or a hint that follows it. Libraries name no flags.
 func flagWording(err error) (prefix, hint string) {
+	var moved *lock.MovedError
 	switch {
 	case errors.Is(err, build.ErrNotLocked):
 		return "--locked: ", ""
@@ -311,6 +314,10 @@ func flagWording(err error) (prefix, hint string) {
 		return "", "run once without --offline"
 	case errors.Is(err, output.ErrOnePlatform):
 		return "", "narrow the build with --platform, or use oci: or oci-archive: for an index"
+	case errors.Is(err, imagetest.ErrNoPodman):
+		return "", "give --podman"
+	case errors.As(err, &moved):
+		return "", "run repro lock --update -f " + moved.Spec + " to move to what it holds now"
 	case errors.Is(err, build.ErrUnpinned):
 		return "", "or pass --allow-unpinned to resolve the tag now (the build is then not reproducible)"
 	}

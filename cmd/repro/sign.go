@@ -213,7 +213,16 @@ func (f *signingFlags) signer(ctx context.Context) (*sign.Signer, error) {
 	if b, err := os.ReadFile(tok); err == nil {
 		tok = strings.TrimSpace(string(b))
 	}
-	return sign.NewKeylessSigner(ctx, sign.KeylessOptions{FulcioURL: f.fulcioURL, RekorURL: f.rekorURL, IdentityToken: tok, UserAgent: "repro/" + version})
+	s, err := sign.NewKeylessSigner(ctx, sign.KeylessOptions{FulcioURL: f.fulcioURL, RekorURL: f.rekorURL, IdentityToken: tok, UserAgent: "repro/" + version})
+	var bad *sign.URLError
+	switch {
+	case errors.Is(err, sign.ErrNoIdentityToken):
+		return nil, fault.Bad(fmt.Errorf("%w (--identity-token, or $SIGSTORE_ID_TOKEN)", err))
+	case errors.As(err, &bad):
+		flag := map[string]string{"FulcioURL": "--fulcio-url", "RekorURL": "--rekor-url"}[bad.Option]
+		return nil, fault.Bad(fmt.Errorf("%s: %w", flag, bad.Err))
+	}
+	return s, err
 }
 
 // loadSigningKey reads the private key at path, decrypted with

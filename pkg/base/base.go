@@ -120,7 +120,7 @@ func (r *Resolver) Resolve(ctx context.Context, ref Ref) (Pin, error) {
 		digest = h
 	} else {
 		if r.cache.IsOffline() {
-			return Pin{}, fault.Op(fmt.Errorf("--offline: %s names a tag, and resolving a tag needs the registry; pin it with repro lock or @sha256:…", ref.Raw))
+			return Pin{}, fault.Op(fmt.Errorf("%s names a tag, and resolving a tag needs the registry (%w); pin it with repro lock or @sha256:…", ref.Raw, cache.ErrOffline))
 		}
 		d, err := remote.Head(ref.ref.Name, r.opts(ctx)...)
 		if err != nil {
@@ -364,7 +364,7 @@ func (r *Resolver) openLocal(ctx context.Context, ref Ref, md v1.Hash, platform 
 	if a.Index != nil {
 		img, err = a.Index.Image(md)
 		if err != nil {
-			return nil, fault.Op(fmt.Errorf("base %s has no manifest %s, which the pin names (%v); if the base was rebuilt on purpose, run repro lock --update", ref.Raw, md, err))
+			return nil, fault.Op(fmt.Errorf("base %s has no manifest %s, which the pin names (%v): %w", ref.Raw, md, err, ErrPinMismatch))
 		}
 	} else {
 		img = a.Image
@@ -375,7 +375,7 @@ func (r *Resolver) openLocal(ctx context.Context, ref Ref, md v1.Hash, platform 
 			return nil, fault.Op(fmt.Errorf("base %s: %w", ref.Raw, err))
 		}
 		if got != md {
-			return nil, fault.Op(fmt.Errorf("base %s now holds %s, but the pin is %s; if the base was rebuilt on purpose, run repro lock --update", ref.Raw, got, md))
+			return nil, fault.Op(fmt.Errorf("base %s now holds %s, but the pin is %s: %w", ref.Raw, got, md, ErrPinMismatch))
 		}
 	}
 	m, err := img.Manifest()

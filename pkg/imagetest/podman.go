@@ -64,10 +64,13 @@ func nameSafe(p string) bool {
 	return filepath.IsAbs(p)
 }
 
+// ErrNoPodman: a test needs podman and Podman.Command is empty.
+var ErrNoPodman = errors.New("no podman command line")
+
 // start stages img as an OCI layout and pulls it into podman's storage.
 func (p *Podman) start(ctx context.Context, img v1.Image, cfg *v1.ConfigFile, log *slog.Logger) (*session, error) {
 	if len(p.Command) == 0 {
-		return nil, fault.Bad(errors.New("no podman command line; give --podman"))
+		return nil, fault.Bad(ErrNoPodman)
 	}
 	tmp := p.TempDir
 	if tmp == "" {

@@ -264,12 +264,26 @@ func resolveApt(ctx context.Context, s *spec.Spec, old, f *File, update bool, r 
 	return changes, nil
 }
 
+// MovedError is a repository that has changed since the lock pinned its
+// InRelease: the lock must be updated (repro lock --update) to build from
+// what it holds now. Spec is the spec file whose lock it is.
+type MovedError struct {
+	Spec string
+	Err  error
+}
+
+func (e *MovedError) Error() string {
+	return e.Err.Error() + "\nthe repository has changed since the lock was written"
+}
+
+func (e *MovedError) Unwrap() error { return e.Err }
+
 // aptFetchError explains a failure to read the indexes. A pinned InRelease
 // that no longer matches means the repository moved on.
 func aptFetchError(s *spec.Spec, err error, pinned bool) error {
 	var mm *cache.MismatchError
 	if pinned && errors.As(err, &mm) {
-		return fault.Op(fmt.Errorf("%w\nthe repository has changed since the lock was written; run repro lock --update -f %s to move to what it holds now", err, s.File))
+		return fault.Op(&MovedError{Spec: s.File, Err: err})
 	}
 	if msg := err.Error(); strings.Contains(msg, "apt.keyring") || strings.HasPrefix(msg, "apt keyring") {
 		return &located{at: s.ErrorAt("apt.keyring", "%v", err), err: err}

@@ -174,8 +174,9 @@ func TestLockAptPinsAndUpdates(t *testing.T) {
 	fresh := &aptEnv{repo: e.repo, key: e.key, dir: e.dir, c: cache.New(t.TempDir())}
 	fresh.r = base.NewResolver(fresh.c, nil)
 	_, _, err := lock.Resolve(ctx, s, f, false, fresh.r, fresh.c, nil)
-	if err == nil || fault.KindOf(err) != fault.Operational || !strings.Contains(err.Error(), "run repro lock --update") {
-		t.Errorf("plain lock on a moved repository with an empty cache: %v (kind %v); want an operational error that says run repro lock --update", err, fault.KindOf(err))
+	var moved *lock.MovedError
+	if !errors.As(err, &moved) || fault.KindOf(err) != fault.Operational || moved.Spec != s.File || !strings.Contains(err.Error(), "the repository has changed since the lock was written") {
+		t.Errorf("plain lock on a moved repository with an empty cache: %v (kind %v); want an operational lock.MovedError naming %s", err, fault.KindOf(err), s.File)
 	}
 
 	// --update moves, and says what moved.

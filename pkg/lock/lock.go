@@ -333,13 +333,13 @@ func (f *File) BasePin(ref string) (Base, bool) {
 func (b Base) Pin() (base.Pin, error) {
 	d, err := v1.NewHash(b.Digest)
 	if err != nil {
-		return base.Pin{}, fault.Bad(fmt.Errorf("lock: base digest %q: %v; run repro lock --update", b.Digest, err))
+		return base.Pin{}, fault.Bad(fmt.Errorf("lock: base digest %q: %v (%w)", b.Digest, err, base.ErrPinMismatch))
 	}
 	p := base.Pin{Digest: d, MediaType: types.MediaType(b.MediaType), Platforms: map[string]v1.Hash{}}
 	for k, v := range b.Platforms {
 		h, err := v1.NewHash(v)
 		if err != nil {
-			return base.Pin{}, fault.Bad(fmt.Errorf("lock: %s digest %q: %v; run repro lock --update", k, v, err))
+			return base.Pin{}, fault.Bad(fmt.Errorf("lock: %s digest %q: %v (%w)", k, v, err, base.ErrPinMismatch))
 		}
 		p.Platforms[k] = h
 	}

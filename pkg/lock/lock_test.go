@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -451,7 +452,7 @@ func TestLockReadErrors(t *testing.T) {
 		}
 	}
 	bad := lock.Base{Digest: "sha256:nothex"}
-	if _, err := bad.Pin(); err == nil || fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "repro lock --update") {
+	if _, err := bad.Pin(); err == nil || fault.KindOf(err) != fault.BadInput || !errors.Is(err, base.ErrPinMismatch) {
 		t.Errorf("Pin of a bad digest: %v", err)
 	}
 }

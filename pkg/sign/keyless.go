@@ -40,6 +40,21 @@ type KeylessOptions struct {
 	UserAgent     string
 }
 
+// ErrNoIdentityToken: keyless signing was asked for with no
+// KeylessOptions.IdentityToken.
+var ErrNoIdentityToken = errors.New("keyless signing needs an OIDC identity token")
+
+// URLError is a KeylessOptions URL (Option: FulcioURL or RekorURL) that
+// does not parse.
+type URLError struct {
+	Option string
+	Err    error
+}
+
+func (e *URLError) Error() string { return e.Option + ": " + e.Err.Error() }
+
+func (e *URLError) Unwrap() error { return e.Err }
+
 // NewKeylessSigner makes an ephemeral ECDSA P-256 key, asks Fulcio for a
 // certificate of it for the token's identity, and returns a signer that
 // uploads every signature and attestation to Rekor and attaches the
@@ -52,7 +67,7 @@ type KeylessOptions struct {
 // TUF) is not part of repro: use cosign verify --certificate-identity.
 func NewKeylessSigner(ctx context.Context, o KeylessOptions) (*Signer, error) {
 	if o.IdentityToken == "" {
-		return nil, fault.Bad(errors.New("keyless signing needs an OIDC identity token (--identity-token)"))
+		return nil, fault.Bad(ErrNoIdentityToken)
 	}
 	if o.FulcioURL == "" {
 		o.FulcioURL = PublicFulcioURL
@@ -83,7 +98,7 @@ func NewKeylessSigner(ctx context.Context, o KeylessOptions) (*Signer, error) {
 	}
 	fu, err := url.Parse(o.FulcioURL)
 	if err != nil {
-		return nil, fault.Bad(fmt.Errorf("--fulcio-url: %w", err))
+		return nil, fault.Bad(&URLError{Option: "FulcioURL", Err: err})
 	}
 	var fopts []api.ClientOption
 	if o.UserAgent != "" {
@@ -102,7 +117,7 @@ func NewKeylessSigner(ctx context.Context, o KeylessOptions) (*Signer, error) {
 	}
 	rc, err := rekorclient.GetRekorClient(o.RekorURL, ropts...)
 	if err != nil {
-		return nil, fault.Bad(fmt.Errorf("--rekor-url: %w", err))
+		return nil, fault.Bad(&URLError{Option: "RekorURL", Err: err})
 	}
 	return &Signer{sv: sv, pub: pubPEM, alg: "ecdsa", cert: resp.CertPEM, chain: resp.ChainPEM, rekor: rc}, nil
 }

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"testing"
+
+	"github.com/reprobuild/repro/pkg/cache"
+	"github.com/reprobuild/repro/pkg/imagetest"
+	"github.com/reprobuild/repro/pkg/lock"
+)
+
+// TestFlagWording checks that cmd names the flag behind each library
+// sentinel: the libraries name none (internal/depcheck
+// TestLibrariesNameNoFlags).
+func TestFlagWording(t *testing.T) {
+	for _, c := range []struct {
+		err          error
+		prefix, hint string
+	}{
+		{fmt.Errorf("base: %w", cache.ErrOffline), "", "run once without --offline"},
+		{fmt.Errorf("test: %w", imagetest.ErrNoPodman), "", "give --podman"},
+		{fmt.Errorf("apt: %w", &lock.MovedError{Spec: "app/repro.yaml", Err: errors.New("InRelease mismatch")}), "", "run repro lock --update -f app/repro.yaml to move to what it holds now"},
+		{&url.Error{Op: "parse", URL: "x", Err: errors.New("bad")}, "", ""},
+	} {
+		prefix, hint := flagWording(c.err)
+		if prefix != c.prefix || hint != c.hint {
+			t.Errorf("flagWording(%v) = %q, %q; want %q, %q", c.err, prefix, hint, c.prefix, c.hint)
+		}
+	}
+}
