@@ -69,9 +69,10 @@ fuzz: ## run the fuzz targets briefly (FUZZ_N scales the execution counts)
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckLayer$$' -fuzztime $$((10000 * $(FUZZ_N)))x ./pkg/base
 	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $$((20000 * $(FUZZ_N)))x ./pkg/base
 
-bench: build ## go benchmarks, repro against umoci and tar+gzip on Go's src tree, the fleet, and a two-platform go: build against ko
+bench: build ## go benchmarks, repro against umoci and tar+gzip on Go's src tree, the fleet, a two-platform go: build against ko, and what a second push sends in formats 1 and 2
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/layer ./pkg/compress ./pkg/build
 	.ci/bench
 	.ci/bench-fleet
 	.ci/bench-cache
 	.ci/bench-go
+	.ci/bench-push

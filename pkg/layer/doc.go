@@ -38,7 +38,10 @@
 //     .debs, clamped to B; each file keeps its .deb's mtime, clamped the
 //     same way. What repro writes there itself (dpkg status.d, md5sums,
 //     usrmerge links, parent directories) gets the layer's epoch. So a
-//     layer changes only when its packages do, whatever the commit.
+//     layer changes only when its packages do, whatever the commit, as
+//     long as B is not older than the packages' files (a HEAD committed
+//     after the lock that pinned them is not; an epoch: of seconds older
+//     than them clamps them all to it, which is constant too).
 //   - A context layer without epoch: git gets B (a number the spec or the
 //     environment chose: changing it re-stamps every context layer, on
 //     purpose).
