@@ -63,7 +63,7 @@ func ReadGitTimes(ctx context.Context, s *spec.Spec, info vcs.Info, log *slog.Lo
 	if g.committed, err = vcs.Committed(ctx, s.Dir); err != nil {
 		return nil, fault.Op(err)
 	}
-	if g.blame, err = vcs.Blame(ctx, s.Dir, filepath.Base(s.File)); err != nil {
+	if g.blame, err = vcs.Blame(ctx, s.SpecDir, filepath.Base(s.File)); err != nil {
 		return nil, fault.Op(err)
 	}
 	return g, nil

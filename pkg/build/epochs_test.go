@@ -306,3 +306,25 @@ func TestLayerEpochsOneCommitOneLayer(t *testing.T) {
 		t.Errorf("the package layer's epoch comes from its .debs, not git: %v", in.LayerEpochs)
 	}
 }
+
+// TestLayerEpochsContextAbove: with context: .., sources are read from
+// the parent's history and the spec's lines from the spec's own file.
+func TestLayerEpochsContextAbove(t *testing.T) {
+	testtool.Require(t, "git")
+	r := &gitRepo{t: t, dir: t.TempDir()}
+	r.git(0, "init", "-q", "-b", "main")
+	text := "version: 1\nname: app\nepoch: git\ncontext: ..\nlayers:\n  - name: app\n    contents:\n      - {path: /srv, source: app}\n  - name: etc\n    contents:\n      - {path: /etc/motd, content: \"hi\\n\"}\n"
+	r.write("specs/repro.yaml", text)
+	r.write("app/index.html", "one\n")
+	r.commit(1700000000)
+	r.write("app/index.html", "two\n")
+	r.commit(1700000100)
+	r.write("specs/repro.yaml", strings.Replace(text, `"hi\n"`, `"hello\n"`, 1))
+	r.commit(1700000200)
+	r.write("specs/repro.yaml", strings.Replace(text, `"hi\n"`, `"hello\n"`, 1)+"config: {cmd: [x]}\n")
+	r.commit(1700000300)
+	b := buildAt(t, filepath.Join(r.dir, "specs", "repro.yaml"), cache.New(t.TempDir()), nil)
+	if want := "1700000100 1700000200"; strings.Join(b.mtimes, " ") != want {
+		t.Errorf("mtimes by layer %v, want %s", b.mtimes, want)
+	}
+}
