@@ -111,11 +111,14 @@ type shapeFlags struct {
 	// layerCache: the command uses the layer cache (build does, unless
 	// --no-cache or --check; verify never does).
 	layerCache, noCache bool
+	// cacheRepo and cacheMode: the shared layer cache in a registry.
+	cacheRepo, cacheMode string
 	// layers are the layers' fates, for --json.
 	layers []layerResult
 }
 
-// layerResult is one layer's fate in a build: built, or cached.
+// layerResult is one layer's fate in a build: built, cached, or from
+// cache-repo.
 type layerResult struct {
 	Layer    string `json:"layer"`
 	Platform string `json:"platform"`
@@ -137,6 +140,8 @@ func (f *shapeFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.scanBase, "scan-base", false, "also run the secret guard over the base's layers: a report on stderr, never a failure")
 	if f.layerCache {
 		fs.BoolVar(&f.noCache, "no-cache", false, "build every layer cold: neither read nor write the layer cache (DIR/layers of --cache-dir)")
+		fs.StringVar(&f.cacheRepo, "cache-repo", "", "also look layers up in the shared layer cache in registry repository `HOST/REPO` (one entry per key, tagged by it; every hit's bytes are checked)")
+		fs.StringVar(&f.cacheMode, "cache-mode", "read", "with --cache-repo: read, or readwrite to store the layers it lacks there (first write wins; main-branch builds write, pull requests read)")
 	}
 	fs.StringVar(&f.requestFile, "request", "", "a serialised build request `FILE` (internal)")
 	fs.MarkHidden("request")
@@ -215,8 +220,36 @@ func (f *shapeFlags) request(ctx context.Context, g *globals, work string) (buil
 			return req, fault.Op(fmt.Errorf("the layer cache needs this program's build ID: %w; build with --no-cache", err))
 		}
 		req.Layers = layercache.Open(filepath.Join(c.Dir(), "layers"), time.Now, id)
+		if req.Shared, err = f.shared(ctx); err != nil {
+			return req, err
+		}
 	}
 	return req, nil
+}
+
+// shared is the shared layer cache that --cache-repo and --cache-mode
+// name, or nil.
+func (f *shapeFlags) shared(ctx context.Context) (*layercache.Shared, error) {
+	if f.cacheMode != "read" && f.cacheMode != "readwrite" {
+		return nil, fault.Bad(fmt.Errorf("--cache-mode %q: say read or readwrite", f.cacheMode))
+	}
+	if f.cacheRepo == "" {
+		return nil, nil
+	}
+	if f.offline {
+		return nil, fault.Bad(errors.New("--cache-repo reads a registry, and --offline fetches nothing: drop one of them"))
+	}
+	var opts []name.Option
+	for _, h := range f.insecure {
+		if strings.HasPrefix(f.cacheRepo, h+"/") {
+			opts = append(opts, name.Insecure)
+		}
+	}
+	r, err := name.NewRepository(f.cacheRepo, append(opts, name.StrictValidation)...)
+	if err != nil {
+		return nil, fault.Bad(fmt.Errorf("--cache-repo %s: %w; name a repository, HOST/REPO, with no tag", f.cacheRepo, err))
+	}
+	return &layercache.Shared{Repo: r, Write: f.cacheMode == "readwrite", Options: remoteOptions(ctx), Now: time.Now}, nil
 }
 
 // build builds the spec into work, which the caller removes, drawing the
@@ -278,7 +311,7 @@ type buildResult struct {
 	Manifests     []manifestResult `json:"manifests"`
 	Outputs       []string         `json:"outputs"`
 	Tags          []string         `json:"tags"`
-	// Layers are the built layers' fates (built or cached), in the order
+	// Layers are the built layers' fates (built, cached or from cache-repo), in the order
 	// they finished.
 	Layers []layerResult `json:"layers,omitempty"`
 	// PushedByDigest is the image build --push-by-digest pushed

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -54,6 +56,9 @@ type Options struct {
 	// Layers is the layer cache; nil builds every layer cold (verify and
 	// build --check leave it nil: their proofs must rebuild).
 	Layers *layercache.Store
+	// Shared is the shared layer cache in a registry (--cache-repo),
+	// with Layers: a layer the local store lacks is looked up there.
+	Shared *layercache.Shared
 	// Base is the spec's base, pinned; nil for scratch.
 	Base *Base
 	// Lock pins the .debs of layers with packages; a layer that it does
@@ -133,7 +138,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{s: s, opts: opts, srcDir: bctx, shared: map[int]*layer.File{}, sharedEpoch: map[int]int64{}, epochs: LayerEpochs{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}, bases: map[string]map[string]*base.File{}}
+	b := &builder{s: s, opts: opts, srcDir: bctx, shared: map[int]*layer.File{}, sharedEpoch: map[int]int64{}, epochs: LayerEpochs{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}, bases: map[string]map[string]*base.File{}, mounts: map[string]name.Digest{}}
 	if err := checkSources(s, bctx, plats, opts.Values); err != nil {
 		return nil, err
 	}
@@ -222,6 +227,9 @@ type builder struct {
 	goProgs []GoProgram
 	// stat is the context's stat cache, with Options.Layers.
 	stat *layercache.StatCache
+	// mounts are the layers fetched from the shared cache, by digest:
+	// a push to its registry mounts them from there.
+	mounts map[string]name.Digest
 	// sharedEpoch is the epoch of each layer in shared.
 	sharedEpoch map[int]int64
 	// epochs are the layer epochs that git gave (gitEpochs), as used;
@@ -313,6 +321,11 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 		}
 	}
 	for _, l := range layers {
+		d, _ := l.Digest()
+		if ref, ok := b.mounts[d.String()]; ok {
+			all = append(all, &remote.MountableLayer{Layer: l, Reference: ref})
+			continue
+		}
 		all = append(all, l)
 	}
 	return newImage(cfg, all, ann)

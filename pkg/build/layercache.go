@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/layer"
@@ -23,7 +25,57 @@ import (
 const (
 	LayerBuilt  = "built"
 	LayerCached = "cached"
+	// LayerShared: fetched from the shared cache (--cache-repo), checked.
+	LayerShared = "from cache-repo"
 )
+
+// lookup finds the layer of key k: in the local store, else in the
+// shared cache (fetched into the local store, its bytes checked). The
+// status says where it was found.
+func (b *builder) lookup(ctx context.Context, k layercache.Key, name string, p spec.Platform) (*layercache.Layer, string) {
+	st := b.opts.Layers
+	hit, err := st.Get(k)
+	var ce *layercache.CorruptError
+	switch {
+	case errors.As(err, &ce):
+		b.opts.Log.Warn(ce.Error(), "layer", name, "platform", p.String())
+	case err != nil:
+		b.opts.Log.Warn("layer cache unreadable; building the layer", "layer", name, "err", err)
+	}
+	if hit != nil || b.opts.Shared == nil {
+		return hit, LayerCached
+	}
+	hit, ref, err := b.opts.Shared.Get(ctx, k, st)
+	var se *layercache.SharedError
+	switch {
+	case errors.As(err, &se):
+		b.opts.Log.Warn(se.Error(), "layer", name, "platform", p.String())
+	case err != nil:
+		b.opts.Log.Warn("the cache-repo could not be read; building the layer", "layer", name, "repo", b.opts.Shared.Repo.String(), "err", err)
+	}
+	if hit == nil {
+		return nil, ""
+	}
+	d, _ := hit.Digest()
+	b.mounts[d.String()] = ref
+	return hit, LayerShared
+}
+
+// share writes the layer of key k to the shared cache, when it is
+// readwrite and lacks it.
+func (b *builder) share(ctx context.Context, k layercache.Key, l v1.Layer, extra []byte, name string) {
+	sh := b.opts.Shared
+	if sh == nil || !sh.Write {
+		return
+	}
+	wrote, err := sh.Put(ctx, k, l, extra)
+	switch {
+	case err != nil:
+		b.opts.Log.Warn("could not write the layer to the cache-repo", "layer", name, "repo", sh.Repo.String(), "err", err)
+	case wrote:
+		b.opts.Log.Info("layer written to the cache-repo", "layer", name, "repo", sh.Repo.String(), "key", k.String())
+	}
+}
 
 // writeCached is layer.Write through the layer cache: a hit is linked
 // into the work dir and used as it is; a miss is written, its files
@@ -47,14 +99,7 @@ func (b *builder) writeCached(ctx context.Context, layerName, name string, p spe
 		}
 		return l, err
 	}
-	hit, err := st.Get(k)
-	var ce *layercache.CorruptError
-	switch {
-	case errors.As(err, &ce):
-		b.opts.Log.Warn(ce.Error(), "layer", name, "platform", p.String())
-	case err != nil:
-		b.opts.Log.Warn("layer cache unreadable; building the layer", "layer", name, "err", err)
-	}
+	hit, status := b.lookup(ctx, k, name, p)
 	if hit != nil {
 		var raws []secrets.Raw
 		l, err := b.linkHit(hit, lo.Compression)
@@ -65,8 +110,9 @@ func (b *builder) writeCached(ctx context.Context, layerName, name string, p spe
 			// The guard judges the layer's findings as if it had read
 			// the files again.
 			b.guard.Replay(layerName, raws)
-			b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String())
-			b.layerDone(name, p, LayerCached)
+			b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String(), "from", status)
+			b.layerDone(name, p, status)
+			b.share(ctx, k, l, hit.Extra(), name)
 			return l, nil
 		}
 		b.opts.Log.Warn("layer cache entry unusable; building the layer", "layer", name, "err", err)
@@ -89,6 +135,7 @@ func (b *builder) writeCached(ctx context.Context, layerName, name string, p spe
 	if _, err := st.Put(k, l, extra); err != nil {
 		b.opts.Log.Warn("could not store the layer in the layer cache", "layer", name, "err", err)
 	}
+	b.share(ctx, k, l, extra, name)
 	return l, nil
 }
 
@@ -238,6 +285,7 @@ func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p s
 	if _, err := st.Put(k, l, extra); err != nil {
 		b.opts.Log.Warn("could not store the layer in the layer cache", "layer", name, "err", err)
 	}
+	b.share(ctx, k, l, extra, name)
 	return l, epoch, nil
 }
 
@@ -245,14 +293,7 @@ func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p s
 // used, with the layer's epoch.
 func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layercache.Key, i int, layerName string, p spec.Platform, bi *base.Image, al *lock.AptLayer) (*layer.File, int64, bool, error) {
 	name := b.s.Layers[i].Name
-	hit, err := st.Get(k)
-	var ce *layercache.CorruptError
-	switch {
-	case errors.As(err, &ce):
-		b.opts.Log.Warn(ce.Error(), "layer", name, "platform", p.String())
-	case err != nil:
-		b.opts.Log.Warn("layer cache unreadable; building the layer", "layer", name, "err", err)
-	}
+	hit, status := b.lookup(ctx, k, name, p)
 	if hit == nil {
 		return nil, 0, false, nil
 	}
@@ -280,8 +321,9 @@ func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layerc
 	}
 	b.warnRemovals(i, entries)
 	b.guard.Replay(layerName, x.Raws)
-	b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String())
-	b.layerDone(name, p, LayerCached)
+	b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String(), "from", status)
+	b.layerDone(name, p, status)
+	b.share(ctx, k, l, hit.Extra(), name)
 	d, _ := l.Digest()
 	size, _ := l.Size()
 	b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())

@@ -124,6 +124,8 @@ type Request struct {
 	// Layers is the layer cache; nil (verify, build --check, and every
 	// caller that does not ask for it) builds every layer cold.
 	Layers *layercache.Store `json:"-"`
+	// Shared is the shared layer cache (--cache-repo), with Layers.
+	Shared *layercache.Shared `json:"-"`
 }
 
 // Built is a finished build, not yet written anywhere: the image or
@@ -208,6 +210,7 @@ func Run(ctx context.Context, req Request) (*Built, error) {
 		Progress:    req.Progress,
 		LayerDone:   req.LayerDone,
 		Layers:      req.Layers,
+		Shared:      req.Shared,
 		Platforms:   req.Platforms,
 		Values:      b.Values,
 		Compression: alg,

@@ -90,4 +90,21 @@
 // The entry's used file is touched on every hit: Prune removes entries
 // unused for longer than a maximum age, then the least recently used
 // until the store fits a maximum size.
+//
+// # The shared cache
+//
+// Shared is a layer cache in a registry repository (build --cache-repo),
+// looked up when the local store misses. An entry is one OCI image
+// manifest tagged by the key's hex: one layer, and a config whose labels
+// hold the key (LabelKey) and what Put was given to keep (LabelExtra),
+// and whose created time is when the entry was written. Entries are
+// immutable: Put writes a key's tag only when the repository has none
+// (first write wins; there is no mutable tag), and only a Shared with
+// Write (--cache-mode readwrite: the main branch's builds; pull requests
+// read) writes at all. Every hit is checked: the blob's bytes are hashed
+// as they stream, compressed and decompressed, and must be the digest,
+// diff ID and size the entry claims before the layer goes into the local
+// store and from there into an output. An entry that fails is a
+// *SharedError, for a warning; the layer is built. A layer taken from the
+// shared cache is mounted from there by a push to the same registry.
 package layercache

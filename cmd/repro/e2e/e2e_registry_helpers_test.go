@@ -38,6 +38,7 @@ import (
 type regServer struct {
 	host string // 127.0.0.1:PORT
 	log  *regLog
+	root string // its storage's root directory
 }
 
 // regLog collects the registry's output, access log included.
@@ -111,7 +112,7 @@ storage:
 			<-exited
 		})
 		if regWaitUp(host, exited) {
-			return &regServer{host: host, log: log}
+			return &regServer{host: host, log: log, root: root}
 		}
 		// The port was taken between Listen and serve, or the registry died.
 		if attempt == 4 {
