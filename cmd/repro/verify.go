@@ -42,7 +42,7 @@ Examples:
 		o.shape.register(fs)
 		fs.StringVar(&o.expect, "expect", "", "the digest the rebuild must have (`sha256:…`)")
 		fs.StringVar(&o.against, "against", "", "the image (`REF`) the rebuild must equal")
-		fs.StringVar(&o.key, "key", "", "also check REF's cosign signature and every attestation it carries with this public key `FILE`; its provenance then supplies the build's epoch, version, vars, platforms, compression and output format")
+		fs.StringVar(&o.key, "key", "", "also check REF's cosign signature and every attestation it carries with this public key `FILE`; its provenance then supplies the build's epoch, the layers' epochs (so that a shallow clone verifies a full clone's build), version, vars, platforms, compression and output format")
 		o.fs = fs
 		return o.run
 	},

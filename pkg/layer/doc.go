@@ -74,12 +74,13 @@
 // accounts, systemd) and platform, and the provenance records them
 // (internalParameters.layerEpochs). A rebuild that cannot ask git is
 // given them: build --check hands them to its rebuild in a copy without
-// .git, and repro verify takes them from the provenance, so a verify from
-// a shallow clone (or from no clone) of a build made in a full clone still
-// matches it. A verify from a full clone of a provenance that records
-// none (format 1, or no epoch: git) asks nobody: there is nothing to ask.
-// A rebuild given neither git nor the epochs warns, and every layer takes
-// B.
+// .git, and repro verify --key takes them from the provenance, so that a
+// verify from a shallow clone (or from no clone) of a build made in a
+// full clone still matches it. Without --key there is no provenance: a
+// verify asks git, which in a full clone at the same commit gives the
+// same epochs, and in a shallow one B for every layer (so it matches a
+// build made in a shallow clone, as CI's are). A rebuild given neither
+// git nor the epochs warns, and every layer takes B.
 //
 // What "touched" means, case by case (pkg/vcs reads it, in one pass over
 // git log --no-renames of the context):
