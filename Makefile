@@ -5,13 +5,20 @@ VERSION ?= $(shell git describe --tags --always --abbrev=12 2>/dev/null || echo 
 # The binary itself is built reproducibly.
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-buildid= -X main.version=$(VERSION)"
 
-.PHONY: help build example examples test lint generate check-generate check-ci-examples boot-test bench fuzz
+.PHONY: help build image example examples test lint generate check-generate check-ci-examples boot-test bench fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 build: ## build bin/repro
 	$(GOBUILD) -o bin/repro ./cmd/repro
+
+# repro's own image (specs/repro): the go: entry compiles ./cmd/repro per
+# platform, on Debian packages the lock pins by sha256. IMAGE_FLAGS=--offline
+# builds from the cache alone once the .debs are in it.
+IMAGE_FLAGS ?=
+image: build ## build repro's own image (specs/repro, linux/amd64 and linux/arm64) into out/repro (IMAGE_FLAGS=--offline: from the cache alone)
+	bin/repro build --locked $(IMAGE_FLAGS) -f specs/repro/repro.yaml -o oci:out/repro:latest
 
 example: build ## build the static-site example offline into out/static-site
 	bin/repro build --offline -f specs/examples/static-site/repro.yaml -o oci:out/static-site:latest

@@ -126,7 +126,7 @@ type layerResult struct {
 }
 
 func (f *shapeFlags) register(fs *pflag.FlagSet) {
-	fs.StringVarP(&f.file, "file", "f", "repro.yaml", "the spec `file`; its directory is the build context")
+	fs.StringVarP(&f.file, "file", "f", "repro.yaml", "the spec `file`; its directory is the build context, or the parent its context: names")
 	fs.StringSliceVar(&f.platforms, "platform", nil, "build only these of the spec's platforms (`os/arch[/variant]`, comma-separated)")
 	fs.StringArrayVar(&f.vars, "var", nil, "set a template variable (`key=value`, repeatable); overrides the spec's vars")
 	fs.StringVar(&f.version, "version", "", "the .Version template value (default: git describe, else 0.0.0)")

@@ -53,7 +53,7 @@ type Epoch struct {
 // exported fields that are plain data serialise as JSON (build --check
 // hands its rebuild one).
 type Request struct {
-	// File is the spec file; its directory is the build context, and the
+	// File is the spec file; its directory (or the parent its context: names) is the build context, and the
 	// lock file (repro.lock.json) is read beside it.
 	File string `json:"file"`
 	// SourceDateEpoch is $SOURCE_DATE_EPOCH, read by the caller; nil when

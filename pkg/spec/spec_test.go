@@ -147,16 +147,26 @@ func TestExamples(t *testing.T) {
 			}
 		}},
 	}
+	tests = append(tests, struct {
+		name  string
+		check func(t *testing.T, s *Spec)
+	}{"repro", func(t *testing.T, s *Spec) {
+		root, _ := filepath.Abs(filepath.Join("..", ".."))
+		if s.Dir != root || s.SpecPath() != "specs/repro/repro.yaml" || s.Layers[1].Contents[0].Go != "./cmd/repro" {
+			t.Errorf("specs/repro: context %s (want %s), spec %s, go %q", s.Dir, root, s.SpecPath(), s.Layers[1].Contents[0].Go)
+		}
+	}})
 	checks := map[string]func(t *testing.T, s *Spec){}
 	for _, tt := range tests {
 		checks[tt.name] = tt.check
 	}
-	// Every spec under specs/examples loads; the ones named above are also
-	// checked field by field.
+	// Every spec under specs/examples (and specs/repro) loads; the ones
+	// named above are also checked field by field.
 	files, err := filepath.Glob(filepath.Join("..", "..", "specs", "examples", "*", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	files = append(files, filepath.Join("..", "..", "specs", "repro", "repro.yaml"))
 	found := map[string]string{}
 	for _, file := range files {
 		s, err := Load(file, LoadOptions{})
@@ -179,8 +189,8 @@ func TestExamples(t *testing.T) {
 			if s.File != file {
 				t.Errorf("File = %q, want %q", s.File, file)
 			}
-			if want, _ := filepath.Abs(filepath.Dir(file)); s.Dir != want {
-				t.Errorf("Dir = %q, want %q", s.Dir, want)
+			if want, _ := filepath.Abs(filepath.Dir(file)); s.SpecDir != want || s.Context == "" && s.Dir != want {
+				t.Errorf("Dir = %q, SpecDir = %q, want %q", s.Dir, s.SpecDir, want)
 			}
 			tt.check(t, s)
 		})
