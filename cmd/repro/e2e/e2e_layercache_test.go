@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -135,5 +137,66 @@ func TestLayerCache(t *testing.T) {
 	}
 	if r := (invocation{dir: dir}).run(t, "cache", "prune", "--cache-dir", cache, "--max-age", "soon"); r.code != 2 {
 		t.Fatalf("a bad --max-age: exit %d", r.code)
+	}
+}
+
+// TestLayerCacheRace: several repro build processes sharing one
+// --cache-dir, cold and then warm, all succeed with one digest; the store
+// ends with one entry per layer, and a later build takes them all.
+func TestLayerCacheRace(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, cacheSpec+`  - name: more
+    contents:
+      - path: /more
+        source: more/
+`)
+	for _, d := range []string{"app", "more"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+		for i := 0; i < 50; i++ {
+			os.WriteFile(filepath.Join(dir, d, fmt.Sprintf("f%02d", i)), []byte(strings.Repeat(d, 1000*i)), 0o644)
+		}
+	}
+	cache := filepath.Join(t.TempDir(), "cache")
+	race := func() []result {
+		out := make([]result, 4)
+		var wg sync.WaitGroup
+		for i := range out {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out[i] = invocation{dir: dir}.run(t, "build", "--json", "--cache-dir", cache, "-o", "oci:"+filepath.Join(t.TempDir(), "out")+":t")
+			}()
+		}
+		wg.Wait()
+		return out
+	}
+	var digest string
+	for round, rs := range [][]result{race(), race()} {
+		for i, r := range rs {
+			var b cacheBuild
+			if r.code != 0 || json.Unmarshal([]byte(lastLine(r.stdout)), &b) != nil {
+				t.Fatalf("round %d, build %d: exit %d\n%s\n%s", round, i, r.code, r.stdout, r.stderr)
+			}
+			if digest == "" {
+				digest = b.Digest
+			}
+			if b.Digest != digest {
+				t.Errorf("round %d, build %d: digest %s, another %s", round, i, b.Digest, digest)
+			}
+			if s := statuses(b); round == 1 && s != "app=cached,more=cached" {
+				t.Errorf("round %d, build %d: %s", round, i, s)
+			}
+		}
+	}
+	des, err := os.ReadDir(filepath.Join(cache, "layers", "entries"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	if len(names) != 2 {
+		t.Errorf("the store holds %q, want two entries and no debris", names)
 	}
 }
