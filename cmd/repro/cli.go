@@ -22,6 +22,7 @@ import (
 	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/cache"
+	"github.com/reprobuild/repro/pkg/disk"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imagetest"
 	"github.com/reprobuild/repro/pkg/lock"
@@ -314,6 +315,10 @@ func flagWording(err error) (prefix, hint string) {
 		return "", "run once without --offline"
 	case errors.Is(err, output.ErrOnePlatform):
 		return "", "narrow the build with --platform, or use oci: or oci-archive: for an index"
+	case errors.Is(err, disk.ErrTooSmall):
+		return "", "raise --size"
+	case errors.Is(err, disk.ErrPackerLimit):
+		return "", "run as root, or use --fs ext4"
 	case errors.Is(err, imagetest.ErrNoPodman):
 		return "", "give --podman"
 	case errors.As(err, &moved):

@@ -121,6 +121,9 @@ func (o *diskOpts) run(ctx context.Context, args []string) error {
 	if o.out == "" {
 		return fault.Bad(errors.New("give the disk file with -o FILE"))
 	}
+	if o.cmdline != "" && !o.boot {
+		return fault.Bad(errors.New("--cmdline is for --boot disks; add --boot"))
+	}
 	size, err := disk.ParseSize(o.size)
 	if err != nil {
 		return err

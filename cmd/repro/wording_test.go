@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/reprobuild/repro/pkg/cache"
+	"github.com/reprobuild/repro/pkg/disk"
 	"github.com/reprobuild/repro/pkg/imagetest"
 	"github.com/reprobuild/repro/pkg/lock"
 )
@@ -21,6 +22,8 @@ func TestFlagWording(t *testing.T) {
 	}{
 		{fmt.Errorf("base: %w", cache.ErrOffline), "", "run once without --offline"},
 		{fmt.Errorf("test: %w", imagetest.ErrNoPodman), "", "give --podman"},
+		{fmt.Errorf("fits: %w", disk.ErrTooSmall), "", "raise --size"},
+		{fmt.Errorf("erofs: %w", disk.ErrPackerLimit), "", "run as root, or use --fs ext4"},
 		{fmt.Errorf("apt: %w", &lock.MovedError{Spec: "app/repro.yaml", Err: errors.New("InRelease mismatch")}), "", "run repro lock --update -f app/repro.yaml to move to what it holds now"},
 		{&url.Error{Op: "parse", URL: "x", Err: errors.New("bad")}, "", ""},
 	} {

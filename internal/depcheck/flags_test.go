@@ -16,16 +16,11 @@ import (
 // "a--b" or "---".
 var flagRE = regexp.MustCompile(`(^|[^-\w])--[a-z]`)
 
-// flagAllowed are the library files whose error messages still name a
-// command's flags (left to do: their packages gain sentinel errors that cmd
-// words, as cache.ErrOffline, build.ErrPlatform and output.ErrOnePlatform
-// did). Remove a file once it is clean; the test fails on a stale entry.
-var flagAllowed = map[string]bool{
-	"pkg/disk/boot.go":  true,
-	"pkg/disk/disk.go":  true,
-	"pkg/disk/fsalt.go": true,
-	"pkg/disk/tree.go":  true,
-}
+// flagAllowed are library files allowed to name a command's flags in
+// their errors. None is: a library returns a sentinel or typed error and
+// cmd/repro words it (cache.ErrOffline, build.ErrPlatform,
+// disk.ErrTooSmall, lock.MovedError, ...). The test fails on a stale entry.
+var flagAllowed = map[string]bool{}
 
 // TestLibrariesNameNoFlags checks that errors made in packages under pkg/
 // and internal/ (fmt.Errorf, errors.New) name no command-line flag: the

@@ -245,7 +245,7 @@ func FetchIndex(ctx context.Context, c *cache.Cache, cfg Config, opts FetchOptio
 						url = dists + path.Dir(name) + "/by-hash/SHA256/" + fd.SHA256
 					}
 					p, err := c.Fetch(ctx, url, fd.SHA256)
-					if err != nil && rel.AcquireByHash && isNotFound(err) {
+					if err != nil && rel.AcquireByHash && cache.IsNotFound(err) {
 						// A mirror that has not caught up with by-hash yet:
 						// apt falls back to the plain name, and so do we.
 						p, err = c.Fetch(ctx, dists+name, fd.SHA256)
@@ -386,15 +386,6 @@ func pickIndex(rel *Release, relComp, comp, arch string) (string, FileDigest, bo
 		}
 	}
 	return "", FileDigest{}, false
-}
-
-// isNotFound reports whether a fetch failed with HTTP 404 or 410.
-func isNotFound(err error) bool {
-	var se *cache.StatusError
-	if errors.As(err, &se) {
-		return se.Code == http.StatusNotFound || se.Code == http.StatusGone
-	}
-	return false
 }
 
 // readPackagesFile parses a Packages index file, decompressed by its name.

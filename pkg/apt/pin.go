@@ -125,7 +125,7 @@ func FetchPinned(ctx context.Context, c *cache.Cache, pins []Pin, opts ...FetchO
 			return nil, fault.Bad(fmt.Errorf("the lock pins %s with sha256 %q, which is not 64 hex digits", pin.Name, pin.SHA256))
 		}
 		p, err := c.Fetch(ctx, pin.URL(), pin.SHA256)
-		if err != nil && o.snapshot != nil && isNotFound(err) {
+		if err != nil && o.snapshot != nil && cache.IsNotFound(err) {
 			alt := o.snapshot.URLFor(pin)
 			if o.log != nil {
 				o.log.Info("the source no longer has the pinned .deb; fetching it from the snapshot", "package", pin.Name+"="+pin.Version, "url", alt)

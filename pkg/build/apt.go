@@ -103,7 +103,7 @@ func (b *builder) packageEntries(ctx context.Context, i int, p spec.Platform, bi
 		switch {
 		case errors.As(err, &mm):
 			hint = "; a .deb never changes under its file name, so the repository (or something between it and you) serves a file other than the one locked: nothing was written"
-		case strings.Contains(err.Error(), "404"):
+		case cache.IsNotFound(err):
 			hint = "; the repository no longer has this version (Debian mirrors keep only the current ones): run repro lock --update to move on, or set apt.snapshot (snapshot.debian.org) so that the build fetches it from there"
 		}
 		return nil, nil, &locatedError{msg: s.ErrorAt(field, "%v%s", err, hint).Error(), err: err}

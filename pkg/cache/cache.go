@@ -74,6 +74,13 @@ type StatusError struct {
 
 func (e *StatusError) Error() string { return fmt.Sprintf("fetching %s: %s", e.URL, e.Status) }
 
+// IsNotFound reports whether err is a fetch the server answered with 404
+// Not Found or 410 Gone.
+func IsNotFound(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusGone)
+}
+
 // Fetch returns the path of a verified cached file with the given SHA-256,
 // downloading it from url first when it is not cached.
 func (c *Cache) Fetch(ctx context.Context, url, sha256Hex string) (string, error) {

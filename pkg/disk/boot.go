@@ -81,7 +81,7 @@ type bootFiles struct {
 // input.
 func (p *plan) findBoot(arch string) (*bootFiles, error) {
 	if arch != "amd64" {
-		return nil, fault.Bad(fmt.Errorf("--boot makes amd64 disks (the image is %s)", arch))
+		return nil, fault.Bad(fmt.Errorf("bootable disks are amd64 disks (the image is %s)", arch))
 	}
 	bf := &bootFiles{}
 	var kernels []string
@@ -91,7 +91,7 @@ func (p *plan) findBoot(arch string) (*bootFiles, error) {
 		}
 	}
 	if len(kernels) == 0 {
-		return nil, fault.Bad(fmt.Errorf("the image has no kernel (/boot/vmlinuz-*), so --boot has nothing to boot; add a kernel package such as linux-image-cloud-amd64 to a layer's packages"))
+		return nil, fault.Bad(fmt.Errorf("the image has no kernel (/boot/vmlinuz-*), so a bootable disk has nothing to boot; add a kernel package such as linux-image-cloud-amd64 to a layer's packages"))
 	}
 	sort.Slice(kernels, func(i, j int) bool { return versionLess(kernels[i], kernels[j]) })
 	bf.kpath = kernels[len(kernels)-1]
@@ -206,7 +206,7 @@ func (b *builder) read(n *node) ([]byte, error) {
 func (b *builder) put(name string, mode int64, data []byte) error {
 	p := b.plan
 	if why := p.parentProblem(name); why != "" {
-		return fault.Bad(fmt.Errorf("--boot writes %s, but %s", name, why))
+		return fault.Bad(fmt.Errorf("a bootable disk writes %s, but %s", name, why))
 	}
 	root, err := os.OpenRoot(b.tree)
 	if err != nil {
@@ -231,11 +231,11 @@ func (b *builder) put(name string, mode int64, data []byte) error {
 	if old, ok := p.byPath[name]; ok {
 		for _, n := range p.nodes {
 			if n.kind == rootfs.Hardlink && (n.linkTo == old || n == old) {
-				return fault.Bad(fmt.Errorf("--boot writes %s, which the image has as a hard link; remove it in the spec", name))
+				return fault.Bad(fmt.Errorf("a bootable disk writes %s, which the image has as a hard link; remove it in the spec", name))
 			}
 		}
 		if old.kind == rootfs.Dir {
-			return fault.Bad(fmt.Errorf("--boot writes the file %s, which the image has as a directory", name))
+			return fault.Bad(fmt.Errorf("a bootable disk writes the file %s, which the image has as a directory", name))
 		}
 		if err := root.Remove(old.rel()); err != nil {
 			return err
@@ -271,7 +271,7 @@ func (b *builder) mkdir(name string) error {
 		return nil
 	}
 	if why := b.plan.parentProblem(name + "/x"); why != "" {
-		return fault.Bad(fmt.Errorf("--boot makes %s, but %s", name, why))
+		return fault.Bad(fmt.Errorf("a bootable disk makes %s, but %s", name, why))
 	}
 	root, err := os.OpenRoot(b.tree)
 	if err != nil {
@@ -396,7 +396,7 @@ func (b *builder) makeBoot(bf *bootFiles, cmdline string, esp, rootPart partitio
 		rec.Cmdline += " " + c
 	}
 	if strings.ContainsAny(rec.Cmdline, "\n\r") {
-		return nil, fault.Bad(fmt.Errorf("--cmdline holds a line break"))
+		return nil, fault.Bad(fmt.Errorf("the kernel command line holds a line break"))
 	}
 
 	// The root filesystem's own files.

@@ -144,17 +144,17 @@ func ParseSize(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(t, 10, 64)
 	if err == nil && n > (1<<50)/mult {
-		return 0, fault.Bad(fmt.Errorf("--size %s is above the largest disk, 1 PiB", s))
+		return 0, fault.Bad(fmt.Errorf("disk size %s is above the largest disk, 1 PiB", s))
 	}
 	if err != nil || n <= 0 {
-		return 0, fault.Bad(fmt.Errorf("--size %q is not a size; write it like 2G, 256M or 512MiB", s))
+		return 0, fault.Bad(fmt.Errorf("disk size %q is not a size; write it like 2G, 256M or 512MiB", s))
 	}
 	size := n * mult
 	if size%alignment != 0 {
-		return 0, fault.Bad(fmt.Errorf("--size %s is not a whole number of MiB", s))
+		return 0, fault.Bad(fmt.Errorf("disk size %s is not a whole number of MiB", s))
 	}
 	if size < MinSize {
-		return 0, fault.Bad(fmt.Errorf("--size %s is below the smallest disk, %s", s, human(MinSize)))
+		return 0, fault.Bad(fmt.Errorf("disk size %s is below the smallest disk, %s", s, human(MinSize)))
 	}
 	return size, nil
 }
@@ -181,21 +181,21 @@ func (o *Options) Validate() error {
 	switch o.Format {
 	case Raw, QCOW2, VMDK, VHD, GCE:
 	default:
-		return fault.Bad(fmt.Errorf("--format %q: use raw, qcow2, vmdk, vhd or gce", o.Format))
+		return fault.Bad(fmt.Errorf("disk format %q: use raw, qcow2, vmdk, vhd or gce", o.Format))
 	}
 	switch o.FS {
 	case Ext4, EROFS, SquashFS:
 	default:
-		return fault.Bad(fmt.Errorf("--fs %q: use ext4, erofs or squashfs", o.FS))
+		return fault.Bad(fmt.Errorf("filesystem %q: use ext4, erofs or squashfs", o.FS))
 	}
 	if o.Size < MinSize || o.Size%alignment != 0 {
 		return fault.Bad(fmt.Errorf("the disk size must be a whole number of MiB, at least %s", human(MinSize)))
 	}
 	if o.Boot && o.Size < MinSize+espSize {
-		return fault.Bad(fmt.Errorf("--boot needs a disk of at least %s (a %s EFI system partition and the root); raise --size", human(MinSize+espSize), human(espSize)))
+		return fault.Bad(fmt.Errorf("a bootable disk needs at least %s (a %s EFI system partition and the root): %w", human(MinSize+espSize), human(espSize), ErrTooSmall))
 	}
 	if !o.Boot && o.Cmdline != "" {
-		return fault.Bad(fmt.Errorf("--cmdline is for --boot disks; add --boot"))
+		return fault.Bad(ErrCmdlineNeedsBoot)
 	}
 	return nil
 }
@@ -445,13 +445,23 @@ func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Opti
 	return rec, nil
 }
 
-// errBadSize marks a disk too small for the image: bad input (raise --size).
-type errBadSize struct{ error }
+var (
+	// ErrTooSmall is wrapped by the error of a disk too small for what it
+	// holds: bad input, whose remedy is a larger Options.Size.
+	ErrTooSmall = errors.New("the disk is too small")
+	// ErrPackerLimit is wrapped by the error of an image that the erofs or
+	// squashfs packer cannot take as repro runs: it takes owners, modes and
+	// xattrs from the files it packs, which only root can set, and no
+	// xattrs of symlinks. Ext4 (written by repro itself) takes them all.
+	ErrPackerLimit = errors.New("the packer cannot take this here; ext4, or running as root, can")
+	// ErrCmdlineNeedsBoot: Options.Cmdline is set on a disk that does not
+	// boot (Options.Boot is false).
+	ErrCmdlineNeedsBoot = errors.New("a kernel command line is for bootable disks")
+)
 
-func (e errBadSize) Unwrap() error { return e.error }
-
+// badSize marks a disk too small for the image: bad input (ErrTooSmall).
 func badSize(err error) error {
-	return fault.Bad(errBadSize{fmt.Errorf("%w; raise --size", err)})
+	return fault.Bad(fmt.Errorf("%w (%w)", err, ErrTooSmall))
 }
 
 // classify keeps an error's class and makes anything unclassified

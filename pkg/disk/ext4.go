@@ -2,6 +2,7 @@ package disk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -69,7 +70,7 @@ func makeExt4(ctx context.Context, b *builder, fsImage string, size int64) error
 		"-d", b.tree, fsImage, strconv.FormatInt(size/ext4Block, 10),
 	}
 	if _, err := run(ctx, b.tools["mke2fs"], b.work, env, args...); err != nil {
-		if strings.Contains(err.Error(), "Could not allocate") || strings.Contains(err.Error(), "No space left") {
+		if te := (*ToolError)(nil); errors.As(err, &te) && te.outOfSpace() {
 			return badSize(fmt.Errorf("the image does not fit in the filesystem: %w", err))
 		}
 		return err

@@ -35,13 +35,13 @@ func (b *builder) checkFS() error {
 			continue
 		}
 		if n.kind == rootfs.Symlink && len(n.xattrs) > 0 {
-			return fault.Bad(fmt.Errorf("--fs %s: the symlink %s has xattrs, which repro cannot hand to the packer; use --fs ext4", b.opts.FS, n.path))
+			return fault.Bad(fmt.Errorf("%s: the symlink %s has xattrs, which repro cannot hand to the packer (%w)", b.opts.FS, n.path, ErrPackerLimit))
 		}
 		if b.opts.Root {
 			continue
 		}
 		if n.uid != 0 || n.gid != 0 {
-			return fault.Bad(fmt.Errorf("--fs %s: %s is owned by %d:%d; the packer takes owners from the files it packs, which only root can set; run as root, or use --fs ext4", b.opts.FS, n.path, n.uid, n.gid))
+			return fault.Bad(fmt.Errorf("%s: %s is owned by %d:%d; the packer takes owners from the files it packs, which only root can set (%w)", b.opts.FS, n.path, n.uid, n.gid, ErrPackerLimit))
 		}
 		need := int64(0o500)
 		if n.kind == rootfs.Regular && b.opts.FS == EROFS {
@@ -50,7 +50,7 @@ func (b *builder) checkFS() error {
 			need = 0
 		}
 		if n.mode&need != need {
-			return fault.Bad(fmt.Errorf("--fs %s: %s has mode %04o, which the packer cannot read unless repro runs as root; run as root, or use --fs ext4", b.opts.FS, n.path, n.mode))
+			return fault.Bad(fmt.Errorf("%s: %s has mode %04o, which the packer cannot read unless repro runs as root (%w)", b.opts.FS, n.path, n.mode, ErrPackerLimit))
 		}
 	}
 	if b.opts.FS != EROFS {
@@ -100,7 +100,7 @@ func (b *builder) setXattrs() (bool, error) {
 		for _, k := range names {
 			if err := syscall.Setxattr(p, k, []byte(n.xattrs[k]), 0); err != nil {
 				if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.ENOTSUP) {
-					return false, fault.Bad(fmt.Errorf("--fs %s: cannot give %s the xattr %s here (%v); the packer reads xattrs from files, so run as root or use --fs ext4", b.opts.FS, n.path, k, err))
+					return false, fault.Bad(fmt.Errorf("%s: cannot give %s the xattr %s here (%v); the packer reads xattrs from files (%w)", b.opts.FS, n.path, k, err, ErrPackerLimit))
 				}
 				return false, fmt.Errorf("setting xattr %s on %s: %w", k, n.path, err)
 			}

@@ -149,9 +149,31 @@ func runStdin(ctx context.Context, t *Tool, dir string, env []string, stdin io.R
 		if msg == "" {
 			msg = strings.TrimSpace(stdout.String())
 		}
-		return nil, fmt.Errorf("%s: %w: %s", t.Name, err, lastLines(msg, 12))
+		return nil, &ToolError{Tool: t.Name, Err: err, Output: msg}
 	}
 	return stdout.Bytes(), nil
+}
+
+// ToolError is a host tool that failed: its name, how it ended and what it
+// said (its standard error, or its output when that was empty).
+type ToolError struct {
+	Tool   string
+	Err    error
+	Output string
+}
+
+func (e *ToolError) Error() string {
+	return fmt.Sprintf("%s: %v: %s", e.Tool, e.Err, lastLines(e.Output, 12))
+}
+
+func (e *ToolError) Unwrap() error { return e.Err }
+
+// outOfSpace reports whether the tool said it ran out of room: mke2fs's
+// "Could not allocate block", or the C library's strerror(ENOSPC), "No
+// space left on device". The tool's output is the only word it gives of
+// why it failed.
+func (e *ToolError) outOfSpace() bool {
+	return strings.Contains(e.Output, "Could not allocate") || strings.Contains(e.Output, "No space left")
 }
 
 // command is a prepared run whose output is kept.

@@ -244,8 +244,8 @@ func (p *plan) resolveLink(fs *rootfs.FS, f *rootfs.File) (*node, string) {
 // anything is written.
 func (p *plan) checkFits(fsBytes, sizeFlag int64) error {
 	if p.dataBytes > fsBytes {
-		return fault.Bad(fmt.Errorf("the image's files add up to %s (by apparent size, sparse files included), more than the %s filesystem of a %s disk; raise --size",
-			human(p.dataBytes), human(fsBytes), human(sizeFlag)))
+		return fault.Bad(fmt.Errorf("the image's files add up to %s (by apparent size, sparse files included), more than the %s filesystem of a %s disk (%w)",
+			human(p.dataBytes), human(fsBytes), human(sizeFlag), ErrTooSmall))
 	}
 	return nil
 }

@@ -624,7 +624,7 @@ func TestE2EDiskBootBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"--boot", "--size", "128M"}, "the image has no kernel (/boot/vmlinuz-*)"},
-		{[]string{"--boot", "--size", "64M"}, "--boot needs a disk of at least 80 MiB"},
+		{[]string{"--boot", "--size", "64M"}, "a bootable disk needs at least 80 MiB (a 64 MiB EFI system partition and the root): the disk is too small\nrepro disk: raise --size"},
 		{[]string{"--cmdline", "quiet"}, "--cmdline is for --boot disks"},
 		{[]string{"--boot", "--size", "128M", "--format", "gce", "--packer", filepath.Join(dir, "p")}, "cannot boot a tar.gz"},
 	} {
