@@ -59,6 +59,10 @@ type Options struct {
 	// Shared is the shared layer cache in a registry (--cache-repo),
 	// with Layers: a layer the local store lacks is looked up there.
 	Shared *layercache.Shared
+	// VerifyHits builds every layer the cache gives again cold and
+	// compares (--cache-verify, a reproducibility canary): a difference
+	// fails the build.
+	VerifyHits bool
 	// Base is the spec's base, pinned; nil for scratch.
 	Base *Base
 	// Lock pins the .debs of layers with packages; a layer that it does
@@ -497,7 +501,7 @@ func (b *builder) layerError(i int, err error) error {
 		return fault.Bad(b.s.ErrorAt(field, "%s", ce.Msg))
 	case errors.As(err, &se):
 		return fault.Bad(b.s.ErrorAt(field, "%s", se.Msg))
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled), fault.KindOf(err) == fault.CheckFailed:
 		return err
 	}
 	return fault.Op(fmt.Errorf("writing layer %q: %w", name, err))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/compress"
+	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/layer"
 	"github.com/reprobuild/repro/pkg/layercache"
 	"github.com/reprobuild/repro/pkg/lock"
@@ -59,6 +60,33 @@ func (b *builder) lookup(ctx context.Context, k layercache.Key, name string, p s
 	d, _ := hit.Digest()
 	b.mounts[d.String()] = ref
 	return hit, LayerShared
+}
+
+// verifyHit builds a hit's layer again cold (with write, into a
+// directory of its own) and compares, under Options.VerifyHits: a
+// difference removes the entry from the local store and fails the build
+// (exit 1), naming both digests.
+func (b *builder) verifyHit(ctx context.Context, k layercache.Key, name string, p spec.Platform, hit *layer.File, status string, write func(dir string) (*layer.File, error)) error {
+	if !b.opts.VerifyHits {
+		return nil
+	}
+	dir, err := os.MkdirTemp(b.opts.WorkDir, "verify-")
+	if err != nil {
+		return fault.Op(err)
+	}
+	defer os.RemoveAll(dir)
+	cold, err := write(dir)
+	if err != nil {
+		return err
+	}
+	want, _ := cold.Digest()
+	got, _ := hit.Digest()
+	if got == want {
+		b.opts.Log.Info("--cache-verify: the cache's layer is the cold build's", "layer", name, "platform", p.String(), "digest", got.String())
+		return nil
+	}
+	b.opts.Layers.Remove(k)
+	return fault.Check(fmt.Errorf("--cache-verify: layer %q (%s): the layer cache (%s) gave %s, a cold build %s; the local entry was removed. Either the layer is not reproducible or the cache entry is wrong: build with --no-cache, and compare", name, p, status, got, want))
 }
 
 // share writes the layer of key k to the shared cache, when it is
@@ -110,6 +138,11 @@ func (b *builder) writeCached(ctx context.Context, layerName, name string, p spe
 			// The guard judges the layer's findings as if it had read
 			// the files again.
 			b.guard.Replay(layerName, raws)
+			cold := lo
+			cold.Observe, cold.Progress = nil, nil
+			if err := b.verifyHit(ctx, k, name, p, l, status, func(dir string) (*layer.File, error) { return layer.Write(ctx, entries, dir, cold) }); err != nil {
+				return nil, err
+			}
 			b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String(), "from", status)
 			b.layerDone(name, p, status)
 			b.share(ctx, k, l, hit.Extra(), name)
@@ -321,6 +354,20 @@ func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layerc
 	}
 	b.warnRemovals(i, entries)
 	b.guard.Replay(layerName, x.Raws)
+	if err := b.verifyHit(ctx, k, name, p, l, status, func(dir string) (*layer.File, error) {
+		al, excluded, err := b.aptPlan(i, p)
+		if err != nil {
+			return nil, err
+		}
+		es, _, err := b.packageEntries(ctx, i, p, bi, al, excluded)
+		if err != nil {
+			return nil, err
+		}
+		lo := layer.Options{Format: b.opts.Format, Epoch: x.Epoch, Compression: b.opts.Compression}
+		return layer.Write(ctx, es, dir, lo)
+	}); err != nil {
+		return nil, 0, false, err
+	}
 	b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String(), "from", status)
 	b.layerDone(name, p, status)
 	b.share(ctx, k, l, hit.Extra(), name)

@@ -126,6 +126,8 @@ type Request struct {
 	Layers *layercache.Store `json:"-"`
 	// Shared is the shared layer cache (--cache-repo), with Layers.
 	Shared *layercache.Shared `json:"-"`
+	// VerifyHits: see Options.VerifyHits.
+	VerifyHits bool `json:"-"`
 }
 
 // Built is a finished build, not yet written anywhere: the image or
@@ -211,6 +213,7 @@ func Run(ctx context.Context, req Request) (*Built, error) {
 		LayerDone:   req.LayerDone,
 		Layers:      req.Layers,
 		Shared:      req.Shared,
+		VerifyHits:  req.VerifyHits,
 		Platforms:   req.Platforms,
 		Values:      b.Values,
 		Compression: alg,

@@ -107,4 +107,9 @@
 // store and from there into an output. An entry that fails is a
 // *SharedError, for a warning; the layer is built. A layer taken from the
 // shared cache is mounted from there by a push to the same registry.
+//
+// Hashes prove an entry's bytes are the ones it claims, not that they are
+// the layer its key names. build --cache-verify checks that too: every
+// hit is built again cold and compared, and a difference fails the build
+// and removes the local entry.
 package layercache

@@ -296,6 +296,13 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
+// Remove takes entry k away, if it is there.
+func (s *Store) Remove(k Key) {
+	if err := s.remove(k); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		os.RemoveAll(s.entry(k))
+	}
+}
+
 // remove takes entry k away: renamed out of its name first, so that a
 // reader sees all of it or none.
 func (s *Store) remove(k Key) error {
