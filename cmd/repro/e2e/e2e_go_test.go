@@ -319,6 +319,9 @@ layers:
       - path: /app/go.mod
         source: go.mod
         mode: "0755"
+      - path: /app/hello-private
+        go: ./cmd/hello
+        mode: "0700"
 config:
   entrypoint: [/app/hello]
 `
@@ -351,6 +354,16 @@ config:
 	}
 	if got := string(goLayerFile(t, out, "v", "app/go.mod")); !strings.HasPrefix(got, "module example.com/hello") {
 		t.Errorf("/app/go.mod (source: go.mod, relative to the context) holds %q", got)
+	}
+	// go: entries are 0755 unless the entry gives a mode.
+	var m ocispec.Manifest
+	e2eUnmarshal(t, e2eBlob(t, out, e2eTagged(t, out, "v").Digest.String()), &m)
+	files := map[string]*tar.Header{}
+	reproImageHeaders(t, e2eBlob(t, out, m.Layers[len(m.Layers)-1].Digest.String()), files)
+	for name, mode := range map[string]int64{"app/hello": 0o755, "app/hello-private": 0o700} {
+		if h := files[name]; h == nil || h.Mode != mode {
+			t.Errorf("/%s: %+v, want mode %o", name, h, mode)
+		}
 	}
 	c := goClone(t, origin, filepath.Join(tmp, "fresh"))
 	rv := invocation{dir: filepath.Join(c, "deploy")}.run(t, "verify", "-f", "img/repro.yaml", "--against", "oci:"+out+":v")

@@ -7,15 +7,18 @@ package e2e
 // layer's digest is pinned: it follows from the lock alone. The binary's
 // layer changes with every commit of repro, so it is checked by what it
 // does: under podman the image's repro prints the version it was given
-// and the pinned toolchain, and builds a spec mounted into it to the
-// digest the host's repro gives.
+// and the pinned toolchain, and runs the README's commands (Run repro in
+// CI without Docker) on a spec mounted into it: lock --check, then build
+// --push to a docker-registry, giving the digest the host's repro gives.
 
 import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,27 +112,47 @@ func TestE2EReproImage(t *testing.T) {
 		t.Errorf("repro version in the image:\n%s", o)
 	}
 
-	// The image's repro builds a spec mounted into it (as its nonroot
-	// user, with no network), to the digest the host's repro gives.
+	// The README's commands (Run repro in CI without Docker): the image's
+	// repro, given the runner's uid and a cache in the checkout, checks the
+	// lock and builds and pushes a mounted spec to the digest the host's
+	// repro gives.
+	registry := gcRegistry(t, false)
+	if registry == "" {
+		return
+	}
 	work := filepath.Join(tmp, "work")
-	if err := os.MkdirAll(filepath.Join(work, "site"), 0o777); err != nil {
+	if err := os.MkdirAll(filepath.Join(work, "site"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for name, data := range map[string]string{
-		"repro.yaml":      "version: 1\nname: site\nepoch: 1700000000\nlayers:\n  - contents:\n      - {path: /srv/index.html, source: site/index.html}\n",
+		"repro.yaml":      "version: 1\nname: site\ntags: [\"" + registry + "/site:{{.Version}}\"]\nlayers:\n  - contents:\n      - {path: /srv/index.html, source: site/index.html}\n",
 		"site/index.html": "<p>built by repro in repro's image</p>\n",
 	} {
 		if err := os.WriteFile(filepath.Join(work, name), []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Chmod(work, 0o777); err != nil { // the container's user writes its output there
+	repro(t, work, "lock", "-f", "repro.yaml")
+	uid := fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
+	box := []string{"run", "--rm", "--network", "host", "--user", uid, "-v", work + ":/work", "-e", "SOURCE_DATE_EPOCH=1700000000", ref}
+	run(slices.Concat(box, []string{"lock", "--check", "-f", "repro.yaml"})...)
+	pushed := lastLine(run(slices.Concat(box, []string{"build", "-q", "--locked", "--version", "v1", "--cache-dir", ".repro-cache", "--push", "-f", "repro.yaml"})...))
+	host := invocation{dir: work, env: []string{"SOURCE_DATE_EPOCH=1700000000"}}.run(t, "build", "-q", "--locked", "--version", "v1", "-f", "repro.yaml", "-o", "oci:"+filepath.Join(tmp, "host")+":v")
+	if host.code != 0 || pushed != lastLine(host.stdout) {
+		t.Errorf("the image's repro pushed %q, the host's repro builds %q (exit %d)\n%s", pushed, lastLine(host.stdout), host.code, host.stderr)
+	}
+	req, err := http.NewRequest(http.MethodHead, "http://"+registry+"/v2/site/manifests/v1", nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	inImage := strings.TrimSpace(run("run", "--rm", "-v", work+":/work", ref, "build", "-q", "-f", "repro.yaml", "-o", "oci:/work/out:v"))
-	host := lastLine(repro(t, work, "build", "-q", "-f", "repro.yaml", "-o", "oci:"+filepath.Join(tmp, "host")+":v").stdout)
-	if inImage != host {
-		t.Errorf("the image's repro built %q, the host's %q", inImage, host)
+	req.Header.Set("Accept", ocispec.MediaTypeImageManifest) // distribution hides OCI manifests from clients that do not accept them
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Content-Digest") != pushed {
+		t.Errorf("the registry's site:v1 after the image's repro build --push: %s, %q; want %s", resp.Status, resp.Header.Get("Docker-Content-Digest"), pushed)
 	}
 }
 
