@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
 
 	"github.com/reprobuild/repro/pkg/disk"
@@ -164,10 +163,17 @@ func (o *diskOpts) run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
-	img, index, err := o.pick(a.Image, a.Index, args[0])
-	if err != nil {
-		return err
+	picked, err := a.Pick(o.platform, "linux/"+runtime.GOARCH)
+	if errors.Is(err, imageref.ErrSeveralImages) {
+		return fault.Bad(fmt.Errorf("%s is %w; choose one with --platform", args[0], err))
 	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", args[0], err)
+	}
+	if picked.ByHost {
+		o.g.log.Info("the image is an index: taking the host's platform; choose another with --platform", "platform", picked.Platform, "has", strings.Join(picked.Platforms, ", "))
+	}
+	img, index := picked.Image, picked.Index
 	rec, err := disk.Write(ctx, img, index, o.out, opts)
 	if err != nil {
 		return err
@@ -189,65 +195,4 @@ func (o *diskOpts) run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(o.g.stdout, "sha256:%s\n", rec.Disk.SHA256)
 	return nil
-}
-
-// pick chooses the image to make a disk of: the image itself, or the
-// index's image of --platform (which may be left out when there is one).
-func (o *diskOpts) pick(img v1.Image, idx v1.ImageIndex, ref string) (v1.Image, string, error) {
-	if idx == nil {
-		if o.platform != "" {
-			cf, err := img.ConfigFile()
-			if err != nil {
-				return nil, "", err
-			}
-			if got := imageref.PlatformName(imageref.ConfigPlatform(cf)); got != o.platform {
-				return nil, "", fault.Bad(fmt.Errorf("%s is a %s image, not %s", ref, got, o.platform))
-			}
-		}
-		return img, "", nil
-	}
-	d, err := idx.Digest()
-	if err != nil {
-		return nil, "", err
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, "", err
-	}
-	var names []string
-	var match []v1.Descriptor
-	for _, m := range im.Manifests {
-		if !m.MediaType.IsImage() || m.Platform == nil {
-			continue
-		}
-		name := imageref.PlatformName(*m.Platform)
-		names = append(names, name)
-		if o.platform == "" || name == o.platform {
-			match = append(match, m)
-		}
-	}
-	switch {
-	case len(match) == 1:
-		img, err := idx.Image(match[0].Digest)
-		return img, d.String(), err
-	case len(match) == 0 && o.platform != "":
-		return nil, "", fault.Bad(fmt.Errorf("%s has no %s image (it has %s)", ref, o.platform, strings.Join(names, ", ")))
-	case len(match) == 0:
-		return nil, "", fault.Bad(fmt.Errorf("%s holds no image", ref))
-	}
-	// Several, and no --platform: the host's platform, as podman and
-	// docker pick one.
-	host := "linux/" + runtime.GOARCH
-	var hosts []v1.Descriptor
-	for _, m := range match {
-		if n := imageref.PlatformName(*m.Platform); n == host || strings.HasPrefix(n, host+"/") {
-			hosts = append(hosts, m)
-		}
-	}
-	if len(hosts) == 1 {
-		o.g.log.Info("the image is an index: taking the host's platform; choose another with --platform", "platform", imageref.PlatformName(*hosts[0].Platform), "has", strings.Join(names, ", "))
-		img, err := idx.Image(hosts[0].Digest)
-		return img, d.String(), err
-	}
-	return nil, "", fault.Bad(fmt.Errorf("%s is an index of %s; choose one with --platform", ref, strings.Join(names, ", ")))
 }
