@@ -179,11 +179,22 @@ func pinOf(a *imageref.Artifact) (Pin, error) {
 		}
 		return p, nil
 	}
-	cf, err := a.Image.ConfigFile()
+	// Only the platform is wanted: decoding the whole config (a 100 MB
+	// one cost 600 MB) would be waste.
+	raw, err := a.Image.RawConfigFile()
 	if err != nil {
 		return Pin{}, err
 	}
-	p.Platforms[imageref.PlatformName(imageref.ConfigPlatform(cf))] = a.Descriptor.Digest
+	var cf struct {
+		OS           string `json:"os"`
+		Architecture string `json:"architecture"`
+		Variant      string `json:"variant"`
+		OSVersion    string `json:"os.version"`
+	}
+	if err := json.Unmarshal(raw, &cf); err != nil {
+		return Pin{}, fault.Bad(fmt.Errorf("the base's config is not valid JSON: %v", err))
+	}
+	p.Platforms[imageref.PlatformName(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion})] = a.Descriptor.Digest
 	return p, nil
 }
 
