@@ -315,6 +315,8 @@ func flagWording(err error) (prefix, hint string) {
 		return "", "run once without --offline"
 	case errors.Is(err, output.ErrOnePlatform):
 		return "", "narrow the build with --platform, or use oci: or oci-archive: for an index"
+	case errors.Is(err, build.ErrCacheMismatch):
+		return "--cache-verify: ", "build with --no-cache, and compare"
 	case errors.Is(err, disk.ErrTooSmall):
 		return "", "raise --size"
 	case errors.Is(err, disk.ErrPackerLimit):

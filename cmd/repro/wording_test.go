@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/disk"
 	"github.com/reprobuild/repro/pkg/imagetest"
@@ -23,6 +24,7 @@ func TestFlagWording(t *testing.T) {
 		{fmt.Errorf("base: %w", cache.ErrOffline), "", "run once without --offline"},
 		{fmt.Errorf("test: %w", imagetest.ErrNoPodman), "", "give --podman"},
 		{fmt.Errorf("fits: %w", disk.ErrTooSmall), "", "raise --size"},
+		{fmt.Errorf("layer: %w", build.ErrCacheMismatch), "--cache-verify: ", "build with --no-cache, and compare"},
 		{fmt.Errorf("erofs: %w", disk.ErrPackerLimit), "", "run as root, or use --fs ext4"},
 		{fmt.Errorf("apt: %w", &lock.MovedError{Spec: "app/repro.yaml", Err: errors.New("InRelease mismatch")}), "", "run repro lock --update -f app/repro.yaml to move to what it holds now"},
 		{&url.Error{Op: "parse", URL: "x", Err: errors.New("bad")}, "", ""},

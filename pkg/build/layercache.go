@@ -86,8 +86,12 @@ func (b *builder) verifyHit(ctx context.Context, k layercache.Key, name string, 
 		return nil
 	}
 	b.opts.Layers.Remove(k)
-	return fault.Check(fmt.Errorf("--cache-verify: layer %q (%s): the layer cache (%s) gave %s, a cold build %s; the local entry was removed. Either the layer is not reproducible or the cache entry is wrong: build with --no-cache, and compare", name, p, status, got, want))
+	return fault.Check(fmt.Errorf("layer %q (%s): the layer cache (%s) gave %s, a cold build %s; the local entry was removed. Either the layer is not reproducible or the cache entry is wrong (%w)", name, p, status, got, want, ErrCacheMismatch))
 }
+
+// ErrCacheMismatch is wrapped by the error of a layer the cache gave that
+// a cold build of it (Options.VerifyHits) does not match.
+var ErrCacheMismatch = errors.New("the cached layer is not the cold build's")
 
 // share writes the layer of key k to the shared cache, when it is
 // readwrite and lacks it.
