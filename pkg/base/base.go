@@ -252,6 +252,11 @@ func (p Pin) PlatformManifest(platform string) (v1.Hash, error) {
 		have = append(have, k)
 	}
 	sort.Strings(have)
+	if len(have) == 0 {
+		// An index of indexes, or one whose entries name no platform (or a
+		// lock without platforms): none is followed or guessed.
+		return v1.Hash{}, fault.Bad(fmt.Errorf("the base %s has no %s image: it lists no image with a platform (an index that nests indexes is not followed); name one platform's image by its digest, or re-lock the base if a lock pins it", p.Digest, platform))
+	}
 	return v1.Hash{}, fault.Bad(fmt.Errorf("the base %s has no %s image; it has %s", p.Digest, platform, strings.Join(have, ", ")))
 }
 

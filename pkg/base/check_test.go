@@ -275,3 +275,12 @@ func TestBaseCheckPin(t *testing.T) {
 		t.Errorf("an index whose bytes are not its digest's: %v (kind %v); want an operational error", err, fault.KindOf(err))
 	}
 }
+
+// TestPlatformManifestNoPlatforms: a pin that lists no platform (an index
+// of indexes, a lock without platforms) says so, not "it has " and nothing.
+func TestPlatformManifestNoPlatforms(t *testing.T) {
+	_, err := Pin{Digest: sha([]byte("x")), Platforms: map[string]v1.Hash{}}.PlatformManifest("linux/amd64")
+	if err == nil || fault.KindOf(err) != fault.BadInput || strings.Contains(err.Error(), "it has ") || !strings.Contains(err.Error(), "lists no image with a platform") {
+		t.Errorf("no platforms: %v", err)
+	}
+}

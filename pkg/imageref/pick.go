@@ -70,6 +70,9 @@ func (a Artifact) Pick(platform, host string) (Picked, error) {
 	}
 	switch {
 	case len(match) == 0 && platform != "":
+		if len(p.Platforms) == 0 {
+			return Picked{}, fault.Bad(fmt.Errorf("no %s image: the index lists no image with a platform (an index that nests indexes is not followed)", platform))
+		}
 		return Picked{}, fault.Bad(fmt.Errorf("no %s image (it has %s)", platform, strings.Join(p.Platforms, ", ")))
 	case len(match) == 0:
 		return Picked{}, fault.Bad(errors.New("an index that holds no image"))
