@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // cacheTags lists the tags of the cache repository repo.
@@ -123,6 +125,19 @@ func TestE2ECacheRepo(t *testing.T) {
 	}
 	if got := regRaw(t, repo+":"+tags[0]); string(got) != string(manifest) {
 		t.Errorf("the corrupt entry was replaced (first write wins)")
+	}
+
+	// Entries age from when they were written: repro gc on the cache-repo
+	// keeps a fresh one and would expire it two days on.
+	now := time.Now()
+	for _, tc := range []struct {
+		at   time.Time
+		gone bool
+	}{{now, false}, {now.Add(48 * time.Hour), true}} {
+		r := repro(t, dir, "gc", repo, "--keep-days", "1", "--keep-last", "0", "--dry-run", "--now", strconv.FormatInt(tc.at.Unix(), 10))
+		if strings.Contains(r.stdout, "would delete image       "+regDigest(manifest)[:19]) != tc.gone {
+			t.Errorf("repro gc --dry-run at %s: the entry %s gone %v, want %v:\n%s", tc.at, regDigest(manifest), !tc.gone, tc.gone, r.stdout)
+		}
 	}
 
 	// Bad flags are bad usage.
