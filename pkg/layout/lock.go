@@ -255,12 +255,31 @@ func (l *Locked) RemoveBlob(d digest.Digest) error {
 // to d.
 func copyVerified(w io.Writer, r io.Reader, d digest.Digest, size int64) error {
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), r)
+	tw := &tagWriter{w: w}
+	n, err := io.Copy(io.MultiWriter(tw, h), r)
 	if err != nil {
-		return err
+		if tw.err != nil {
+			return fmt.Errorf("writing blob %s into the layout: %w", d, err)
+		}
+		return fmt.Errorf("reading blob %s (%d of %d bytes read): %w", d, n, size, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != d.Encoded() || n != size {
 		return fmt.Errorf("blob %s: got %d bytes with sha256 %s, want %d bytes", d, n, got, size)
 	}
 	return nil
+}
+
+// tagWriter remembers its writer's error, so that a copy's failure is
+// told as a write (ENOSPC) or a read (a source cut short).
+type tagWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (t *tagWriter) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if err != nil {
+		t.err = err
+	}
+	return n, err
 }

@@ -125,15 +125,15 @@ func (s *Stage) Put(ctx context.Context, d digest.Digest, size int64, open func(
 		return fault.Op(err)
 	}
 	err = copyVerified(f, ctxReader{ctx, r}, d, size)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("writing blob %s into the layout: %w", d, cerr)
 	}
 	if err != nil {
 		os.Remove(dst)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fault.Op(fmt.Errorf("writing blob %s: %w", d, err))
+		return fault.Op(err)
 	}
 	s.staged, s.seen[d] = append(s.staged, d), true
 	return nil
