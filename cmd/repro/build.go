@@ -522,56 +522,15 @@ func parseVars(kvs []string) (map[string]string, error) {
 	return vars, nil
 }
 
-// writeOutputs checks every output, stages them all, and only then commits
-// them, so that a failure or an interrupt leaves none of them written.
+// writeOutputs writes art to every ref, all or none (output.WriteAll),
+// drawing each registry push on a terminal.
 func writeOutputs(ctx context.Context, g *globals, refs []imageref.Reference, art imageref.Artifact, opts output.Options) error {
-	for _, r := range refs {
-		if err := output.Check(r, art); err != nil {
-			return err
+	return output.WriteAll(ctx, refs, art, opts, func(r imageref.Reference) (func(output.BlobEvent), func()) {
+		bars := pushBarsFor(g, r.String())
+		if bars == nil {
+			return nil, nil
 		}
-	}
-	var staged []output.Staged
-	abort := func() {
-		for _, st := range staged {
-			st.Abort()
-		}
-	}
-	for _, r := range refs {
-		o := opts
-		var bars *pushBars
-		if r.Transport == imageref.Registry {
-			if bars = pushBarsFor(g, r.String()); bars != nil {
-				o.Progress = bars.event
-				g.setStatus(bars)
-			}
-		}
-		st, err := output.Stage(ctx, r, art, o)
-		if bars != nil {
-			bars.end()
-			g.setStatus(nil)
-		}
-		if err != nil {
-			abort()
-			if errors.Is(err, context.Canceled) {
-				return err
-			}
-			return fmt.Errorf("writing %s: %w", r, err)
-		}
-		staged = append(staged, st)
-	}
-	if err := ctx.Err(); err != nil {
-		abort()
-		return err
-	}
-	// Commits are renames and tags: quick, and not interrupted half way.
-	for i, st := range staged {
-		if err := st.Commit(); err != nil {
-			for _, rest := range staged[i+1:] {
-				rest.Abort()
-			}
-			return fmt.Errorf("writing %s: %w", refs[i], err)
-		}
-		g.log.Info("wrote", "output", refs[i].String())
-	}
-	return nil
+		g.setStatus(bars)
+		return bars.event, func() { bars.end(); g.setStatus(nil) }
+	})
 }
