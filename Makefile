@@ -58,7 +58,7 @@ check-ci-examples: build ## check specs/ci with actionlint, GitLab's schema and 
 	cd .ci/cicheck && $(GO) vet ./... && $(GO) test -count=1 ./... && $(GO) run . -repo ../.. -repro ../../bin/repro
 
 test: lint check-generate check-ci-examples ## everything CI checks: lint, generated files, CI examples, unit, golden, fuzz seeds and end-to-end tests
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
 # Fuzz budgets are execution counts, not durations: a duration races Go
