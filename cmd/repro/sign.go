@@ -252,17 +252,15 @@ func loadSigningKey(path string) (*sign.Signer, error) {
 // checkSignable fails when no output can hold a signature: only registry
 // references and oci: layouts can.
 func checkSignable(refs []imageref.Reference) error {
-	for _, r := range refs {
-		if r.Transport == imageref.Registry || r.Transport == imageref.OCI {
-			return nil
-		}
+	if sign.AnySignable(refs) {
+		return nil
 	}
 	return fault.Bad(errors.New("--sign: signatures live in a registry or an oci: layout, and no output is either; add -o oci:DIR or push"))
 }
 
 // signBuilt signs every output of b, refs, that can hold a signature,
-// with the SBOM and provenance attestations unless turned off. Archives
-// are skipped, with a warning.
+// with the SBOM and provenance attestations unless turned off
+// (sign.SignOutputs); archives are skipped, with a warning.
 func signBuilt(ctx context.Context, g *globals, b *build.Built, refs []imageref.Reference, signer *sign.Signer, sbom, provenance bool) error {
 	if signer == nil {
 		return fault.Bad(errors.New("--sign needs --key FILE (or --keyless)"))
@@ -270,45 +268,12 @@ func signBuilt(ctx context.Context, g *globals, b *build.Built, refs []imageref.
 	if err := checkSignable(refs); err != nil {
 		return err
 	}
-	var atts []sign.Attestation
-	if sbom {
-		doc, err := b.SBOM(ctx, attest.SPDXJSON, version)
-		if err != nil {
-			return err
-		}
-		atts = append(atts, sign.Attestation{PredicateType: attest.SPDXType, Predicate: doc})
+	atts, err := b.Attestations(ctx, sbom, provenance, version)
+	if err != nil {
+		return err
 	}
-	if provenance {
-		p, err := b.Provenance(version)
-		if err != nil {
-			return err
-		}
-		atts = append(atts, sign.Attestation{PredicateType: attest.ProvenanceType, Predicate: p})
-	}
-	// Signatures are per digest: one signing per repository (per layout)
-	// covers every tag of it.
-	done := map[string]bool{}
-	for _, r := range refs {
-		if r.Transport != imageref.Registry && r.Transport != imageref.OCI {
-			g.log.Warn("not signed: an archive holds no signatures", "output", r.String())
-			continue
-		}
-		where := "oci:" + filepath.Clean(r.Path)
-		if r.Transport == imageref.Registry {
-			where = r.Name.Context().Name()
-		}
-		if done[where] {
-			continue
-		}
-		done[where] = true
-		if r.Transport == imageref.OCI && r.Tag == "" {
-			r.Tag = "latest" // the tag build wrote
-		}
-		if _, err := sign.Sign(ctx, r, signer, sign.Options{ExpectDigest: b.Descriptor.Digest.String(), Attestations: atts, Remote: remoteOptions(ctx), Log: g.log}); err != nil {
-			return fmt.Errorf("signing %s: %w", r, err)
-		}
-	}
-	return nil
+	// "latest" is the tag build wrote to an oci: output that names none.
+	return sign.SignOutputs(ctx, refs, signer, "latest", sign.Options{ExpectDigest: b.Descriptor.Digest.String(), Attestations: atts, Remote: remoteOptions(ctx), Log: g.log})
 }
 
 // sbomOf scans an image or index and encodes its SBOM; the layers repro

@@ -49,7 +49,7 @@ var allowed = map[string][]string{
 	"internal/glob":               {},
 	"internal/atomicfs":           {"pkg/fault"},
 	"pkg/accounts":                {"pkg/base", "pkg/fault", "pkg/layer", "pkg/spec"},
-	"pkg/build":                   {"pkg/spec", "pkg/accounts", "pkg/systemd", "pkg/layer", "pkg/cache", "pkg/base", "pkg/compress", "pkg/fault", "pkg/imageref", "pkg/output", "internal/canonical", "pkg/secrets", "pkg/apt", "pkg/lock", "pkg/vcs", "pkg/attest", "pkg/layercache"},
+	"pkg/build":                   {"pkg/spec", "pkg/accounts", "pkg/systemd", "pkg/layer", "pkg/cache", "pkg/base", "pkg/compress", "pkg/fault", "pkg/imageref", "pkg/output", "internal/canonical", "pkg/secrets", "pkg/apt", "pkg/lock", "pkg/vcs", "pkg/attest", "pkg/layercache", "pkg/sign"},
 	"pkg/layout":                  {"pkg/fault", "internal/canonical", "internal/atomicfs"},
 	"pkg/output":                  {"pkg/imageref", "pkg/layer", "pkg/layout", "pkg/fault", "internal/canonical", "internal/atomicfs"},
 	"pkg/imagetest":               {"pkg/rootfs", "pkg/imageref", "pkg/fault", "internal/yamlpos"},

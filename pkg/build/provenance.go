@@ -14,6 +14,7 @@ import (
 	"github.com/reprobuild/repro/pkg/attest"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/lock"
+	"github.com/reprobuild/repro/pkg/sign"
 )
 
 // ProvenanceInput is what the SLSA provenance of b records: the spec and
@@ -106,6 +107,28 @@ func (b *Built) SBOM(ctx context.Context, format attest.Format, reproVersion str
 		return nil, fault.Op(err)
 	}
 	return doc, nil
+}
+
+// Attestations are what signing b attaches (sign.SignOutputs): its SPDX
+// SBOM when sbom is set, then its SLSA v1 provenance when provenance is
+// set. reproVersion is the builder's version.
+func (b *Built) Attestations(ctx context.Context, sbom, provenance bool, reproVersion string) ([]sign.Attestation, error) {
+	var atts []sign.Attestation
+	if sbom {
+		doc, err := b.SBOM(ctx, attest.SPDXJSON, reproVersion)
+		if err != nil {
+			return nil, err
+		}
+		atts = append(atts, sign.Attestation{PredicateType: attest.SPDXType, Predicate: doc})
+	}
+	if provenance {
+		p, err := b.Provenance(reproVersion)
+		if err != nil {
+			return nil, err
+		}
+		atts = append(atts, sign.Attestation{PredicateType: attest.ProvenanceType, Predicate: p})
+	}
+	return atts, nil
 }
 
 // epochSource is where the build's epoch came from, as the provenance

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -118,5 +119,14 @@ func TestProvenanceOfARun(t *testing.T) {
 	doc, err := b.SBOM(context.Background(), attest.SPDXJSON, "test")
 	if err != nil || len(doc) == 0 {
 		t.Errorf("SBOM: %v", err)
+	}
+	// What signing attaches: the SBOM, then the provenance, each as asked.
+	atts, err := b.Attestations(context.Background(), true, true, "test")
+	if err != nil || len(atts) != 2 || atts[0].PredicateType != attest.SPDXType || !bytes.Equal(atts[0].Predicate, doc) ||
+		atts[1].PredicateType != attest.ProvenanceType || !bytes.Equal(atts[1].Predicate, raw) {
+		t.Errorf("Attestations: %v, %d of them", err, len(atts))
+	}
+	if atts, err := b.Attestations(context.Background(), false, true, "test"); err != nil || len(atts) != 1 || atts[0].PredicateType != attest.ProvenanceType {
+		t.Errorf("Attestations without the SBOM: %v, %d of them", err, len(atts))
 	}
 }
