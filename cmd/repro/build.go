@@ -142,7 +142,7 @@ func (f *shapeFlags) register(fs *pflag.FlagSet) {
 	if f.layerCache {
 		fs.BoolVar(&f.noCache, "no-cache", false, "build every layer cold: neither read nor write the layer cache (DIR/layers of --cache-dir)")
 		fs.StringVar(&f.cacheRepo, "cache-repo", "", "also look layers up in the shared layer cache in registry repository `HOST/REPO` (one entry per key, tagged by it; every hit's bytes are checked)")
-		fs.BoolVar(&f.cacheVerify, "cache-verify", false, "build every layer the cache gives again cold and compare: a reproducibility canary; a difference fails the build (exit 1) and removes the local entry")
+		fs.BoolVar(&f.cacheVerify, "cache-verify", false, "hash every local hit's blob, and build every layer the cache gives again cold and compare: a reproducibility canary; a difference fails the build (exit 1) and removes the local entry")
 		fs.StringVar(&f.cacheMode, "cache-mode", "read", "with --cache-repo: read, or readwrite to store the layers it lacks there (first write wins; main-branch builds write, pull requests read)")
 	}
 	fs.StringVar(&f.requestFile, "request", "", "a serialised build request `FILE` (internal)")

@@ -30,12 +30,17 @@ const (
 	LayerShared = "from cache-repo"
 )
 
-// lookup finds the layer of key k: in the local store, else in the
+// lookup finds the layer of key k: in the local store (its blob hashed
+// only under Options.VerifyHits; see package layercache), else in the
 // shared cache (fetched into the local store, its bytes checked). The
 // status says where it was found.
 func (b *builder) lookup(ctx context.Context, k layercache.Key, name string, p spec.Platform) (*layercache.Layer, string) {
 	st := b.opts.Layers
-	hit, err := st.Get(k)
+	get := st.Get
+	if b.opts.VerifyHits {
+		get = st.GetHashed
+	}
+	hit, err := get(k)
 	var ce *layercache.CorruptError
 	switch {
 	case errors.As(err, &ce):

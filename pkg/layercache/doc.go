@@ -83,10 +83,27 @@
 // meta.json (digest, diff ID, size, media type). An entry is written in a
 // temporary directory and renamed into place; when two builds race, the
 // first rename wins and the second build uses the winner's entry (their
-// bytes are the same, or the key is wrong). A hit hashes the blob again
-// before it is used (a corrupt entry is removed and the layer rebuilt)
-// and gives a v1.Layer whose digest and diff ID are known without reading
-// it; its bytes are copied or linked into outputs, never recompressed.
+// bytes are the same, or the key is wrong). A hit gives a v1.Layer whose
+// digest and diff ID are known without reading it; its bytes are copied
+// or linked into outputs, never recompressed.
+//
+// A local hit does not hash the blob. The store's blobs were hashed as
+// they were written (layer.Write computes a layer's digest from the bytes
+// it writes; a shared cache entry is checked as it streams in), an entry
+// is written whole in a temporary directory and renamed into place, and
+// its directory is named by its key: the store holds an entry's bytes in
+// full, or nothing. What can still make a blob wrong is a change outside
+// repro (a disk error, a hand edit). So a hit checks what costs no read:
+// meta.json parses and names the key, its digests parse, and the blob is a
+// regular file of the recorded size (a blob cut short or grown is a
+// corrupt entry, removed and rebuilt). The bytes are hashed once, where
+// they next stream: an OCI layout's Put and the archives check every
+// blob against its digest, a registry checks every blob pushed, and
+// Layer.Compressed checks at the end of the stream; a blob changed in
+// place at its size fails that build there, naming the blob's digest,
+// rather than writing a wrong image. build --cache-verify (GetHashed)
+// hashes every local hit first, as well as rebuilding it cold: a changed
+// blob is then a corrupt entry, removed and rebuilt.
 // The entry's used file is touched on every hit: Prune removes entries
 // unused for longer than a maximum age, then the least recently used
 // until the store fits a maximum size.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -306,17 +307,38 @@ func TestStore(t *testing.T) {
 	if miss, err := s.Get(Key{1}); miss != nil || err != nil {
 		t.Fatal("a missing key hit")
 	}
-	// Corrupt: warned, removed, missed.
+	// A blob changed in place, keeping its size: Get does not read it
+	// (the store hashed it when it wrote it), Compressed fails at its
+	// end, GetHashed finds it corrupt and removes it.
 	b, _ := os.ReadFile(got.Path())
 	b[len(b)/2] ^= 1
 	os.Remove(got.Path()) // the blob may be a link to the build's file
 	os.WriteFile(got.Path(), b, 0o644)
+	same, err := s.Get(k)
+	if err != nil || same == nil {
+		t.Fatalf("Get of a same-size blob: %v, %v", same, err)
+	}
+	rc, _ = same.Compressed()
+	if _, err := readAll(rc); err == nil {
+		t.Error("Compressed streamed a changed blob without an error")
+	}
 	var ce *CorruptError
-	if hit, err := s.Get(k); hit != nil || !errors.As(err, &ce) {
-		t.Fatalf("a corrupt entry: %v, %v", hit, err)
+	if hit, err := s.GetHashed(k); hit != nil || !errors.As(err, &ce) {
+		t.Fatalf("GetHashed of a corrupt entry: %v, %v", hit, err)
 	}
 	if hit, err := s.Get(k); hit != nil || err != nil {
 		t.Fatal("a corrupt entry was not removed")
+	}
+	// A blob of another size (cut short): Get finds it corrupt.
+	k, _ = put(t, s, es)
+	got, _ = s.Get(k)
+	os.Remove(got.Path())
+	os.WriteFile(got.Path(), b[:len(b)-1], 0o644)
+	if hit, err := s.Get(k); hit != nil || !errors.As(err, &ce) || !strings.Contains(err.Error(), "bytes") {
+		t.Fatalf("Get of a short blob: %v, %v", hit, err)
+	}
+	if hit, err := s.Get(k); hit != nil || err != nil {
+		t.Fatal("a short entry was not removed")
 	}
 }
 

@@ -64,8 +64,8 @@ type meta struct {
 }
 
 // Layer is a layer from the store. It implements v1.Layer; its digest and
-// diff ID are known without reading it, and its blob was hashed when it
-// was taken from the store.
+// diff ID are known without reading it, and Compressed checks its bytes
+// as they stream.
 type Layer struct {
 	path      string
 	digest    v1.Hash
@@ -159,10 +159,18 @@ func (e *CorruptError) Error() string {
 	return fmt.Sprintf("layer cache entry %s is corrupt (%s); it was removed and the layer is rebuilt", e.Key, e.Msg)
 }
 
-// Get returns the layer stored under k, or nil when there is none. An
-// entry that fails its check is removed, and Get returns nil and a
-// *CorruptError, for a warning.
-func (s *Store) Get(k Key) (*Layer, error) {
+// Get returns the layer stored under k, or nil when there is none. It
+// does not read the blob: the store hashed it when it wrote it (see the
+// package doc), and a hit checks the entry's meta.json and that its blob
+// is a regular file of the recorded size. An entry that fails its check
+// is removed, and Get returns nil and a *CorruptError, for a warning.
+func (s *Store) Get(k Key) (*Layer, error) { return s.get(k, false) }
+
+// GetHashed is Get that also hashes the blob and compares it with the
+// entry's recorded digest and size (build --cache-verify).
+func (s *Store) GetHashed(k Key) (*Layer, error) { return s.get(k, true) }
+
+func (s *Store) get(k Key, hash bool) (*Layer, error) {
 	dir := s.entry(k)
 	b, err := os.ReadFile(filepath.Join(dir, "meta.json"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -171,7 +179,7 @@ func (s *Store) Get(k Key) (*Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := s.check(k, dir, b)
+	l, err := s.check(k, dir, b, hash)
 	if err != nil {
 		s.remove(k)
 		return nil, &CorruptError{Key: k, Msg: err.Error()}
@@ -181,7 +189,7 @@ func (s *Store) Get(k Key) (*Layer, error) {
 	return l, nil
 }
 
-func (s *Store) check(k Key, dir string, b []byte) (*Layer, error) {
+func (s *Store) check(k Key, dir string, b []byte, hash bool) (*Layer, error) {
 	var m meta
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("meta.json: %v", err)
@@ -198,18 +206,27 @@ func (s *Store) check(k Key, dir string, b []byte) (*Layer, error) {
 		return nil, err
 	}
 	p := filepath.Join(dir, "blob")
-	f, err := os.Open(p)
+	fi, err := os.Lstat(p)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return nil, err
+	if !fi.Mode().IsRegular() || fi.Size() != m.Size {
+		return nil, fmt.Errorf("its blob is %s of %d bytes, not a file of %d", fi.Mode().Type(), fi.Size(), m.Size)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != digest.Hex || n != m.Size {
-		return nil, fmt.Errorf("its blob has sha256:%s and %d bytes, not %s and %d", got, n, digest, m.Size)
+	if hash {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, f)
+		if err != nil {
+			return nil, err
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != digest.Hex || n != m.Size {
+			return nil, fmt.Errorf("its blob has sha256:%s and %d bytes, not %s and %d", got, n, digest, m.Size)
+		}
 	}
 	return &Layer{path: p, digest: digest, diffID: diffID, size: m.Size, mediaType: types.MediaType(m.MediaType), extra: m.Extra}, nil
 }

@@ -2,8 +2,12 @@ package output
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,9 +27,45 @@ import (
 // Archives are canonical tar streams (package layer's rule) with mtime 0:
 // the same image gives the same archive bytes.
 
+// blobEntry is blob b in an archive, its bytes checked against its
+// digest as they stream (a layer cache hit is not hashed before; the
+// layout's Put checks the same way): a blob that does not hash right
+// fails the write.
 func blobEntry(b blob) layer.Entry {
-	return layer.Entry{Path: "/blobs/sha256/" + b.digest.Hex, Type: layer.Regular, Mode: 0o644, Size: b.size, Open: b.open}
+	open := func() (io.ReadCloser, error) {
+		rc, err := b.open()
+		if err != nil {
+			return nil, err
+		}
+		return &checkedBlob{rc: rc, h: sha256.New(), b: b}, nil
+	}
+	return layer.Entry{Path: "/blobs/sha256/" + b.digest.Hex, Type: layer.Regular, Mode: 0o644, Size: b.size, Open: open}
 }
+
+// checkedBlob reads blob b, failing the read that reaches b's size, in
+// place of its bytes, if they are not b's (the tar writer reads no
+// further than b's size and checks the length itself; a read that gives
+// bytes and an error at once may have its error dropped).
+type checkedBlob struct {
+	rc io.ReadCloser
+	h  hash.Hash
+	n  int64
+	b  blob
+}
+
+func (c *checkedBlob) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	if n > 0 && c.n == c.b.size || err == io.EOF && c.n < c.b.size {
+		if got := hex.EncodeToString(c.h.Sum(nil)); got != c.b.digest.Hex {
+			return 0, fmt.Errorf("blob %s: got %d bytes with sha256 %s, want %d bytes", c.b.digest, c.n, got, c.b.size)
+		}
+	}
+	return n, err
+}
+
+func (c *checkedBlob) Close() error { return c.rc.Close() }
 
 func bytesEntry(p string, data []byte) layer.Entry {
 	b := bytesBlob(data)

@@ -180,3 +180,52 @@ func TestDockerArchiveRefusesIndex(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// flippedLayer claims its layer's digest and size but serves other bytes,
+// as a layer cache blob changed on disk would (a local hit is not hashed
+// before it is written out).
+type flippedLayer struct{ v1.Layer }
+
+func (l flippedLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, err
+	}
+	b[len(b)/2] ^= 1
+	return io.NopCloser(strings.NewReader(string(b))), nil
+}
+
+// TestFileOutputsCheckBlobDigests: every file output hashes each blob as
+// it writes it, and one whose bytes are not its digest's fails the write
+// and leaves nothing.
+func TestFileOutputsCheckBlobDigests(t *testing.T) {
+	ctx := context.Background()
+	l, err := random.Layer(4096, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(ociImage(t), flippedLayer{l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, _ := l.Digest()
+	dir := t.TempDir()
+	for _, ref := range []string{
+		"oci:" + filepath.Join(dir, "layout") + ":v1",
+		"oci-archive:" + filepath.Join(dir, "oci.tar") + ":v1",
+		"docker-archive:" + filepath.Join(dir, "docker.tar") + ":example.com/app:v1",
+	} {
+		err := Write(ctx, mustRef(t, ref), imageref.Artifact{Image: img}, Options{})
+		if err == nil || !strings.Contains(err.Error(), ld.String()) {
+			t.Errorf("%s: a blob with other bytes than its digest's: %v", ref, err)
+		}
+	}
+	if des, _ := os.ReadDir(dir); len(des) != 0 {
+		t.Errorf("failed writes left %v", des)
+	}
+}

@@ -260,3 +260,47 @@ func TestLayerCacheVerify(t *testing.T) {
 		t.Errorf("after --cache-verify removed the entry: %s %s, want built %s", statuses(after), after.Digest, y.Digest)
 	}
 }
+
+// TestLayerCacheChangedBlob: a local hit does not hash its blob (the
+// store did when it wrote it), so a blob changed in place at its size is
+// caught where its bytes next stream: the build fails naming the layer's
+// digest and writes no output. --cache-verify hashes every local hit: the
+// entry is corrupt, removed and rebuilt, with the cold digest.
+func TestLayerCacheChangedBlob(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, cacheSpec)
+	app := filepath.Join(dir, "app")
+	os.MkdirAll(app, 0o755)
+	os.WriteFile(filepath.Join(app, "main.txt"), []byte("x\n"), 0o644)
+	cache := filepath.Join(t.TempDir(), "cache")
+	cd := []string{"--cache-dir", cache}
+	cold, _ := buildCached(t, dir, 0, cd...)
+	des, _ := os.ReadDir(filepath.Join(cache, "layers", "entries"))
+	if len(des) != 1 {
+		t.Fatalf("the store holds %d entries, want 1", len(des))
+	}
+	p := filepath.Join(cache, "layers", "entries", des[0].Name(), "blob")
+	blob, _ := os.ReadFile(p)
+	blob[len(blob)/2] ^= 1
+	os.Remove(p) // a link to the build's file, maybe
+	os.WriteFile(p, blob, 0o644)
+	var meta struct{ Digest string }
+	raw, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "meta.json"))
+	json.Unmarshal(raw, &meta)
+
+	out := filepath.Join(t.TempDir(), "out")
+	r := invocation{dir: dir}.run(t, append([]string{"build", "-o", "oci:" + out + ":t"}, cd...)...)
+	if r.code == 0 || !strings.Contains(r.stderr, meta.Digest) {
+		t.Errorf("a build over a changed blob: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a build over a changed blob wrote its output")
+	}
+	v, r := buildCached(t, dir, 0, append(cd, "--cache-verify")...)
+	if statuses(v) != "app=built" || v.Digest != cold.Digest || !strings.Contains(r.stderr, "corrupt") {
+		t.Errorf("--cache-verify over a changed blob: %s %s, want built %s\n%s", statuses(v), v.Digest, cold.Digest, r.stderr)
+	}
+	if again, _ := buildCached(t, dir, 0, cd...); statuses(again) != "app=cached" || again.Digest != cold.Digest {
+		t.Errorf("after --cache-verify rebuilt the entry: %s %s", statuses(again), again.Digest)
+	}
+}
