@@ -22,7 +22,7 @@ func fakeRepro(t *testing.T, flags ...string) string {
 	return p
 }
 
-var allFlags = []string{"-f, --file", "--platform", "--var", "--locked", "--cache-dir", "--check", "-o, --output",
+var allFlags = []string{"-f, --file", "--platform", "--var", "--locked", "--cache-dir", "--cache-repo", "--cache-mode", "--check", "-o, --output",
 	"--push-by-digest", "--metadata-file", "--push", "--sign", "--key"}
 
 func files() Files {
