@@ -76,7 +76,7 @@ func (o *sbomOpts) run(ctx context.Context, args []string) error {
 	defer art.Close()
 	name := o.name
 	if name == "" {
-		name = defaultImageName(ref)
+		name = ref.ShortName()
 	}
 	doc, err := sbomOf(ctx, name, *art, format)
 	if err != nil {

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
 
 	"github.com/reprobuild/repro/pkg/attest"
@@ -120,7 +118,7 @@ func (o *signOpts) run(ctx context.Context, args []string) error {
 	}
 	defer art.Close()
 	// A signature vouches for a manifest: it must be there, whole.
-	if err := readManifests(art); err != nil {
+	if err := art.ReadManifests(); err != nil {
 		return fault.Bad(fmt.Errorf("%s: the image cannot be read whole (%v); sign a complete image", args[0], err))
 	}
 	digest := art.Descriptor.Digest.String()
@@ -138,7 +136,7 @@ func (o *signOpts) run(ctx context.Context, args []string) error {
 	}
 	if wantSBOM {
 		if name == "" {
-			name = defaultImageName(ref)
+			name = ref.ShortName()
 		}
 		doc, err := sbomOf(ctx, name, *art, format)
 		if err != nil {
@@ -276,33 +274,11 @@ func signBuilt(ctx context.Context, g *globals, b *build.Built, refs []imageref.
 	return sign.SignOutputs(ctx, refs, signer, "latest", sign.Options{ExpectDigest: b.Descriptor.Digest.String(), Attestations: atts, Remote: remoteOptions(ctx), Log: g.log})
 }
 
-// sbomOf scans an image or index and encodes its SBOM; the layers repro
-// added are inferred from each config's history.
+// sbomOf scans an image or index and encodes its SBOM
+// (attest.ImageSBOM); the layers repro added are inferred from each
+// config's history.
 func sbomOf(ctx context.Context, name string, a imageref.Artifact, format attest.Format) ([]byte, error) {
-	inv, err := attest.Scan(ctx, name, a, attest.ScanOptions{TempDir: os.TempDir()})
-	if err != nil {
-		err = fmt.Errorf("reading the image for its SBOM: %w", err)
-		if fault.KindOf(err) == fault.BadInput { // a hostile layer (pkg/rootfs limits)
-			return nil, err
-		}
-		return nil, fault.Op(err)
-	}
-	doc, err := attest.SBOM(inv, format, version)
-	if err != nil {
-		return nil, fault.Op(err)
-	}
-	return doc, nil
-}
-
-// defaultImageName names an image for its SBOM: the repository's last
-// element, or the layout's (archive's) file name.
-func defaultImageName(ref imageref.Reference) string {
-	if ref.Transport == imageref.Registry {
-		repo := ref.Name.Context().RepositoryStr()
-		return repo[strings.LastIndex(repo, "/")+1:]
-	}
-	base := filepath.Base(filepath.Clean(ref.Path))
-	return strings.TrimSuffix(base, filepath.Ext(base))
+	return attest.ImageSBOM(ctx, name, a, format, version, attest.ScanOptions{TempDir: os.TempDir()})
 }
 
 var verifySignatureCmd = &command{
@@ -396,36 +372,4 @@ func verifySigned(ctx context.Context, g *globals, ref imageref.Reference, keyPa
 		return nil, fault.Bad(fmt.Errorf("--key %s is a private key; verify with the public key (cosign.pub)", keyPath))
 	}
 	return rep, err
-}
-
-// readManifests reads a's manifest or index, and each image's manifest and
-// config, each checked against its digest as it is read.
-func readManifests(a *imageref.Artifact) error {
-	images := []v1.Image{a.Image}
-	if a.Index != nil {
-		im, err := a.Index.IndexManifest()
-		if err != nil {
-			return err
-		}
-		images = images[:0]
-		for _, d := range im.Manifests {
-			if !d.MediaType.IsImage() {
-				continue
-			}
-			img, err := a.Index.Image(d.Digest)
-			if err != nil {
-				return err
-			}
-			images = append(images, img)
-		}
-	}
-	for _, img := range images {
-		if _, err := img.RawManifest(); err != nil {
-			return err
-		}
-		if _, err := img.RawConfigFile(); err != nil {
-			return err
-		}
-	}
-	return nil
 }

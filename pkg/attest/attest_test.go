@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/reprobuild/repro/pkg/attest"
+	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 )
 
@@ -565,5 +567,37 @@ func TestPinnedDebDigests(t *testing.T) {
 		if strings.Count(string(doc), sum) != 1 {
 			t.Errorf("%s: the .deb digest appears %d times, want once", f, strings.Count(string(doc), sum))
 		}
+	}
+}
+
+// brokenImage fails to list its layers.
+type brokenImage struct{ v1.Image }
+
+func (brokenImage) Layers() ([]v1.Layer, error) { return nil, errors.New("gone") }
+
+// TestImageSBOM is Scan then SBOM, with a failure to read the image an
+// operational one that says what was being read.
+func TestImageSBOM(t *testing.T) {
+	ctx := context.Background()
+	img := image(t, "amd64", goBinary(t))
+	opts := attest.ScanOptions{TempDir: t.TempDir()}
+	got, err := attest.ImageSBOM(ctx, "api", imageref.Artifact{Image: img}, attest.SPDXJSON, "test", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := attest.Scan(ctx, "api", imageref.Artifact{Image: img}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := attest.SBOM(inv, attest.SPDXJSON, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("ImageSBOM differs from Scan then SBOM")
+	}
+	_, err = attest.ImageSBOM(ctx, "api", imageref.Artifact{Image: brokenImage{img}}, attest.SPDXJSON, "test", opts)
+	if fault.KindOf(err) != fault.Operational || !strings.HasPrefix(fmt.Sprint(err), "reading the image for its SBOM: ") {
+		t.Errorf("a broken image: err = %v (kind %v)", err, fault.KindOf(err))
 	}
 }

@@ -22,3 +22,36 @@ func IndexArtifact(idx v1.ImageIndex) (Artifact, error) {
 	}
 	return Artifact{Descriptor: *d, Index: idx}, nil
 }
+
+// ReadManifests reads a's manifest or index, and each image's manifest
+// and config, each checked against its digest as it is read: whether a is
+// there whole, short of its layers (a signature vouches for manifests).
+func (a *Artifact) ReadManifests() error {
+	images := []v1.Image{a.Image}
+	if a.Index != nil {
+		im, err := a.Index.IndexManifest()
+		if err != nil {
+			return err
+		}
+		images = images[:0]
+		for _, d := range im.Manifests {
+			if !d.MediaType.IsImage() {
+				continue
+			}
+			img, err := a.Index.Image(d.Digest)
+			if err != nil {
+				return err
+			}
+			images = append(images, img)
+		}
+	}
+	for _, img := range images {
+		if _, err := img.RawManifest(); err != nil {
+			return err
+		}
+		if _, err := img.RawConfigFile(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package imageref
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -126,4 +127,16 @@ func (r Reference) WithInsecure(hosts []string) Reference {
 		}
 	}
 	return r
+}
+
+// ShortName names the image r refers to, as an SBOM does when told no
+// name: the repository's last element, or the layout's (the archive's)
+// file name without its extension.
+func (r Reference) ShortName() string {
+	if r.Transport == Registry {
+		repo := r.Name.Context().RepositoryStr()
+		return repo[strings.LastIndex(repo, "/")+1:]
+	}
+	base := filepath.Base(filepath.Clean(r.Path))
+	return strings.TrimSuffix(base, filepath.Ext(base))
 }

@@ -71,3 +71,22 @@ func TestPlatformName(t *testing.T) {
 		}
 	}
 }
+
+func TestShortName(t *testing.T) {
+	for in, want := range map[string]string{
+		"registry.example.com/team/app:v1":                     "app",
+		"127.0.0.1:5000/app@sha256:" + strings.Repeat("a", 64): "app",
+		"oci:out/site:v1":              "site",
+		"oci:out/site/":                "site",
+		"oci-archive:dist/site.tar:v1": "site",
+		"docker-archive:site.tar":      "site",
+	} {
+		r, err := Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.ShortName(); got != want {
+			t.Errorf("%s: ShortName() = %q, want %q", in, got, want)
+		}
+	}
+}

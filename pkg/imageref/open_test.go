@@ -147,3 +147,38 @@ func TestOpenNamesTags(t *testing.T) {
 	}
 	a.Close()
 }
+
+// TestReadManifests reads an index's manifests and configs whole, and
+// finds an image's config changed on disk.
+func TestReadManifests(t *testing.T) {
+	ctx := context.Background()
+	idx, err := random.Index(64, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	r, _ := imageref.Parse("oci:" + dir + ":v1")
+	if err := output.Write(ctx, r, imageref.Artifact{Index: idx}, output.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := imageref.Open(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReadManifests(); err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	img, _ := idx.Image(im.Manifests[1].Digest)
+	cfg, _ := img.ConfigName()
+	p := filepath.Join(dir, "blobs", "sha256", cfg.Hex)
+	b, _ := os.ReadFile(p)
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(p, b, 0o644)
+	if a, err = imageref.Open(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReadManifests(); !errors.Is(err, imageref.ErrDigestMismatch) {
+		t.Errorf("a changed config: err = %v, want a digest mismatch", err)
+	}
+}
