@@ -103,14 +103,12 @@ func (o *inspectOpts) run(ctx context.Context, args []string) error {
 			return err
 		}
 		out.Index = raw
-		im, err := a.Index.IndexManifest()
+		all, err := a.Images() // nested indexes too, to imageref.MaxIndexDepth
 		if err != nil {
 			return err
 		}
-		for _, d := range im.Manifests {
-			if !d.MediaType.IsImage() {
-				continue
-			}
+		for _, ii := range all {
+			d := ii.Descriptor
 			name := ""
 			if d.Platform != nil {
 				name = imageref.PlatformName(*d.Platform)
@@ -118,7 +116,7 @@ func (o *inspectOpts) run(ctx context.Context, args []string) error {
 			if o.platform != "" && name != o.platform {
 				continue
 			}
-			img, err := a.Index.Image(d.Digest)
+			img, err := ii.Image()
 			if err != nil {
 				return err
 			}

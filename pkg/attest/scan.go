@@ -170,15 +170,13 @@ func Scan(ctx context.Context, name string, t imageref.Artifact, opts ScanOption
 			return nil, err
 		}
 		inv.Digest, inv.MediaType = d.Digest.String(), string(d.MediaType)
-		im, err := t.Index.IndexManifest()
+		all, err := t.Images() // nested indexes too, to imageref.MaxIndexDepth
 		if err != nil {
 			return nil, err
 		}
-		for _, desc := range im.Manifests {
-			if !desc.MediaType.IsImage() {
-				continue
-			}
-			img, err := t.Index.Image(desc.Digest)
+		for _, ii := range all {
+			desc := ii.Descriptor
+			img, err := ii.Image()
 			if err != nil {
 				return nil, err
 			}

@@ -210,7 +210,7 @@ func checkFile(ctx context.Context, open func() (io.ReadCloser, error), want v1.
 		io.Copy(h, rc)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); ctx.Err() == nil && got != want.Hex {
-		return v1.Hash{}, fault.Op(fmt.Errorf("%s holds bytes whose digest is sha256:%s; the file is damaged: copy or pull the base again", layer, got))
+		return v1.Hash{}, fault.Op(fmt.Errorf("%s: its bytes hash to sha256:%s, not the digest it is named by; the layout or cache serves corrupt data: copy or pull the base again", layer, got))
 	}
 	return d, err
 }

@@ -225,8 +225,8 @@ func TestBaseCheckDamagedBlobInLayout(t *testing.T) {
 	ref := parse(t, "oci:"+dir+"@"+digestOf(t, img).String())
 	pin := must[Pin](t)(r.Resolve(ctx, ref))
 	_, err := r.Open(ctx, ref, pin, "linux/amd64")
-	if err == nil || fault.KindOf(err) != fault.Operational || !strings.Contains(err.Error(), "damaged") {
-		t.Fatalf("a damaged layout blob: %v (kind %v); want an operational error saying it is damaged", err, fault.KindOf(err))
+	if err == nil || fault.KindOf(err) != fault.Operational || !strings.Contains(err.Error(), "not the digest it is named by; the layout or cache serves corrupt data") {
+		t.Fatalf("a damaged layout blob: %v (kind %v); want an operational error saying it is corrupt", err, fault.KindOf(err))
 	}
 }
 

@@ -478,6 +478,11 @@ func pinBase(ctx context.Context, s *spec.Spec, parsed *base.Ref, lf *lock.File,
 	}
 	pin, err := r.Resolve(ctx, ref)
 	if err != nil {
+		if fault.KindOf(err) == fault.BadInput {
+			// A base that is bad input (indexes nested too deep, a
+			// layout holding no such image) is the spec's base: line's.
+			return nil, fault.Bad(&classError{s.ErrorAt("base", "%v", err), err})
+		}
 		return nil, err
 	}
 	return &Base{Ref: ref, Pin: pin, Resolver: r}, nil

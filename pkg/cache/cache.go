@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/reprobuild/repro/pkg/fault"
 )
@@ -64,6 +65,23 @@ type MismatchError struct {
 func (e *MismatchError) Error() string {
 	return fmt.Sprintf("%s has sha256 %s, but it is pinned as %s; if the new content is expected, update the pin", e.Source, e.Got, e.Want)
 }
+
+// CorruptError is a fetched blob whose bytes do not hash to the digest
+// it was asked for by: the source serves corrupt data (a pin that
+// disagrees is a MismatchError).
+type CorruptError struct {
+	Source    string
+	Want, Got string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("%s: its bytes hash to sha256:%s, not the digest it is named by; the registry serves corrupt data", e.Source, e.Got)
+}
+
+// ggcrMismatch begins the error of go-containerregistry's verifying
+// reader (remote layers' Compressed) at a digest mismatch; its type is
+// internal to that module, so only its text can be matched.
+const ggcrMismatch = "error verifying sha256 checksum"
 
 // StatusError is an HTTP answer other than 200 OK to a fetch.
 type StatusError struct {
@@ -130,6 +148,11 @@ func (c *Cache) Blob(ctx context.Context, sha256Hex, what string, fetch func(con
 	defer rc.Close()
 	got, err := c.put(rc, sha256Hex)
 	if err != nil {
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			ce.Source = what
+			return "", fault.Op(ce)
+		}
 		var m *MismatchError
 		if errors.As(err, &m) {
 			m.Source = what
@@ -162,6 +185,11 @@ func (c *Cache) put(r io.Reader, want string) (string, error) {
 	h := sha256.New()
 	if _, err := io.Copy(io.MultiWriter(f, h), r); err != nil {
 		f.Close()
+		if strings.HasPrefix(err.Error(), ggcrMismatch) {
+			// io.Copy wrote the last bytes before it returned the
+			// error: h holds them all.
+			return "", &CorruptError{Want: want, Got: hex.EncodeToString(h.Sum(nil))}
+		}
 		return "", err
 	}
 	if err := f.Close(); err != nil {

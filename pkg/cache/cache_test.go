@@ -82,3 +82,44 @@ func TestBlob(t *testing.T) {
 		}
 	}
 }
+
+// ggcrReader fails at its end as go-containerregistry's verifying reader
+// does when the bytes do not match.
+type ggcrReader struct{ b []byte }
+
+func (r *ggcrReader) Read(p []byte) (int, error) {
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	if len(r.b) == 0 {
+		return n, errors.New(`error verifying sha256 checksum after reading 5 bytes; got "sha256:…", want "sha256:…"`)
+	}
+	return n, nil
+}
+
+// TestCorruptBlob: a blob the source serves with other bytes than its
+// digest's is exit 3, worded as repro, naming both digests; nothing is
+// stored.
+func TestCorruptBlob(t *testing.T) {
+	c := New(t.TempDir())
+	want := strings.Repeat("a", 64)
+	_, err := c.Blob(context.Background(), want, "layer 0 sha256:"+want+" of reg/x@sha256:b", func(context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(&ggcrReader{[]byte("wrong")}), nil
+	})
+	sum := sha256.Sum256([]byte("wrong"))
+	var ce *CorruptError
+	if !errors.As(err, &ce) || fault.KindOf(err) != fault.Operational {
+		t.Fatalf("err = %v, want a CorruptError, exit 3", err)
+	}
+	msg := err.Error()
+	for _, w := range []string{"layer 0 sha256:" + want + " of reg/x", "its bytes hash to sha256:" + hex.EncodeToString(sum[:]), "not the digest it is named by", "serves corrupt data"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("%q does not say %q", msg, w)
+		}
+	}
+	if strings.Contains(msg, "error verifying") {
+		t.Errorf("%q still reads as go-containerregistry's", msg)
+	}
+	if _, err := c.Lookup(want); err == nil {
+		t.Error("the corrupt blob was stored")
+	}
+}

@@ -188,15 +188,13 @@ func platforms(a *imageref.Artifact) (map[string]v1.Image, error) {
 		out[imageref.PlatformName(imageref.ConfigPlatform(cf))] = a.Image
 		return out, nil
 	}
-	im, err := a.Index.IndexManifest()
+	all, err := a.Images() // nested indexes too, to imageref.MaxIndexDepth
 	if err != nil {
 		return nil, err
 	}
-	for i, d := range im.Manifests {
-		if !d.MediaType.IsImage() {
-			continue
-		}
-		img, err := a.Index.Image(d.Digest)
+	for i, ii := range all {
+		d := ii.Descriptor
+		img, err := ii.Image()
 		if err != nil {
 			return nil, err
 		}

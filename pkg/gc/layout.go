@@ -51,6 +51,16 @@ func Layout(ctx context.Context, dir string, o Options) (*Report, error) {
 		}
 	}
 	l := &layout{dir: dir, log: o.Log}
+	for _, e := range entries {
+		if !manifestType(string(e.MediaType)) && e.MediaType != "" {
+			continue
+		}
+		if raw, err := l.read(e.Digest); err == nil {
+			if err := checkDepth(l, e.Digest, raw); err != nil {
+				return nil, fmt.Errorf("oci:%s: %w", dir, err)
+			}
+		}
+	}
 	units := l.units(entries)
 	plan(units, o)
 	r := report("oci:"+dir, units, o)

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
 )
 
 // manifest is what gc reads of an image manifest or index, whatever its
@@ -181,4 +184,47 @@ func signedSubject(m *manifest, src source) v1.Hash {
 		}
 	}
 	return v1.Hash{}
+}
+
+// checkDepth walks the indexes that the manifest raw (of digest top) nests,
+// each once, and fails with exit 2 when they nest deeper than
+// imageref.MaxIndexDepth or one lists itself (gc reads blobs without
+// checking their digests, so a layout can hold an index stored under a
+// digest it lists). Images are not read.
+func checkDepth(src source, top v1.Hash, raw []byte) error {
+	checked := map[v1.Hash]int{}
+	onPath := map[v1.Hash]bool{}
+	var walk func(d v1.Hash, raw []byte, depth int) error
+	walk = func(d v1.Hash, raw []byte, depth int) error {
+		if onPath[d] {
+			return fault.Bad(fmt.Errorf("index %s lists %s, which lists itself through the indexes it nests: a cycle no honest layout holds", top, d))
+		}
+		m, err := parseManifest(raw)
+		if err != nil || !m.index() {
+			return nil // not an index: describe says what it is
+		}
+		if depth > imageref.MaxIndexDepth {
+			return fault.Bad(fmt.Errorf("index %s nests indexes more than %d deep (repro's limit, imageref.MaxIndexDepth); nothing was deleted", top, imageref.MaxIndexDepth))
+		}
+		if at, ok := checked[d]; ok && at <= depth {
+			return nil
+		}
+		onPath[d] = true
+		defer delete(onPath, d)
+		for _, c := range m.Manifests {
+			if c.MediaType.IsImage() || !manifestType(string(c.MediaType)) && c.MediaType != "" {
+				continue // an image, read by describe if at all
+			}
+			craw, err := src.manifest(c.Digest)
+			if err != nil {
+				continue // describe reports what cannot be read
+			}
+			if err := walk(c.Digest, craw, depth+1); err != nil {
+				return err
+			}
+		}
+		checked[d] = depth
+		return nil
+	}
+	return walk(top, raw, 1)
 }

@@ -55,6 +55,11 @@ func Registry(ctx context.Context, repo name.Repository, o Options) (*Report, er
 		u.tags = append(u.tags, t)
 	}
 	for _, u := range units {
+		if err := checkDepth(reg, u.digest, raws[u.digest]); err != nil {
+			return nil, fmt.Errorf("%s: %w", repo, err)
+		}
+	}
+	for _, u := range units {
 		u.classifyTags()
 		describe(u, raws[u.digest], reg)
 	}

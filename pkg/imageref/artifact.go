@@ -29,16 +29,13 @@ func IndexArtifact(idx v1.ImageIndex) (Artifact, error) {
 func (a *Artifact) ReadManifests() error {
 	images := []v1.Image{a.Image}
 	if a.Index != nil {
-		im, err := a.Index.IndexManifest()
+		all, err := a.Images() // nested indexes too, to MaxIndexDepth
 		if err != nil {
 			return err
 		}
 		images = images[:0]
-		for _, d := range im.Manifests {
-			if !d.MediaType.IsImage() {
-				continue
-			}
-			img, err := a.Index.Image(d.Digest)
+		for _, ii := range all {
+			img, err := ii.Image()
 			if err != nil {
 				return err
 			}

@@ -48,6 +48,8 @@ func (a *Artifact) Close() error {
 
 // Open opens r for reading. Blobs are read lazily and verified against
 // their digests as they are read. remoteOpts apply to registry references.
+// An index is walked through the indexes it nests (not their images):
+// nesting past MaxIndexDepth is exit 2 here, so no reader walks deeper.
 func Open(ctx context.Context, r Reference, remoteOpts ...remote.Option) (*Artifact, error) {
 	switch r.Transport {
 	case OCI:
@@ -104,6 +106,11 @@ func Open(ctx context.Context, r Reference, remoteOpts ...remote.Option) (*Artif
 		if err != nil {
 			return nil, fault.Op(fmt.Errorf("reading %s: %w", r.Name, err))
 		}
+		if a.Index != nil {
+			if err := CheckDepth(a.Index); err != nil {
+				return nil, fmt.Errorf("%s: %w", r, err)
+			}
+		}
 		return a, nil
 	}
 	return nil, fault.Bad(fmt.Errorf("%s: cannot be opened", r))
@@ -133,6 +140,9 @@ func openLayout(r Reference, src blobSource) (*Artifact, error) {
 	a := &Artifact{Descriptor: desc}
 	if desc.MediaType.IsIndex() {
 		a.Index = &srcIndex{src: src, desc: desc}
+		if err := CheckDepth(a.Index); err != nil {
+			return nil, fmt.Errorf("%s: %w", r, err)
+		}
 	} else if desc.MediaType.IsImage() {
 		a.Image, err = partial.CompressedToImage(&srcImage{src: src, desc: desc})
 		if err != nil {
@@ -252,15 +262,16 @@ type verifyReader struct {
 	h    hash.Hash
 }
 
-// ErrDigestMismatch is a blob whose bytes do not match its digest.
-var ErrDigestMismatch = errors.New("digest mismatch")
+// ErrDigestMismatch is in the error of a blob whose bytes do not match
+// its digest.
+var ErrDigestMismatch = errors.New("the layout serves corrupt data")
 
 func (v *verifyReader) Read(p []byte) (int, error) {
 	n, err := v.rc.Read(p)
 	v.h.Write(p[:n])
 	if err == io.EOF {
 		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want.Hex {
-			return n, fmt.Errorf("blob %s: %w: its bytes hash to sha256:%s", v.want, ErrDigestMismatch, got)
+			return n, fmt.Errorf("blob %s: its bytes hash to sha256:%s, not the digest it is named by; %w", v.want, got, ErrDigestMismatch)
 		}
 	}
 	return n, err

@@ -52,34 +52,35 @@ func (a Artifact) Pick(platform, host string) (Picked, error) {
 	if err != nil {
 		return Picked{}, fault.Op(err)
 	}
-	im, err := a.Index.IndexManifest()
+	all, err := a.Images()
 	if err != nil {
-		return Picked{}, fault.Op(err)
+		return Picked{}, err
 	}
 	p := Picked{Index: d.String()}
-	var match []v1.Descriptor
-	for _, m := range im.Manifests {
-		if !m.MediaType.IsImage() || m.Platform == nil {
+	var match []IndexImage
+	for _, ii := range all {
+		m := ii.Descriptor
+		if m.Platform == nil {
 			continue
 		}
 		name := PlatformName(*m.Platform)
 		p.Platforms = append(p.Platforms, name)
 		if platform == "" || name == platform {
-			match = append(match, m)
+			match = append(match, ii)
 		}
 	}
 	switch {
 	case len(match) == 0 && platform != "":
 		if len(p.Platforms) == 0 {
-			return Picked{}, fault.Bad(fmt.Errorf("no %s image: the index lists no image with a platform (an index that nests indexes is not followed)", platform))
+			return Picked{}, fault.Bad(fmt.Errorf("no %s image: neither the index nor an index it nests lists an image with a platform", platform))
 		}
 		return Picked{}, fault.Bad(fmt.Errorf("no %s image (it has %s)", platform, strings.Join(p.Platforms, ", ")))
 	case len(match) == 0:
 		return Picked{}, fault.Bad(errors.New("an index that holds no image"))
 	case len(match) > 1:
-		var hosts []v1.Descriptor
+		var hosts []IndexImage
 		for _, m := range match {
-			if n := PlatformName(*m.Platform); n == host || strings.HasPrefix(n, host+"/") {
+			if n := PlatformName(*m.Descriptor.Platform); n == host || strings.HasPrefix(n, host+"/") {
 				hosts = append(hosts, m)
 			}
 		}
@@ -88,8 +89,8 @@ func (a Artifact) Pick(platform, host string) (Picked, error) {
 		}
 		match, p.ByHost = hosts, true
 	}
-	p.Platform = PlatformName(*match[0].Platform)
-	if p.Image, err = a.Index.Image(match[0].Digest); err != nil {
+	p.Platform = PlatformName(*match[0].Descriptor.Platform)
+	if p.Image, err = match[0].Image(); err != nil {
 		return Picked{}, fault.Op(err)
 	}
 	return p, nil

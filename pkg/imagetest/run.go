@@ -131,7 +131,7 @@ func Run(ctx context.Context, a imageref.Artifact, files []*File, opts Options) 
 	case a.Index == nil:
 		return nil, fault.Bad(errors.New("nothing to test: neither an image nor an index"))
 	}
-	images, err := indexImages(a.Index, 0)
+	images, err := indexImages(a)
 	if err != nil {
 		return nil, err
 	}
@@ -163,51 +163,33 @@ func listOr(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-// maxIndexDepth bounds how deep indexes may nest.
-const maxIndexDepth = 4
-
 type platformImage struct {
 	platform string // or the digest, for an image without a platform
 	img      v1.Image
 }
 
-// indexImages lists the images of idx, those of nested indexes after
-// their parent's own, in the index's order.
-func indexImages(idx v1.ImageIndex, depth int) ([]platformImage, error) {
-	if depth > maxIndexDepth {
-		return nil, fault.Bad(fmt.Errorf("indexes nest more than %d deep; test an image of it by digest", maxIndexDepth))
-	}
-	im, err := idx.IndexManifest()
+// indexImages lists the images of a's index, those of nested indexes
+// (to imageref.MaxIndexDepth) in their place, in the index's order.
+func indexImages(a imageref.Artifact) ([]platformImage, error) {
+	all, err := a.Images()
 	if err != nil {
-		return nil, fault.Op(fmt.Errorf("reading the index: %w", err))
+		return nil, err
 	}
 	var out []platformImage
-	for _, d := range im.Manifests {
-		switch {
-		case d.MediaType.IsImage():
-			img, err := idx.Image(d.Digest)
-			if err != nil {
-				return nil, fault.Op(fmt.Errorf("reading image %s of the index: %w", d.Digest, err))
-			}
-			name := d.Digest.String()
-			if d.Platform != nil && d.Platform.OS != "" {
-				name = imageref.PlatformName(*d.Platform)
-			}
-			out = append(out, platformImage{name, img})
-		case d.MediaType.IsIndex():
-			child, err := idx.ImageIndex(d.Digest)
-			if err != nil {
-				return nil, fault.Op(fmt.Errorf("reading index %s of the index: %w", d.Digest, err))
-			}
-			more, err := indexImages(child, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, more...)
+	for _, ii := range all {
+		d := ii.Descriptor
+		img, err := ii.Image()
+		if err != nil {
+			return nil, fault.Op(fmt.Errorf("reading image %s of index %s: %w", d.Digest, ii.Parent, err))
 		}
+		name := d.Digest.String()
+		if d.Platform != nil && d.Platform.OS != "" {
+			name = imageref.PlatformName(*d.Platform)
+		}
+		out = append(out, platformImage{name, img})
 	}
-	if depth == 0 && len(out) == 0 {
-		return nil, fault.Bad(errors.New("the index holds no image to test"))
+	if len(out) == 0 {
+		return nil, fault.Bad(errors.New("the index holds no image to test, nor does any index it nests"))
 	}
 	return out, nil
 }
