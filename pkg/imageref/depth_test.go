@@ -8,6 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+
 	"github.com/reprobuild/repro/internal/hostile"
 	"github.com/reprobuild/repro/pkg/fault"
 )
@@ -63,5 +68,28 @@ func TestSelfNamedIndex(t *testing.T) {
 	_, err = Open(context.Background(), Reference{Transport: OCI, Path: dir})
 	if err == nil || fault.KindOf(err) != fault.Operational || !strings.Contains(err.Error(), self) {
 		t.Fatalf("Open = %v (kind %v), want exit 3 naming %s", err, fault.KindOf(err), self)
+	}
+}
+
+// TestImagesDepthInMemory: an index not opened by Open (a built one) is
+// bounded by Images and Pick too.
+func TestImagesDepthInMemory(t *testing.T) {
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := v1.Platform{OS: "linux", Architecture: "amd64"}
+	var idx v1.ImageIndex = mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
+	for depth := 1; depth <= MaxIndexDepth+1; depth++ {
+		a := Artifact{Index: idx}
+		_, ierr := a.Images()
+		_, perr := a.Pick("", "linux/amd64")
+		if depth <= MaxIndexDepth && (ierr != nil || perr != nil) {
+			t.Errorf("depth %d: %v, %v", depth, ierr, perr)
+		}
+		if depth > MaxIndexDepth && (fault.KindOf(ierr) != fault.BadInput || fault.KindOf(perr) != fault.BadInput || CheckDepth(idx) == nil) {
+			t.Errorf("depth %d: %v, %v; want exit 2", depth, ierr, perr)
+		}
+		idx = mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: idx})
 	}
 }
