@@ -92,48 +92,22 @@ func (o *inspectOpts) run(ctx context.Context, args []string) error {
 	}
 	defer a.Close()
 	out := inspectJSON{Ref: args[0], Digest: a.Descriptor.Digest.String(), MediaType: string(a.Descriptor.MediaType), Size: a.Descriptor.Size}
-	type plat struct {
-		name string
-		img  v1.Image
-	}
-	var imgs []plat
 	if a.Index != nil {
 		raw, err := a.Index.RawManifest()
 		if err != nil {
 			return err
 		}
 		out.Index = raw
-		all, err := a.Images() // nested indexes too, to imageref.MaxIndexDepth
-		if err != nil {
-			return err
-		}
-		for _, ii := range all {
-			d := ii.Descriptor
-			name := ""
-			if d.Platform != nil {
-				name = imageref.PlatformName(*d.Platform)
-			}
-			if o.platform != "" && name != o.platform {
-				continue
-			}
-			img, err := ii.Image()
-			if err != nil {
-				return err
-			}
-			imgs = append(imgs, plat{name, img})
-		}
-		if len(imgs) == 0 && o.platform != "" {
-			return fault.Bad(fmt.Errorf("%s has no %s image", args[0], o.platform))
-		}
-	} else {
-		cf, err := a.Image.ConfigFile()
-		if err != nil {
-			return err
-		}
-		imgs = append(imgs, plat{imageref.PlatformName(imageref.ConfigPlatform(cf)), a.Image})
+	}
+	imgs, err := a.PlatformImages(o.platform) // nested indexes too, to imageref.MaxIndexDepth
+	if err != nil {
+		return err
+	}
+	if len(imgs) == 0 && a.Index != nil && o.platform != "" {
+		return fault.Bad(fmt.Errorf("%s has no %s image", args[0], o.platform))
 	}
 	for _, p := range imgs {
-		ip, err := inspectImage(ctx, p.name, p.img, o.files)
+		ip, err := inspectImage(ctx, p.Platform, p.Image, o.files)
 		if err != nil {
 			return err
 		}

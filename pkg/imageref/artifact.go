@@ -52,3 +52,44 @@ func (a *Artifact) ReadManifests() error {
 	}
 	return nil
 }
+
+// PlatformImage is one image of an artifact, opened, with its platform's
+// name (PlatformName's form; empty for an index entry that names none).
+type PlatformImage struct {
+	Platform string
+	Image    v1.Image
+}
+
+// PlatformImages are a's images (Images: nested indexes too), opened and
+// named by platform; only those of platform when one is given (none may
+// be). An image is named by its config's platform, and is not checked
+// against platform.
+func (a Artifact) PlatformImages(platform string) ([]PlatformImage, error) {
+	if a.Index == nil {
+		cf, err := a.Image.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		return []PlatformImage{{PlatformName(ConfigPlatform(cf)), a.Image}}, nil
+	}
+	all, err := a.Images()
+	if err != nil {
+		return nil, err
+	}
+	var imgs []PlatformImage
+	for _, ii := range all {
+		name := ""
+		if d := ii.Descriptor; d.Platform != nil {
+			name = PlatformName(*d.Platform)
+		}
+		if platform != "" && name != platform {
+			continue
+		}
+		img, err := ii.Image()
+		if err != nil {
+			return nil, err
+		}
+		imgs = append(imgs, PlatformImage{name, img})
+	}
+	return imgs, nil
+}
