@@ -87,6 +87,9 @@ type testRegistry struct {
 
 	mu   sync.Mutex
 	reqs []testRequest
+	// refuseManifests answers that many manifest PUTs as docker-registry
+	// does when two pushes of one blob race on its link file.
+	refuseManifests int
 }
 
 type testRequest struct {
@@ -120,7 +123,17 @@ func (r *testRegistry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	q := req.URL.Query()
-	if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/blobs/uploads/") && q.Get("mount") != "" && q.Get("from") != "" {
+	r.mu.Lock()
+	refuse := req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/manifests/") && r.refuseManifests > 0
+	if refuse {
+		r.refuseManifests--
+	}
+	r.mu.Unlock()
+	if refuse {
+		sw.Header().Set("Content-Type", "application/json")
+		sw.WriteHeader(http.StatusBadRequest)
+		io.WriteString(sw, `{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"},{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:6418c4fb5c0e842b9784a03667c71ff55ba3cb6562c467d5c34fd3f74f905394"}]}`)
+	} else if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/blobs/uploads/") && q.Get("mount") != "" && q.Get("from") != "" {
 		repo := strings.TrimSuffix(strings.TrimPrefix(req.URL.Path, "/v2/"), "/blobs/uploads/")
 		h, err := v1.NewHash(q.Get("mount"))
 		if b, ok := r.blobs.get(q.Get("from"), h); err == nil && ok {
@@ -449,4 +462,42 @@ func layerDigest(t *testing.T, l v1.Layer) v1.Hash {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestPushRetriesARacedManifest: docker-registry refuses a manifest with
+// MANIFEST_BLOB_UNKNOWN when concurrent pushes of one blob race on its
+// link file (seen in TestE2EFleet's three runners); the push is tried
+// again and lands, and a registry that keeps refusing fails after
+// manifestTries.
+func TestPushRetriesARacedManifest(t *testing.T) {
+	ctx := context.Background()
+	img := ociImage(t)
+	puts := func(reg *testRegistry) int {
+		n := 0
+		for _, r := range reg.requests() {
+			if r.method == http.MethodPut && strings.Contains(r.path, "/manifests/") {
+				n++
+			}
+		}
+		return n
+	}
+
+	reg := newTestRegistry(t)
+	reg.refuseManifests = manifestTries - 1
+	if err := Write(ctx, reg.ref(t, "app:1"), imageref.Artifact{Image: img}, Options{}); err != nil {
+		t.Fatalf("refused %d times, then accepted: %v", manifestTries-1, err)
+	}
+	if got := puts(reg); got != manifestTries+1 { // the tries by digest, then the tag
+		t.Errorf("%d manifest PUTs, want %d", got, manifestTries+1)
+	}
+
+	reg = newTestRegistry(t)
+	reg.refuseManifests = manifestTries
+	err := Write(ctx, reg.ref(t, "app:1"), imageref.Artifact{Image: img}, Options{})
+	if err == nil || !strings.Contains(err.Error(), "MANIFEST_BLOB_UNKNOWN") {
+		t.Fatalf("refused every time: err = %v, want the registry's MANIFEST_BLOB_UNKNOWN", err)
+	}
+	if got := puts(reg); got != manifestTries {
+		t.Errorf("%d manifest PUTs, want %d and no tag", got, manifestTries)
+	}
 }

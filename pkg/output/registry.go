@@ -2,12 +2,15 @@ package output
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/reprobuild/repro/pkg/imageref"
 )
@@ -51,10 +54,16 @@ func stageRegistry(ctx context.Context, ref imageref.Reference, a imageref.Artif
 		push = slices.Concat(ro, []remote.Option{obs})
 	}
 	pa := p.artifact(a)
-	if pa.Index != nil {
-		err = remote.WriteIndex(byDigest, pa.Index, push...)
-	} else {
-		err = remote.Write(byDigest, pa.Image, push...)
+	for try := 1; ; try++ {
+		if pa.Index != nil {
+			err = remote.WriteIndex(byDigest, pa.Index, push...)
+		} else {
+			err = remote.Write(byDigest, pa.Image, push...)
+		}
+		if err == nil || try == manifestTries || !manifestBlobUnknown(err) || sleep(ctx, time.Duration(try)*manifestRetryPause) != nil {
+			break
+		}
+		opts.Log.Warn("the registry did not yet know a blob it had accepted; pushing again", "ref", ref.Name.String(), "try", try+1)
 	}
 	p.close()
 	if err != nil {
@@ -90,3 +99,40 @@ func (t *tagStage) Commit() error {
 // Abort leaves the pushed blobs and manifests: untagged, the registry's
 // garbage collection takes them.
 func (t *tagStage) Abort() {}
+
+// manifestTries bounds how often a push is tried again when the registry
+// refuses its manifest for a blob it has just accepted. docker-registry
+// (distribution) rewrites a repository's blob link in place, so two
+// pushes of one blob at once, as a fleet of runners sharing a layer
+// makes, can leave the manifest PUT reading a half-written link:
+// MANIFEST_BLOB_UNKNOWN (with DIGEST_INVALID) although the blob is there
+// (moby/moby#22854, containerd/nerdctl#2404). Pushing again HEADs every
+// blob and uploads only what is still missing.
+const (
+	manifestTries      = 3
+	manifestRetryPause = 500 * time.Millisecond
+)
+
+func manifestBlobUnknown(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.ManifestBlobUnknownErrorCode {
+			return true
+		}
+	}
+	return false
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
