@@ -91,6 +91,10 @@ func Parse(s string) (Reference, error) {
 		if strings.HasPrefix(s, "/") || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") {
 			return Reference{}, fmt.Errorf("%q is a path, not an image reference; did you mean oci:%s (a layout) or oci-archive:%s (a tar)?", s, s, s)
 		}
+		if w, werr := name.ParseReference(s, name.WeakValidation); werr == nil {
+			// repro never assumes Docker Hub: a reference names its registry.
+			return Reference{}, fmt.Errorf("%q names no registry host; repro assumes none: write the full reference, like %s", s, strings.Replace(w.Name(), name.DefaultRegistry, "docker.io", 1))
+		}
 		return Reference{}, fmt.Errorf("%q is not an image reference: %v; write oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], or host/repo:tag", s, err)
 	}
 	return Reference{Transport: Registry, Name: n}, nil

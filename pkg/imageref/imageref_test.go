@@ -30,6 +30,8 @@ func TestParse(t *testing.T) {
 		{in: "docker-daemon:app:v1", errSub: "transport is not supported"},
 		{in: "dir:/tmp/x", errSub: "transport is not supported"},
 		{in: "Bad Name", errSub: "not an image reference"},
+		{in: "debian:12", errSub: "names no registry host; repro assumes none: write the full reference, like docker.io/library/debian:12"},
+		{in: "nginx", errSub: "like docker.io/library/nginx:latest"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			r, err := Parse(tc.in)
