@@ -392,7 +392,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	pushed := ""
 	if o.pushByDigest != "" {
 		if res.Index != nil {
-			return fault.Bad(fmt.Errorf("--push-by-digest pushes one platform's image, and this build makes %d; pick one with --platform (repro index assembles them)", len(res.Manifests)))
+			return fault.Bad(fmt.Errorf("--push-by-digest pushes one platform's image, and this build makes %d; pick one with --platform (repro index assembles them)", len(res.Platforms)))
 		}
 		pushed = byDigest.Digest(res.Descriptor.Digest.String()).String()
 		outs = append(slices.Clone(outs), pushed)
@@ -427,7 +427,10 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	}
 	o.g.log.Info("built", "name", s.Name, "digest", res.Descriptor.Digest.String(), "took", time.Since(start).Round(time.Millisecond))
 
-	out := resultOf(b, refs, tags)
+	out, err := resultOf(b, refs, tags)
+	if err != nil {
+		return err
+	}
 	out.PushedByDigest = pushed
 	out.Layers = o.shape.layers
 	if o.metadataFile != "" {

@@ -153,8 +153,11 @@ func (o *indexOpts) run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	o.g.log.Info("assembled", "name", b.Spec.Name, "digest", b.Descriptor.Digest.String(), "platforms", len(b.Manifests), "took", time.Since(start).Round(time.Millisecond))
-	out := resultOf(b, refs, tags)
+	o.g.log.Info("assembled", "name", b.Spec.Name, "digest", b.Descriptor.Digest.String(), "platforms", len(b.Platforms), "took", time.Since(start).Round(time.Millisecond))
+	out, err := resultOf(b, refs, tags)
+	if err != nil {
+		return err
+	}
 	if o.metadataFile != "" {
 		if err := writeMetadata(o.metadataFile, out); err != nil {
 			return err
@@ -181,20 +184,20 @@ func (f *signingFlags) signerIf(ctx context.Context, signing bool) (*sign.Signer
 
 // resultOf is what build and index print with --json and write to
 // --metadata-file.
-func resultOf(b *build.Built, refs []imageref.Reference, tags []string) buildResult {
+func resultOf(b *build.Built, refs []imageref.Reference, tags []string) (buildResult, error) {
 	out := buildResult{
-		Digest: b.Descriptor.Digest.String(), Name: b.Spec.Name, Version: b.Values.Version, Epoch: b.Values.Epoch,
+		Digest: b.Descriptor.Digest.String(), MediaType: string(b.Descriptor.MediaType), Name: b.Spec.Name, Version: b.Values.Version, Epoch: b.Values.Epoch,
 		FormatVersion: b.Format.String(), Compression: string(b.Compression), Outputs: []string{}, Tags: tags,
-		MediaType: "application/vnd.oci.image.manifest.v1+json",
 	}
 	for _, r := range refs {
 		out.Outputs = append(out.Outputs, r.String())
 	}
-	if b.Index != nil {
-		out.MediaType = "application/vnd.oci.image.index.v1+json"
+	ms, err := b.Manifests()
+	if err != nil {
+		return out, err
 	}
-	for _, m := range b.Manifests {
+	for _, m := range ms {
 		out.Manifests = append(out.Manifests, manifestResult{Platform: m.Platform.String(), Digest: m.Digest.String(), Size: m.Size})
 	}
-	return out
+	return out, nil
 }

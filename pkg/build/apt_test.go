@@ -434,15 +434,19 @@ func TestBuildPackagesTwoPlatforms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Index == nil || len(res.Manifests) != 2 {
+	imgs, err := res.PlatformImages("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Index == nil || len(imgs) != 2 {
 		t.Fatalf("want an index of two images, got %+v", res)
 	}
-	for _, m := range res.Manifests {
+	for _, m := range imgs {
 		fs, err := rootfs.Read(context.Background(), m.Image)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if text := fileText(t, m.Image, fs, "/usr/bin/hello"); text != "hello for "+m.Platform.Arch {
+		if text := fileText(t, m.Image, fs, "/usr/bin/hello"); text != "hello for "+strings.Split(m.Platform, "/")[1] {
 			t.Errorf("%s: /usr/bin/hello holds %q", m.Platform, text)
 		}
 	}

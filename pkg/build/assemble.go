@@ -93,23 +93,16 @@ func Assemble(ctx context.Context, req Request, parts []Part) (*Built, error) {
 		return nil, bad("the spec, for the platforms asked for, builds one platform, %s, which needs no index: its image is %s", names[0], byPlatform[plats[0]].Ref)
 	}
 	bld := &builder{s: s, opts: Options{Values: b.Values, Compression: alg, Format: b.Format, Cache: req.Cache, Log: log, Base: b.Base, Lock: b.Lock}}
-	res := &Result{}
-	for _, p := range plats {
+	res := &Result{Platforms: plats}
+	imgs := make([]v1.Image, len(plats))
+	for i, p := range plats {
 		part := byPlatform[p]
 		if err := bld.matches(ctx, p, part); err != nil {
 			return nil, err
 		}
-		d, err := part.Image.Digest()
-		if err != nil {
-			return nil, fault.Op(fmt.Errorf("reading %s: %w", part.Ref, err))
-		}
-		size, err := part.Image.Size()
-		if err != nil {
-			return nil, fault.Op(fmt.Errorf("reading %s: %w", part.Ref, err))
-		}
-		res.Manifests = append(res.Manifests, Manifest{Platform: p, Image: part.Image, Digest: d, Size: size})
+		imgs[i] = part.Image
 	}
-	idx, err := bld.index(res.Manifests)
+	idx, err := bld.index(plats, imgs)
 	if err != nil {
 		return nil, err
 	}

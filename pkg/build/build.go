@@ -96,24 +96,44 @@ type Base struct {
 // Result is a built image (one platform) or index (several).
 type Result struct {
 	// Artifact is the image when one platform was built, the index when
-	// several were; its Descriptor is the image's or the index's.
+	// several were; its Descriptor is the image's or the index's. It is
+	// what the build made: Manifests reads the per-platform images from
+	// it, and Images and PlatformImages open them.
 	imageref.Artifact
-	// Manifests are the per-platform images, in the spec's platform order.
-	Manifests []Manifest
+	// Platforms are the platforms built, in the spec's order, which is
+	// the index's.
+	Platforms []spec.Platform
+	// GoPrograms are, by platform, what the go: entries compiled, as
+	// their build info says, in the order compiled; nil without go:
+	// entries.
+	GoPrograms map[spec.Platform][]GoProgram
 	// LayerEpochs are the layer epochs that git gave (format 2 with
 	// epoch: git; else nil): a rebuild without git is given them.
 	LayerEpochs LayerEpochs
 }
 
-// Manifest is one platform's image.
+// Manifest is one platform's image of a Result, as its index lists it
+// (digest, size and media type; the image's own descriptor when one
+// platform was built).
 type Manifest struct {
 	Platform spec.Platform
-	Image    v1.Image
-	Digest   v1.Hash
-	Size     int64
-	// GoPrograms are what the go: entries compiled for this platform, as
-	// their build info says, in the order compiled.
-	GoPrograms []GoProgram
+	v1.Descriptor
+}
+
+// Manifests are r's images, one per platform, in Platforms' order.
+func (r *Result) Manifests() ([]Manifest, error) {
+	all, err := r.Images()
+	if err != nil {
+		return nil, err
+	}
+	if len(all) != len(r.Platforms) {
+		return nil, fault.Op(fmt.Errorf("the result holds %d images for %d platforms", len(all), len(r.Platforms)))
+	}
+	out := make([]Manifest, len(all))
+	for i, ii := range all {
+		out[i] = Manifest{Platform: r.Platforms[i], Descriptor: ii.Descriptor}
+	}
+	return out, nil
 }
 
 // Build builds s.
@@ -154,27 +174,25 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	if b.gitEpochs() {
 		res.LayerEpochs = b.epochs
 	}
-	for _, p := range plats {
-		img, err := b.image(ctx, p)
-		if err != nil {
+	res.Platforms = plats
+	imgs := make([]v1.Image, len(plats))
+	for i, p := range plats {
+		if imgs[i], err = b.image(ctx, p); err != nil {
 			return nil, err
 		}
-		d, err := img.Digest()
-		if err != nil {
-			return nil, err
+		if len(b.goProgs) > 0 {
+			if res.GoPrograms == nil {
+				res.GoPrograms = map[spec.Platform][]GoProgram{}
+			}
+			res.GoPrograms[p] = b.goProgs
 		}
-		size, err := img.Size()
-		if err != nil {
-			return nil, err
-		}
-		res.Manifests = append(res.Manifests, Manifest{Platform: p, Image: img, Digest: d, Size: size, GoPrograms: b.goProgs})
 		b.goProgs = nil
 	}
-	if len(res.Manifests) == 1 {
-		res.Artifact, err = imageref.ImageArtifact(res.Manifests[0].Image)
+	if len(imgs) == 1 {
+		res.Artifact, err = imageref.ImageArtifact(imgs[0])
 		return res, err
 	}
-	idx, err := b.index(res.Manifests)
+	idx, err := b.index(plats, imgs)
 	if err != nil {
 		return nil, err
 	}

@@ -83,17 +83,31 @@ func TestBuildIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Index == nil || len(res.Manifests) != 2 {
+	ms, err := res.Manifests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Index == nil || len(ms) != 2 {
 		t.Fatalf("want an index of two, got %+v", res)
 	}
 	im, _ := res.Index.IndexManifest()
+	for i, m := range ms {
+		if m.Platform != res.Platforms[i] || m.Descriptor.Digest != im.Manifests[i].Digest || m.Size != im.Manifests[i].Size {
+			t.Errorf("Manifests()[%d] is %s %s %d; the index lists %s %d", i, m.Platform, m.Digest, m.Size, im.Manifests[i].Digest, im.Manifests[i].Size)
+		}
+	}
 	if got := im.Manifests[1].Platform; got.Architecture != "arm64" || got.Variant != "v8" {
 		t.Errorf("second platform %+v", got)
 	}
 	if im.Annotations["org.opencontainers.image.version"] != "1.2.3-20231114" {
 		t.Errorf("index annotations %v", im.Annotations)
 	}
-	amd, arm := res.Manifests[0].Image, res.Manifests[1].Image
+	all, err := res.Images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	amd, _ := all[0].Image()
+	arm, _ := all[1].Image()
 	la, _ := amd.Layers()
 	lb, _ := arm.Layers()
 	da0, _ := la[0].Digest()

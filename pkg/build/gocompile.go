@@ -412,8 +412,8 @@ func (b *Built) goDependencies() []attest.ResourceDescriptor {
 		x.progs[prog] = true
 	}
 	if b.Result != nil {
-		for _, man := range b.Manifests {
-			for _, p := range man.GoPrograms {
+		for _, plat := range b.Platforms {
+			for _, p := range b.GoPrograms[plat] {
 				main := p.Main
 				if main.Version == "" || main.Version == "(devel)" {
 					main.Version = b.Values.Version

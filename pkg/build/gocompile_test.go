@@ -250,7 +250,7 @@ func TestGoEntryModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(res.Manifests[0].GoPrograms); n != 1 {
+	if n := len(res.GoPrograms[res.Platforms[0]]); n != 1 {
 		t.Fatalf("%d Go programs recorded, want 1", n)
 	}
 	b := &Built{Result: res, Spec: s, Values: o.Values, GoToolchain: o.GoToolchain, workDir: o.WorkDir}

@@ -12,7 +12,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/reprobuild/repro/internal/canonical"
+	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/output"
+	"github.com/reprobuild/repro/pkg/spec"
 )
 
 // image is a built image: raw manifest and config, and layer files.
@@ -86,7 +88,8 @@ type index struct {
 
 var _ v1.ImageIndex = (*index)(nil)
 
-func (b *builder) index(ms []Manifest) (v1.ImageIndex, error) {
+// index is the index of imgs, the images of plats (in that order).
+func (b *builder) index(plats []spec.Platform, imgs []v1.Image) (v1.ImageIndex, error) {
 	ann, err := b.annotations()
 	if err != nil {
 		return nil, err
@@ -98,14 +101,22 @@ func (b *builder) index(ms []Manifest) (v1.ImageIndex, error) {
 		Annotations: ann,
 	}
 	images := map[v1.Hash]v1.Image{}
-	for _, m := range ms {
+	for i, p := range plats {
+		d, err := imgs[i].Digest()
+		if err != nil {
+			return nil, fault.Op(fmt.Errorf("the %s image: %w", p, err))
+		}
+		size, err := imgs[i].Size()
+		if err != nil {
+			return nil, fault.Op(fmt.Errorf("the %s image: %w", p, err))
+		}
 		idx.Manifests = append(idx.Manifests, ocispec.Descriptor{
 			MediaType: ocispec.MediaTypeImageManifest,
-			Digest:    digest.Digest(m.Digest.String()),
-			Size:      m.Size,
-			Platform:  &ocispec.Platform{Architecture: m.Platform.Arch, OS: m.Platform.OS, Variant: m.Platform.Variant},
+			Digest:    digest.Digest(d.String()),
+			Size:      size,
+			Platform:  &ocispec.Platform{Architecture: p.Arch, OS: p.OS, Variant: p.Variant},
 		})
-		images[m.Digest] = m.Image
+		images[d] = imgs[i]
 	}
 	raw, err := canonical.JSON(idx)
 	if err != nil {

@@ -43,14 +43,18 @@ func (b *Built) ProvenanceInput(reproVersion string) (attest.BuildInput, error) 
 		ReproVersion:  reproVersion,
 	}
 	bi.Dependencies = append(bi.Dependencies, b.goDependencies()...)
-	for _, m := range b.Manifests {
+	ms, err := b.Manifests()
+	if err != nil {
+		return attest.BuildInput{}, err
+	}
+	for _, m := range ms {
 		bi.Platforms = append(bi.Platforms, m.Platform.String())
 		bi.Manifests[m.Platform.String()] = m.Digest.String()
 	}
 	// An assembled index names each per-platform build it took, by the
 	// ref it was given and its digest.
 	for i, part := range b.Parts {
-		m := b.Manifests[i]
+		m := ms[i]
 		bi.Dependencies = append(bi.Dependencies, attest.ResourceDescriptor{
 			Name: attest.DepPart + m.Platform.String(), URI: part.Ref,
 			Digest: map[string]string{m.Digest.Algorithm: m.Digest.Hex}, MediaType: string(types.OCIManifestSchema1)})
@@ -151,8 +155,8 @@ func (b *Built) debDigests() map[string]string {
 	if b.Lock == nil {
 		return out
 	}
-	for _, m := range b.Manifests {
-		for _, l := range b.Lock.Apt[m.Platform.String()].Layers {
+	for _, p := range b.Platforms {
+		for _, l := range b.Lock.Apt[p.String()].Layers {
 			for _, p := range l.Pins {
 				out[attest.PackageKey(p.Name, p.Version, p.Architecture)] = p.SHA256
 			}
@@ -177,8 +181,8 @@ func (b *Built) aptDependencies() []attest.ResourceDescriptor {
 			deps = append(deps, d)
 		}
 	}
-	for _, m := range b.Manifests {
-		a, ok := b.Lock.Apt[m.Platform.String()]
+	for _, p := range b.Platforms {
+		a, ok := b.Lock.Apt[p.String()]
 		if !ok {
 			continue
 		}

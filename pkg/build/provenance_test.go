@@ -23,7 +23,7 @@ func TestAptDependencies(t *testing.T) {
 		Indexes: []apt.IndexDigest{{Path: "main/binary-amd64/Packages.xz", SHA256: "bb"}}}
 	pin := apt.Pin{Name: "nginx-light", Version: "1.22.1-9", Architecture: "amd64", Filename: "pool/main/n/nginx/nginx-light_1.22.1-9_amd64.deb", SHA256: "cc", Source: "http://deb.example/debian"}
 	b := &Built{
-		Result: &Result{Manifests: []Manifest{{Platform: spec.Platform{OS: "linux", Arch: "amd64"}}}},
+		Result: &Result{Platforms: []spec.Platform{{OS: "linux", Arch: "amd64"}}},
 		Lock: &lock.File{Apt: map[string]lock.Apt{
 			"linux/amd64": {Sources: []apt.SourceDigest{src}, Layers: []lock.AptLayer{{Pins: []apt.Pin{pin}}, {Pins: []apt.Pin{pin}}}},
 			"linux/arm64": {Sources: []apt.SourceDigest{{URL: "http://other/", Suite: "x", InRelease: "dd"}}},
@@ -52,7 +52,7 @@ func TestAptDependencies(t *testing.T) {
 func TestDebDigests(t *testing.T) {
 	pin := apt.Pin{Name: "tzdata", Version: "2024a-0+deb12u1", Architecture: "all", SHA256: "cc"}
 	b := &Built{
-		Result: &Result{Manifests: []Manifest{{Platform: spec.Platform{OS: "linux", Arch: "amd64"}}}},
+		Result: &Result{Platforms: []spec.Platform{{OS: "linux", Arch: "amd64"}}},
 		Lock:   &lock.File{Apt: map[string]lock.Apt{"linux/amd64": {Layers: []lock.AptLayer{{Pins: []apt.Pin{pin}}}}}},
 	}
 	if got := b.debDigests(); len(got) != 1 || got["tzdata=2024a-0+deb12u1:all"] != "cc" {

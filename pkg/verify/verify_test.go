@@ -107,7 +107,11 @@ func TestRebuild(t *testing.T) {
 	if err := os.CopyFS(damaged, os.DirFS(ref.Path)); err != nil {
 		t.Fatal(err)
 	}
-	img, err := b.Manifests[0].Image.Layers()
+	imgs, err := b.PlatformImages("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := imgs[0].Image.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
