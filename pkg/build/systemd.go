@@ -25,8 +25,12 @@ const maxUnitFile = 1 << 20
 // base's layers and every layer built before, whiteouts applied).
 func (b *builder) systemdLayer(ctx context.Context, p spec.Platform, below []v1.Layer) (*layer.File, error) {
 	t := systemd.NewTree()
-	for _, l := range below {
-		if err := addUnitFiles(ctx, t, l); err != nil {
+	// units[k]: layer k of below holds unit files (or links, whiteouts
+	// or non-directories in the unit directories or their parents).
+	units := make([]bool, len(below))
+	for k, l := range below {
+		var err error
+		if units[k], err = addUnitFiles(ctx, t, l); err != nil {
 			return nil, fault.Op(fmt.Errorf("reading the image's unit files: %w", err))
 		}
 	}
@@ -54,11 +58,16 @@ func (b *builder) systemdLayer(ctx context.Context, p spec.Platform, below []v1.
 	epoch := b.opts.Values.Epoch
 	if b.gitEpochs() {
 		// Its inputs: its own lines of the spec and the unit files of
-		// the layers below, which repro built with the epochs in built.
+		// the layers below: those that repro built, with the epochs in
+		// built, count when they hold unit files (the base's are never
+		// rewritten, and the layers without units change no link).
+		built := units[len(below)-len(b.built):]
 		if epoch, err = b.epochFor("systemd", p, func(g *GitTimes, bound int64) (int64, error) {
 			t := g.linesTime(b.s, "systemd", bound)
-			for _, e := range b.built {
-				t = max(t, e)
+			for k, e := range b.built {
+				if built[k] {
+					t = max(t, e)
+				}
 			}
 			return t, nil
 		}); err != nil {
@@ -69,24 +78,28 @@ func (b *builder) systemdLayer(ctx context.Context, p spec.Platform, below []v1.
 }
 
 // addUnitFiles applies the entries of layer l that systemd.Wanted names to
-// t, whiteouts included.
-func addUnitFiles(ctx context.Context, t *systemd.Tree, l v1.Layer) error {
+// t, whiteouts included. units says whether l can change what
+// systemd.Enable finds: it holds an entry in a unit directory, or one
+// that is not a directory (a link, a whiteout), or a directory replacing
+// one, at a parent of one or at the top; a layer whose only such entries
+// are directories over directories or nothing (/etc, /usr, /srv) cannot.
+func addUnitFiles(ctx context.Context, t *systemd.Tree, l v1.Layer) (units bool, err error) {
 	rc, err := l.Uncompressed()
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return units, err
 		}
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return units, nil
 		}
 		if err != nil {
-			return err
+			return units, err
 		}
 		p := path.Clean("/" + h.Name)
 		dir, base := path.Split(p)
@@ -95,15 +108,21 @@ func addUnitFiles(ctx context.Context, t *systemd.Tree, l v1.Layer) error {
 			if systemd.Wanted(d) {
 				t.Remove(d)
 				t.Add(d, systemd.Dir, "", nil)
+				units = true
 			}
 			continue
 		}
 		if name, ok := strings.CutPrefix(base, ".wh."); ok {
-			t.Remove(path.Join(dir, name))
+			gone := path.Join(dir, name)
+			t.Remove(gone)
+			units = units || systemd.Wanted(gone)
 			continue
 		}
 		if !systemd.Wanted(p) {
 			continue
+		}
+		if h.Typeflag != tar.TypeDir || systemd.InUnitDir(p) || t.HasNonDir(p) {
+			units = true
 		}
 		switch h.Typeflag {
 		case tar.TypeDir:
@@ -114,7 +133,7 @@ func addUnitFiles(ctx context.Context, t *systemd.Tree, l v1.Layer) error {
 			var data []byte
 			if h.Typeflag == tar.TypeReg {
 				if data, err = io.ReadAll(io.LimitReader(tr, maxUnitFile)); err != nil {
-					return err
+					return units, err
 				}
 			}
 			// A hard link names a file of the same layer; its unit text is

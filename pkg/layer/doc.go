@@ -66,8 +66,12 @@
 //     epoch: git its epoch is their newest commit's; else B.
 //   - The systemd layer's inputs are the spec's systemd: lines and the
 //     unit files of the layers below it, so with epoch: git its epoch is
-//     the newest of their commit's and the epochs of every layer repro
-//     built below it (a base's layers have none); else B.
+//     the newest of their commit's and the epochs of the layers repro
+//     built below it that hold unit files (anything in a unit directory,
+//     or a link, a file or a whiteout at one of its parents or at the
+//     top; a base's layers have no epoch); else B. A layer whose only
+//     such entries are directories (/etc, /srv) changes no link, so a
+//     commit that edits it does not re-stamp the systemd layer.
 //
 // Where the epochs go (package build): the epochs that git gives are the
 // build's LayerEpochs, by the layer's field in the spec (layers[0],

@@ -43,6 +43,24 @@ func Wanted(p string) bool {
 	return strings.Count(p, "/") == 1
 }
 
+// InUnitDir says whether p is a unit directory of SearchPath or under one
+// (not merely a parent of one, such as /etc or /usr).
+func InUnitDir(p string) bool {
+	for _, d := range SearchPath {
+		if p == d || strings.HasPrefix(p, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// HasNonDir says whether the tree holds something other than a
+// directory at p (a symlink such as /lib → usr/lib, or a file).
+func (t *Tree) HasNonDir(p string) bool {
+	e, ok := t.entries[p]
+	return ok && e.kind != Dir
+}
+
 // Add puts an entry at p (absolute, clean), replacing what was there.
 func (t *Tree) Add(p string, kind Kind, target string, data []byte) {
 	if kind != Dir {

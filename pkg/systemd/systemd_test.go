@@ -129,3 +129,23 @@ func TestWanted(t *testing.T) {
 		}
 	}
 }
+
+// TestInUnitDirAndHasNonDir: what addUnitFiles's "this layer holds units"
+// rests on: a unit directory and below it, never its parents; a symlink
+// or file held, never a directory.
+func TestInUnitDirAndHasNonDir(t *testing.T) {
+	for p, want := range map[string]bool{"/etc/systemd/system": true, "/etc/systemd/system/a.service": true, "/lib/systemd/system/x": true, "/etc": false, "/etc/systemd": false, "/usr": false, "/srv/x": false} {
+		if got := InUnitDir(p); got != want {
+			t.Errorf("InUnitDir(%s) = %v, want %v", p, got, want)
+		}
+	}
+	tr := NewTree()
+	tr.Add("/lib", Symlink, "usr/lib", nil)
+	tr.Add("/usr", Dir, "", nil)
+	tr.Add("/etc/systemd/system/a.service", File, "", []byte("[Unit]\n"))
+	for p, want := range map[string]bool{"/lib": true, "/usr": false, "/etc/systemd/system/a.service": true, "/nothing": false} {
+		if got := tr.HasNonDir(p); got != want {
+			t.Errorf("HasNonDir(%s) = %v, want %v", p, got, want)
+		}
+	}
+}
