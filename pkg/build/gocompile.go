@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"go/version"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -137,34 +138,89 @@ func LocalToolchain(ctx context.Context, s *spec.Spec, env []string) (name strin
 			tc, from = line, filepath.Join(modRoot, "go.mod")
 		}
 	}
-	if tc != "" {
-		return tc, true, nil
+	declared = tc != ""
+	if !declared {
+		out, stderr, err := runGo(ctx, append(env, "GOTOOLCHAIN=local", "GOENV=off", "GOFLAGS="), s.Dir, "env", "GOVERSION")
+		if err != nil {
+			return "", false, fault.Op(fmt.Errorf("go env GOVERSION: %w: %s", err, bytes.TrimSpace(stderr)))
+		}
+		tc = strings.TrimSpace(string(out))
+		if !ValidToolchain(tc) {
+			return "", false, fault.Op(fmt.Errorf("go env GOVERSION said %q, which is not a Go release (go1.N.M); lock with a released Go on PATH", tc))
+		}
 	}
-	out, stderr, err := runGo(ctx, append(env, "GOTOOLCHAIN=local", "GOENV=off", "GOFLAGS="), s.Dir, "env", "GOVERSION")
-	if err != nil {
-		return "", false, fault.Op(fmt.Errorf("go env GOVERSION: %w: %s", err, bytes.TrimSpace(stderr)))
+	// A pin that cannot build a module is refused now, not at the build.
+	what, fix := "the go on PATH", "put that Go (or a newer one) on PATH, or name it in a toolchain line of that go.mod (toolchain go1.N.M), and run repro lock again"
+	if declared {
+		rel := from
+		if r, err := filepath.Rel(s.Dir, from); err == nil {
+			rel = filepath.ToSlash(r)
+		}
+		what, fix = "the toolchain line of "+rel, "make the toolchain line name a Go at least as new as the go line"
 	}
-	v := strings.TrimSpace(string(out))
-	if !ValidToolchain(v) {
-		return "", false, fault.Op(fmt.Errorf("go env GOVERSION said %q, which is not a Go release (go1.N.M); lock with a released Go on PATH", v))
+	for i, l := range s.Layers {
+		for j, c := range l.Contents {
+			if c.Go == "" {
+				continue
+			}
+			field := fmt.Sprintf("layers[%d].contents[%d].go", i, j)
+			_, modRoot, err := goPackage(s, field, c.Go)
+			if err != nil {
+				return "", false, err
+			}
+			if err := goModTooNew(s, field, modRoot, tc, what, fix); err != nil {
+				return "", false, err
+			}
+		}
 	}
-	return v, false, nil
+	return tc, declared, nil
 }
 
 // goModToolchain is the toolchain line of the go.mod at path ("" if none).
 func goModToolchain(path string) (string, error) {
+	tc, _, _, err := goModLines(path)
+	return tc, err
+}
+
+// goModLines reads the toolchain line of the go.mod at path ("" if none)
+// and its go line: the version it asks for ("" if none) and its line
+// number.
+func goModLines(path string) (toolchain, goVer string, goLine int, err error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return "", err
+		return "", "", 0, err
 	}
 	sc := bufio.NewScanner(bytes.NewReader(raw))
-	for sc.Scan() {
+	for n := 1; sc.Scan(); n++ {
 		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == "toolchain" && ValidToolchain(f[1]) {
-			return f[1], nil
+		switch {
+		case len(f) >= 2 && f[0] == "toolchain" && ValidToolchain(f[1]):
+			toolchain = f[1]
+		case len(f) >= 2 && f[0] == "go" && goVer == "" && version.IsValid("go"+f[1]):
+			goVer, goLine = f[1], n
 		}
 	}
-	return "", sc.Err()
+	return toolchain, goVer, goLine, sc.Err()
+}
+
+// goModTooNew is the error for a go: entry (field) whose module, at
+// modRoot, asks in its go.mod's go line for a newer Go than tc, which the
+// go command then refuses to build it with; nil when it does not. what
+// names tc for the message and fix says what to do.
+func goModTooNew(s *spec.Spec, field, modRoot, tc, what, fix string) error {
+	mod := filepath.Join(modRoot, "go.mod")
+	_, goVer, line, err := goModLines(mod)
+	if err != nil {
+		return fault.Op(err)
+	}
+	if goVer == "" || version.Compare("go"+goVer, tc) <= 0 {
+		return nil
+	}
+	rel := mod
+	if r, err := filepath.Rel(s.Dir, mod); err == nil {
+		rel = filepath.ToSlash(r)
+	}
+	return fault.Bad(s.ErrorAt(field, "%s:%d asks for go >= %s, newer than %s, %s, which cannot build it; %s", rel, line, goVer, what, tc, fix))
 }
 
 // goToolchain is the toolchain that the go: entries of s compile with:
@@ -292,6 +348,11 @@ func (b *builder) goBinary(ctx context.Context, field string, c spec.Content, p 
 	}
 	args = append(args, "./"+filepath.ToSlash(rel))
 	tc := b.opts.GoToolchain
+	if tc != "" {
+		if err := goModTooNew(s, field+".go", modRoot, tc, "the pinned toolchain", "run repro lock --update with that Go (or a newer one) on PATH, or with a toolchain line naming it in go.mod"); err != nil {
+			return nil, err
+		}
+	}
 	gotc := tc
 	if gotc == "" {
 		gotc = "local"

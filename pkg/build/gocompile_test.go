@@ -156,7 +156,7 @@ func TestGoEntryBadInput(t *testing.T) {
 		{"missing go.sum", "./cmd/server", map[string]string{
 			"go.mod":             "module example.com/srv\n\ngo 1.22\n\nrequire golang.org/x/text v0.3.0\n",
 			"cmd/server/main.go": "package main\n\nimport _ \"golang.org/x/text/language\"\n\nfunc main() {}\n"}, "missing go.sum entry"},
-		{"newer go", "./cmd/server", map[string]string{"go.mod": "module example.com/srv\n\ngo 1.99\n", "cmd/server/main.go": good}, "go.mod requires go >= 1.99"},
+		{"newer go", "./cmd/server", map[string]string{"go.mod": "module example.com/srv\n\ngo 1.99\n", "cmd/server/main.go": good}, "go.mod:3 asks for go >= 1.99, newer than the pinned toolchain"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, _, err := runGoBuild(t, strings.Replace(goSpec, "%s", c.pkg, 1), c.files, runtime.Version())
