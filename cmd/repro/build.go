@@ -217,11 +217,12 @@ func (f *shapeFlags) request(ctx context.Context, g *globals, work string) (buil
 	req.Cache, req.Remote, req.WorkDir, req.Log = c, remoteOptions(ctx), work, g.log
 	req.GoEnv = goEnviron(f.offline)
 	if f.layerCache && !f.noCache {
-		id, err := builderID()
+		dir := filepath.Join(c.Dir(), "layers")
+		id, err := builderID(dir)
 		if err != nil {
 			return req, fault.Op(fmt.Errorf("the layer cache needs this program's build ID: %w; build with --no-cache", err))
 		}
-		req.Layers = layercache.Open(filepath.Join(c.Dir(), "layers"), time.Now, id)
+		req.Layers = layercache.Open(dir, time.Now, id)
 		if req.Shared, err = f.shared(ctx); err != nil {
 			return req, err
 		}

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,8 +57,12 @@ type cacheOpts struct {
 // builderID is this program's Go build ID (the ELF note the linker
 // writes), else the SHA-256 of the executable: every layer cache key
 // carries it, so that another build of repro never takes this one's
-// layers (or its secret guard's verdicts) as its own.
-func builderID() (string, error) {
+// layers (or its secret guard's verdicts) as its own. The hash is taken
+// through a stat cache under storeDir (layercache.StatCache, by the
+// executable's device, inode, size, times and mode), so that a warm build
+// does not read the 40 MB binary again; a binary rebuilt or replaced is
+// hashed again, as a context file is.
+func builderID(storeDir string) (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", err
@@ -73,16 +75,13 @@ func builderID() (string, error) {
 			}
 		}
 	}
-	f, err := os.Open(exe)
+	sc := layercache.OpenStatCache(layercache.StatCacheFile(storeDir, exe), time.Now())
+	sum, _, err := sc.Sum(exe)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	_ = sc.Save() // a cache: the next build hashes the binary again
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
 func parseAge(s string) (time.Duration, error) {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/reprobuild/repro/internal/glob"
 )
 
@@ -240,30 +242,39 @@ func (w *walker) list(d *walkDir, dir, r string) error {
 	// Entries are stat'ed relative to the directory (fstatat), not by
 	// their full paths: the kernel resolves one name, not every parent;
 	// a directory, which the listing says is one, is not stat'ed at all.
-	f, err := os.Open(dir)
+	fd, err := openDir(dir)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	des, err := f.ReadDir(-1)
+	defer unix.Close(fd)
+	bp := direntBufs.Get().(*[]byte)
+	des, err := readDir(fd, dir, *bp)
+	direntBufs.Put(bp)
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(des, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	slices.SortFunc(des, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
+	d.items = make([]walkItem, 0, len(des))
 	for _, de := range des {
-		p := filepath.Join(dir, de.Name())
-		cr := path.Join(r, de.Name())
-		if excluded(w.exclude, cr, de.IsDir()) {
+		p := filepath.Join(dir, de.name)
+		cr := de.name
+		if r != "" {
+			cr = r + "/" + de.name
+		}
+		if excluded(w.exclude, cr, de.typ == unix.DT_DIR) {
 			continue
 		}
 		target := path.Join(w.dest, cr)
-		shown := path.Join(w.rel, cr)
-		if de.Type() == fs.ModeDir {
+		shown := cr
+		if w.rel != "" && w.rel != "." {
+			shown = path.Join(w.rel, cr)
+		}
+		if de.typ == unix.DT_DIR {
 			e := Entry{Path: target, Type: Dir, Mode: 0o755, UID: w.a.UID, GID: w.a.GID, Origin: shown}
 			d.items = append(d.items, walkItem{entry: e, sub: w.start(p, cr)})
 			continue
 		}
-		fi, err := lstatAt(f, dir, de.Name())
+		fi, err := lstatAt(fd, dir, de.name)
 		if err != nil {
 			return err
 		}
@@ -276,7 +287,7 @@ func (w *walker) list(d *walkDir, dir, r string) error {
 			e := Entry{Path: target, Type: Dir, Mode: 0o755, UID: w.a.UID, GID: w.a.GID, Origin: shown}
 			d.items = append(d.items, walkItem{entry: e, sub: w.start(p, cr)})
 		case fi.Mode()&fs.ModeSymlink != 0:
-			t, err := readlinkAt(f, dir, de.Name())
+			t, err := readlinkAt(fd, dir, de.name)
 			if err != nil {
 				return err
 			}
@@ -288,6 +299,10 @@ func (w *walker) list(d *walkDir, dir, r string) error {
 	}
 	return nil
 }
+
+// direntBufs are the walk's getdents buffers: 32 KiB lists most
+// directories in one call.
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // collect appends d's entries, and its subdirectories', to out in walk
 // order, and returns the first error in that order.

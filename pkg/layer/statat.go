@@ -1,8 +1,8 @@
 package layer
 
 import (
+	"bytes"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -18,10 +18,10 @@ var _ = [1]struct{}{}[unsafe.Sizeof(unix.Stat_t{})-unsafe.Sizeof(syscall.Stat_t{
 // lstatAt is the lstat of name in the directory open as dir (fstatat: the
 // kernel resolves one name, not the directory's path again), as an
 // fs.FileInfo whose Sys is a *syscall.Stat_t, as os.Lstat's is.
-func lstatAt(dir *os.File, dirPath, name string) (fs.FileInfo, error) {
+func lstatAt(dir int, dirPath, name string) (fs.FileInfo, error) {
 	fi := &statInfo{name: name}
 	for {
-		err := unix.Fstatat(int(dir.Fd()), name, (*unix.Stat_t)(unsafe.Pointer(&fi.st)), unix.AT_SYMLINK_NOFOLLOW)
+		err := unix.Fstatat(dir, name, (*unix.Stat_t)(unsafe.Pointer(&fi.st)), unix.AT_SYMLINK_NOFOLLOW)
 		if err == unix.EINTR {
 			continue
 		}
@@ -33,10 +33,10 @@ func lstatAt(dir *os.File, dirPath, name string) (fs.FileInfo, error) {
 }
 
 // readlinkAt reads the symlink name in the directory open as dir.
-func readlinkAt(dir *os.File, dirPath, name string) (string, error) {
+func readlinkAt(dir int, dirPath, name string) (string, error) {
 	for n := 256; ; n *= 2 {
 		b := make([]byte, n)
-		m, err := unix.Readlinkat(int(dir.Fd()), name, b)
+		m, err := unix.Readlinkat(dir, name, b)
 		if err == unix.EINTR {
 			continue
 		}
@@ -45,6 +45,64 @@ func readlinkAt(dir *os.File, dirPath, name string) (string, error) {
 		}
 		if m < n {
 			return string(b[:m]), nil
+		}
+	}
+}
+
+// openDir opens the directory at path for the *At calls, as a bare
+// descriptor: an os.File would try to add it to the network poller and
+// set and clear O_NONBLOCK, five system calls a directory to no purpose.
+func openDir(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
+}
+
+// dirent is a name a directory lists, and its type as the listing gives
+// it (unix.DT_DIR, DT_REG, ...; DT_UNKNOWN where the file system does not
+// say).
+type dirent struct {
+	name string
+	typ  uint8
+}
+
+// readDir lists the directory open as dir, less . and .., in the order
+// the kernel gives; buf is the getdents buffer, reused.
+func readDir(dir int, dirPath string, buf []byte) ([]dirent, error) {
+	var out []dirent
+	for {
+		n, err := unix.Getdents(dir, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "readdirent", Path: dirPath, Err: err}
+		}
+		if n <= 0 {
+			return out, nil
+		}
+		// struct linux_dirent64: ino u64, off s64, reclen u16, type u8,
+		// then the name, NUL-terminated.
+		for b := buf[:n]; len(b) >= 19; {
+			reclen := int(b[16]) | int(b[17])<<8
+			if reclen < 19 || reclen > len(b) {
+				return nil, &fs.PathError{Op: "readdirent", Path: dirPath, Err: unix.EIO}
+			}
+			rec := b[19:reclen]
+			if i := bytes.IndexByte(rec, 0); i >= 0 {
+				rec = rec[:i]
+			}
+			if name := string(rec); name != "." && name != ".." {
+				out = append(out, dirent{name: name, typ: b[18]})
+			}
+			b = b[reclen:]
 		}
 	}
 }

@@ -26,7 +26,7 @@ func TestLstatAt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := lstatAt(f, dir, n)
+		got, err := lstatAt(int(f.Fd()), dir, n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,10 +37,10 @@ func TestLstatAt(t *testing.T) {
 			t.Errorf("%s: the stats differ", n)
 		}
 	}
-	if l, err := readlinkAt(f, dir, "link"); err != nil || l != "file" {
+	if l, err := readlinkAt(int(f.Fd()), dir, "link"); err != nil || l != "file" {
 		t.Errorf("readlinkAt: %q %v", l, err)
 	}
-	if _, err := lstatAt(f, dir, "gone"); !os.IsNotExist(err) {
+	if _, err := lstatAt(int(f.Fd()), dir, "gone"); !os.IsNotExist(err) {
 		t.Errorf("a missing name: %v", err)
 	}
 }

@@ -41,12 +41,14 @@ type statRec struct {
 
 // StatCache maps context files, by their stat, to their content hashes.
 type StatCache struct {
-	file  string
-	start time.Time
-	old   map[string]statRec // as loaded
-	mu    sync.Mutex
-	cur   map[string]statRec // this session's: hits and fresh hashes
-	read  atomic.Int64       // files whose bodies were read
+	file   string
+	start  time.Time
+	loaded chan struct{}      // closed once old and cur are made
+	old    map[string]statRec // as loaded
+	mu     sync.Mutex
+	cur    map[string]statRec // this session's: hits and fresh hashes
+	dirty  bool               // cur has a record old has not (mu)
+	read   atomic.Int64       // files whose bodies were read
 }
 
 // statCacheMagic starts a stat cache file; another first line makes the
@@ -55,16 +57,29 @@ const statCacheMagic = "repro-stat-cache/1"
 
 // OpenStatCache loads the stat cache in file (missing or unreadable: empty)
 // for a session that starts at start, the caller's clock's now (read
-// before any file is hashed).
+// before any file is hashed). The file is read and parsed on a goroutine
+// of its own, meanwhile the caller walks its context; the first lookup
+// waits for it.
 func OpenStatCache(file string, start time.Time) *StatCache {
-	c := &StatCache{file: file, start: start, old: map[string]statRec{}, cur: map[string]statRec{}}
+	c := &StatCache{file: file, start: start, loaded: make(chan struct{})}
+	go func() {
+		defer close(c.loaded)
+		c.old = loadStatCache(file)
+		c.cur = make(map[string]statRec, len(c.old))
+	}()
+	return c
+}
+
+// loadStatCache reads the records of the stat cache file, none when it is
+// missing or not all of it parses.
+func loadStatCache(file string) map[string]statRec {
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return c
+		return nil
 	}
 	magic, rest, _ := bytes.Cut(b, []byte("\n"))
 	if string(magic) != statCacheMagic {
-		return c
+		return nil
 	}
 	n := bytes.Count(rest, []byte("\n"))
 	old := make(map[string]statRec, n)
@@ -76,12 +91,11 @@ func OpenStatCache(file string, start time.Time) *StatCache {
 		}
 		p, r, ok := parseRec(string(l))
 		if !ok {
-			return c
+			return nil
 		}
 		old[p] = r
 	}
-	c.old, c.cur = old, make(map[string]statRec, len(old))
-	return c
+	return old
 }
 
 func parseRec(l string) (string, statRec, bool) {
@@ -135,6 +149,7 @@ func (c *StatCache) Sum(path string) (Sum, int64, error) {
 // Known is the content hash of the regular file at path with lstat st,
 // when the cache holds it.
 func (c *StatCache) Known(path string, st *syscall.Stat_t) (Sum, bool) {
+	<-c.loaded
 	k := keyOf(st)
 	r, ok := c.old[path]
 	if !ok || r.st != k || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
@@ -149,6 +164,7 @@ func (c *StatCache) Known(path string, st *syscall.Stat_t) (Sum, bool) {
 // SumStat is Sum with path's lstat already made (by the walk that found
 // the file, just before).
 func (c *StatCache) SumStat(path string, st *syscall.Stat_t) (Sum, int64, error) {
+	<-c.loaded
 	k := keyOf(st)
 	if r, ok := c.old[path]; ok && r.st == k && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
 		c.mu.Lock()
@@ -206,6 +222,7 @@ func (c *StatCache) hash(path string) (Sum, statKey, error) {
 	if k == keyOf(&after) && k.mtimeNs < racy && k.ctimeNs < racy {
 		c.mu.Lock()
 		c.cur[path] = statRec{st: k, sum: s}
+		c.dirty = true
 		c.mu.Unlock()
 	}
 	return s, k, nil
@@ -214,6 +231,7 @@ func (c *StatCache) hash(path string) (Sum, statKey, error) {
 // Save writes this session's records (the files it hashed or found
 // unchanged) to the cache file, atomically.
 func (c *StatCache) Save() error {
+	<-c.loaded
 	c.mu.Lock()
 	if c.unchanged() {
 		c.mu.Unlock()
@@ -237,17 +255,11 @@ func (c *StatCache) Save() error {
 }
 
 // unchanged says the session's records are the loaded ones, so that the
-// file need not be written again (c.mu held).
+// file need not be written again (c.mu held): every record not hashed
+// this session is a loaded one, so with none hashed and as many as were
+// loaded, they are all of them.
 func (c *StatCache) unchanged() bool {
-	if len(c.cur) != len(c.old) {
-		return false
-	}
-	for p, r := range c.cur {
-		if o, ok := c.old[p]; !ok || o != r {
-			return false
-		}
-	}
-	return true
+	return !c.dirty && len(c.cur) == len(c.old)
 }
 
 // StatCacheFile is the stat cache file, under the layer store dir, of the
