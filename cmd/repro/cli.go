@@ -304,6 +304,7 @@ func report(g *globals, c *command, err error) int {
 // for the message, or a hint that follows it. Libraries name no flags.
 func flagWording(err error) (prefix, hint string) {
 	var moved *lock.MovedError
+	var undefined *spec.UndefinedVarError
 	switch {
 	case errors.Is(err, build.ErrNotLocked):
 		return "--locked: ", ""
@@ -323,12 +324,23 @@ func flagWording(err error) (prefix, hint string) {
 		return "", "run as root, or use --fs ext4"
 	case errors.Is(err, imagetest.ErrNoPodman):
 		return "", "give --podman"
+	case timedOut(err):
+		return "", "a slow server can be given longer with --timeout"
+	case errors.As(err, &undefined):
+		return "", "pass --var " + undefined.Name + "=VALUE to give it"
 	case errors.As(err, &moved):
 		return "", "run repro lock --update -f " + moved.Spec + " to move to what it holds now"
 	case errors.Is(err, build.ErrUnpinned):
 		return "", "or pass --allow-unpinned to resolve the tag now (the build is then not reproducible)"
 	}
 	return "", ""
+}
+
+// timedOut says whether err is a server that fell silent past the
+// --timeout policy (internal/netx).
+func timedOut(err error) bool {
+	_, t := netx.HostOf(err)
+	return t
 }
 
 func newLogger(g *globals) *slog.Logger {

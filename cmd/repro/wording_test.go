@@ -6,11 +6,13 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/reprobuild/repro/internal/netx"
 	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/disk"
 	"github.com/reprobuild/repro/pkg/imagetest"
 	"github.com/reprobuild/repro/pkg/lock"
+	"github.com/reprobuild/repro/pkg/spec"
 )
 
 // TestFlagWording checks that cmd names the flag behind each library
@@ -27,6 +29,8 @@ func TestFlagWording(t *testing.T) {
 		{fmt.Errorf("layer: %w", build.ErrCacheMismatch), "--cache-verify: ", "build with --no-cache, and compare"},
 		{fmt.Errorf("erofs: %w", disk.ErrPackerLimit), "", "run as root, or use --fs ext4"},
 		{fmt.Errorf("apt: %w", &lock.MovedError{Spec: "app/repro.yaml", Err: errors.New("InRelease mismatch")}), "", "run repro lock --update -f app/repro.yaml to move to what it holds now"},
+		{spec.ErrorList{{Msg: "tags[0]: no variable", Err: &spec.UndefinedVarError{Name: "env"}}}, "", "pass --var env=VALUE to give it"},
+		{fmt.Errorf("pull: %w", &netx.Error{Host: "r.example", Tries: 4, Err: &netx.TimeoutError{Host: "r.example", While: "connecting"}}), "", "a slow server can be given longer with --timeout"},
 		{&url.Error{Op: "parse", URL: "x", Err: errors.New("bad")}, "", ""},
 	} {
 		prefix, hint := flagWording(c.err)

@@ -145,7 +145,7 @@ func (e *Error) Error() string {
 	var te *TimeoutError
 	switch {
 	case errors.As(e.Err, &te):
-		fmt.Fprintf(&b, " (%d tries; a silent server gets --timeout %s in all)", e.Tries, e.Limit)
+		fmt.Fprintf(&b, " (%d tries; a silent server gets %s in all)", e.Tries, e.Limit)
 	case e.Tries > 1:
 		fmt.Fprintf(&b, " (%d tries)", e.Tries)
 	}

@@ -15,7 +15,13 @@ type Error struct {
 	Pos   Pos
 	Field string // field path; empty for the document as a whole
 	Msg   string // what is wrong and what to do
+	// Err, when set, is the cause as a value (a typed or sentinel error
+	// that a caller tells apart with errors.Is or errors.As); Msg already
+	// says it.
+	Err error
 }
+
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -41,6 +47,15 @@ func (l ErrorList) Error() string {
 		s[i] = e.Error()
 	}
 	return strings.Join(s, "\n")
+}
+
+// Unwrap gives errors.Is and errors.As every problem of the list.
+func (l ErrorList) Unwrap() []error {
+	errs := make([]error, len(l))
+	for i, e := range l {
+		errs[i] = e
+	}
+	return errs
 }
 
 // Sort orders l by position, keeping the order of errors at one place.

@@ -180,6 +180,18 @@ func (idx *Index) Candidate(name string) (*Package, bool) {
 	return p, ok
 }
 
+// ErrKeyring is the class of FetchIndex's errors that come from the
+// keyring: it cannot be read, or no key of it signed an InRelease. A
+// caller places them at its keyring setting (the spec's apt.keyring).
+var ErrKeyring = errors.New("the apt keyring")
+
+// keyringError is err, of the class ErrKeyring: its message is err's
+// alone, and errors.Is finds both.
+type keyringError struct{ err error }
+
+func (e *keyringError) Error() string   { return e.err.Error() }
+func (e *keyringError) Unwrap() []error { return []error{e.err, ErrKeyring} }
+
 // FetchIndex reads, for every source and suite of cfg, dists/<suite>/InRelease,
 // checks its signature against cfg.Keyring, and reads the Packages index
 // of each component for cfg.Arch and all, checked against the InRelease.
@@ -193,7 +205,7 @@ func FetchIndex(ctx context.Context, c *cache.Cache, cfg Config, opts FetchOptio
 	}
 	keyring, err := ReadKeyring(cfg.Keyring)
 	if err != nil {
-		return nil, fault.Bad(fmt.Errorf("apt keyring: %w", err))
+		return nil, fault.Bad(&keyringError{fmt.Errorf("apt keyring: %w", err)})
 	}
 	client := opts.Client
 	if client == nil {
@@ -215,7 +227,7 @@ func FetchIndex(ctx context.Context, c *cache.Cache, cfg Config, opts FetchOptio
 			}
 			rel, err := VerifyInRelease(raw, keyring, opts.Now)
 			if err != nil {
-				return nil, fault.Op(fmt.Errorf("%sInRelease: %w; check apt.keyring, or the repository has been tampered with", dists, err))
+				return nil, fault.Op(&keyringError{fmt.Errorf("%sInRelease: %w; check apt.keyring, or the repository has been tampered with", dists, err)})
 			}
 			d.InRelease = sum
 			if len(rel.Architectures) > 0 && !contains(rel.Architectures, cfg.Arch) {

@@ -294,4 +294,15 @@ func TestFetchIndexWrongKeyringNamesSigner(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), have) {
 		t.Errorf("err = %v; want it to name signer %s and keyring key %s", err, want, have)
 	}
+	if !errors.Is(err, ErrKeyring) {
+		t.Errorf("a keyring that signed nothing: %v is not ErrKeyring", err)
+	}
+	cfg.Keyring = []byte("not a keyring")
+	if _, err := FetchIndex(context.Background(), cache.New(t.TempDir()), cfg, FetchOptions{}); !errors.Is(err, ErrKeyring) || fault.KindOf(err) != fault.BadInput {
+		t.Errorf("an unreadable keyring: %v; want ErrKeyring, bad input", err)
+	}
+	cfg.Keyring = a.public
+	if _, err := FetchIndex(context.Background(), cache.New(t.TempDir()), cfg, FetchOptions{}); err != nil {
+		t.Errorf("the signer's keyring: %v", err)
+	}
 }

@@ -52,7 +52,7 @@ type GitTimes struct {
 // and warns: there every layer takes the build's epoch.
 func ReadGitTimes(ctx context.Context, s *spec.Spec, info vcs.Info, log *slog.Logger) (*GitTimes, error) {
 	if info.Shallow {
-		log.Warn("a shallow git clone: when each layer's sources last changed is unknowable here, so every layer takes HEAD's time (the build's epoch), and its layers differ from a full clone's; git fetch --unshallow for per-layer epochs (repro verify --key takes them from the provenance)")
+		log.Warn("a shallow git clone: when each layer's sources last changed is unknowable here, so every layer takes HEAD's time (the build's epoch), and its layers differ from a full clone's; git fetch --unshallow for per-layer epochs (a rebuild from a verified provenance takes them from it)")
 		return &GitTimes{Shallow: true}, nil
 	}
 	g := &GitTimes{}

@@ -87,7 +87,7 @@ func (b *builder) verifyHit(ctx context.Context, k layercache.Key, name string, 
 	want, _ := cold.Digest()
 	got, _ := hit.Digest()
 	if got == want {
-		b.opts.Log.Info("--cache-verify: the cache's layer is the cold build's", "layer", name, "platform", p.String(), "digest", got.String())
+		b.opts.Log.Info("verified a cache hit: the cache's layer is the cold build's", "layer", name, "platform", p.String(), "digest", got.String())
 		return nil
 	}
 	b.opts.Layers.Remove(k)

@@ -60,7 +60,7 @@ func (b *builder) checkFS() error {
 	for _, n := range b.plan.nodes {
 		switch n.kind {
 		case rootfs.CharDev, rootfs.BlockDev, rootfs.FIFO:
-			b.plan.skip(n.path, "erofs takes device nodes from the files it packs, and repro creates none on the host; use --fs ext4 or squashfs")
+			b.plan.skip(n.path, "erofs takes device nodes from the files it packs, and repro creates none on the host; an ext4 or squashfs disk carries them")
 			b.log.Warn("not on the disk", "path", n.path, "reason", "a device node on erofs")
 			continue
 		}

@@ -560,7 +560,7 @@ func (r *runner) command(ctx context.Context, f *File, t *CommandTest, env map[s
 		return res
 	}
 	if r.opts.Runtime == nil {
-		return skip("commandTests run only with --runtime podman")
+		return skip("commandTests run only in a container runtime (podman), and none was given")
 	}
 	if r.pod == nil && r.podNot == "" {
 		if p := imageref.PlatformName(imageref.ConfigPlatform(r.cfg)); r.opts.Runtime.Platform != "" && r.cfg.OS != "" && p != r.opts.Runtime.Platform && !strings.HasPrefix(p, r.opts.Runtime.Platform+"/") {

@@ -285,7 +285,7 @@ func aptFetchError(s *spec.Spec, err error, pinned bool) error {
 	if pinned && errors.As(err, &mm) {
 		return fault.Op(&MovedError{Spec: s.File, Err: err})
 	}
-	if msg := err.Error(); strings.Contains(msg, "apt.keyring") || strings.HasPrefix(msg, "apt keyring") {
+	if errors.Is(err, apt.ErrKeyring) {
 		return &located{at: s.ErrorAt("apt.keyring", "%v", err), err: err}
 	}
 	return err

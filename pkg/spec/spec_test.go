@@ -343,7 +343,7 @@ func TestTemplatesAtLoad(t *testing.T) {
 		{"arch in label", head + "config: {labels: {arch: '{{.Arch}}'}}\n", LoadOptions{}, "repro.yaml:3:25: config.labels.arch: {{.Arch}} is only known in source"},
 		{"os in annotation", head + "annotations: {os: '{{.Os}}'}\n", LoadOptions{}, "annotations.os: {{.Os}} is only known in source"},
 		{"variant in tag", head + "tags: ['r/app:{{.Variant}}']\n", LoadOptions{}, "tags[0]: {{.Variant}} is only known in source"},
-		{"missing var", head + "tags: ['r/app:{{.Vars.env}}']\n", LoadOptions{}, `repro.yaml:3:8: tags[0]: {{.Vars.env}}: no variable "env"; define it under vars:, or pass --var env=VALUE`},
+		{"missing var", head + "tags: ['r/app:{{.Vars.env}}']\n", LoadOptions{}, `repro.yaml:3:8: tags[0]: {{.Vars.env}}: no variable "env"; define it under vars:, or give it to the build`},
 		{"missing var in env", head + "config: {env: {A: '{{.Vars.env}}'}}\n", LoadOptions{}, `config.env.A: {{.Vars.env}}: no variable "env"`},
 		{"missing var in source", head + "layers: [{contents: [{path: /a, source: '{{.Vars.dir}}/a'}]}]\n", LoadOptions{}, `layers[0].contents[0].source: {{.Vars.dir}}: no variable "dir"`},
 		{"var override", head + "tags: ['r/app:{{.Vars.env}}']\n", LoadOptions{Vars: map[string]string{"env": "prod"}}, ""},
@@ -377,6 +377,25 @@ func TestTemplatesAtLoad(t *testing.T) {
 				t.Errorf("error %q\ndoes not contain %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestUndefinedVarCause: a spec naming a variable nobody defines fails
+// to load with an UndefinedVarError naming it, found through the error
+// list, so that a caller can say how it takes variables (the message
+// names no flag).
+func TestUndefinedVarCause(t *testing.T) {
+	_, err := Parse("repro.yaml", "/ctx", []byte("version: 1\nname: app\ntags: ['r/app:{{.Vars.env}}', 'r/app:{{.Version}}']\n"), LoadOptions{})
+	var undefined *UndefinedVarError
+	if !errors.As(err, &undefined) || undefined.Name != "env" {
+		t.Fatalf("Parse: %v (%T); want an UndefinedVarError naming env", err, err)
+	}
+	if strings.Contains(err.Error(), "--") {
+		t.Errorf("the message names a flag: %v", err)
+	}
+	_, err = Parse("repro.yaml", "/ctx", []byte("version: 1\nname: app\ntags: ['r/app:{{.Vesrion}}']\n"), LoadOptions{})
+	if err == nil || errors.As(err, &undefined) {
+		t.Errorf("an unknown value is not an undefined variable: %v", err)
 	}
 }
 

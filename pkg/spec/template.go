@@ -78,7 +78,12 @@ func (s *Spec) Expand(field, text string, v any) (string, error) {
 		if errors.Is(err, errTooLong) {
 			return "", fault.Bad(s.ErrorAt(field, "the template %s; shorten it", errTooLong))
 		}
-		return "", fault.Bad(s.ErrorAt(field, "%s", execMsg(err, v)))
+		msg, undefined := execMsg(err, v)
+		at := s.ErrorAt(field, "%s", msg)
+		if undefined != "" {
+			at.Err = &UndefinedVarError{Name: undefined}
+		}
+		return "", fault.Bad(at)
 	}
 	return b.String(), nil
 }
@@ -100,29 +105,37 @@ func templateMsg(err error) string {
 
 const valueList = ".Name .Version .GitCommit .GitShortCommit .Epoch .Date .Vars.<key>, and in source also .Os .Arch .Variant"
 
-// execMsg explains a failure to execute a template with values v.
-func execMsg(err error, v any) string {
+// UndefinedVarError is the cause (Error.Err) of a template naming a
+// variable, .Vars.NAME, that neither the spec's vars: nor the caller's
+// define: a caller can name its own way to give one.
+type UndefinedVarError struct{ Name string }
+
+func (e *UndefinedVarError) Error() string { return fmt.Sprintf("no variable %q", e.Name) }
+
+// execMsg explains a failure to execute a template with values v, and
+// names the undefined variable when that was the failure.
+func execMsg(err error, v any) (string, string) {
 	msg := templateMsg(err)
 	m := templateExecRE.FindStringSubmatch(msg)
 	if m == nil {
-		return "expanding the template: " + msg
+		return "expanding the template: " + msg, ""
 	}
 	action, why := m[1], m[2]
 	if f := noFieldRE.FindStringSubmatch(why); f != nil {
 		_, inSource := v.(SourceValues)
 		if (f[1] == "Os" || f[1] == "Arch" || f[1] == "Variant") && !inSource {
-			return fmt.Sprintf("{{%s}} is only known in source, where each platform has its own; write the value out here, or use it in a source", action)
+			return fmt.Sprintf("{{%s}} is only known in source, where each platform has its own; write the value out here, or use it in a source", action), ""
 		}
 		hint := ""
 		if s := suggest(f[1], []string{"Name", "Version", "GitCommit", "GitShortCommit", "Epoch", "Date", "Vars", "Os", "Arch", "Variant"}); s != "" {
 			hint = fmt.Sprintf("did you mean .%s? ", s)
 		}
-		return fmt.Sprintf("{{%s}}: there is no value .%s; %sthe values are %s", action, f[1], hint, valueList)
+		return fmt.Sprintf("{{%s}}: there is no value .%s; %sthe values are %s", action, f[1], hint, valueList), ""
 	}
 	if k := noKeyRE.FindStringSubmatch(why); k != nil && strings.HasPrefix(action, ".Vars") {
-		return fmt.Sprintf("{{%s}}: no variable %q; define it under vars:, or pass --var %s=VALUE", action, k[1], k[1])
+		return fmt.Sprintf("{{%s}}: no variable %q; define it under vars:, or give it to the build", action, k[1]), k[1]
 	}
-	return fmt.Sprintf("{{%s}}: %s", action, why)
+	return fmt.Sprintf("{{%s}}: %s", action, why), ""
 }
 
 // ErrorAt makes an error located at field, or at its nearest parent that

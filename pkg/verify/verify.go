@@ -178,7 +178,7 @@ func FormatNotes(a *imageref.Artifact, rebuilt compress.Format) []string {
 	if !ok || f == rebuilt {
 		return nil
 	}
-	return []string{fmt.Sprintf("the published image was written with output format %s and the rebuild with %s: rebuild with --format %d", f, rebuilt, int(f))}
+	return []string{fmt.Sprintf("the published image was written with output format %s and the rebuild with %s: rebuild in output format %d", f, rebuilt, int(f))}
 }
 
 // FormatOf is the output format that repro recorded in the history of a
