@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,13 +19,11 @@ import (
 
 	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/cache"
-	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/imagetest"
 	"github.com/reprobuild/repro/pkg/layercache"
 	"github.com/reprobuild/repro/pkg/output"
-	"github.com/reprobuild/repro/pkg/spec"
 )
 
 var buildCmd = &command{
@@ -106,8 +103,6 @@ type shapeFlags struct {
 	// build reads it, so that git-derived values survive the copied
 	// context); it replaces the flags above that shape the image.
 	requestFile string
-	// epoch, when set, fixes the epoch (verify takes it from provenance).
-	epoch *build.Epoch
 	// layerCache: the command uses the layer cache (build does, unless
 	// --no-cache or --check; verify never does).
 	layerCache, noCache bool
@@ -165,6 +160,9 @@ type buildOpts struct {
 	testRuntime  testRuntime
 }
 
+// settingFlags name the flag behind each build.Settings field.
+var settingFlags = map[string]string{"Platforms": "--platform", "Vars": "--var", "Compression": "--compression", "Format": "--format"}
+
 // request turns the flags and the environment into a build request; the
 // layers go into work, which the caller removes.
 func (f *shapeFlags) request(ctx context.Context, g *globals, work string) (build.Request, error) {
@@ -177,37 +175,20 @@ func (f *shapeFlags) request(ctx context.Context, g *globals, work string) (buil
 		if err := json.Unmarshal(raw, &req); err != nil {
 			return req, fault.Bad(fmt.Errorf("--request %s: %w", f.requestFile, err))
 		}
+		req.GoEnv = build.Settings{Offline: f.offline, Environ: os.Environ()}.GoEnv()
 	} else {
-		vars, err := parseVars(f.vars)
-		if err != nil {
-			return req, err
-		}
-		alg, err := compress.Parse(f.compression)
-		if err != nil {
-			return req, fault.Bad(fmt.Errorf("--compression: %w", err))
-		}
-		var format compress.Format
-		if f.format != "" {
-			if format, err = compress.ParseFormat(f.format); err != nil {
-				return req, fault.Bad(fmt.Errorf("--format: %w", err))
-			}
-		}
-		var plats []spec.Platform
-		for _, p := range f.platforms {
-			pl, err := spec.ParsePlatform(p)
-			if err != nil {
-				return req, fault.Bad(fmt.Errorf("--platform: %w", err))
-			}
-			plats = append(plats, pl)
-		}
-		sde, err := sourceDateEpoch()
-		if err != nil {
-			return req, err
-		}
-		req = build.Request{
-			File: f.file, SourceDateEpoch: sde, Epoch: f.epoch, Version: f.version, Vars: vars,
-			Platforms: plats, Compression: alg, Format: format,
+		settings := build.Settings{
+			File: f.file, Platforms: f.platforms, Vars: f.vars, Version: f.version, Compression: f.compression, Format: f.format,
 			Locked: f.locked, AllowUnpinned: f.allowUnpinned, ScanBase: f.scanBase, Insecure: f.insecure,
+			Offline: f.offline, Environ: os.Environ(),
+		}
+		var err error
+		if req, err = settings.Request(); err != nil {
+			var bad *build.SettingError
+			if errors.As(err, &bad) {
+				return req, fault.Bad(fmt.Errorf("%s: %w", settingFlags[bad.Setting], bad.Err))
+			}
+			return req, err
 		}
 	}
 	c, err := openCache(ctx, f.cacheDir, f.offline, g)
@@ -215,7 +196,6 @@ func (f *shapeFlags) request(ctx context.Context, g *globals, work string) (buil
 		return req, err
 	}
 	req.Cache, req.Remote, req.WorkDir, req.Log = c, remoteOptions(ctx), work, g.log
-	req.GoEnv = goEnviron(f.offline)
 	if f.layerCache && !f.noCache {
 		dir := filepath.Join(c.Dir(), "layers")
 		id, err := builderID(dir)
@@ -275,31 +255,6 @@ func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*build
 	b, err := build.Run(ctx, req)
 	bar.done()
 	return b, err
-}
-
-// goEnviron is the environment go: entries compile in: the caller's,
-// less what would change the binary (build.GoEnviron); offline, the go
-// command fetches no modules and no toolchain either.
-func goEnviron(offline bool) []string {
-	env := build.GoEnviron(os.Environ())
-	if offline {
-		env = append(env, "GOPROXY=off")
-	}
-	return env
-}
-
-// sourceDateEpoch reads $SOURCE_DATE_EPOCH: nil when unset.
-func sourceDateEpoch() (*time.Time, error) {
-	v := os.Getenv("SOURCE_DATE_EPOCH")
-	if v == "" {
-		return nil, nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return nil, fault.Bad(fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a whole number of seconds", v))
-	}
-	t := time.Unix(n, 0).UTC()
-	return &t, nil
 }
 
 // buildResult is what build prints with --json and writes to
@@ -466,20 +421,16 @@ func checkOutputs(outputs []string) ([]imageref.Reference, error) {
 // outputRefs are the references b is written to: outs, and with push the
 // spec's tags, expanded (they are returned too).
 func outputRefs(b *build.Built, outs []string, push bool, insecure []string) ([]imageref.Reference, []string, error) {
-	s := b.Spec
 	tags := []string{}
 	if push {
-		if len(s.Tags) == 0 {
-			return nil, nil, fault.Bad(s.ErrorAt("tags", "--push sends the image to the spec's tags, and it lists none; add tags or write with -o"))
+		var err error
+		if tags, err = b.Tags(); err != nil {
+			return nil, nil, err
 		}
-		for i, t := range s.Tags {
-			tag, err := s.Expand(fmt.Sprintf("tags[%d]", i), t, b.Values)
-			if err != nil {
-				return nil, nil, err
-			}
-			outs = append(slices.Clone(outs), tag)
-			tags = append(tags, tag)
+		if len(tags) == 0 {
+			return nil, nil, fault.Bad(b.Spec.ErrorAt("tags", "--push sends the image to the spec's tags, and it lists none; add tags or write with -o"))
 		}
+		outs = append(slices.Clone(outs), tags...)
 	}
 	var refs []imageref.Reference
 	for _, out := range outs {
@@ -504,26 +455,23 @@ func writeMetadata(file string, out buildResult) error {
 // openCache opens the blob cache: --cache-dir, else the user's cache
 // directory.
 func openCache(ctx context.Context, dir string, offline bool, g *globals) (*cache.Cache, error) {
-	if dir == "" {
-		d, err := os.UserCacheDir()
-		if err != nil {
-			return nil, fault.Bad(fmt.Errorf("no cache directory (%v); give one with --cache-dir", err))
-		}
-		dir = filepath.Join(d, "repro")
+	dir, err := cacheDir(dir)
+	if err != nil {
+		return nil, err
 	}
 	return cache.New(dir, cache.Offline(offline), cache.WithLogger(g.log), cache.WithClient(networkOf(ctx).client)), nil
 }
 
-func parseVars(kvs []string) (map[string]string, error) {
-	vars := map[string]string{}
-	for _, kv := range kvs {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, fault.Bad(fmt.Errorf("--var %q: write key=value", kv))
-		}
-		vars[k] = v
+// cacheDir is --cache-dir, else the user's cache directory/repro.
+func cacheDir(dir string) (string, error) {
+	if dir != "" {
+		return dir, nil
 	}
-	return vars, nil
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fault.Bad(fmt.Errorf("no cache directory (%v); give one with --cache-dir", err))
+	}
+	return filepath.Join(d, "repro"), nil
 }
 
 // writeOutputs writes art to every ref, all or none (output.WriteAll),

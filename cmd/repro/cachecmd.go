@@ -134,13 +134,9 @@ func (o *cacheOpts) run(ctx context.Context, args []string) error {
 			return fault.Bad(err)
 		}
 	}
-	dir := o.cacheDir
-	if dir == "" {
-		d, err := os.UserCacheDir()
-		if err != nil {
-			return fault.Bad(fmt.Errorf("no cache directory (%v); give one with --cache-dir", err))
-		}
-		dir = filepath.Join(d, "repro")
+	dir, err := cacheDir(o.cacheDir)
+	if err != nil {
+		return err
 	}
 	p, err := layercache.Open(filepath.Join(dir, "layers"), time.Now, "").Prune(age, size)
 	if err != nil {

@@ -124,7 +124,7 @@ func (o *lockOpts) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	goEnv := goEnviron(o.offline)
+	goEnv := build.Settings{Offline: o.offline, Environ: os.Environ()}.GoEnv()
 	ch, err := f.PinGo(s, old, o.update || o.check, func() (string, bool, error) { return build.LocalToolchain(ctx, s, goEnv) })
 	if err != nil {
 		return err

@@ -166,6 +166,20 @@ type Built struct {
 	workDir string
 }
 
+// Tags are the spec's tags (where a push sends the image), templates
+// expanded with the build's values; none when the spec lists none.
+func (b *Built) Tags() ([]string, error) {
+	tags := []string{}
+	for i, t := range b.Spec.Tags {
+		tag, err := b.Spec.Expand(fmt.Sprintf("tags[%d]", i), t, b.Values)
+		if err != nil {
+			return nil, err
+		}
+		tags = append(tags, tag)
+	}
+	return tags, nil
+}
+
 // Sentinel errors: errors.Is tells a caller which policy refused the
 // build, so that it can name its own switch for it.
 var (
