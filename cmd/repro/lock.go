@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,11 +9,9 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/lock"
-	"github.com/reprobuild/repro/pkg/spec"
 )
 
 var lockCmd = &command{
@@ -96,58 +93,22 @@ func (o *lockOpts) run(ctx context.Context, args []string) error {
 	if o.check && o.update {
 		return fault.Bad(fmt.Errorf("--check and --update exclude each other: --check writes nothing, --update writes the lock"))
 	}
-	s, err := spec.Load(o.file, spec.LoadOptions{})
-	if err != nil {
-		return err
-	}
 	c, err := openCache(ctx, o.cacheDir, o.offline, o.g)
 	if err != nil {
 		return err
 	}
-	path := lock.PathFor(o.file)
-	old, err := lock.Read(path)
-	if err != nil {
-		if !o.update || fault.KindOf(err) != fault.BadInput {
-			return err
-		}
-		// --update resolves every pin again: a lock it cannot read is
-		// written anew instead of standing in the way.
-		o.g.log.Warn("the lock cannot be read; --update writes it anew", "problem", err.Error())
-		old = nil
-	}
-	r := base.NewResolver(c, o.g.log, remoteOptions(ctx)...)
-	// Validate early so the error points at the spec.
-	if _, err := build.SpecBase(s); err != nil {
-		return err
-	}
-	f, changes, err := lock.Resolve(ctx, s, old, o.update || o.check, r, c, o.insecure, lock.WithClock(time.Now), lock.WithLogger(o.g.log), lock.WithHTTPClient(networkOf(ctx).client))
+	l, err := build.Lock(ctx, build.LockRequest{
+		File: o.file, Update: o.update, Check: o.check, Cache: c, Remote: remoteOptions(ctx), Client: networkOf(ctx).client,
+		Insecure: o.insecure, Log: o.g.log, Now: time.Now, GoEnv: build.Settings{Offline: o.offline, Environ: os.Environ()}.GoEnv(),
+	})
 	if err != nil {
 		return err
-	}
-	goEnv := build.Settings{Offline: o.offline, Environ: os.Environ()}.GoEnv()
-	ch, err := f.PinGo(s, old, o.update || o.check, func() (string, bool, error) { return build.LocalToolchain(ctx, s, goEnv) })
-	if err != nil {
-		return err
-	}
-	if ch != nil {
-		changes = append(changes, *ch)
 	}
 	if o.check {
-		return o.report(path, lock.Stale(changes))
+		return o.report(l.Path, lock.Stale(l.Changes))
 	}
-	raw, err := f.Bytes()
-	if err != nil {
-		return err
-	}
-	prev, _ := os.ReadFile(path)
-	changed := !bytes.Equal(prev, raw)
-	if changed {
-		if err := f.Write(path); err != nil {
-			return err
-		}
-	}
-	res := lockResult{LockFile: path, Changed: changed, Changes: []string{}}
-	for _, ch := range changes {
+	res := lockResult{LockFile: l.Path, Changed: l.Written, Changes: []string{}}
+	for _, ch := range l.Changes {
 		res.Changes = append(res.Changes, ch.String())
 	}
 	if o.g.json {
@@ -156,10 +117,10 @@ func (o *lockOpts) run(ctx context.Context, args []string) error {
 	for _, ch := range res.Changes {
 		fmt.Fprintln(o.g.stdout, ch)
 	}
-	if !changed {
-		o.g.log.Info("lock is up to date", "file", path)
+	if !l.Written {
+		o.g.log.Info("lock is up to date", "file", l.Path)
 	} else {
-		o.g.log.Info("wrote", "file", path)
+		o.g.log.Info("wrote", "file", l.Path)
 	}
 	return nil
 }
