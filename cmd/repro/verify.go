@@ -74,10 +74,10 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 	defer removeWork()
 	target := verify.Target{Digest: o.expect, Name: o.against}
 	if o.against != "" {
-		if target.Image, err = openRef(ctx, o.against, o.shape.insecure); err != nil {
+		if target.Artifact, err = openRef(ctx, o.against, o.shape.insecure); err != nil {
 			return err
 		}
-		defer target.Image.Close()
+		defer target.Artifact.Close()
 		target.Local = isLocal(o.against)
 	}
 	req, err := o.shape.request(ctx, o.g, work)
@@ -106,10 +106,10 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 			o.g.log.Info("no verified provenance: the build flags given are used as they are", "ref", o.against)
 		}
 	}
-	if req.Format == 0 && target.Image != nil {
+	if req.Format == 0 && target.Artifact != nil {
 		// No --format and no provenance gave one: the format REF's history
 		// records, so that an image of an older format verifies as is.
-		if f, ok := verify.FormatOf(target.Image); ok {
+		if f, ok := verify.FormatOf(target.Artifact); ok {
 			req.Format = f
 			notes = append(notes, fmt.Sprintf("output format %s, as %s's history records it", f, o.against))
 		}

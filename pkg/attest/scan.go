@@ -164,47 +164,40 @@ func Scan(ctx context.Context, name string, t imageref.Artifact, opts ScanOption
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	inv := &Inventory{Name: name}
-	if t.Index != nil {
-		d, err := partial.Descriptor(t.Index)
-		if err != nil {
-			return nil, err
-		}
-		inv.Digest, inv.MediaType = d.Digest.String(), string(d.MediaType)
-		all, err := t.Images() // nested indexes too, to imageref.MaxIndexDepth
-		if err != nil {
-			return nil, err
-		}
-		for _, ii := range all {
-			desc := ii.Descriptor
-			img, err := ii.Image()
-			if err != nil {
-				return nil, err
-			}
-			ii, err := scanImage(ctx, img, opts)
-			if err != nil {
-				return nil, fmt.Errorf("scanning %s: %w", desc.Digest, err)
-			}
-			inv.Images = append(inv.Images, ii)
-		}
-		if len(inv.Images) > 0 {
-			inv.Created = inv.Images[0].Created
-		}
-		return inv, nil
-	}
-	if t.Image == nil {
+	var top partial.Describable = t.Image
+	switch {
+	case t.Index != nil:
+		top = t.Index
+	case t.Image == nil:
 		return nil, errors.New("scan: no image")
 	}
-	d, err := partial.Descriptor(t.Image)
+	d, err := partial.Descriptor(top)
 	if err != nil {
 		return nil, err
 	}
 	inv.Digest, inv.MediaType = d.Digest.String(), string(d.MediaType)
-	ii, err := scanImage(ctx, t.Image, opts)
+	all, err := t.Images() // nested indexes too, to imageref.MaxIndexDepth
 	if err != nil {
-		return nil, fmt.Errorf("scanning %s: %w", d.Digest, err)
+		return nil, err
 	}
-	inv.Images = append(inv.Images, ii)
-	inv.Created = ii.Created
+	for _, ii := range all {
+		img, err := ii.Image()
+		if err != nil {
+			return nil, err
+		}
+		id, err := img.Digest()
+		if err != nil {
+			return nil, err
+		}
+		in, err := scanImage(ctx, img, opts)
+		if err != nil {
+			return nil, fmt.Errorf("scanning %s: %w", id, err)
+		}
+		inv.Images = append(inv.Images, in)
+	}
+	if len(inv.Images) > 0 {
+		inv.Created = inv.Images[0].Created
+	}
 	return inv, nil
 }
 

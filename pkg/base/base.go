@@ -150,14 +150,12 @@ func (r *Resolver) Resolve(ctx context.Context, ref Ref) (Pin, error) {
 		if err != nil {
 			return Pin{}, fault.Op(err)
 		}
-		var plat struct {
-			OS           string `json:"os"`
-			Architecture string `json:"architecture"`
-			Variant      string `json:"variant"`
+		plat, err := configPlatform(cfg)
+		if err != nil {
+			return Pin{}, fault.Bad(err)
 		}
-		json.Unmarshal(cfg, &plat)
 		delete(p.Platforms, "")
-		p.Platforms[imageref.PlatformName(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant})] = d
+		p.Platforms[plat] = d
 	}
 	return p, nil
 }
@@ -185,17 +183,23 @@ func pinOf(a *imageref.Artifact) (Pin, error) {
 	if err != nil {
 		return Pin{}, err
 	}
-	var cf struct {
-		OS           string `json:"os"`
-		Architecture string `json:"architecture"`
-		Variant      string `json:"variant"`
-		OSVersion    string `json:"os.version"`
+	plat, err := configPlatform(raw)
+	if err != nil {
+		return Pin{}, fault.Bad(err)
 	}
-	if err := json.Unmarshal(raw, &cf); err != nil {
-		return Pin{}, fault.Bad(fmt.Errorf("the base's config is not valid JSON: %v", err))
-	}
-	p.Platforms[imageref.PlatformName(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion})] = a.Descriptor.Digest
+	p.Platforms[plat] = a.Descriptor.Digest
 	return p, nil
+}
+
+// configPlatform names the platform a raw image config gives, decoding
+// only its platform fields: a config's os, architecture, variant and
+// os.version are v1.Platform's JSON fields.
+func configPlatform(config []byte) (string, error) {
+	var p v1.Platform
+	if err := json.Unmarshal(config, &p); err != nil {
+		return "", fmt.Errorf("the base's config is not valid JSON: %v", err)
+	}
+	return imageref.PlatformName(p), nil
 }
 
 type manifestHead struct {
@@ -346,15 +350,10 @@ func (r *Resolver) Open(ctx context.Context, ref Ref, pin Pin, platform string) 
 }
 
 func checkPlatform(config []byte, platform string) error {
-	var cf struct {
-		OS           string `json:"os"`
-		Architecture string `json:"architecture"`
-		Variant      string `json:"variant"`
+	got, err := configPlatform(config)
+	if err != nil {
+		return fault.Op(err)
 	}
-	if err := json.Unmarshal(config, &cf); err != nil {
-		return fault.Op(fmt.Errorf("base config: %w", err))
-	}
-	got := imageref.PlatformName(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
 	if got != platform && strings.TrimSuffix(got, "/v8") != strings.TrimSuffix(platform, "/v8") {
 		return fault.Bad(fmt.Errorf("the base is a single %s image; it has no %s image", got, platform))
 	}

@@ -178,31 +178,20 @@ func (p PlatformDiff) empty() bool {
 	return p.A == p.B && len(p.Manifest)+len(p.Config)+len(p.Layers)+len(p.Files)+len(p.LayerFiles) == 0
 }
 
+// platforms are a's images by platform; an index entry that names none
+// is "#n", its place among the index's images.
 func platforms(a *imageref.Artifact) (map[string]v1.Image, error) {
-	out := map[string]v1.Image{}
-	if a.Index == nil {
-		cf, err := a.Image.ConfigFile()
-		if err != nil {
-			return nil, err
-		}
-		out[imageref.PlatformName(imageref.ConfigPlatform(cf))] = a.Image
-		return out, nil
-	}
-	all, err := a.Images() // nested indexes too, to imageref.MaxIndexDepth
+	imgs, err := a.PlatformImages("") // nested indexes too, to imageref.MaxIndexDepth
 	if err != nil {
 		return nil, err
 	}
-	for i, ii := range all {
-		d := ii.Descriptor
-		img, err := ii.Image()
-		if err != nil {
-			return nil, err
+	out := map[string]v1.Image{}
+	for i, p := range imgs {
+		key := p.Platform
+		if key == "" && a.Index != nil {
+			key = "#" + strconv.Itoa(i)
 		}
-		key := "#" + strconv.Itoa(i)
-		if d.Platform != nil && d.Platform.OS != "" {
-			key = imageref.PlatformName(*d.Platform)
-		}
-		out[key] = img
+		out[key] = p.Image
 	}
 	return out, nil
 }

@@ -1,6 +1,8 @@
 package imageref
 
 import (
+	"fmt"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 )
@@ -57,20 +59,30 @@ func (a *Artifact) ReadManifests() error {
 // name (PlatformName's form; empty for an index entry that names none).
 type PlatformImage struct {
 	Platform string
-	Image    v1.Image
+	// Descriptor is the image's entry in the index that lists it, or the
+	// artifact's own descriptor for an image.
+	Descriptor v1.Descriptor
+	Image      v1.Image
 }
 
-// PlatformImages are a's images (Images: nested indexes too), opened and
-// named by platform; only those of platform when one is given (none may
-// be). An image is named by its config's platform, and is not checked
-// against platform.
+// PlatformImages are a's images (Images: nested indexes too, in their
+// place), opened and named by platform; only those of platform when one
+// is given (none may be). An image is named by its config's platform, and
+// is not checked against platform.
+//
+// Not partial.FindImages with match.Platforms: FindImages reads only the
+// top index (an index that nests one, as an index with attestations does,
+// would show none of its images), and returns no descriptors to name an
+// image by; match.Platforms compares whole platforms (v1.Platform.Equals),
+// so "windows/amd64" would not find an entry whose os.version is set. A
+// name here is PlatformName's, as specs, locks and --platform write it.
 func (a Artifact) PlatformImages(platform string) ([]PlatformImage, error) {
 	if a.Index == nil {
 		cf, err := a.Image.ConfigFile()
 		if err != nil {
 			return nil, err
 		}
-		return []PlatformImage{{PlatformName(ConfigPlatform(cf)), a.Image}}, nil
+		return []PlatformImage{{PlatformName(ConfigPlatform(cf)), a.Descriptor, a.Image}}, nil
 	}
 	all, err := a.Images()
 	if err != nil {
@@ -78,8 +90,9 @@ func (a Artifact) PlatformImages(platform string) ([]PlatformImage, error) {
 	}
 	var imgs []PlatformImage
 	for _, ii := range all {
+		d := ii.Descriptor
 		name := ""
-		if d := ii.Descriptor; d.Platform != nil {
+		if d.Platform != nil {
 			name = PlatformName(*d.Platform)
 		}
 		if platform != "" && name != platform {
@@ -87,9 +100,9 @@ func (a Artifact) PlatformImages(platform string) ([]PlatformImage, error) {
 		}
 		img, err := ii.Image()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading image %s of index %s: %w", d.Digest, ii.Parent, err)
 		}
-		imgs = append(imgs, PlatformImage{name, img})
+		imgs = append(imgs, PlatformImage{name, d, img})
 	}
 	return imgs, nil
 }

@@ -35,6 +35,12 @@ type Picked struct {
 // as PlatformName writes it). With no platform, an index of one image
 // gives that one, and an index of several the one of host (such as
 // "linux/" + runtime.GOARCH, any variant), as podman and docker choose.
+//
+// Not match.Platforms over partial.FindImages: the host matches any
+// variant of its architecture (match.Platforms compares whole platforms,
+// os.version and features too), an index that nests indexes is searched to
+// MaxIndexDepth (FindImages reads the top index only), and no image is
+// opened before one is chosen.
 func (a Artifact) Pick(platform, host string) (Picked, error) {
 	if a.Index == nil {
 		if platform != "" {

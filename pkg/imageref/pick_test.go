@@ -7,7 +7,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/reprobuild/repro/pkg/fault"
@@ -73,6 +75,9 @@ func TestPlatformImages(t *testing.T) {
 		var out []string
 		for _, i := range imgs {
 			d, _ := i.Image.Digest()
+			if i.Descriptor.Digest != d {
+				t.Errorf("%s: the descriptor names %s, the image is %s", i.Platform, i.Descriptor.Digest, d)
+			}
 			out = append(out, i.Platform+" "+d.String())
 		}
 		return out
@@ -91,8 +96,46 @@ func TestPlatformImages(t *testing.T) {
 	cf, _ := img.ConfigFile()
 	cf.OS, cf.Architecture = "linux", "riscv64"
 	img, _ = mutate.ConfigFile(img, cf)
-	imgs, err := Artifact{Image: img}.PlatformImages("")
-	if err != nil || len(imgs) != 1 || imgs[0].Platform != "linux/riscv64" || imgs[0].Image != img {
+	ia, err := ImageArtifact(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := ia.PlatformImages("")
+	if d, _ := img.Digest(); err != nil || len(imgs) != 1 || imgs[0].Platform != "linux/riscv64" || imgs[0].Image != img || imgs[0].Descriptor.Digest != d {
 		t.Errorf("an image: %v, %+v", err, imgs)
+	}
+}
+
+// TestPlatformNamesMatchAsSpecsWriteThem: an index entry with an
+// os.version (a Windows image) and one in a nested index are found by the
+// name a spec or --platform writes. This is why PlatformImages and Pick do
+// not use partial.FindImages with match.Platforms, which find neither.
+func TestPlatformNamesMatchAsSpecsWriteThem(t *testing.T) {
+	win := v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.17763.1234"}
+	arm := v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}
+	wimg, _ := random.Image(64, 1)
+	aimg, _ := random.Image(64, 1)
+	inner := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: aimg, Descriptor: v1.Descriptor{Platform: &arm}})
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: wimg, Descriptor: v1.Descriptor{Platform: &win}},
+		mutate.IndexAddendum{Add: inner})
+	a := Artifact{Index: idx}
+	for name, want := range map[string]v1.Image{"windows/amd64": wimg, "linux/arm64/v8": aimg} {
+		imgs, err := a.PlatformImages(name)
+		if err != nil || len(imgs) != 1 || imgs[0].Image != want {
+			t.Errorf("PlatformImages(%q) = %+v, %v; want the one image", name, imgs, err)
+		}
+		p, err := a.Pick(name, "linux/amd64")
+		if wd, _ := want.Digest(); err != nil {
+			t.Errorf("Pick(%q): %v", name, err)
+		} else if gd, _ := p.Image.Digest(); gd != wd {
+			t.Errorf("Pick(%q) chose %s, want %s", name, gd, wd)
+		}
+	}
+	// What go-containerregistry's matcher would find: nothing.
+	for _, p := range []v1.Platform{{OS: "windows", Architecture: "amd64"}, arm} {
+		if got, err := partial.FindImages(idx, match.Platforms(p)); err != nil || len(got) != 0 {
+			t.Errorf("partial.FindImages(%s) = %d images, %v: go-containerregistry now finds it, and imageref could use it", p, len(got), err)
+		}
 	}
 }

@@ -131,23 +131,33 @@ func Run(ctx context.Context, a imageref.Artifact, files []*File, opts Options) 
 	case a.Index == nil:
 		return nil, fault.Bad(errors.New("nothing to test: neither an image nor an index"))
 	}
-	images, err := indexImages(a)
+	images, err := a.PlatformImages("") // nested indexes too, to imageref.MaxIndexDepth
 	if err != nil {
 		return nil, err
+	}
+	if len(images) == 0 {
+		return nil, fault.Bad(errors.New("the index holds no image to test, nor does any index it nests"))
+	}
+	// An image whose entry names no platform is named by its digest.
+	name := func(im imageref.PlatformImage) string {
+		if im.Platform == "" {
+			return im.Descriptor.Digest.String()
+		}
+		return im.Platform
 	}
 	if opts.Platform != "" {
 		var names []string
 		for _, im := range images {
-			if im.platform == opts.Platform {
-				return runImage(ctx, im.img, files, opts, "")
+			if im.Platform == opts.Platform {
+				return runImage(ctx, im.Image, files, opts, "")
 			}
-			names = append(names, im.platform)
+			names = append(names, name(im))
 		}
 		return nil, fault.Bad(fmt.Errorf("the index has no %s image; it has %s", opts.Platform, listOr(names)))
 	}
 	all := &Summary{}
 	for _, im := range images {
-		s, err := runImage(ctx, im.img, files, opts, "["+im.platform+"] ")
+		s, err := runImage(ctx, im.Image, files, opts, "["+name(im)+"] ")
 		if err != nil {
 			return nil, err
 		}
@@ -161,37 +171,6 @@ func listOr(names []string) string {
 		return "no image at all"
 	}
 	return strings.Join(names, ", ")
-}
-
-type platformImage struct {
-	platform string // or the digest, for an image without a platform
-	img      v1.Image
-}
-
-// indexImages lists the images of a's index, those of nested indexes
-// (to imageref.MaxIndexDepth) in their place, in the index's order.
-func indexImages(a imageref.Artifact) ([]platformImage, error) {
-	all, err := a.Images()
-	if err != nil {
-		return nil, err
-	}
-	var out []platformImage
-	for _, ii := range all {
-		d := ii.Descriptor
-		img, err := ii.Image()
-		if err != nil {
-			return nil, fault.Op(fmt.Errorf("reading image %s of index %s: %w", d.Digest, ii.Parent, err))
-		}
-		name := d.Digest.String()
-		if d.Platform != nil && d.Platform.OS != "" {
-			name = imageref.PlatformName(*d.Platform)
-		}
-		out = append(out, platformImage{name, img})
-	}
-	if len(out) == 0 {
-		return nil, fault.Bad(errors.New("the index holds no image to test, nor does any index it nests"))
-	}
-	return out, nil
 }
 
 func runImage(ctx context.Context, img v1.Image, files []*File, opts Options, prefix string) (*Summary, error) {

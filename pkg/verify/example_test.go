@@ -66,7 +66,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer against.Close()
-	res, _, err = verify.Rebuild(ctx, request(filepath.Join(dir, "work3")), verify.Target{Image: against, Name: "oci:layout:v1", Local: true})
+	res, _, err = verify.Rebuild(ctx, request(filepath.Join(dir, "work3")), verify.Target{Artifact: against, Name: "oci:layout:v1", Local: true})
 	if err != nil {
 		log.Fatal(err)
 	}

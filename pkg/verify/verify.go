@@ -19,19 +19,20 @@ import (
 	"github.com/reprobuild/repro/pkg/spec"
 )
 
-// Target is what a rebuild must equal: a digest, or an image opened from
-// a reference (whose digest it then must have).
+// Target is what a rebuild must equal: a digest, or an image or index
+// opened from a reference (whose digest it then must have).
 type Target struct {
-	// Digest is the digest the rebuild must have (sha256:…); with Image
-	// it may be empty (the image's own digest).
+	// Digest is the digest the rebuild must have (sha256:…), when
+	// Artifact is not set.
 	Digest string
-	// Image, when set, is the published image; a mismatch is then
-	// explained file by file.
-	Image *imageref.Artifact
-	// Name names Image in the report (the reference as the user wrote it).
+	// Artifact, when set, is the published image or index; the rebuild
+	// must have its digest, and a mismatch is explained file by file.
+	Artifact *imageref.Artifact
+	// Name names Artifact in the report (the reference as the user
+	// wrote it).
 	Name string
-	// Local says Image is a layout or an archive, which must also hold
-	// every blob, hashing right (a registry checks digests itself).
+	// Local says Artifact is a layout or an archive, which must also
+	// hold every blob, hashing right (a registry checks digests itself).
 	Local bool
 }
 
@@ -55,8 +56,8 @@ func Rebuild(ctx context.Context, req build.Request, target Target) (*Result, *b
 		return nil, nil, fmt.Errorf("verify.Rebuild: the request has no WorkDir")
 	}
 	want := target.Digest
-	if target.Image != nil {
-		want = target.Image.Descriptor.Digest.String()
+	if target.Artifact != nil {
+		want = target.Artifact.Descriptor.Digest.String()
 	}
 	b, err := build.Run(ctx, req)
 	if err != nil {
@@ -64,18 +65,18 @@ func Rebuild(ctx context.Context, req build.Request, target Target) (*Result, *b
 	}
 	res := &Result{Rebuilt: b.Descriptor.Digest.String(), Expected: want}
 	res.Verified = res.Rebuilt == res.Expected
-	if res.Verified && target.Image != nil && target.Local {
+	if res.Verified && target.Artifact != nil && target.Local {
 		// A layout or archive names the right digest; it must also hold
 		// the bytes: every blob present and hashing to its digest.
-		if err := checkBlobs(target.Image); err != nil {
+		if err := checkBlobs(target.Artifact); err != nil {
 			res.Verified = false
 			res.Damaged = err.Error()
 		}
 	}
-	if res.Verified || target.Image == nil || res.Damaged != "" {
+	if res.Verified || target.Artifact == nil || res.Damaged != "" {
 		return res, b, nil
 	}
-	res.Notes = append(res.Notes, FormatNotes(target.Image, b.Format)...)
+	res.Notes = append(res.Notes, FormatNotes(target.Artifact, b.Format)...)
 	ref := imageref.Reference{Transport: imageref.OCI, Path: filepath.Join(req.WorkDir, "rebuilt"), Tag: "rebuilt"}
 	if err := output.Write(ctx, ref, b.Artifact, output.Options{}); err != nil {
 		return nil, nil, err
@@ -85,7 +86,7 @@ func Rebuild(ctx context.Context, req build.Request, target Target) (*Result, *b
 		return nil, nil, err
 	}
 	defer got.Close()
-	if res.Diff, err = diff.Compare(ctx, target.Image, got, target.Name, "rebuilt from "+req.File); err != nil {
+	if res.Diff, err = diff.Compare(ctx, target.Artifact, got, target.Name, "rebuilt from "+req.File); err != nil {
 		return nil, nil, err
 	}
 	return res, b, nil
@@ -184,15 +185,13 @@ func FormatNotes(a *imageref.Artifact, rebuilt compress.Format) []string {
 // FormatOf is the output format that repro recorded in the history of a
 // (an index: of its first image), if it names one this repro writes.
 func FormatOf(a *imageref.Artifact) (compress.Format, bool) {
-	img := a.Image
-	if a.Index != nil {
-		im, err := a.Index.IndexManifest()
-		if err != nil || len(im.Manifests) == 0 {
-			return 0, false
-		}
-		if img, err = a.Index.Image(im.Manifests[0].Digest); err != nil {
-			return 0, false
-		}
+	all, err := a.Images() // an index's first image, nested or not
+	if err != nil || len(all) == 0 {
+		return 0, false
+	}
+	img, err := all[0].Image()
+	if err != nil {
+		return 0, false
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {

@@ -87,13 +87,13 @@ func TestRebuild(t *testing.T) {
 		t.Cleanup(func() { a.Close() })
 		return a
 	}
-	res, _, err = Rebuild(ctx, request(t, file), Target{Image: open(ref), Name: "oci:layout:v1", Local: true})
+	res, _, err = Rebuild(ctx, request(t, file), Target{Artifact: open(ref), Name: "oci:layout:v1", Local: true})
 	if err != nil || !res.Verified {
 		t.Fatalf("same inputs, --against: %+v, %v", res, err)
 	}
 	other := request(t, file)
 	other.Version = "2.0.0"
-	res, _, err = Rebuild(ctx, other, Target{Image: open(ref), Name: "oci:layout:v1", Local: true})
+	res, _, err = Rebuild(ctx, other, Target{Artifact: open(ref), Name: "oci:layout:v1", Local: true})
 	if err != nil || res.Verified || res.Diff == nil {
 		t.Fatalf("another version: %+v, %v", res, err)
 	}
@@ -119,7 +119,7 @@ func TestRebuild(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(damaged, "blobs", "sha256", d.Hex), []byte("not the layer"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, _, err = Rebuild(ctx, request(t, file), Target{Image: open(imageref.Reference{Transport: imageref.OCI, Path: damaged, Tag: "v1"}), Local: true})
+	res, _, err = Rebuild(ctx, request(t, file), Target{Artifact: open(imageref.Reference{Transport: imageref.OCI, Path: damaged, Tag: "v1"}), Local: true})
 	if err != nil || res.Verified || res.Damaged == "" {
 		t.Errorf("damaged layout: %+v, %v", res, err)
 	}
