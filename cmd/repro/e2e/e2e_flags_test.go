@@ -1,0 +1,204 @@
+package e2e
+
+// Flags that no other end-to-end test passes to the binary, each driven
+// with a check that fails if the flag were ignored.
+
+import (
+	"encoding/json"
+	"io"
+	"log"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/reprobuild/repro/internal/testtool"
+)
+
+// plainHTTPRegistry serves an in-memory registry over plain HTTP on
+// 127.0.0.2, a loopback address that go-containerregistry does not take
+// for one (it speaks plain HTTP to localhost, 127.0.0.1, ::1 and private
+// networks unasked): without --insecure-registry repro speaks HTTPS to
+// it, and fails.
+func plainHTTPRegistry(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatalf("listening on 127.0.0.2 (loopback): %v", err)
+	}
+	srv := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return l.Addr().String()
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, text := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestE2EInsecureRegistry drives --insecure-registry through every
+// command that takes it, against a plain-HTTP registry that is not on an
+// address taken for loopback: each command fails without the flag (it
+// speaks HTTPS) and does its work with it.
+func TestE2EInsecureRegistry(t *testing.T) {
+	host := plainHTTPRegistry(t)
+	ins := []string{"--insecure-registry", host}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"repro.yaml": `version: 1
+name: app
+epoch: 1700000000
+layers:
+  - name: app
+    contents:
+      - {path: /etc/motd, content: "over plain HTTP\n"}
+tags:
+  - ` + host + `/app:v1
+`,
+		"multi/repro.yaml": `version: 1
+name: multi
+epoch: 1700000000
+platforms: [linux/amd64, linux/arm64]
+layers:
+  - name: app
+    contents:
+      - {path: /etc/motd, content: "two platforms\n"}
+`,
+		"child/repro.yaml": `version: 1
+name: child
+epoch: 1700000000
+base: ` + host + `/app:v1
+layers:
+  - name: more
+    contents:
+      - {path: /etc/more, content: "more\n"}
+`,
+		"tests.yaml": "schemaVersion: 2.0.0\nfileContentTests:\n  - name: motd\n    path: /etc/motd\n    expectedContents: ['plain HTTP']\n",
+	})
+	repro(t, dir, "keygen", "-q", "--out", "k")
+	local := "oci:" + filepath.Join(dir, "local") + ":v1"
+	digest := lastLine(repro(t, dir, "build", "-q", "-o", local).stdout)
+	ref := host + "/app:v1"
+	meta := func(name string) string { return filepath.Join(dir, name+".json") }
+	pushed := func(name string) string {
+		t.Helper()
+		var m fleetMeta
+		regReadJSON(t, meta(name), &m)
+		return m.PushedByDigest
+	}
+	type step struct {
+		name string
+		dir  string
+		args func() []string // the command, without --insecure-registry
+		ok   func(t *testing.T, r result)
+	}
+	// Without the flag these still succeed, warning: the shared layer
+	// cache is an optimisation.
+	warns := map[string]bool{"build --cache-repo": true}
+	steps := []step{
+		{"build --push", dir, func() []string { return []string{"build", "-q", "--push"} }, func(t *testing.T, r result) {
+			if lastLine(r.stdout) != digest {
+				t.Errorf("pushed %s, want %s", lastLine(r.stdout), digest)
+			}
+		}},
+		{"inspect", dir, func() []string { return []string{"inspect", "--json", ref} }, func(t *testing.T, r result) {
+			if !strings.Contains(r.stdout, digest) {
+				t.Errorf("inspect does not name %s:\n%s", digest, r.stdout)
+			}
+		}},
+		{"sbom", dir, func() []string { return []string{"sbom", ref} }, func(t *testing.T, r result) {
+			if !strings.Contains(r.stdout, `"spdxVersion"`) {
+				t.Errorf("no SPDX document:\n%s", r.stdout)
+			}
+		}},
+		{"diff", dir, func() []string { return []string{"diff", ref, local} }, nil},
+		{"test", dir, func() []string { return []string{"test", ref, "-c", "tests.yaml"} }, nil},
+		{"sign", dir, func() []string { return []string{"sign", "-q", ref, "--key", "k.key"} }, nil},
+		{"verify-signature", dir, func() []string { return []string{"verify-signature", ref, "--key", "k.pub"} }, nil},
+		{"verify", dir, func() []string { return []string{"verify", "--against", ref} }, func(t *testing.T, r result) {
+			if !strings.HasPrefix(r.stdout, "verified: ") {
+				t.Errorf("verify says %q", r.stdout)
+			}
+		}},
+		{"lock (a base in the registry)", filepath.Join(dir, "child"), func() []string { return []string{"lock"} }, nil},
+		{"build (pulls the base)", filepath.Join(dir, "child"), func() []string {
+			return []string{"build", "-q", "--locked", "--cache-dir", t.TempDir(), "-o", "oci:out:c"} // an empty cache: the base is pulled
+		}, nil},
+		{"build --cache-repo", dir, func() []string {
+			return []string{"build", "-q", "--cache-dir", filepath.Join(dir, "c1"), "--cache-repo", host + "/cache", "--cache-mode", "readwrite", "-o", "oci:c1out"}
+		}, func(t *testing.T, r result) {
+			// Another cache dir: the layer comes from the cache-repo.
+			j := repro(t, dir, append([]string{"build", "--json", "--cache-dir", filepath.Join(dir, "c2"), "--cache-repo", host + "/cache", "-o", "oci:c2out"}, ins...)...)
+			if !strings.Contains(j.stdout, "from cache-repo") {
+				t.Errorf("a second cache dir does not read the layer from %s/cache:\n%s", host, j.stdout)
+			}
+		}},
+		{"build --push-by-digest amd64", filepath.Join(dir, "multi"), func() []string {
+			return []string{"build", "-q", "--platform", "linux/amd64", "--push-by-digest", host + "/multi", "--metadata-file", meta("amd64")}
+		}, nil},
+		{"build --push-by-digest arm64", filepath.Join(dir, "multi"), func() []string {
+			return []string{"build", "-q", "--platform", "linux/arm64", "--push-by-digest", host + "/multi", "--metadata-file", meta("arm64")}
+		}, nil},
+		{"index", filepath.Join(dir, "multi"), func() []string {
+			return []string{"index", "-q", pushed("amd64"), pushed("arm64"), "-o", host + "/multi:all"}
+		}, nil},
+		{"gc", dir, func() []string { return []string{"gc", host + "/app", "--keep-days", "0", "--keep-last", "0", "--dry-run"} }, func(t *testing.T, r result) {
+			if !strings.Contains(r.stdout+r.stderr, digest) {
+				t.Errorf("gc --dry-run does not list %s:\n%s\n%s", digest, r.stdout, r.stderr)
+			}
+		}},
+	}
+	if testtool.Require(t, "sfdisk", "mke2fs", "debugfs", "e2fsck") != nil {
+		steps = append(steps, step{"disk", dir, func() []string { return []string{"disk", ref, "-o", filepath.Join(dir, "d.raw"), "--size", "16M"} }, nil})
+	}
+	for _, s := range steps {
+		// Without the flag: HTTPS to a plain-HTTP server.
+		if r := (invocation{dir: s.dir}).run(t, s.args()...); (r.code == 0) != warns[s.name] || !strings.Contains(r.stderr, "https://"+host+"/") {
+			t.Errorf("%s without --insecure-registry: exit %d, want a failure speaking HTTPS to %s\n%s", s.name, r.code, host, r.stderr)
+		}
+		r := invocation{dir: s.dir}.run(t, append(s.args(), ins...)...)
+		if r.code != 0 || strings.Contains(r.stderr, "https://"+host+"/") {
+			t.Fatalf("%s --insecure-registry %s: exit %d\n%s", s.name, host, r.code, r.stderr)
+		}
+		if s.ok != nil {
+			s.ok(t, r)
+		}
+	}
+}
+
+// TestE2EVerbose: -v (before or after the command) logs debug detail on
+// stderr, which a run without it does not.
+func TestE2EVerbose(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	cache := filepath.Join(dir, "cache")
+	quiet := repro(t, dir, "build", "--cache-dir", cache, "-o", "oci:out:t")
+	if strings.Contains(quiet.stderr, "level=DEBUG") {
+		t.Errorf("debug lines without -v:\n%s", quiet.stderr)
+	}
+	for _, args := range [][]string{{"build", "-v", "--cache-dir", cache, "-o", "oci:out:t"}, {"--verbose", "build", "--cache-dir", cache, "-o", "oci:out:t"}} {
+		r := repro(t, dir, args...)
+		if !strings.Contains(r.stderr, "level=DEBUG") {
+			t.Errorf("repro %s logs no debug line:\n%s", strings.Join(args, " "), r.stderr)
+		}
+	}
+	var m struct{ Digest string }
+	if err := json.Unmarshal([]byte(repro(t, dir, "build", "-q", "--json", "-o", "oci:out:t").stdout), &m); err != nil || m.Digest == "" {
+		t.Errorf("build --json: %v", err)
+	}
+}
