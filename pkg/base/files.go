@@ -16,6 +16,7 @@ import (
 
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/rootfs"
 )
 
 // File is one path of a base's final filesystem, as Files reads it.
@@ -55,7 +56,7 @@ func (img *Image) Files(ctx context.Context, match func(p string) bool) (map[str
 		var added []*File
 		var hide []string // paths (and their trees) hidden from lower layers
 		var opaque []string
-		err := eachBaseEntry(l, func(h *tar.Header, r io.Reader) error {
+		err := eachBaseEntry(ctx, l, func(h *tar.Header, r io.Reader) error {
 			p := path.Clean("/" + h.Name)
 			dir, name := path.Split(p)
 			dir = path.Clean(dir)
@@ -133,45 +134,52 @@ func removeTree(files map[string]*File, p string, self bool) {
 }
 
 // eachBaseEntry streams the tar entries of a base layer, decompressed by
-// what its first bytes say it is.
-func eachBaseEntry(l v1.Layer, fn func(*tar.Header, io.Reader) error) error {
+// what its first bytes say it is, within rootfs's limits (MaxLayerSize,
+// --max-layer-size; sparse holes; cancellation inside an entry), as every
+// other reader of an image's layers is.
+func eachBaseEntry(ctx context.Context, l v1.Layer, fn func(*tar.Header, io.Reader) error) error {
+	return rootfs.EachEntry(ctx, sniffed{l}, fn)
+}
+
+// sniffed is a layer whose Uncompressed decompresses its blob by what its
+// first bytes say (gzip, zstd, else a plain tar), not by its media type.
+type sniffed struct{ v1.Layer }
+
+func (l sniffed) Uncompressed() (io.ReadCloser, error) {
 	rc, err := l.Compressed()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer rc.Close()
 	br := bufio.NewReaderSize(rc, 1<<20)
 	magic, _ := br.Peek(4)
-	var r io.Reader = br
+	var zr io.ReadCloser
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return err
-		}
-		defer zr.Close()
-		r = zr
+		zr, err = gzip.NewReader(br)
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := compress.NewReader(br, compress.Zstd)
-		if err != nil {
-			return err
-		}
-		defer zr.Close()
-		r = zr
+		zr, err = compress.NewReader(br, compress.Zstd)
+	default:
+		return closeBoth{io.NopCloser(br), rc}, nil // the bytes peeked at too
 	}
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(h, tr); err != nil {
-			return err
-		}
+	if err != nil {
+		rc.Close()
+		return nil, err
 	}
+	return closeBoth{zr, rc}, nil
+}
+
+// closeBoth reads a decompressor and closes it and the blob under it.
+type closeBoth struct {
+	io.ReadCloser
+	under io.Closer
+}
+
+func (c closeBoth) Close() error {
+	err := c.ReadCloser.Close()
+	if e := c.under.Close(); err == nil {
+		err = e
+	}
+	return err
 }
 
 // Paths returns the keys of files, sorted.
@@ -189,7 +197,7 @@ func Paths(files map[string]*File) []string {
 // --scan-base) that look at what each layer carries, hidden or not.
 func (img *Image) EachFile(ctx context.Context, fn func(layer int, path string, r io.Reader) error) error {
 	for i, l := range img.Layers {
-		err := eachBaseEntry(l, func(h *tar.Header, r io.Reader) error {
+		err := eachBaseEntry(ctx, l, func(h *tar.Header, r io.Reader) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}

@@ -141,7 +141,7 @@ func (b *builder) matches(ctx context.Context, p spec.Platform, part Part) error
 		var err error
 		if bi, err = b.opts.Base.Resolver.Open(ctx, b.opts.Base.Ref, b.opts.Base.Pin, p.String()); err != nil {
 			if fault.KindOf(err) == fault.BadInput {
-				return fault.Bad(b.s.ErrorAt("base", "%v", err))
+				return fault.Bad(&classError{b.s.ErrorAt("base", "%v", err), err})
 			}
 			return err
 		}

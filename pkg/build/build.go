@@ -270,7 +270,7 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 		bi, err = b.opts.Base.Resolver.Open(ctx, b.opts.Base.Ref, b.opts.Base.Pin, p.String())
 		if err != nil {
 			if k := fault.KindOf(err); k == fault.BadInput {
-				return nil, fault.Bad(b.s.ErrorAt("base", "%v", err))
+				return nil, fault.Bad(&classError{b.s.ErrorAt("base", "%v", err), err}) // err's class (a layer too large) stays
 			}
 			return nil, err
 		}
@@ -839,6 +839,9 @@ func (b *builder) scanBase(ctx context.Context, bi *base.Image, p spec.Platform)
 		s.Done()
 		return nil
 	})
+	if fault.KindOf(err) == fault.BadInput { // a layer past --max-layer-size, a tar that does not parse
+		return fault.Bad(fmt.Errorf("scanning the base: %w", err))
+	}
 	if err != nil {
 		return fault.Op(fmt.Errorf("scanning the base: reading it: %w", err))
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
@@ -157,7 +158,9 @@ layers:
 		{"index", filepath.Join(dir, "multi"), func() []string {
 			return []string{"index", "-q", pushed("amd64"), pushed("arm64"), "-o", host + "/multi:all"}
 		}, nil},
-		{"gc", dir, func() []string { return []string{"gc", host + "/app", "--keep-days", "0", "--keep-last", "0", "--dry-run"} }, func(t *testing.T, r result) {
+		{"gc", dir, func() []string {
+			return []string{"gc", host + "/app", "--keep-days", "0", "--keep-last", "0", "--dry-run"}
+		}, func(t *testing.T, r result) {
 			if !strings.Contains(r.stdout+r.stderr, digest) {
 				t.Errorf("gc --dry-run does not list %s:\n%s\n%s", digest, r.stdout, r.stderr)
 			}
@@ -200,5 +203,93 @@ func TestE2EVerbose(t *testing.T) {
 	var m struct{ Digest string }
 	if err := json.Unmarshal([]byte(repro(t, dir, "build", "-q", "--json", "-o", "oci:out:t").stdout), &m); err != nil || m.Digest == "" {
 		t.Errorf("build --json: %v", err)
+	}
+}
+
+// TestE2EMaxLayerSizeEveryReader drives the global --max-layer-size
+// through every command that reads an image's layers besides inspect
+// (TestE2EMaxLayerSize): diff, test, sbom, disk and build --scan-base on
+// an image with a 2 MiB file. Under 1MiB each refuses the layer (exit 2,
+// naming the flag); under the default each passes.
+func TestE2EMaxLayerSizeEveryReader(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"base/big":        strings.Repeat("\x00", 2<<20),
+		"base/repro.yaml": "version: 1\nname: big\nepoch: 1700000000\nlayers:\n  - name: big\n    contents:\n      - {path: /big, source: big}\n",
+		"tests.yaml":      "schemaVersion: 2.0.0\nfileExistenceTests:\n  - {name: big, path: /big, shouldExist: true}\n",
+	})
+	layout := filepath.Join(dir, "layout")
+	d := lastLine(repro(t, filepath.Join(dir, "base"), "build", "-q", "-o", "oci:"+layout+":v1").stdout)
+	writeFiles(t, dir, map[string]string{"app/repro.yaml": "version: 1\nname: app\nepoch: 1700000000\nbase: oci:../layout@" + d + "\nlayers:\n  - name: a\n    contents:\n      - {path: /etc/motd, content: hi}\n"})
+	ref := "oci:" + layout + ":v1"
+	// The same files in zstd: diff reads both to compare them.
+	zstd := "oci:" + layout + ":zstd"
+	repro(t, filepath.Join(dir, "base"), "build", "-q", "--compression", "zstd", "-o", zstd)
+	cases := [][]string{
+		{"diff", ref, zstd},
+		{"test", ref, "-c", "tests.yaml"},
+		{"sbom", ref},
+		// The base is checked as it enters the cache, and read again,
+		// from there, by the scan: both are bounded.
+		{"build", "-q", "-f", "app/repro.yaml", "--scan-base", "--cache-dir", filepath.Join(dir, "cache"), "-o", "oci:" + filepath.Join(dir, "out") + ":t"},
+	}
+	if testtool.Require(t, "sfdisk", "mke2fs", "debugfs", "e2fsck") != nil {
+		cases = append(cases, []string{"disk", ref, "-o", filepath.Join(dir, "d.raw"), "--size", "16M"})
+	}
+	for _, args := range cases {
+		if r := (invocation{dir: dir}).run(t, append(args, "--max-layer-size", "1MiB")...); r.code != 2 || !strings.Contains(r.stderr, "--max-layer-size") {
+			t.Errorf("repro %s --max-layer-size 1MiB: exit %d, want 2 naming the flag\n%s", args[0], r.code, r.stderr)
+		}
+		if r := (invocation{dir: dir}).run(t, args...); r.code != 0 && (args[0] != "diff" || r.code != 1) {
+			t.Errorf("repro %s under the default --max-layer-size: exit %d\n%s", args[0], r.code, r.stderr)
+		}
+	}
+	// With the base in the cache, the scan reads it under the limit too.
+	if r := (invocation{dir: dir}).run(t, append(cases[3], "--max-layer-size", "1MiB")...); r.code != 2 || !strings.Contains(r.stderr, "--max-layer-size") {
+		t.Errorf("build --scan-base of a cached base under --max-layer-size 1MiB: exit %d, want 2 naming the flag\n%s", r.code, r.stderr)
+	}
+}
+
+// TestE2ETimeoutEveryCommand drives --timeout through every command that
+// reads a registry besides build, lock and a push
+// (TestE2ESilentServersFailWithinTimeout): against a registry that
+// accepts connections and never answers, each exits 3 saying which host
+// fell silent, well before the default 90 s would have let it (the bound,
+// 45 s, is loose for a loaded machine; ignoring the flag takes 90 s).
+func TestE2ETimeoutEveryCommand(t *testing.T) {
+	host := silentHost(t)
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	writeFiles(t, dir, map[string]string{"tests.yaml": "schemaVersion: 2.0.0\nfileExistenceTests:\n  - {name: motd, path: /etc/motd, shouldExist: true}\n"})
+	repro(t, dir, "keygen", "-q", "--out", "k")
+	ref := host + "/app:v1"
+	byDigest := host + "/app@sha256:" + strings.Repeat("ab", 32)
+	cases := [][]string{
+		{"inspect", ref},
+		{"sbom", ref},
+		{"diff", ref, ref},
+		{"test", ref, "-c", "tests.yaml"},
+		{"sign", ref, "--key", "k.key"},
+		{"verify-signature", ref, "--key", "k.pub"},
+		{"verify", "--against", ref},
+		{"gc", host + "/app", "--keep-days", "1"},
+		{"index", byDigest, byDigest},
+		{"disk", ref, "-o", filepath.Join(dir, "d.raw")},
+	}
+	const timeout = "2s"
+	for _, args := range cases {
+		t.Run(args[0], func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			r := invocation{dir: dir}.run(t, append(args, "--timeout", timeout)...)
+			took := time.Since(start)
+			if r.code != 3 || !strings.Contains(r.stderr, host) || !strings.Contains(r.stderr, "said nothing") {
+				t.Errorf("repro %s --timeout %s against a silent registry: exit %d, want 3 naming %s\n%s", strings.Join(args, " "), timeout, r.code, host, r.stderr)
+			}
+			if took > 45*time.Second {
+				t.Errorf("repro %s --timeout %s took %s", args[0], timeout, took)
+			}
+		})
 	}
 }
