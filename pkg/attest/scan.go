@@ -164,11 +164,8 @@ func Scan(ctx context.Context, name string, t imageref.Artifact, opts ScanOption
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	inv := &Inventory{Name: name}
-	var top partial.Describable = t.Image
-	switch {
-	case t.Index != nil:
-		top = t.Index
-	case t.Image == nil:
+	top := t.Top()
+	if top == nil {
 		return nil, errors.New("scan: no image")
 	}
 	d, err := partial.Descriptor(top)

@@ -25,6 +25,25 @@ func IndexArtifact(idx v1.ImageIndex) (Artifact, error) {
 	return Artifact{Descriptor: *d, Index: idx}, nil
 }
 
+// Manifest is what an image and an index both are: a manifest, with its
+// digest, size and media type.
+type Manifest interface {
+	partial.Describable
+	RawManifest() ([]byte, error)
+}
+
+// Top is a's index, or its image: the manifest its reference names (nil
+// when a holds neither).
+func (a Artifact) Top() Manifest {
+	if a.Index != nil {
+		return a.Index
+	}
+	if a.Image != nil {
+		return a.Image
+	}
+	return nil
+}
+
 // ReadManifests reads a's manifest or index, and each image's manifest
 // and config, each checked against its digest as it is read: whether a is
 // there whole, short of its layers (a signature vouches for manifests).

@@ -139,3 +139,18 @@ func TestPlatformNamesMatchAsSpecsWriteThem(t *testing.T) {
 		}
 	}
 }
+
+// TestTop: an artifact's top manifest is its index, or its image, or nil.
+func TestTop(t *testing.T) {
+	img, _ := random.Image(64, 1)
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img})
+	if got := (Artifact{Image: img}).Top(); got != img {
+		t.Errorf("an image's top is %v", got)
+	}
+	if got := (Artifact{Image: img, Index: idx}).Top(); got != idx {
+		t.Errorf("an index's top is %v", got)
+	}
+	if got := (Artifact{}).Top(); got != nil {
+		t.Errorf("an empty artifact's top is %v, want nil", got)
+	}
+}

@@ -16,24 +16,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 )
-
-// describable is what a writes: its index, or its image.
-func describable(a imageref.Artifact) interface {
-	Digest() (v1.Hash, error)
-	Size() (int64, error)
-	MediaType() (types.MediaType, error)
-	RawManifest() ([]byte, error)
-} {
-	if a.Index != nil {
-		return a.Index
-	}
-	return a.Image
-}
 
 // Options shape outputs.
 type Options struct {
@@ -242,7 +228,7 @@ func blobs(a imageref.Artifact) ([]blob, error) {
 
 // descriptor is a's descriptor, as index.json lists it.
 func descriptor(a imageref.Artifact) (v1.Descriptor, error) {
-	d, err := partial.Descriptor(describable(a))
+	d, err := partial.Descriptor(a.Top())
 	if err != nil {
 		return v1.Descriptor{}, err
 	}

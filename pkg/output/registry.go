@@ -85,11 +85,7 @@ func (t *tagStage) Commit() error {
 	if !ok {
 		return nil // pushed by digest: nothing to point
 	}
-	var taggable remote.Taggable = t.a.Image
-	if t.a.Index != nil {
-		taggable = t.a.Index
-	}
-	if err := remote.Tag(tag, taggable, t.ro...); err != nil {
+	if err := remote.Tag(tag, t.a.Top(), t.ro...); err != nil {
 		return imageref.RegistryError(tag.RegistryStr(), "tagging "+tag.String(), err)
 	}
 	t.opts.Log.Info("pushed", "ref", tag.String())
