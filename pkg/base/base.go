@@ -167,14 +167,7 @@ func pinOf(a *imageref.Artifact) (Pin, error) {
 		if err != nil {
 			return Pin{}, err
 		}
-		for _, d := range im.Manifests {
-			if d.Platform != nil && d.MediaType.IsImage() {
-				// The first entry for a platform wins, as the image spec says.
-				if _, dup := p.Platforms[imageref.PlatformName(*d.Platform)]; !dup {
-					p.Platforms[imageref.PlatformName(*d.Platform)] = d.Digest
-				}
-			}
-		}
+		p.addPlatforms(im.Manifests, false)
 		return p, nil
 	}
 	// Only the platform is wanted: decoding the whole config (a 100 MB
@@ -189,6 +182,23 @@ func pinOf(a *imageref.Artifact) (Pin, error) {
 	}
 	p.Platforms[plat] = a.Descriptor.Digest
 	return p, nil
+}
+
+// addPlatforms records each image entry of an index that names a
+// platform, by its name; the first entry for a platform wins, as the image
+// spec says. With untyped, an entry without a media type counts as an
+// image (a manifest list as a registry serves it may leave it out).
+// Nested indexes are not followed (PlatformManifest says so).
+func (p *Pin) addPlatforms(entries []v1.Descriptor, untyped bool) {
+	for _, d := range entries {
+		if d.Platform == nil || !(d.MediaType.IsImage() || untyped && d.MediaType == "") {
+			continue
+		}
+		name := imageref.PlatformName(*d.Platform)
+		if _, dup := p.Platforms[name]; !dup {
+			p.Platforms[name] = d.Digest
+		}
+	}
 }
 
 // configPlatform names the platform a raw image config gives, decoding
@@ -218,14 +228,7 @@ func pinFromManifest(digest v1.Hash, raw []byte) (Pin, error) {
 		if p.MediaType == "" {
 			p.MediaType = types.OCIImageIndex
 		}
-		for _, d := range m.Manifests {
-			if d.Platform != nil && (d.MediaType.IsImage() || d.MediaType == "") {
-				// The first entry for a platform wins, as the image spec says.
-				if _, dup := p.Platforms[imageref.PlatformName(*d.Platform)]; !dup {
-					p.Platforms[imageref.PlatformName(*d.Platform)] = d.Digest
-				}
-			}
-		}
+		p.addPlatforms(m.Manifests, true)
 		return p, nil
 	}
 	// A single manifest: its platform is in its config, which the caller
