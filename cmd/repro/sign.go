@@ -227,22 +227,12 @@ func (f *signingFlags) signer(ctx context.Context) (*sign.Signer, error) {
 // $COSIGN_PASSWORD when it is a cosign key file. Build calls it before
 // building, so that a wrong password fails at once.
 func loadSigningKey(path string) (*sign.Signer, error) {
-	if path == "" {
+	s, err := sign.LoadSignerFile(path, []byte(os.Getenv("COSIGN_PASSWORD")))
+	switch {
+	case errors.Is(err, sign.ErrNoKeyFile):
 		return nil, fault.Bad(errors.New("--key: give the private key FILE to sign with (repro keygen makes one)"))
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fault.Bad(fmt.Errorf("--key %s: no such file", path))
-		}
-		if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
-			return nil, fault.Bad(fmt.Errorf("--key %s is a directory; give the private key FILE (cosign.key)", path))
-		}
-		return nil, fault.Op(err)
-	}
-	s, err := sign.LoadSigner(b, []byte(os.Getenv("COSIGN_PASSWORD")))
-	if err != nil {
-		return nil, fmt.Errorf("--key %s: %w", path, err)
+	case err != nil:
+		return nil, fmt.Errorf("--key %w", err)
 	}
 	return s, nil
 }
@@ -253,7 +243,7 @@ func checkSignable(refs []imageref.Reference) error {
 	if sign.AnySignable(refs) {
 		return nil
 	}
-	return fault.Bad(errors.New("--sign: signatures live in a registry or an oci: layout, and no output is either; add -o oci:DIR or push"))
+	return fault.Bad(fmt.Errorf("--sign: %w; add -o oci:DIR or push", sign.ErrNothingSignable))
 }
 
 // signBuilt signs every output of b, refs, that can hold a signature,
@@ -327,19 +317,11 @@ func (o *verifySigOpts) run(ctx context.Context, args []string) error {
 	ref = ref.WithInsecure(o.insecure)
 	var require []string
 	for _, r := range o.require {
-		switch r {
-		case "provenance", "slsaprovenance1":
-			require = append(require, attest.ProvenanceType)
-		case "sbom", "spdx", "spdxjson":
-			require = append(require, attest.SPDXType)
-		case "cyclonedx":
-			require = append(require, attest.CycloneDXType)
-		default:
-			if !strings.Contains(r, "://") {
-				return fault.Bad(fmt.Errorf("--require %q: give provenance, sbom, cyclonedx or a predicate type URI", r))
-			}
-			require = append(require, r)
+		t, ok := attest.PredicateTypeOf(r)
+		if !ok {
+			return fault.Bad(fmt.Errorf("--require %q: give provenance, sbom, cyclonedx or a predicate type URI", r))
 		}
+		require = append(require, t)
 	}
 	rep, err := verifySigned(ctx, o.g, ref, o.key, require)
 	if rep != nil && o.g.json {

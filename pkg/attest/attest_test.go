@@ -601,3 +601,22 @@ func TestImageSBOM(t *testing.T) {
 		t.Errorf("a broken image: err = %v (kind %v)", err, fault.KindOf(err))
 	}
 }
+
+// TestPredicateTypeOf: cosign's names for the predicate types, and a URI
+// as it is; any other word is refused.
+func TestPredicateTypeOf(t *testing.T) {
+	for kind, want := range map[string]string{
+		"provenance": attest.ProvenanceType, "slsaprovenance1": attest.ProvenanceType,
+		"sbom": attest.SPDXType, "spdx": attest.SPDXType, "spdxjson": attest.SPDXType,
+		"cyclonedx": attest.CycloneDXType, "https://example.com/p/v1": "https://example.com/p/v1",
+	} {
+		if got, ok := attest.PredicateTypeOf(kind); !ok || got != want {
+			t.Errorf("PredicateTypeOf(%q) = %q, %v; want %q", kind, got, ok, want)
+		}
+	}
+	for _, kind := range []string{"", "slsa", "SBOM"} {
+		if _, ok := attest.PredicateTypeOf(kind); ok {
+			t.Errorf("PredicateTypeOf(%q) is taken", kind)
+		}
+	}
+}

@@ -19,6 +19,21 @@ const (
 	CycloneDXType  = "https://cyclonedx.org/bom"      // cosign: cyclonedx
 )
 
+// PredicateTypeOf is the predicate type that kind names: provenance
+// (slsaprovenance1), sbom (spdx, spdxjson), cyclonedx, or a predicate type
+// URI as it is; false for any other word.
+func PredicateTypeOf(kind string) (string, bool) {
+	switch kind {
+	case "provenance", "slsaprovenance1":
+		return ProvenanceType, true
+	case "sbom", "spdx", "spdxjson":
+		return SPDXType, true
+	case "cyclonedx":
+		return CycloneDXType, true
+	}
+	return kind, strings.Contains(kind, "://")
+}
+
 // BuildType is the provenance's buildType: it names the meaning of the
 // parameters below. A change to their meaning is a new build type.
 const BuildType = "https://github.com/reprobuild/repro/buildtypes/image/v1"

@@ -9,6 +9,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -50,6 +52,35 @@ func ParseKeyType(s string) (KeyType, error) {
 		return KeyType(s), nil
 	}
 	return "", fmt.Errorf("unknown key type %q; use ed25519 or ecdsa", s)
+}
+
+// ErrNoKeyFile: LoadSignerFile was given no file.
+var ErrNoKeyFile = errors.New("no private key file given")
+
+// LoadSignerFile reads the private key file at path and loads it
+// (LoadSigner), decrypted with password when it is a cosign key file.
+// No path (ErrNoKeyFile), no such file (fs.ErrNotExist), a directory and
+// a key that does not load are bad input; any other read error is
+// operational.
+func LoadSignerFile(path string, password []byte) (*Signer, error) {
+	if path == "" {
+		return nil, fault.Bad(ErrNoKeyFile)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, fault.Bad(fmt.Errorf("%s is a directory; give the private key file (cosign.key)", path))
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fault.Bad(fmt.Errorf("%s: %w", path, fs.ErrNotExist))
+	}
+	if err != nil {
+		return nil, fault.Op(err)
+	}
+	s, err := LoadSigner(b, password)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
 }
 
 // LoadSigner reads a private key: a cosign key file (ENCRYPTED SIGSTORE
