@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/reprobuild/repro/internal/units"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/layercache"
 )
@@ -99,21 +100,6 @@ func parseAge(s string) (time.Duration, error) {
 	return d, nil
 }
 
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	num := s
-	for suf, m := range map[string]int64{"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40} {
-		if n, ok := strings.CutSuffix(strings.ToUpper(s), suf); ok {
-			num, mult = n, m
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("--max-size %s: give a number of bytes, with K, M or G for KiB, MiB or GiB", s)
-	}
-	return n * mult, nil
-}
-
 func (o *cacheOpts) run(ctx context.Context, args []string) error {
 	if len(args) != 1 || args[0] != "prune" {
 		return fault.Bad(errors.New("usage: repro cache prune [--max-age AGE] [--max-size SIZE]"))
@@ -130,8 +116,8 @@ func (o *cacheOpts) run(ctx context.Context, args []string) error {
 		}
 	}
 	if o.maxSize != "" {
-		if size, err = parseSize(o.maxSize); err != nil {
-			return fault.Bad(err)
+		if size, err = units.ParseBytes(o.maxSize); err != nil {
+			return fault.Bad(fmt.Errorf("--max-size %s: give a number of bytes, with K, M or G for KiB, MiB or GiB", o.maxSize))
 		}
 	}
 	dir, err := cacheDir(o.cacheDir)
@@ -145,6 +131,6 @@ func (o *cacheOpts) run(ctx context.Context, args []string) error {
 	if o.g.json {
 		return json.NewEncoder(o.g.stdout).Encode(p)
 	}
-	fmt.Fprintf(o.g.stdout, "removed %d entries (%s), kept %d (%s)\n", p.Removed, humanBytes(p.RemovedBytes), p.Kept, humanBytes(p.KeptBytes))
+	fmt.Fprintf(o.g.stdout, "removed %d entries (%s), kept %d (%s)\n", p.Removed, units.Bytes(p.RemovedBytes), p.Kept, units.Bytes(p.KeptBytes))
 	return nil
 }

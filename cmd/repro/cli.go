@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/reprobuild/repro/internal/netx"
+	"github.com/reprobuild/repro/internal/units"
 	"github.com/reprobuild/repro/pkg/base"
 	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/cache"
@@ -135,7 +135,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "repro %s: --timeout %s: give a positive duration, like 90s or 5m\n", c.name, g.timeout)
 		return 2
 	}
-	if n, err := parseByteSize(g.maxLayer); err != nil || n <= 0 {
+	if n, err := units.ParseBytes(g.maxLayer); err != nil || n <= 0 {
 		fmt.Fprintf(stderr, "repro %s: --max-layer-size %q: give a positive size, like 64GiB or 200GiB\n", c.name, g.maxLayer)
 		return 2
 	} else {
@@ -230,33 +230,6 @@ func newFlagSet(c *command, g *globals) (*pflag.FlagSet, func(context.Context, [
 	fs.DurationVar(&g.timeout, "timeout", netx.DefaultTimeout, "how long a silent registry or web server is waited for, all retries together (each single wait gets a third)")
 	fs.StringVar(&g.maxLayer, "max-layer-size", "64GiB", "the largest a layer of an image read may expand to, uncompressed; a bigger one is refused as a likely gzip bomb")
 	return fs, runFn
-}
-
-// parseByteSize reads a byte count with an optional binary unit: 512, 10MiB,
-// 64GiB, 1TiB (K, M, G and T alone mean the same).
-func parseByteSize(s string) (int64, error) {
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "iB"), "B")
-	shift := 0
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K', 'k':
-			shift = 10
-		case 'M', 'm':
-			shift = 20
-		case 'G', 'g':
-			shift = 30
-		case 'T', 't':
-			shift = 40
-		}
-		if shift > 0 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)>>shift {
-		return 0, fmt.Errorf("not a size: %q", s)
-	}
-	return n << shift, nil
 }
 
 // report prints err, if any, and returns the exit code for it.

@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/term"
 
+	"github.com/reprobuild/repro/internal/units"
 	"github.com/reprobuild/repro/pkg/output"
 )
 
@@ -80,7 +81,7 @@ func (p *progress) layer(name, platform string, written int64) {
 	defer p.mu.Unlock()
 	if now := time.Now(); now.Sub(p.last) > 100*time.Millisecond {
 		p.last = now
-		fmt.Fprintf(p.w, "\r\033[K  layer %s (%s): %s written", name, platform, humanBytes(written))
+		fmt.Fprintf(p.w, "\r\033[K  layer %s (%s): %s written", name, platform, units.Bytes(written))
 		p.active = true
 	}
 }
@@ -101,18 +102,6 @@ func (p *progress) done() {
 	if p.on {
 		p.clear()
 	}
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // pushBars draws a registry push on a terminal: a line naming the push,
@@ -270,9 +259,9 @@ func (p *pushBars) state(l *blobLine) string {
 	case output.BlobMounted:
 		return "mounted from " + l.From
 	case output.BlobSent:
-		return "pushed " + humanBytes(l.Size)
+		return "pushed " + units.Bytes(l.Size)
 	}
-	counts := humanBytes(l.Sent) + " / " + humanBytes(l.Size)
+	counts := units.Bytes(l.Sent) + " / " + units.Bytes(l.Size)
 	// "  " + 12 + "  " + "[" bar "]" + " " + counts, within width-1.
 	n := min(p.width-1-2-12-2-2-1-len(counts), 40)
 	if n < 5 {

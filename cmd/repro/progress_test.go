@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/reprobuild/repro/internal/units"
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/output"
 )
@@ -268,7 +269,7 @@ func TestPushBarsOfARealPush(t *testing.T) {
 	for i, l := range layers {
 		d, _ := l.Digest()
 		size, _ := l.Size()
-		want := short(d) + "pushed " + humanBytes(size)
+		want := short(d) + "pushed " + units.Bytes(size)
 		if i == 0 {
 			want = short(d) + "already in the registry"
 		}

@@ -21,6 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/reprobuild/repro/internal/atomicfs"
+	"github.com/reprobuild/repro/internal/units"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/rootfs"
@@ -124,32 +125,13 @@ type Record struct {
 // ParseSize reads a size like 2G, 256M, 512MiB or 1073741824 (bytes).
 // Suffixes are binary (K = 1024), as qemu-img reads them.
 func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "i")
-	mult := int64(1)
-	if t != "" {
-		switch strings.ToUpper(t[len(t)-1:]) {
-		case "K":
-			mult = 1 << 10
-		case "M":
-			mult = 1 << 20
-		case "G":
-			mult = 1 << 30
-		case "T":
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err == nil && n > (1<<50)/mult {
-		return 0, fault.Bad(fmt.Errorf("disk size %s is above the largest disk, 1 PiB", s))
-	}
-	if err != nil || n <= 0 {
+	size, err := units.ParseBytes(s)
+	if err != nil || size <= 0 {
 		return 0, fault.Bad(fmt.Errorf("disk size %q is not a size; write it like 2G, 256M or 512MiB", s))
 	}
-	size := n * mult
+	if size > 1<<50 {
+		return 0, fault.Bad(fmt.Errorf("disk size %s is above the largest disk, 1 PiB", s))
+	}
 	if size%alignment != 0 {
 		return 0, fault.Bad(fmt.Errorf("disk size %s is not a whole number of MiB", s))
 	}

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/reprobuild/repro/internal/units"
 )
 
 // WriteText writes the report for people: what goes (or would go), what
@@ -40,18 +42,6 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "removed      debris      %s: a temporary file of a writer that is gone\n", d)
 	}
 	_, err := fmt.Fprintf(w, "%d %s, %d kept; %s %d unreferenced blobs (%s)\n",
-		len(r.Deleted), done, len(r.Kept), blobVerb, len(r.Blobs), size(r.BlobBytes))
+		len(r.Deleted), done, len(r.Kept), blobVerb, len(r.Blobs), units.Bytes(r.BlobBytes))
 	return err
-}
-
-func size(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
