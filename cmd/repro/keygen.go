@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/reprobuild/repro/internal/atomicfs"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/sign"
 )
@@ -69,10 +70,10 @@ func (o *keygenOpts) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fault.Op(err)
 	}
-	if err := writeFileMode(privPath, priv, 0o600); err != nil {
+	if err := atomicfs.WriteFileMode(privPath, priv, 0o600); err != nil {
 		return err
 	}
-	if err := writeFileMode(pubPath, pub, 0o644); err != nil {
+	if err := atomicfs.WriteFile(pubPath, pub); err != nil {
 		return err
 	}
 	o.g.log.Info("wrote a key pair", "type", string(t), "private", privPath, "public", pubPath)
@@ -81,21 +82,4 @@ func (o *keygenOpts) run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(o.g.stdout, pubPath)
 	return nil
-}
-
-// writeFileMode writes data to path with exactly mode, whatever the umask.
-func writeFileMode(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return fault.Op(err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fault.Op(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fault.Op(err)
-	}
-	return fault.Op(f.Close())
 }

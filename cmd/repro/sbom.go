@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/pflag"
 
+	"github.com/reprobuild/repro/internal/atomicfs"
 	"github.com/reprobuild/repro/pkg/attest"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
@@ -84,8 +84,8 @@ func (o *sbomOpts) run(ctx context.Context, args []string) error {
 	}
 	doc = append(doc, '\n')
 	if o.out != "" {
-		if err := os.WriteFile(o.out, doc, 0o644); err != nil {
-			return fault.Op(fmt.Errorf("-o: %w", err))
+		if err := atomicfs.WriteFile(o.out, doc); err != nil {
+			return fmt.Errorf("-o: %w", err)
 		}
 		return nil
 	}

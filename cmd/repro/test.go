@@ -1,16 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/reprobuild/repro/internal/atomicfs"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/imagetest"
@@ -187,23 +188,12 @@ func (o *testOpts) write(sum *imagetest.Summary) error {
 	if err := sum.WriteText(o.g.stdout); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(o.report), ".tmp-"+filepath.Base(o.report)+"-*")
-	if err != nil {
-		return fault.Op(fmt.Errorf("writing the test report: %w", err))
+	var b bytes.Buffer
+	if err := sum.Write(&b, format, o.suite); err != nil {
+		return err
 	}
-	defer os.Remove(tmp.Name())
-	err = sum.Write(tmp, format, o.suite)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), o.report)
-	}
-	if err != nil {
-		return fault.Op(fmt.Errorf("writing the test report: %w", err))
+	if err := atomicfs.WriteFile(o.report, b.Bytes()); err != nil {
+		return fmt.Errorf("writing the test report: %w", err)
 	}
 	return nil
 }

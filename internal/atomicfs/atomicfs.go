@@ -16,7 +16,11 @@ import (
 // WriteFile writes data to a temporary file beside path (named
 // .tmp-<pid>-…, see CreateTemp), mode 0644, flushes it to disk, then
 // renames it over path: readers see the old file or the new, never part.
-func WriteFile(path string, data []byte) error {
+func WriteFile(path string, data []byte) error { return WriteFileMode(path, data, 0o644) }
+
+// WriteFileMode is WriteFile with the file's mode; the temporary file is
+// 0600 until it is written, so a private key is never readable by others.
+func WriteFileMode(path string, data []byte, mode os.FileMode) error {
 	f, t, err := CreateTemp(filepath.Dir(path), ".tmp-", "-"+filepath.Base(path))
 	if err != nil {
 		return fault.Op(err)
@@ -33,7 +37,7 @@ func WriteFile(path string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return fault.Op(err)
 	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
+	if err := os.Chmod(f.Name(), mode); err != nil {
 		return fault.Op(err)
 	}
 	if err := os.Rename(f.Name(), path); err != nil {

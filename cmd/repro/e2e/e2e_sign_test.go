@@ -189,6 +189,15 @@ func TestE2ESignLayout(t *testing.T) {
 				t.Errorf("the SBOM lacks %s", want)
 			}
 		}
+		// -o writes the same document, by rename (nothing left beside it).
+		out := filepath.Join(t.TempDir(), "sbom.json")
+		repro(t, e.dir, "sbom", "oci:"+layout+":v1", "--name", "go-server", "-o", out)
+		if written, err := os.ReadFile(out); err != nil || string(written) != r.stdout {
+			t.Errorf("sbom -o: %v\n%s", err, written)
+		}
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".tmp-*")); len(left) > 0 {
+			t.Errorf("sbom -o left %v", left)
+		}
 		cdx := repro(t, e.dir, "sbom", "oci:"+layout+":v1", "--name", "go-server", "--format", "cyclonedx-json")
 		var bom struct{ BOMFormat, SpecVersion string }
 		e2eUnmarshal(t, []byte(cdx.stdout), &bom)
