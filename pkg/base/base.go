@@ -242,7 +242,10 @@ func pinFromManifest(digest v1.Hash, raw []byte) (Pin, error) {
 
 // PlatformManifest picks the manifest for platform (os/arch[/variant]).
 // An arm64 base without a variant matches arm64/v8 and the other way
-// round. The error names the platforms the base has.
+// round. The error names the platforms the base has. It reads the pin,
+// not an index: a lock pins a base by these names, which is why this is
+// not match.Platforms (which compares whole v1.Platforms, and holds
+// arm64 and arm64/v8 apart).
 func (p Pin) PlatformManifest(platform string) (v1.Hash, error) {
 	if d, ok := p.Platforms[platform]; ok {
 		return d, nil

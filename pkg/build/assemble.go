@@ -111,7 +111,7 @@ func Assemble(ctx context.Context, req Request, parts []Part) (*Built, error) {
 	}
 	b.Result = res
 	for _, p := range plats {
-		b.Parts = append(b.Parts, byPlatform[p])
+		b.PartRefs = append(b.PartRefs, byPlatform[p].Ref)
 	}
 	return b, nil
 }

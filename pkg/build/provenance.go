@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/v1/types"
-
 	"github.com/reprobuild/repro/pkg/attest"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/lock"
@@ -53,11 +51,11 @@ func (b *Built) ProvenanceInput(reproVersion string) (attest.BuildInput, error) 
 	}
 	// An assembled index names each per-platform build it took, by the
 	// ref it was given and its digest.
-	for i, part := range b.Parts {
+	for i, ref := range b.PartRefs {
 		m := ms[i]
 		bi.Dependencies = append(bi.Dependencies, attest.ResourceDescriptor{
-			Name: attest.DepPart + m.Platform.String(), URI: part.Ref,
-			Digest: map[string]string{m.Digest.Algorithm: m.Digest.Hex}, MediaType: string(types.OCIManifestSchema1)})
+			Name: attest.DepPart + m.Platform.String(), URI: ref,
+			Digest: map[string]string{m.Digest.Algorithm: m.Digest.Hex}, MediaType: string(m.MediaType)})
 	}
 	for _, l := range s.Layers {
 		for _, c := range l.Contents {

@@ -150,9 +150,10 @@ type Built struct {
 	LockPath string
 	// Base is the pinned base; nil for scratch.
 	Base *Base
-	// Parts are the per-platform images an index was assembled from
-	// (Assemble), in the spec's platform order; nil for a build.
-	Parts []Part
+	// PartRefs name the per-platform images an index was assembled from
+	// (Assemble: each Part.Ref), in Platforms' order; nil for a build.
+	// The images themselves are the index's.
+	PartRefs []string
 	// GoToolchain is the Go toolchain the go: entries compiled with; empty
 	// when there are none (or, unpinned, the go on PATH as it was).
 	GoToolchain string
