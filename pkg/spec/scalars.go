@@ -15,6 +15,10 @@ type Platform struct {
 	Variant string
 }
 
+// String is os/arch[/variant], the form v1.Platform.String and
+// imageref.PlatformName write for a platform with these fields; written
+// out here so that spec, which every package reads, does not depend on
+// go-containerregistry.
 func (p Platform) String() string {
 	if p.Variant == "" {
 		return p.OS + "/" + p.Arch
