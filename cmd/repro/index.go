@@ -40,9 +40,12 @@ It refuses (exit 2, with the reason) a platform given twice, a platform of
 the spec (after --platform) that is missing, a platform the spec does not
 build, and an image the spec would not make: one whose platform,
 annotations, or config other than its rootfs and history differ from what
-this spec and these flags (--version, --var, the commit) expand to. So a
+this spec and these flags (--version, --var, the commit) expand to, or
+whose own layers are of another output format (--format, recorded in the
+history) or compression (--compression) than these flags give. So a
 failed runner, or one that built another version or commit, cannot put a
-partial or foreign index under the release tags.
+partial or foreign index under the release tags. With --scan-base it
+reports the secrets in the base's layers, as build does.
 
 -o writes layouts and archives (fetching the blobs); --push sends the
 spec's tags, only once the index is complete; --sign signs the index and

@@ -92,7 +92,7 @@ func Assemble(ctx context.Context, req Request, parts []Part) (*Built, error) {
 	if len(plats) < 2 {
 		return nil, bad("the spec, for the platforms asked for, builds one platform, %s, which needs no index: its image is %s", names[0], byPlatform[plats[0]].Ref)
 	}
-	bld := &builder{s: s, opts: Options{Values: b.Values, Compression: alg, Format: b.Format, Cache: req.Cache, Log: log, Base: b.Base, Lock: b.Lock}}
+	bld := &builder{s: s, opts: Options{Values: b.Values, Compression: alg, Format: b.Format, Cache: req.Cache, Log: log, Base: b.Base, Lock: b.Lock, ScanBase: req.ScanBase}}
 	res := &Result{Platforms: plats}
 	imgs := make([]v1.Image, len(plats))
 	for i, p := range plats {
@@ -146,8 +146,16 @@ func (b *builder) matches(ctx context.Context, p spec.Platform, part Part) error
 			return err
 		}
 	}
+	if bi != nil && b.opts.ScanBase {
+		if err := b.scanBase(ctx, bi, p); err != nil {
+			return err
+		}
+	}
 	want, err := b.config(p, bi, nil, nil)
 	if err != nil {
+		return err
+	}
+	if err := b.sameFormat(p, part, bi); err != nil {
 		return err
 	}
 	raw, err := part.Image.RawConfigFile()
@@ -188,6 +196,45 @@ func (b *builder) matches(ctx context.Context, p spec.Platform, part Part) error
 	}
 	if d := annotationDiff(m.Annotations, wantAnn); d != "" {
 		return fault.Bad(&classError{fmt.Errorf("%s (%s): its annotations are not what this spec and these values make: %s (was it built with another version, other vars or from another commit?)", part.Ref, p, d), ErrNotTheSpecs})
+	}
+	return nil
+}
+
+// sameFormat checks that the layers repro wrote in part (those above the
+// base's) are of the build's output format, as the history records it,
+// and of its compression, as their media types say: the index is then
+// the one a build gives, byte for byte.
+func (b *builder) sameFormat(p spec.Platform, part Part, bi *base.Image) error {
+	m, err := part.Image.Manifest()
+	if err != nil {
+		return fault.Op(fmt.Errorf("reading %s: %w", part.Ref, err))
+	}
+	own := m.Layers
+	if bi != nil && len(bi.Layers) <= len(own) {
+		own = own[len(bi.Layers):]
+	}
+	cf, err := part.Image.ConfigFile()
+	if err != nil {
+		return fault.Op(fmt.Errorf("reading the config of %s: %w", part.Ref, err))
+	}
+	// The history's last entries are those of its own layers (the
+	// base's, before them, keep the base's format).
+	n := len(own)
+	for k := len(cf.History) - 1; k >= 0 && n > 0; k-- {
+		h := cf.History[k]
+		if h.EmptyLayer {
+			continue
+		}
+		n--
+		if strings.HasPrefix(h.CreatedBy, "repro: ") && h.Comment != b.opts.Format.String() {
+			return fault.Bad(&classError{fmt.Errorf("%s (%s) was built in output format %q, and this index is of %s; give index the --format the build was given", part.Ref, p, h.Comment, b.opts.Format), ErrNotTheSpecs})
+		}
+	}
+	want := b.opts.Compression.MediaType()
+	for _, l := range own {
+		if string(l.MediaType) != want {
+			return fault.Bad(&classError{fmt.Errorf("%s (%s) has a layer of %s, and this index's compression, %s, writes %s; give index the --compression the build was given", part.Ref, p, l.MediaType, b.opts.Compression, want), ErrNotTheSpecs})
+		}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -291,5 +292,145 @@ func TestE2ETimeoutEveryCommand(t *testing.T) {
 				t.Errorf("repro %s --timeout %s took %s", args[0], timeout, took)
 			}
 		})
+	}
+}
+
+// memRegistry serves an in-memory registry on loopback (plain HTTP, no
+// flag needed).
+func memRegistry(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// shapeSpec has two platforms, a var and the version in a file, so that
+// --platform, --var, --version, --compression and --format each change
+// the image.
+const shapeSpec = `version: 1
+name: shape
+epoch: 1700000000
+platforms: [linux/amd64, linux/arm64]
+vars: {greeting: hello}
+layers:
+  - name: a
+    contents:
+      - {path: /etc/motd, content: "hi\n"}
+config:
+  env: {GREETING: "{{.Vars.greeting}}", VERSION: "{{.Version}}"}
+`
+
+// TestE2EShapeFlagsVerifyAndSign drives the flags that shape the image
+// through verify and through sign --attest provenance, which rebuild: an
+// image built with --platform linux/arm64 --var greeting=hi --version 2.0
+// --compression zstd --format 1 verifies, and gets its provenance, with
+// the same flags, and with any one of them left out it does not.
+func TestE2EShapeFlagsVerifyAndSign(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeSpec(t, dir, shapeSpec)
+	repro(t, dir, "keygen", "-q", "--out", "k")
+	shape := [][]string{{"--platform", "linux/arm64"}, {"--var", "greeting=hi"}, {"--version", "2.0"}, {"--compression", "zstd"}, {"--format", "1"}}
+	without := func(skip int) []string {
+		var out []string
+		for i, f := range shape {
+			if i != skip {
+				out = append(out, f...)
+			}
+		}
+		return out
+	}
+	ref := "oci:" + filepath.Join(dir, "lay") + ":v"
+	d := lastLine(repro(t, dir, append([]string{"build", "-q", "-o", ref}, without(-1)...)...).stdout)
+	if r := repro(t, dir, append([]string{"verify", "--expect", d}, without(-1)...)...); !strings.HasPrefix(r.stdout, "verified: ") {
+		t.Fatalf("verify with the build's flags: %s", r.stdout)
+	}
+	repro(t, dir, append([]string{"sign", "-q", ref, "--key", "k.key", "--attest", "provenance"}, without(-1)...)...)
+	for i, f := range shape {
+		if r := (invocation{dir: dir}).run(t, append([]string{"verify", "--expect", d}, without(i)...)...); r.code != 1 || !strings.Contains(r.stdout, "NOT verified") {
+			t.Errorf("verify without %s: exit %d, want 1\n%s%s", f[0], r.code, r.stdout, r.stderr)
+		}
+		if r := (invocation{dir: dir}).run(t, append([]string{"sign", "-q", ref, "--key", "k.key", "--attest", "provenance"}, without(i)...)...); r.code != 1 || !strings.Contains(r.stderr, "--attest provenance: rebuilding") {
+			t.Errorf("sign --attest provenance without %s: exit %d, want 1\n%s", f[0], r.code, r.stderr)
+		}
+	}
+}
+
+// TestE2EIndexFlags drives the build flags that index takes through it:
+// per-platform images built with --allow-unpinned (a base by tag)
+// --compression zstd --format 1 assemble, with those flags, to the index
+// one build gives; without any one of them, or with --locked and no lock,
+// index refuses (exit 2); --platform picks the platforms it wants;
+// --offline works from the --cache-dir the base was pulled into and from
+// no other; --scan-base reports the key the base holds.
+func TestE2EIndexFlags(t *testing.T) {
+	t.Parallel()
+	host := memRegistry(t)
+	key, err := os.ReadFile(filepath.Join(moduleRoot(t), "testdata", "secrets", "positive", "private-key", "ec.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"base/k": string(key),
+		"base/repro.yaml": "version: 1\nname: base\nepoch: 1700000000\nplatforms: [linux/amd64, linux/arm64]\nlayers:\n  - name: b\n    contents:\n      - {path: /root/.ssh/id_ec, source: k}\n" +
+			"secrets:\n  allow:\n    - {path: /root/.ssh/id_ec, reason: \"a base that leaks, for this test\"}\n",
+		"app/repro.yaml": "version: 1\nname: app\nepoch: 1700000000\nbase: " + host + "/base:1\nplatforms: [linux/amd64, linux/arm64]\nlayers:\n  - name: a\n    contents:\n      - {path: /etc/motd, content: \"hi\\n\"}\n",
+	})
+	repro(t, filepath.Join(dir, "base"), "build", "-q", "-o", host+"/base:1")
+	app := filepath.Join(dir, "app")
+	cache := filepath.Join(dir, "cache")
+	flags := [][]string{{"--allow-unpinned"}, {"--compression", "zstd"}, {"--format", "1"}}
+	all := slices.Concat(flags...)
+	without := func(skip int) []string {
+		var out []string
+		for i, f := range flags {
+			if i != skip {
+				out = append(out, f...)
+			}
+		}
+		return out
+	}
+	want := lastLine(repro(t, app, append([]string{"build", "-q", "--cache-dir", cache, "-o", "oci:" + filepath.Join(dir, "one") + ":all"}, all...)...).stdout)
+	var parts []string
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		meta := filepath.Join(dir, "meta.json")
+		repro(t, app, append([]string{"build", "-q", "--cache-dir", cache, "--platform", p, "--push-by-digest", host + "/app", "--metadata-file", meta}, all...)...)
+		var m fleetMeta
+		regReadJSON(t, meta, &m)
+		parts = append(parts, m.PushedByDigest)
+	}
+	index := func(extra ...string) result {
+		return invocation{dir: app}.run(t, append(append([]string{"index", "--cache-dir", cache}, parts...), extra...)...)
+	}
+	if r := index(all...); r.code != 0 || lastLine(r.stdout) != want {
+		t.Fatalf("index %s: exit %d, %s, want %s\n%s", strings.Join(all, " "), r.code, lastLine(r.stdout), want, r.stderr)
+	}
+	for i, f := range flags {
+		if r := index(without(i)...); r.code != 2 {
+			t.Errorf("index without %s: exit %d, want 2\n%s", f[0], r.code, r.stderr)
+		}
+	}
+	if r := index(append(all, "--locked")...); r.code != 2 || !strings.Contains(r.stderr, "lock") {
+		t.Errorf("index --locked with no lock: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+	if r := index(append(all, "--platform", "linux/amd64")...); r.code != 2 || !strings.Contains(r.stderr, "builds linux/amd64") {
+		t.Errorf("index --platform linux/amd64 of two platforms: exit %d, want 2 saying it builds linux/amd64 only\n%s", r.code, r.stderr)
+	}
+	// Locked, the base's pin needs no registry: --offline works from the
+	// cache the base was pulled into, and from no other.
+	repro(t, app, "lock", "--cache-dir", cache)
+	locked := []string{"--locked", "--offline", "--compression", "zstd", "--format", "1"}
+	if r := index(locked...); r.code != 0 || lastLine(r.stdout) != want {
+		t.Errorf("index %s from the cache the base was pulled into: exit %d\n%s", strings.Join(locked, " "), r.code, r.stderr)
+	}
+	if r := (invocation{dir: app}).run(t, append(append([]string{"index", "--cache-dir", t.TempDir()}, parts...), locked...)...); r.code != 3 || !strings.Contains(r.stderr, "offline") {
+		t.Errorf("index --offline with an empty --cache-dir: exit %d, want 3 (the base is not there)\n%s", r.code, r.stderr)
+	}
+	if r := index(all...); strings.Contains(r.stderr, "secret in the base") {
+		t.Errorf("the base was scanned without --scan-base:\n%s", r.stderr)
+	}
+	if r := index(append(all, "--scan-base")...); r.code != 0 || !strings.Contains(r.stderr, "/root/.ssh/id_ec: rule private-key") {
+		t.Errorf("index --scan-base: exit %d, want the base's key reported\n%s", r.code, r.stderr)
 	}
 }
