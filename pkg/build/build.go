@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -80,6 +81,11 @@ type Options struct {
 	// changed, for the layer epochs of format 2 with epoch: git
 	// (ReadGitTimes); nil outside git, or when LayerEpochs are given.
 	Git *GitTimes
+	// Jobs is how many layers are written at once (their tar and
+	// compression; everything else about a layer is done in the spec's
+	// order): 0 is GOMAXPROCS, at most 3; 1 writes them one after the
+	// other. It changes no byte of the result (see pending.go).
+	Jobs int
 	// LayerEpochs, when set, are the layer epochs that git gave the build
 	// being repeated (its Result.LayerEpochs): they are used instead of
 	// Git's.
@@ -162,7 +168,11 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{s: s, opts: opts, srcDir: bctx, shared: map[int]*layer.File{}, sharedEpoch: map[int]int64{}, epochs: LayerEpochs{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}, bases: map[string]map[string]*base.File{}, mounts: map[string]name.Digest{}}
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = defaultJobs()
+	}
+	b := &builder{s: s, opts: opts, srcDir: bctx, shared: map[int]*pending{}, sharedEpoch: map[int]int64{}, epochs: LayerEpochs{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}, bases: map[string]map[string]*base.File{}, mounts: map[string]name.Digest{}, jobs: make(chan struct{}, jobs), scanLocks: map[string]*sync.Mutex{}, inflight: map[layercache.Key]*pending{}}
 	if err := checkSources(s, bctx, plats, opts.Values); err != nil {
 		return nil, err
 	}
@@ -170,23 +180,43 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 		b.stat = layercache.OpenStatCache(opts.Layers.StatFile(bctx.Root()), opts.Layers.Now())
 		defer b.saveStat()
 	}
+	// A failed build stops the layers still being written, and returns
+	// once they have stopped: the caller removes the work dir.
+	defer b.writers.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	res := &Result{}
 	if b.gitEpochs() {
 		res.LayerEpochs = b.epochs
 	}
 	res.Platforms = plats
-	imgs := make([]v1.Image, len(plats))
+	// Every platform's layers are prepared in order, their writes started;
+	// then awaited in order (their statuses reported so); then each image
+	// is put together. The secret guard judges once every layer is
+	// written, so what it reports does not depend on which write ended
+	// first.
+	preps := make([]*prepared, len(plats))
 	for i, p := range plats {
-		if imgs[i], err = b.image(ctx, p); err != nil {
+		if preps[i], err = b.prepare(ctx, p); err != nil {
 			return nil, err
 		}
-		if len(b.goProgs) > 0 {
+		if len(preps[i].goProgs) > 0 {
 			if res.GoPrograms == nil {
 				res.GoPrograms = map[spec.Platform][]GoProgram{}
 			}
-			res.GoPrograms[p] = b.goProgs
+			res.GoPrograms[p] = preps[i].goProgs
 		}
-		b.goProgs = nil
+	}
+	for _, pr := range preps {
+		if err := b.awaitAll(pr); err != nil {
+			return nil, err
+		}
+	}
+	imgs := make([]v1.Image, len(plats))
+	for i, pr := range preps {
+		if imgs[i], err = b.finish(pr); err != nil {
+			return nil, err
+		}
 	}
 	if len(imgs) == 1 {
 		res.Artifact, err = imageref.ImageArtifact(imgs[0])
@@ -235,9 +265,17 @@ type builder struct {
 	s      *spec.Spec
 	opts   Options
 	srcDir *layer.SourceDir
-	shared map[int]*layer.File // layers that no platform template changes
-	guard  *secrets.Guard
-	added  map[string]int // path -> the first layer that adds it, for removal warnings
+	shared map[int]*pending // layers that no platform template changes
+	// jobs holds a slot for each layer being written; writers counts
+	// the goroutines writing them (see spawn).
+	jobs    chan struct{}
+	writers sync.WaitGroup
+	// scanLocks, by layer name (see scanLock).
+	scanLocks map[string]*sync.Mutex
+	// inflight are the layers being written, by key (see waitSame).
+	inflight map[layercache.Key]*pending
+	guard    *secrets.Guard
+	added    map[string]int // path -> the first layer that adds it, for removal warnings
 	// reported holds the findings already reported (builds of several
 	// platforms share layers and config).
 	reported map[string]bool
@@ -263,11 +301,23 @@ type builder struct {
 
 func (b *builder) epoch() time.Time { return time.Unix(b.opts.Values.Epoch, 0).UTC() }
 
-func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) {
-	var bi *base.Image
+// prepared is one platform's image before it is put together: its
+// layers, some perhaps still being written.
+type prepared struct {
+	p       spec.Platform
+	bi      *base.Image
+	layers  []*pending
+	files   []*layer.File // layers, awaited
+	history []ocispec.History
+	goProgs []GoProgram
+}
+
+// prepare does platform p's layers in order, their writes started.
+func (b *builder) prepare(ctx context.Context, p spec.Platform) (*prepared, error) {
+	pr := &prepared{p: p}
 	if b.opts.Base != nil {
 		var err error
-		bi, err = b.opts.Base.Resolver.Open(ctx, b.opts.Base.Ref, b.opts.Base.Pin, p.String())
+		pr.bi, err = b.opts.Base.Resolver.Open(ctx, b.opts.Base.Ref, b.opts.Base.Pin, p.String())
 		if err != nil {
 			if k := fault.KindOf(err); k == fault.BadInput {
 				return nil, fault.Bad(&classError{b.s.ErrorAt("base", "%v", err), err}) // err's class (a layer too large) stays
@@ -275,22 +325,21 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 			return nil, err
 		}
 	}
+	bi := pr.bi
 	if bi != nil && b.opts.ScanBase {
 		if err := b.scanBase(ctx, bi, p); err != nil {
 			return nil, err
 		}
 	}
 	b.built = nil
-	var layers []*layer.File
-	var history []ocispec.History
 	created := b.epoch()
 	for i := range b.s.Layers {
 		l, err := b.layer(ctx, i, p, bi)
 		if err != nil {
 			return nil, err
 		}
-		layers = append(layers, l)
-		history = append(history, ocispec.History{
+		pr.layers = append(pr.layers, l)
+		pr.history = append(pr.history, ocispec.History{
 			Created:   &created,
 			CreatedBy: fmt.Sprintf("repro: layer %q", b.s.Layers[i].Name),
 			Comment:   b.opts.Format.String(),
@@ -301,29 +350,53 @@ func (b *builder) image(ctx context.Context, p spec.Platform) (v1.Image, error) 
 		if err != nil {
 			return nil, err
 		}
-		layers = append(layers, l)
-		history = append(history, ocispec.History{
+		pr.layers = append(pr.layers, l)
+		pr.history = append(pr.history, ocispec.History{
 			Created:   &created,
 			CreatedBy: "repro: accounts",
 			Comment:   b.opts.Format.String(),
 		})
 	}
 	if b.s.Systemd != nil {
+		// The systemd layer reads the layers below it: they are
+		// awaited first.
+		if err := b.awaitAll(pr); err != nil {
+			return nil, err
+		}
 		var below []v1.Layer
 		if bi != nil {
 			below = slices.Clone(bi.Layers)
 		}
-		for _, l := range layers {
+		for _, l := range pr.files {
 			below = append(below, l)
 		}
 		l, err := b.systemdLayer(ctx, p, below)
 		if err != nil {
 			return nil, err
 		}
-		layers = append(layers, l)
-		history = append(history, ocispec.History{Created: &created, CreatedBy: "repro: systemd", Comment: b.opts.Format.String()})
+		pr.layers = append(pr.layers, l)
+		pr.history = append(pr.history, ocispec.History{Created: &created, CreatedBy: "repro: systemd", Comment: b.opts.Format.String()})
 	}
-	cfg, err := b.config(p, bi, layers, history)
+	pr.goProgs, b.goProgs = b.goProgs, nil
+	return pr, nil
+}
+
+// awaitAll waits for pr's layers, in order.
+func (b *builder) awaitAll(pr *prepared) error {
+	for _, pd := range pr.layers[len(pr.files):] {
+		l, err := b.await(pd)
+		if err != nil {
+			return err
+		}
+		pr.files = append(pr.files, l)
+	}
+	return nil
+}
+
+// finish puts pr's image together, its layers awaited.
+func (b *builder) finish(pr *prepared) (v1.Image, error) {
+	p, bi, layers := pr.p, pr.bi, pr.files
+	cfg, err := b.config(p, bi, layers, pr.history)
 	if err != nil {
 		return nil, err
 	}
@@ -409,7 +482,7 @@ func checkSources(s *spec.Spec, bctx *layer.SourceDir, plats []spec.Platform, va
 
 // layer returns layer i for platform p, building it once for all platforms
 // when none of its sources is a template.
-func (b *builder) layer(ctx context.Context, i int, p spec.Platform, bi *base.Image) (*layer.File, error) {
+func (b *builder) layer(ctx context.Context, i int, p spec.Platform, bi *base.Image) (*pending, error) {
 	// A layer of packages is per platform: each has its own pins.
 	perPlatform := len(b.s.Layers[i].Packages) > 0
 	for _, c := range b.s.Layers[i].Contents {
@@ -425,7 +498,7 @@ func (b *builder) layer(ctx context.Context, i int, p spec.Platform, bi *base.Im
 		return l, nil
 	}
 	layerName := fmt.Sprintf("layers[%d] %q", i, b.s.Layers[i].Name)
-	var l *layer.File
+	var l *pending
 	var epoch int64
 	var err error
 	if len(b.s.Layers[i].Packages) > 0 {
@@ -452,7 +525,7 @@ func (b *builder) layer(ctx context.Context, i int, p spec.Platform, bi *base.Im
 }
 
 // accountsLayer is the final layer that accounts writes, for platform p.
-func (b *builder) accountsLayer(ctx context.Context, p spec.Platform, bi *base.Image) (*layer.File, error) {
+func (b *builder) accountsLayer(ctx context.Context, p spec.Platform, bi *base.Image) (*pending, error) {
 	bf, err := b.baseFiles(ctx, p, bi)
 	if err != nil {
 		return nil, err
@@ -476,17 +549,19 @@ func (b *builder) accountsLayer(ctx context.Context, p spec.Platform, bi *base.I
 // write writes the entries of layer i (-1 for the accounts and systemd
 // layers) as a canonical layer with the given epoch (format 2; format 1
 // stamps the build's), every regular file shown to the secret guard.
-func (b *builder) write(ctx context.Context, i int, layerName, name string, p spec.Platform, entries []layer.Entry, epoch int64) (*layer.File, error) {
+func (b *builder) write(ctx context.Context, i int, layerName, name string, p spec.Platform, entries []layer.Entry, epoch int64) (*pending, error) {
 	lo := b.layerOptions(layerName, name, p)
 	lo.Epoch = epoch
-	l, err := b.writeCached(ctx, layerName, name, p, entries, lo)
+	pd, err := b.writeCached(ctx, layerName, name, p, entries, lo)
 	if err != nil {
 		return nil, b.layerError(i, err)
 	}
-	d, _ := l.Digest()
-	size, _ := l.Size()
-	b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
-	return l, nil
+	pd.wrap = func(err error) error { return b.layerError(i, err) }
+	return pd.then(func(l *layer.File) {
+		d, _ := l.Digest()
+		size, _ := l.Size()
+		b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
+	}), nil
 }
 
 // layerOptions are the options a layer is written with: every regular

@@ -115,28 +115,28 @@ func (b *builder) share(ctx context.Context, k layercache.Key, l v1.Layer, extra
 }
 
 // writeCached is layer.Write through the layer cache: a hit is linked
-// into the work dir and used as it is; a miss is written, its files
-// hashed again as they stream, and stored when they hashed as its key
-// said. Without a cache (Options.Layers nil) it is layer.Write.
-func (b *builder) writeCached(ctx context.Context, layerName, name string, p spec.Platform, entries []layer.Entry, lo layer.Options) (*layer.File, error) {
+// into the work dir and used as it is; a miss is written (on a job of its
+// own, see spawn), its files hashed again as they stream, and stored when
+// they hashed as its key said. Without a cache (Options.Layers nil) it is
+// layer.Write. The layer's status is reported when it is awaited.
+func (b *builder) writeCached(ctx context.Context, layerName, name string, p spec.Platform, entries []layer.Entry, lo layer.Options) (*pending, error) {
 	st := b.opts.Layers
+	status := func(s string) func(*layer.File) { return func(*layer.File) { b.layerDone(name, p, s) } }
 	if st == nil {
-		l, err := layer.Write(ctx, entries, b.opts.WorkDir, lo)
-		if err == nil {
-			b.layerDone(name, p, LayerBuilt)
-		}
-		return l, err
+		return b.spawn(ctx, func(ctx context.Context) (*layer.File, error) {
+			return layer.Write(ctx, entries, b.opts.WorkDir, lo)
+		}).then(status(LayerBuilt)), nil
 	}
 	k, contents, err := layercache.EntriesKey(entries, lo, b.stat, st.Builder())
 	if err != nil {
 		// The writer says what is wrong with the entries, in its words.
-		l, err := layer.Write(ctx, entries, b.opts.WorkDir, lo)
-		if err == nil {
-			b.layerDone(name, p, LayerBuilt)
-		}
-		return l, err
+		return b.spawn(ctx, func(ctx context.Context) (*layer.File, error) {
+			return layer.Write(ctx, entries, b.opts.WorkDir, lo)
+		}).then(status(LayerBuilt)), nil
 	}
-	hit, status := b.lookup(ctx, k, name, p)
+	scan := b.scanLock(layerName)
+	b.waitSame(k)
+	hit, hitStatus := b.lookup(ctx, k, name, p)
 	if hit != nil {
 		var raws []secrets.Raw
 		l, err := b.linkHit(hit, lo.Compression)
@@ -146,39 +146,43 @@ func (b *builder) writeCached(ctx context.Context, layerName, name string, p spe
 		if err == nil {
 			// The guard judges the layer's findings as if it had read
 			// the files again.
+			scan.Lock()
 			b.guard.Replay(layerName, raws)
+			scan.Unlock()
 			cold := lo
 			cold.Observe, cold.Progress = nil, nil
-			if err := b.verifyHit(ctx, k, name, p, l, status, func(dir string) (*layer.File, error) { return layer.Write(ctx, entries, dir, cold) }); err != nil {
+			if err := b.verifyHit(ctx, k, name, p, l, hitStatus, func(dir string) (*layer.File, error) { return layer.Write(ctx, entries, dir, cold) }); err != nil {
 				return nil, err
 			}
-			b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String(), "from", status)
-			b.layerDone(name, p, status)
+			b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String(), "from", hitStatus)
 			b.share(ctx, k, l, hit.Extra(), name)
-			return l, nil
+			return ready(l).then(status(hitStatus)), nil
 		}
 		b.opts.Log.Warn("layer cache entry unusable; building the layer", "layer", name, "err", err)
 	}
 	lo.Observe = contents.Observe(lo.Observe)
-	before := len(b.guard.Raws(layerName)) // another platform's, of a layer of the same name
-	l, err := layer.Write(ctx, entries, b.opts.WorkDir, lo)
-	if err != nil {
-		return nil, err
-	}
-	b.layerDone(name, p, LayerBuilt)
-	if err := contents.Check(); err != nil {
-		b.opts.Log.Warn("not caching the layer: "+err.Error(), "layer", name)
+	return b.writing(k, b.spawn(ctx, func(ctx context.Context) (*layer.File, error) {
+		scan.Lock()
+		defer scan.Unlock()
+		before := len(b.guard.Raws(layerName)) // another platform's, of a layer of the same name
+		l, err := layer.Write(ctx, entries, b.opts.WorkDir, lo)
+		if err != nil {
+			return nil, err
+		}
+		if err := contents.Check(); err != nil {
+			b.opts.Log.Warn("not caching the layer: "+err.Error(), "layer", name)
+			return l, nil
+		}
+		extra, err := json.Marshal(b.guard.Raws(layerName)[before:])
+		if err != nil {
+			return l, nil
+		}
+		if _, err := st.Put(k, l, extra); err != nil {
+			b.opts.Log.Warn("could not store the layer in the layer cache", "layer", name, "err", err)
+		}
+		b.share(ctx, k, l, extra, name)
 		return l, nil
-	}
-	extra, err := json.Marshal(b.guard.Raws(layerName)[before:])
-	if err != nil {
-		return l, nil
-	}
-	if _, err := st.Put(k, l, extra); err != nil {
-		b.opts.Log.Warn("could not store the layer in the layer cache", "layer", name, "err", err)
-	}
-	b.share(ctx, k, l, extra, name)
-	return l, nil
+	})).then(status(LayerBuilt)), nil
 }
 
 // linkHit puts a hit's blob into the work dir (a hard link, else a copy),
@@ -271,7 +275,7 @@ func packagesParams(s *spec.Spec, al *lock.AptLayer, excluded []byte) string {
 // epoch. With a layer cache, its key is made of the lock's pins
 // (PackagesKey) and the build's epoch: a hit reads and unpacks no .deb,
 // and replays the checks and the log of the build that stored it.
-func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p spec.Platform, bi *base.Image) (*layer.File, int64, error) {
+func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p spec.Platform, bi *base.Image) (*pending, int64, error) {
 	name := b.s.Layers[i].Name
 	al, excluded, err := b.aptPlan(i, p)
 	if err != nil {
@@ -290,8 +294,11 @@ func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p s
 		}
 	}
 	if st != nil {
-		if l, epoch, ok, err := b.packageHit(ctx, st, k, i, layerName, p, bi, al); err != nil || ok {
-			return l, epoch, err
+		b.waitSame(k)
+		if l, epoch, ok, err := b.packageHit(ctx, st, k, i, layerName, p, bi, al); err != nil {
+			return nil, 0, err
+		} else if ok {
+			return l, epoch, nil
 		}
 	}
 	entries, lines, err := b.packageEntries(ctx, i, p, bi, al, excluded)
@@ -303,37 +310,48 @@ func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p s
 	if err != nil {
 		return nil, 0, err
 	}
-	lo.Epoch = epoch                       // the key has the build's: this follows from it and the .debs
-	before := len(b.guard.Raws(layerName)) // another platform's, of a layer of the same name
-	l, err := layer.Write(ctx, entries, b.opts.WorkDir, lo)
-	if err != nil {
-		return nil, 0, b.layerError(i, err)
+	lo.Epoch = epoch // the key has the build's: this follows from it and the .debs
+	scan := b.scanLock(layerName)
+	pd := b.spawn(ctx, func(ctx context.Context) (*layer.File, error) {
+		scan.Lock()
+		defer scan.Unlock()
+		before := len(b.guard.Raws(layerName)) // another platform's, of a layer of the same name
+		l, err := layer.Write(ctx, entries, b.opts.WorkDir, lo)
+		if err != nil {
+			return nil, err
+		}
+		if st == nil {
+			return l, nil
+		}
+		x := packageExtra{Raws: b.guard.Raws(layerName)[before:], Log: lines, Epoch: epoch}
+		for _, e := range entries {
+			x.Entries = append(x.Entries, entrySummary{Path: e.Path, Type: e.Type, Target: e.Target})
+		}
+		extra, err := json.Marshal(x)
+		if err != nil {
+			return l, nil
+		}
+		if _, err := st.Put(k, l, extra); err != nil {
+			b.opts.Log.Warn("could not store the layer in the layer cache", "layer", name, "err", err)
+		}
+		b.share(ctx, k, l, extra, name)
+		return l, nil
+	})
+	if st != nil {
+		b.writing(k, pd)
 	}
-	b.layerDone(name, p, LayerBuilt)
-	d, _ := l.Digest()
-	size, _ := l.Size()
-	b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
-	if st == nil {
-		return l, epoch, nil
-	}
-	x := packageExtra{Raws: b.guard.Raws(layerName)[before:], Log: lines, Epoch: epoch}
-	for _, e := range entries {
-		x.Entries = append(x.Entries, entrySummary{Path: e.Path, Type: e.Type, Target: e.Target})
-	}
-	extra, err := json.Marshal(x)
-	if err != nil {
-		return l, epoch, nil
-	}
-	if _, err := st.Put(k, l, extra); err != nil {
-		b.opts.Log.Warn("could not store the layer in the layer cache", "layer", name, "err", err)
-	}
-	b.share(ctx, k, l, extra, name)
-	return l, epoch, nil
+	pd.wrap = func(err error) error { return b.layerError(i, err) }
+	return pd.then(func(l *layer.File) {
+		b.layerDone(name, p, LayerBuilt)
+		d, _ := l.Digest()
+		size, _ := l.Size()
+		b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
+	}), epoch, nil
 }
 
 // packageHit looks package layer i up under k; ok says it was found and
 // used, with the layer's epoch.
-func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layercache.Key, i int, layerName string, p spec.Platform, bi *base.Image, al *lock.AptLayer) (*layer.File, int64, bool, error) {
+func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layercache.Key, i int, layerName string, p spec.Platform, bi *base.Image, al *lock.AptLayer) (*pending, int64, bool, error) {
 	name := b.s.Layers[i].Name
 	hit, status := b.lookup(ctx, k, name, p)
 	if hit == nil {
@@ -362,7 +380,10 @@ func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layerc
 		return nil, 0, false, err
 	}
 	b.warnRemovals(i, entries)
+	scan := b.scanLock(layerName)
+	scan.Lock()
 	b.guard.Replay(layerName, x.Raws)
+	scan.Unlock()
 	if err := b.verifyHit(ctx, k, name, p, l, status, func(dir string) (*layer.File, error) {
 		al, excluded, err := b.aptPlan(i, p)
 		if err != nil {
@@ -378,10 +399,11 @@ func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layerc
 		return nil, 0, false, err
 	}
 	b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String(), "from", status)
-	b.layerDone(name, p, status)
 	b.share(ctx, k, l, hit.Extra(), name)
-	d, _ := l.Digest()
-	size, _ := l.Size()
-	b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
-	return l, x.Epoch, true, nil
+	return ready(l).then(func(l *layer.File) {
+		b.layerDone(name, p, status)
+		d, _ := l.Digest()
+		size, _ := l.Size()
+		b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
+	}), x.Epoch, true, nil
 }

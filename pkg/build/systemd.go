@@ -23,7 +23,7 @@ const maxUnitFile = 1 << 20
 // systemdLayer is the final layer that systemd.enable writes for platform
 // p: the [Install] links of the units, found in the image below it (the
 // base's layers and every layer built before, whiteouts applied).
-func (b *builder) systemdLayer(ctx context.Context, p spec.Platform, below []v1.Layer) (*layer.File, error) {
+func (b *builder) systemdLayer(ctx context.Context, p spec.Platform, below []v1.Layer) (*pending, error) {
 	t := systemd.NewTree()
 	// units[k]: layer k of below holds unit files (or links, whiteouts
 	// or non-directories in the unit directories or their parents).
