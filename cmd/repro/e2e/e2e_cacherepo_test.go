@@ -87,6 +87,10 @@ func TestE2ECacheRepo(t *testing.T) {
 	if !mounted {
 		t.Errorf("the push to %s/app did not mount the layer from the cache-repo:\n%s", reg.host, reg.log)
 	}
+	// On a terminal, a third machine's status line names the cache-repo.
+	if screen := onTerminal(t, dir, machine()...); !strings.Contains(screen, "layer app (linux/amd64): from cache-repo") {
+		t.Fatalf("a build from the cache-repo on a terminal did not say so:\n%q", screen)
+	}
 	// Read mode (the default) writes nothing, though it misses.
 	os.WriteFile(filepath.Join(app, "new.txt"), []byte("a pull request's change\n"), 0o644)
 	c, _ := buildCached(t, dir, 0, machine()...)

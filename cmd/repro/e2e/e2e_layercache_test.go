@@ -49,6 +49,32 @@ func buildCached(t *testing.T, dir string, want int, args ...string) (cacheBuild
 	return b, r
 }
 
+// onTerminal runs repro build in dir with stderr on a terminal (a pty
+// that script(1) opens), where the layer status line is drawn, and
+// returns what the terminal showed.
+func onTerminal(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatalf("script (util-linux) is needed to give repro a terminal: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	words := []string{reproBin, "build", "-o", "oci:" + out + ":t"}
+	for _, a := range append(words, args...) {
+		if strings.ContainsAny(a, "'") {
+			t.Fatalf("onTerminal: %q", a)
+		}
+	}
+	cmdline := "'" + strings.Join(append(words, args...), "' '") + "'"
+	cmd := exec.Command("script", "-qec", cmdline, "/dev/null")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir(), "TERM=xterm"}
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("repro build on a terminal: %v\n%s", err, b)
+	}
+	return string(b)
+}
+
 func statuses(b cacheBuild) string {
 	var s []string
 	for _, l := range b.Layers {
@@ -84,6 +110,10 @@ func TestLayerCache(t *testing.T) {
 	warm, _ := buildCached(t, dir, 0, cd...)
 	if statuses(warm) != "app=cached" || warm.Digest != cold.Digest {
 		t.Fatalf("warm build: %s %s, want cached %s", statuses(warm), warm.Digest, cold.Digest)
+	}
+	// On a terminal, the layer's status line says so.
+	if screen := onTerminal(t, dir, cd...); !strings.Contains(screen, "layer app (linux/amd64): cached") {
+		t.Fatalf("a warm build on a terminal did not show the layer cached:\n%q", screen)
 	}
 
 	// An edit that keeps size and mtime: ctime tells the stat cache.
