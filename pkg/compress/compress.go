@@ -164,6 +164,19 @@ func NewReader(r io.Reader, a Algorithm) (io.ReadCloser, error) {
 	return nil, fmt.Errorf("unknown compression %q", a)
 }
 
+// NewReaderAhead is NewReader decompressing on a goroutine of its own, a
+// few blocks ahead of the reader (gzip: pgzip's reader, four blocks of
+// GzipBlockSize; klauspost's inflate, which is faster than the standard
+// library's): for a whole stream that is hashed as it is read, such as a
+// shared cache entry's check, where the hashing and the inflating then
+// take two cores. The bytes read are NewReader's.
+func NewReaderAhead(r io.Reader, a Algorithm) (io.ReadCloser, error) {
+	if a == Gzip {
+		return pgzip.NewReaderN(r, GzipBlockSize, 4)
+	}
+	return NewReader(r, a)
+}
+
 // Libraries are the modules whose code writes compressed bytes; `repro
 // version` prints their versions, because they fix the bytes.
 var Libraries = []string{"github.com/klauspost/compress", "github.com/klauspost/pgzip"}

@@ -158,7 +158,7 @@ func fetchHashed(blob v1.Layer, w io.Writer, alg compress.Algorithm) (digest, di
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		zr, err := compress.NewReader(pr, alg)
+		zr, err := compress.NewReaderAhead(pr, alg)
 		if err == nil {
 			_, err = io.Copy(hu, zr)
 			zr.Close()
