@@ -434,3 +434,138 @@ func TestE2EIndexFlags(t *testing.T) {
 		t.Errorf("index --scan-base: exit %d, want the base's key reported\n%s", r.code, r.stderr)
 	}
 }
+
+// TestE2ESmallFlags drives what is left of the commands' own flags, each
+// with a check that fails if it were ignored: keygen --force, sign
+// --sbom-format and --name, sbom -o, inspect --platform, and -q.
+func TestE2ESmallFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeSpec(t, dir, shapeSpec)
+
+	t.Run("keygen --force", func(t *testing.T) {
+		repro(t, dir, "keygen", "-q", "--out", "f")
+		first, _ := os.ReadFile(filepath.Join(dir, "f.pub"))
+		if r := (invocation{dir: dir}).run(t, "keygen", "-q", "--out", "f"); r.code != 2 {
+			t.Errorf("keygen over an existing key: exit %d, want 2\n%s", r.code, r.stderr)
+		}
+		if again, _ := os.ReadFile(filepath.Join(dir, "f.pub")); string(again) != string(first) {
+			t.Errorf("keygen without --force replaced the key")
+		}
+		repro(t, dir, "keygen", "-q", "--out", "f", "--force")
+		if again, _ := os.ReadFile(filepath.Join(dir, "f.pub")); string(again) == string(first) || !strings.Contains(string(again), "PUBLIC KEY") {
+			t.Errorf("keygen --force did not replace the key:\n%s", again)
+		}
+	})
+
+	lay := filepath.Join(dir, "lay")
+	ref := "oci:" + lay + ":v"
+	repro(t, dir, "build", "-q", "-o", ref)
+
+	t.Run("sign --sbom-format --name", func(t *testing.T) {
+		repro(t, dir, "keygen", "-q", "--out", "s")
+		signed := filepath.Join(t.TempDir(), "lay")
+		repro(t, dir, "build", "-q", "-o", "oci:"+signed+":v")
+		repro(t, dir, "sign", "-q", "oci:"+signed+":v", "--key", "s.key", "--attest", "sbom", "--sbom-format", "cyclonedx-json", "--name", "named-by-flag")
+		repro(t, dir, "verify-signature", "oci:"+signed+":v", "--key", "s.pub", "--require", "cyclonedx")
+		if r := (invocation{dir: dir}).run(t, "verify-signature", "oci:"+signed+":v", "--key", "s.pub", "--require", "sbom"); r.code != 1 {
+			t.Errorf("an SPDX SBOM is required of a CycloneDX-only image: exit %d, want 1\n%s", r.code, r.stderr)
+		}
+		if p := layoutPredicate(t, signed, "https://cyclonedx.org/bom"); !strings.Contains(string(p), "named-by-flag") {
+			t.Errorf("the CycloneDX SBOM does not name the image --name gave:\n%.400s", p)
+		}
+	})
+
+	t.Run("sbom -o", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "sbom.json")
+		r := repro(t, dir, "sbom", ref, "-o", out)
+		doc, err := os.ReadFile(out)
+		if err != nil || !strings.Contains(string(doc), `"spdxVersion"`) || strings.Contains(r.stdout, "spdxVersion") {
+			t.Errorf("sbom -o: %v; file %.200s; stdout %.200s", err, doc, r.stdout)
+		}
+	})
+
+	t.Run("inspect --platform", func(t *testing.T) {
+		all := repro(t, dir, "inspect", ref).stdout
+		arm := repro(t, dir, "inspect", ref, "--platform", "linux/arm64").stdout
+		if !strings.Contains(all, "linux/amd64") || strings.Contains(arm, "linux/amd64") || !strings.Contains(arm, "linux/arm64") {
+			t.Errorf("inspect --platform linux/arm64 of an index:\n%s\nwithout it:\n%s", arm, all)
+		}
+	})
+
+	t.Run("-q", func(t *testing.T) {
+		for _, args := range [][]string{{"build", "-o", "oci:" + filepath.Join(t.TempDir(), "q")}, {"verify", "--against", ref}, {"sbom", ref}, {"diff", ref, ref}} {
+			loud := repro(t, dir, args...)
+			quiet := repro(t, dir, append([]string{"-q"}, args...)...)
+			if strings.Contains(quiet.stderr, "level=INFO") || quiet.stdout != loud.stdout {
+				t.Errorf("repro -q %s: stderr %q, stdout %q (without -q: %q)", args[0], quiet.stderr, quiet.stdout, loud.stdout)
+			}
+			if args[0] == "build" && !strings.Contains(loud.stderr, "level=INFO") {
+				t.Errorf("repro build logs nothing without -q, so -q proves nothing:\n%s", loud.stderr)
+			}
+		}
+	})
+}
+
+// TestE2EPinFlagsVerifyAndSign drives the flags about pins, the cache and
+// the base through verify and sign --attest provenance, which rebuild: a
+// base by tag needs --allow-unpinned (exit 2 without), --locked refuses it
+// with no lock, --offline works from the --cache-dir the base was pulled
+// into and from no other, and --scan-base reports the base's key.
+func TestE2EPinFlagsVerifyAndSign(t *testing.T) {
+	t.Parallel()
+	host := memRegistry(t)
+	key, err := os.ReadFile(filepath.Join(moduleRoot(t), "testdata", "secrets", "positive", "private-key", "ec.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"base/k": string(key),
+		"base/repro.yaml": "version: 1\nname: base\nepoch: 1700000000\nlayers:\n  - name: b\n    contents:\n      - {path: /root/.ssh/id_ec, source: k}\n" +
+			"secrets:\n  allow:\n    - {path: /root/.ssh/id_ec, reason: \"a base that leaks, for this test\"}\n",
+		"app/repro.yaml": "version: 1\nname: app\nepoch: 1700000000\nbase: " + host + "/base:1\nlayers:\n  - name: a\n    contents:\n      - {path: /etc/motd, content: \"hi\\n\"}\n",
+	})
+	repro(t, filepath.Join(dir, "base"), "build", "-q", "-o", host+"/base:1")
+	app := filepath.Join(dir, "app")
+	repro(t, app, "keygen", "-q", "--out", "k")
+	cache := filepath.Join(dir, "cache")
+	ref := "oci:" + filepath.Join(dir, "lay") + ":v"
+	d := lastLine(repro(t, app, "build", "-q", "--allow-unpinned", "--cache-dir", cache, "-o", ref).stdout)
+	cmds := map[string][]string{
+		"verify":                   {"verify", "--expect", d},
+		"sign --attest provenance": {"sign", ref, "--key", "k.key", "--attest", "provenance"},
+	}
+	for name, cmd := range cmds {
+		run := func(extra ...string) result {
+			return invocation{dir: app}.run(t, append(append([]string{}, cmd...), extra...)...)
+		}
+		if r := run("--cache-dir", cache); r.code != 2 || !strings.Contains(r.stderr, "names a tag") {
+			t.Errorf("%s of a base by tag without --allow-unpinned: exit %d, want 2\n%s", name, r.code, r.stderr)
+		}
+		if r := run("--cache-dir", cache, "--allow-unpinned"); r.code != 0 {
+			t.Errorf("%s --allow-unpinned: exit %d\n%s%s", name, r.code, r.stdout, r.stderr)
+		}
+		if r := run("--cache-dir", cache, "--allow-unpinned", "--locked"); r.code != 2 {
+			t.Errorf("%s --locked with no lock: exit %d, want 2\n%s", name, r.code, r.stderr)
+		}
+		if r := run("--cache-dir", cache, "--allow-unpinned"); strings.Contains(r.stderr, "secret in the base") {
+			t.Errorf("%s scanned the base without --scan-base:\n%s", name, r.stderr)
+		}
+		if r := run("--cache-dir", cache, "--allow-unpinned", "--scan-base"); r.code != 0 || !strings.Contains(r.stderr, "/root/.ssh/id_ec: rule private-key") {
+			t.Errorf("%s --scan-base: exit %d, want the base's key reported\n%s", name, r.code, r.stderr)
+		}
+	}
+	repro(t, app, "lock", "--cache-dir", cache)
+	for name, cmd := range cmds {
+		run := func(extra ...string) result {
+			return invocation{dir: app}.run(t, append(append([]string{}, cmd...), extra...)...)
+		}
+		if r := run("--locked", "--offline", "--cache-dir", cache); r.code != 0 {
+			t.Errorf("%s --locked --offline from the cache the base was pulled into: exit %d\n%s", name, r.code, r.stderr)
+		}
+		if r := run("--locked", "--offline", "--cache-dir", t.TempDir()); r.code != 3 || !strings.Contains(r.stderr, "offline") {
+			t.Errorf("%s --offline with an empty --cache-dir: exit %d, want 3\n%s", name, r.code, r.stderr)
+		}
+	}
+}
