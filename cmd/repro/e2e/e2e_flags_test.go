@@ -569,3 +569,78 @@ func TestE2EPinFlagsVerifyAndSign(t *testing.T) {
 		}
 	}
 }
+
+// fakePodman writes a podman stand-in that logs each command line to
+// log and answers as podman would for repro test's use: no image in
+// storage, a pull that prints an ID, and runs that print out.
+func fakePodman(t *testing.T, log, out string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "fake-podman")
+	script := `#!/bin/sh
+printf '%s\n' "$*" >> '` + log + `'
+for a in "$@"; do
+  case "$a" in
+    exists) exit 1 ;;
+    pull) echo fakeimageid; exit 0 ;;
+    run) echo '` + out + `'; exit 0 ;;
+  esac
+done
+exit 0
+`
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestE2EBuildRuntimeFlags drives build --test's --runtime, --podman and
+// --podman-arg: without --runtime the command test is skipped and podman
+// never runs; with them the podman given runs it, the --podman-arg before
+// each subcommand, and its output decides the build (a failing command
+// test writes nothing, exit 1).
+func TestE2EBuildRuntimeFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	writeFiles(t, dir, map[string]string{
+		"pass.yaml": "schemaVersion: 2.0.0\ncommandTests:\n  - name: greets\n    command: greet\n    expectedOutput: ['fake says hi']\n",
+		"fail.yaml": "schemaVersion: 2.0.0\ncommandTests:\n  - name: greets\n    command: greet\n    expectedOutput: ['something else']\n",
+	})
+	log := filepath.Join(dir, "podman.log")
+	podman := fakePodman(t, log, "fake says hi")
+	tmp, err := os.MkdirTemp("/tmp", "reproflags") // podman wants a lower-case path
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	iv := invocation{dir: dir, env: []string{"TMPDIR=" + tmp}}
+
+	if r := iv.run(t, "build", "--test", "fail.yaml", "-o", "oci:skipped:t"); r.code != 0 {
+		t.Errorf("build --test without --runtime (the command test skipped): exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(log); err == nil {
+		t.Errorf("podman ran without --runtime")
+	}
+	rt := []string{"--runtime", "podman", "--podman", podman, "--podman-arg=--root=/nonexistent/root", "--podman-arg", "--log-level=error"}
+	if r := iv.run(t, append([]string{"build", "-q", "--test", "pass.yaml", "-o", "oci:passed:t"}, rt...)...); r.code != 0 {
+		t.Fatalf("build --test with the fake podman: exit %d\n%s", r.code, r.stderr)
+	}
+	raw, _ := os.ReadFile(log)
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	var ran bool
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "--root=/nonexistent/root --log-level=error ") {
+			t.Errorf("podman ran without the --podman-args first: %q", l)
+		}
+		ran = ran || strings.Contains(l, " run --rm ") && strings.HasSuffix(l, "fakeimageid greet")
+	}
+	if !ran {
+		t.Errorf("the command test did not run through the fake podman:\n%s", raw)
+	}
+	if r := iv.run(t, append([]string{"build", "-q", "--test", "fail.yaml", "-o", "oci:failed:t"}, rt...)...); r.code != 1 {
+		t.Errorf("build --test whose command test fails under --runtime: exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "failed")); err == nil {
+		t.Errorf("a build whose test failed wrote its output")
+	}
+}
