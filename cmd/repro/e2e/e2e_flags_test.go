@@ -4,19 +4,32 @@ package e2e
 // with a check that fails if the flag were ignored.
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
+	"math/big"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/reprobuild/repro/internal/testtool"
 )
@@ -642,5 +655,163 @@ func TestE2EBuildRuntimeFlags(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "failed")); err == nil {
 		t.Errorf("a build whose test failed wrote its output")
+	}
+}
+
+// keylessFakes are a fake Fulcio (it certifies any key whose proof of
+// possession over the token's email verifies, for the bearer token tok)
+// and a fake Rekor (it logs every entry), counting what each received.
+type keylessFakes struct {
+	fulcio, rekor  string
+	certs, entries atomic.Int32
+}
+
+func newKeylessFakes(t *testing.T, tok, email string) *keylessFakes {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fake fulcio"}, IsCA: true, BasicConstraintsValid: true,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	f := &keylessFakes{}
+	fulcio := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/signingCert" || r.Header.Get("Authorization") != "Bearer "+tok {
+			http.Error(w, "not the token the test gave", http.StatusUnauthorized)
+			return
+		}
+		var req struct {
+			PublicKey struct {
+				Content []byte `json:"content"`
+			} `json:"publicKey"`
+			SignedEmailAddress []byte `json:"signedEmailAddress"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		block, _ := pem.Decode(req.PublicKey.Content)
+		if block == nil {
+			http.Error(w, "no PEM public key", http.StatusBadRequest)
+			return
+		}
+		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+		sum := sha256.Sum256([]byte(email))
+		if ek, ok := pub.(*ecdsa.PublicKey); err != nil || !ok || !ecdsa.VerifyASN1(ek, sum[:], req.SignedEmailAddress) {
+			http.Error(w, "no proof of possession", http.StatusBadRequest)
+			return
+		}
+		leaf := &x509.Certificate{SerialNumber: big.NewInt(2), EmailAddresses: []string{email},
+			NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(10 * time.Minute),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}
+		der, err := x509.CreateCertificate(rand.Reader, leaf, ca, pub, caKey)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		f.certs.Add(1)
+		w.WriteHeader(http.StatusCreated)
+		pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+		pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
+	}))
+	t.Cleanup(fulcio.Close)
+	rekor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/v1/log/entries" {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		n := f.entries.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"%064x":{"body":%q,"integratedTime":1700000000,"logID":"%064x","logIndex":%d,"verification":{"signedEntryTimestamp":"c2V0"}}}`,
+			n, base64.StdEncoding.EncodeToString(body), 7, n)
+	}))
+	t.Cleanup(rekor.Close)
+	f.fulcio, f.rekor = fulcio.URL, rekor.URL
+	return f
+}
+
+// layoutCertified counts the signature and attestation manifests of a
+// signed layout whose layers carry a Fulcio certificate and a Rekor
+// bundle, as keyless signing attaches them.
+func layoutCertified(t *testing.T, layout string) int {
+	t.Helper()
+	var idx ocispec.Index
+	e2eUnmarshal(t, signReadFile(t, filepath.Join(layout, "index.json")), &idx)
+	n := 0
+	for _, d := range idx.Manifests {
+		if k := d.Annotations["kind"]; k != "dev.cosignproject.cosign/sigs" && k != "dev.cosignproject.cosign/atts" {
+			continue
+		}
+		var m ocispec.Manifest
+		e2eUnmarshal(t, e2eBlob(t, layout, string(d.Digest)), &m)
+		for _, l := range m.Layers {
+			if l.Annotations["dev.sigstore.cosign/certificate"] != "" && l.Annotations["dev.sigstore.cosign/bundle"] != "" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestE2EKeylessFlags drives --keyless, --fulcio-url, --rekor-url and
+// --identity-token through build --sign, sign and index --sign, against a
+// fake Fulcio and Rekor: each asks the Fulcio given for a certificate
+// with the token given (a file, or $SIGSTORE_ID_TOKEN), logs each
+// signature and attestation in the Rekor given, and attaches the
+// certificate and Rekor's bundle. (The public services are not reachable
+// here; repro does not verify keyless signatures.)
+func TestE2EKeylessFlags(t *testing.T) {
+	t.Parallel()
+	enc := base64.RawURLEncoding.EncodeToString
+	tok := enc([]byte(`{"alg":"none"}`)) + "." + enc([]byte(`{"email":"dev@example.com","email_verified":true}`)) + "." + enc([]byte("sig"))
+	fakes := newKeylessFakes(t, tok, "dev@example.com")
+	dir := t.TempDir()
+	writeSpec(t, dir, shapeSpec)
+	writeFiles(t, dir, map[string]string{"token": tok + "\n"})
+	keyless := []string{"--keyless", "--fulcio-url", fakes.fulcio, "--rekor-url", fakes.rekor}
+
+	lay := filepath.Join(dir, "built")
+	repro(t, dir, append([]string{"build", "-q", "--sign", "--identity-token", "token", "-o", "oci:" + lay + ":v"}, keyless...)...)
+	// An index, its two images: a signature each and two attestations each.
+	if c, e, n := fakes.certs.Load(), fakes.entries.Load(), layoutCertified(t, lay); c != 1 || e < 3 || int(e) != n {
+		t.Errorf("build --sign --keyless: %d certificates, %d Rekor entries, %d certified signatures in the layout; want 1, at least 3, as many as entries", c, e, n)
+	}
+
+	signed := filepath.Join(dir, "signed")
+	repro(t, dir, "build", "-q", "-o", "oci:"+signed+":v")
+	before := fakes.entries.Load()
+	iv := invocation{dir: dir, env: []string{"SIGSTORE_ID_TOKEN=" + tok}}
+	if r := iv.run(t, append([]string{"sign", "-q", "oci:" + signed + ":v", "--attest", "sbom"}, keyless...)...); r.code != 0 {
+		t.Fatalf("sign --keyless with $SIGSTORE_ID_TOKEN: exit %d\n%s", r.code, r.stderr)
+	}
+	if e := fakes.entries.Load() - before; e != 2 || layoutCertified(t, signed) != 2 {
+		t.Errorf("sign --keyless --attest sbom: %d Rekor entries, %d certified in the layout; want 2", e, layoutCertified(t, signed))
+	}
+
+	// index --sign: per-platform images in a layout, by digest.
+	parts := filepath.Join(dir, "parts")
+	var refs []string
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		d := lastLine(repro(t, dir, "build", "-q", "--platform", p, "-o", "oci:"+parts+":"+strings.ReplaceAll(p, "/", "-")).stdout)
+		refs = append(refs, "oci:"+parts+"@"+d)
+	}
+	idx := filepath.Join(dir, "index")
+	before = fakes.entries.Load()
+	repro(t, dir, append(append([]string{"index", "-q", "--sign", "--identity-token", "token", "--provenance=false", "-o", "oci:" + idx + ":v"}, refs...), keyless...)...)
+	if e := fakes.entries.Load() - before; e != 2 || layoutCertified(t, idx) != 2 {
+		t.Errorf("index --sign --keyless --provenance=false: %d Rekor entries, %d certified in the layout; want 2 (a signature, the SBOM)", e, layoutCertified(t, idx))
+	}
+
+	// A token Fulcio does not take fails, naming the Fulcio asked.
+	writeFiles(t, dir, map[string]string{"other": enc([]byte(`{}`)) + "." + enc([]byte(`{"sub":"someone-else"}`)) + ".x\n"})
+	if r := (invocation{dir: dir}).run(t, append([]string{"sign", "oci:" + signed + ":v", "--identity-token", "other"}, keyless...)...); r.code == 0 || !strings.Contains(r.stderr, fakes.fulcio) {
+		t.Errorf("sign --keyless with a token the Fulcio refuses: exit %d, want a failure naming %s\n%s", r.code, fakes.fulcio, r.stderr)
 	}
 }
