@@ -815,3 +815,50 @@ func TestE2EKeylessFlags(t *testing.T) {
 		t.Errorf("sign --keyless with a token the Fulcio refuses: exit %d, want a failure naming %s\n%s", r.code, fakes.fulcio, r.stderr)
 	}
 }
+
+// TestE2EJSONEveryCommand drives --json through the commands no other
+// test gives it to: keygen, sign, verify-signature, test and disk each
+// print one JSON document with their result where, without the flag,
+// they print text. (sbom prints its JSON document either way.)
+func TestE2EJSONEveryCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	writeFiles(t, dir, map[string]string{"t.yaml": "schemaVersion: 2.0.0\nfileExistenceTests:\n  - {name: motd, path: /etc/motd, shouldExist: true}\n"})
+	ref := "oci:" + filepath.Join(dir, "lay") + ":v"
+	d := lastLine(repro(t, dir, "build", "-q", "-o", ref).stdout)
+	cases := []struct {
+		args []string
+		key  string // a key the JSON object holds
+		want string // its value, when fixed
+	}{
+		{[]string{"keygen", "--out", "k"}, "publicKey", "k.pub"},
+		{[]string{"sign", ref, "--key", "k.key"}, "digest", d},
+		{[]string{"verify-signature", ref, "--key", "k.pub"}, "digest", d},
+		{[]string{"test", ref, "-c", "t.yaml"}, "Pass", ""},
+	}
+	if testtool.Require(t, "sfdisk", "mke2fs", "debugfs", "e2fsck") != nil {
+		cases = append(cases, struct {
+			args      []string
+			key, want string
+		}{[]string{"disk", ref, "-o", filepath.Join(dir, "d.raw"), "--size", "16M"}, "image", d})
+	}
+	for _, c := range cases {
+		if c.args[0] == "keygen" {
+			if r := repro(t, dir, "keygen", "-q", "--out", "plain"); strings.HasPrefix(strings.TrimSpace(r.stdout), "{") {
+				t.Errorf("keygen without --json prints JSON: %s", r.stdout)
+			}
+		} else if r := repro(t, dir, c.args...); strings.HasPrefix(strings.TrimSpace(r.stdout), "{") {
+			t.Errorf("%s without --json prints JSON: %s", c.args[0], r.stdout)
+		}
+		r := repro(t, dir, append(c.args, "--json")...)
+		var got map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Errorf("%s --json: %v\n%s", c.args[0], err, r.stdout)
+			continue
+		}
+		if v, ok := got[c.key]; !ok || (c.want != "" && v != c.want) {
+			t.Errorf("%s --json: %s = %v, want %q\n%s", c.args[0], c.key, v, c.want, r.stdout)
+		}
+	}
+}
