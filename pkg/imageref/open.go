@@ -184,7 +184,7 @@ func selectEntry(r Reference, entries []v1.Descriptor, src blobSource) (v1.Descr
 		if r.Tag != "" && t == r.Tag {
 			return d, nil
 		}
-		if t != "" {
+		if t != "" && !isCosignEntry(d) {
 			tags = append(tags, t)
 		}
 	}
@@ -192,10 +192,11 @@ func selectEntry(r Reference, entries []v1.Descriptor, src blobSource) (v1.Descr
 	if r.Tag == "" {
 		// Without a tag, the layout must hold one image: entries of one
 		// digest (several tags) count once, and cosign's signature and
-		// attestation entries do not count.
+		// attestation entries do not count. The signed image's own entry
+		// (kind …/image or …/imageIndex) does count: it is an image.
 		byDigest := map[v1.Hash]v1.Descriptor{}
 		for _, d := range entries {
-			if !strings.HasPrefix(d.Annotations["kind"], "dev.cosignproject.cosign/") {
+			if !isCosignEntry(d) {
 				byDigest[d.Digest] = d
 			}
 		}
@@ -210,6 +211,28 @@ func selectEntry(r Reference, entries []v1.Descriptor, src blobSource) (v1.Descr
 		return v1.Descriptor{}, fault.Bad(fmt.Errorf("%s holds %d images; name one with :TAG (tags: %s)", r, len(byDigest), strings.Join(tags, ", ")))
 	}
 	return v1.Descriptor{}, fault.Bad(fmt.Errorf("%s: no image tagged %q (tags: %s)", r, r.Tag, strings.Join(tags, ", ")))
+}
+
+// isCosignEntry says whether a layout's entry holds cosign's signatures or
+// attestations, not an image: cosign's kind annotation says so (…/sigs,
+// …/atts), or, once a later signing moved the kind annotations to another
+// image, its tag does (sha256-<hex>.sig, .att or .sbom).
+func isCosignEntry(d v1.Descriptor) bool {
+	switch d.Annotations["kind"] {
+	case "dev.cosignproject.cosign/sigs", "dev.cosignproject.cosign/atts":
+		return true
+	}
+	t := d.Annotations[refName]
+	hex, ok := strings.CutPrefix(t, "sha256-")
+	if !ok {
+		return false
+	}
+	for _, ext := range []string{".sig", ".att", ".sbom"} {
+		if h, ok := strings.CutSuffix(hex, ext); ok && len(h) == 64 && strings.Trim(h, "0123456789abcdef") == "" {
+			return true
+		}
+	}
+	return false
 }
 
 func readAll(src blobSource, h v1.Hash) ([]byte, error) {

@@ -2,6 +2,7 @@ package imageref_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -180,5 +181,52 @@ func TestReadManifests(t *testing.T) {
 	}
 	if err := a.ReadManifests(); !errors.Is(err, imageref.ErrDigestMismatch) {
 		t.Errorf("a changed config: err = %v, want a digest mismatch", err)
+	}
+}
+
+// TestOpenUntaggedCountsSignedImage: cosign's layout format marks the last
+// signed image's entry with kind …/image, and leaves an older signature's
+// entry with only its sha256-<hex>.sig tag. Without a tag, the signed image
+// still counts as an image and the signature does not: two images are
+// ambiguous (it silently opened the unsigned one), and the tags offered
+// are the images' only.
+func TestOpenUntaggedCountsSignedImage(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "layout")
+	for _, tag := range []string{"v1", "v2"} {
+		r, _ := imageref.Parse("oci:" + dir + ":" + tag)
+		if err := output.Write(ctx, r, imageref.Artifact{Image: ociImage(t)}, output.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(dir, "index.json")
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		t.Fatal(err)
+	}
+	sig := idx.Manifests[0] // any blob will do: only the annotations are read
+	sig.Annotations = map[string]string{"org.opencontainers.image.ref.name": "sha256-" + strings.Repeat("ab", 32) + ".sig"}
+	for i := range idx.Manifests {
+		if idx.Manifests[i].Annotations["org.opencontainers.image.ref.name"] == "v2" {
+			idx.Manifests[i].Annotations["kind"] = "dev.cosignproject.cosign/image"
+		}
+	}
+	idx.Manifests = append(idx.Manifests, sig)
+	raw, _ = json.Marshal(idx)
+	if err := os.WriteFile(p, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := imageref.Parse("oci:" + dir)
+	a, err := imageref.Open(ctx, r)
+	if err == nil {
+		a.Close()
+		t.Fatalf("opened %s; want an error naming the tags v1 and v2", a.Descriptor.Digest)
+	}
+	if want := "holds 2 images; name one with :TAG (tags: v1, v2)"; !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want %q", err, want)
 	}
 }
