@@ -291,11 +291,6 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 	var testFiles []*imagetest.File
 	if len(o.tests) > 0 {
 		files, err := imagetest.LoadFiles(o.tests)
-		var list imagetest.ErrorList
-		if errors.As(err, &list) {
-			fmt.Fprintln(o.g.stderr, list.Error())
-			return errSilent{fault.BadInput}
-		}
 		if err != nil {
 			return err
 		}

@@ -93,6 +93,7 @@ func lookup(name string) *command {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	given := args
 	args = globalsFirst(args)
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" && len(args) == 1 {
 		usage(stdout)
@@ -104,8 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if args[0] == "help" {
 		c := lookup(args[1])
 		if c == nil {
-			fmt.Fprintf(stderr, "repro help %s: unknown command; run repro help\n", args[1])
-			return 2
+			return usageError(given, stdout, stderr, fmt.Sprintf("repro help %s: unknown command; run repro help", args[1]))
 		}
 		fs, _ := newFlagSet(c, &globals{stdout: stdout, stderr: stderr})
 		commandUsage(stdout, c, fs)
@@ -114,11 +114,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	c := lookup(args[0])
 	if c == nil {
 		if near := nearestCommand(args[0]); near != "" {
-			fmt.Fprintf(stderr, "repro: unknown command %q; did you mean repro %s?\n", args[0], near)
-		} else {
-			fmt.Fprintf(stderr, "repro: unknown command %q; run repro help for the list\n", args[0])
+			return usageError(given, stdout, stderr, fmt.Sprintf("repro: unknown command %q; did you mean repro %s?", args[0], near))
 		}
-		return 2
+		return usageError(given, stdout, stderr, fmt.Sprintf("repro: unknown command %q; run repro help for the list", args[0]))
 	}
 	g := &globals{stdout: stdout, stderr: stderr}
 	fs, runFn := newFlagSet(c, g)
@@ -127,17 +125,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			commandUsage(stdout, c, fs)
 			return 0
 		}
-		fmt.Fprintf(stderr, "repro %s: %v\nrun repro help %s for usage\n", c.name, err, c.name)
-		return 2
+		return usageError(given, stdout, stderr, fmt.Sprintf("repro %s: %v\nrun repro help %s for usage", c.name, err, c.name))
 	}
 	g.log = newLogger(g)
 	if g.timeout <= 0 {
-		fmt.Fprintf(stderr, "repro %s: --timeout %s: give a positive duration, like 90s or 5m\n", c.name, g.timeout)
-		return 2
+		return usageError(given, stdout, stderr, fmt.Sprintf("repro %s: --timeout %s: give a positive duration, like 90s or 5m", c.name, g.timeout))
 	}
 	if n, err := units.ParseBytes(g.maxLayer); err != nil || n <= 0 {
-		fmt.Fprintf(stderr, "repro %s: --max-layer-size %q: give a positive size, like 64GiB or 200GiB\n", c.name, g.maxLayer)
-		return 2
+		return usageError(given, stdout, stderr, fmt.Sprintf("repro %s: --max-layer-size %q: give a positive size, like 64GiB or 200GiB", c.name, g.maxLayer))
 	} else {
 		rootfs.MaxLayerSize = n
 	}
@@ -152,6 +147,35 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = fmt.Errorf("%w; if the base was rebuilt on purpose, run repro lock --update", err)
 	}
 	return report(g, c, err)
+}
+
+// usageError prints msg, a usage mistake found before the command runs,
+// on stderr and, when the arguments ask for --json (the flags may not
+// have parsed), as the JSON error on stdout; it returns exit code 2.
+func usageError(args []string, stdout, stderr io.Writer, msg string) int {
+	fmt.Fprintln(stderr, msg)
+	if wantsJSON(args) {
+		first, _, _ := strings.Cut(msg, "\n")
+		printJSONError(stdout, map[string]any{"error": first, "exitCode": int(fault.BadInput), "kind": fault.BadInput.String()})
+	}
+	return int(fault.BadInput)
+}
+
+// wantsJSON says whether args hold --json (or --json=true) before any "--".
+func wantsJSON(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--json", "--json=true", "--json=1":
+			return true
+		}
+	}
+	return false
+}
+
+func printJSONError(w io.Writer, out map[string]any) {
+	json.NewEncoder(w).Encode(out)
 }
 
 // nearestCommand is the command whose name is within two edits of s
@@ -243,7 +267,11 @@ func report(g *globals, c *command, err error) int {
 	}
 	kind := fault.KindOf(err)
 	if errors.Is(err, context.Canceled) {
-		fmt.Fprintf(g.stderr, "repro %s: interrupted; nothing was written\n", c.name)
+		msg := "interrupted; nothing was written"
+		fmt.Fprintf(g.stderr, "repro %s: %s\n", c.name, msg)
+		if g.json {
+			printJSONError(g.stdout, map[string]any{"error": msg, "exitCode": int(fault.Operational), "kind": fault.Operational.String()})
+		}
 		return int(fault.Operational)
 	}
 	prefix, hint := flagWording(err)
@@ -262,13 +290,12 @@ func report(g *globals, c *command, err error) int {
 		msg += "; " + hint
 	}
 	if g.json {
-		enc := json.NewEncoder(g.stdout)
 		out := map[string]any{"error": msg, "exitCode": int(kind), "kind": kind.String()}
 		if host, timedOut := netx.HostOf(err); host != "" {
 			out["host"] = host
 			out["timedOut"] = timedOut
 		}
-		enc.Encode(out)
+		printJSONError(g.stdout, out)
 	}
 	return int(kind)
 }

@@ -143,11 +143,6 @@ func (o *testOpts) run(ctx context.Context, args []string) error {
 		return fault.Bad(fmt.Errorf("-o %s: use text, json or junit", o.output))
 	}
 	files, err := imagetest.LoadFiles(o.configs)
-	var list imagetest.ErrorList
-	if errors.As(err, &list) {
-		fmt.Fprintln(o.g.stderr, list.Error())
-		return errSilent{fault.BadInput}
-	}
 	if err != nil {
 		return err
 	}
