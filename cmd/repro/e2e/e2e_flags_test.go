@@ -808,6 +808,12 @@ func TestE2EKeylessFlags(t *testing.T) {
 	if e := fakes.entries.Load() - before; e != 2 || layoutCertified(t, idx) != 2 {
 		t.Errorf("index --sign --keyless --provenance=false: %d Rekor entries, %d certified in the layout; want 2 (a signature, the SBOM)", e, layoutCertified(t, idx))
 	}
+	bare := filepath.Join(dir, "bare-index")
+	before = fakes.entries.Load()
+	repro(t, dir, append(append([]string{"index", "-q", "--sign", "--identity-token", "token", "--sbom=false", "--provenance=false", "-o", "oci:" + bare + ":v"}, refs...), keyless...)...)
+	if e := fakes.entries.Load() - before; e != 1 || layoutCertified(t, bare) != 1 {
+		t.Errorf("index --sign --keyless --sbom=false --provenance=false: %d Rekor entries, %d certified in the layout; want 1 (the signature)", e, layoutCertified(t, bare))
+	}
 
 	// A token Fulcio does not take fails, naming the Fulcio asked.
 	writeFiles(t, dir, map[string]string{"other": enc([]byte(`{}`)) + "." + enc([]byte(`{"sub":"someone-else"}`)) + ".x\n"})
