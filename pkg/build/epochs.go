@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/reprobuild/repro/pkg/compress"
@@ -134,9 +135,28 @@ func (b *builder) contextEpoch(ctx context.Context, i int, p spec.Platform, entr
 	field := fmt.Sprintf("layers[%d]", i)
 	return b.epochFor(field, p, func(g *GitTimes, bound int64) (int64, error) {
 		root := b.srcDir.Root()
+		// A url's file (in the cache) and a compiled program (in the work
+		// directory) are no sources of the context, even where those
+		// directories are inside it (--cache-dir .repro-cache in a CI
+		// checkout, as specs/ci keeps it).
+		var notContext []string
+		if b.opts.Cache != nil {
+			notContext = append(notContext, b.opts.Cache.Dir())
+		}
+		notContext = append(notContext, b.opts.WorkDir)
+		for i, d := range notContext {
+			if d != "" {
+				if abs, err := filepath.Abs(d); err == nil {
+					notContext[i] = abs
+				}
+			}
+		}
 		for k := range entries {
 			hp := entries[k].HostPath
-			if hp == "" || !strings.HasPrefix(hp, root+string(filepath.Separator)) {
+			if abs, err := filepath.Abs(hp); hp != "" && err == nil {
+				hp = abs
+			}
+			if hp == "" || !strings.HasPrefix(hp, root+string(filepath.Separator)) || slices.ContainsFunc(notContext, func(d string) bool { return d != "" && inside(d, hp) }) {
 				continue // not from the context (a url's file, a compiled program)
 			}
 			rel := filepath.ToSlash(hp[len(root)+1:])

@@ -57,7 +57,9 @@
 //     line last changed. Editing the config, another layer or anything
 //     else outside those lines never re-stamps the layer; moving the layer
 //     (lines above it added or removed) does not either, since blame
-//     follows the lines.
+//     follows the lines. A url's file counts by those lines alone, even
+//     where the cache it is read from lies inside the context (--cache-dir
+//     .repro-cache in a CI checkout).
 //   - A go: entry's inputs are its module's whole tree (go.mod, go.sum
 //     and every package under the module's root) besides the layer's
 //     lines: the compiled program also depends on the toolchain the lock

@@ -114,12 +114,15 @@ func TestE2ELayerEpochsURLAndSystemd(t *testing.T) {
 	unit := "[Unit]\nDescription=app\n\n[Service]\nExecStart=/bin/app\n\n[Install]\nWantedBy=multi-user.target\n"
 	dir := t.TempDir()
 	gitAt(t, dir, 1700000000, "init", "-q", "-b", "main")
-	commitAt(t, dir, 1700000000, map[string]string{"repro.yaml": spec(`v1\n`), "app.service": unit, "app.conf": "a=1\n"})
+	commitAt(t, dir, 1700000000, map[string]string{"repro.yaml": spec(`v1\n`), "app.service": unit, "app.conf": "a=1\n", ".gitignore": ".repro-cache/\n"})
 	repro(t, dir, "lock")
 	commitAt(t, dir, 1700000100, nil)
 
 	layout := filepath.Join(t.TempDir(), "out")
-	cache := filepath.Join(t.TempDir(), "cache")
+	// The cache inside the work tree, ignored, as specs/ci's workflows
+	// keep it (--cache-dir .repro-cache): the url's file is read from
+	// there, and is not a source of the context.
+	cache := filepath.Join(dir, ".repro-cache")
 	build := func(tag string) []string {
 		t.Helper()
 		repro(t, dir, "build", "-q", "--no-cache", "--cache-dir", cache, "-o", "oci:"+layout+":"+tag)
