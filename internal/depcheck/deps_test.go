@@ -36,7 +36,7 @@ var allowed = map[string][]string{
 	"pkg/cache":                   {"pkg/fault"},
 	"pkg/layercache":              {"pkg/layer", "pkg/compress", "internal/atomicfs"},
 	"pkg/base":                    {"pkg/cache", "pkg/compress", "pkg/fault", "pkg/imageref", "pkg/rootfs"},
-	"pkg/lock":                    {"pkg/apt", "pkg/base", "pkg/cache", "pkg/fault", "pkg/spec"},
+	"pkg/lock":                    {"pkg/apt", "pkg/base", "pkg/cache", "pkg/fault", "pkg/spec", "internal/yamlpos"},
 	"pkg/lock/locktest":           {},
 	"pkg/apt":                     {"pkg/cache", "pkg/compress", "pkg/fault", "pkg/layer"},
 	"pkg/rootfs":                  {"pkg/fault"},

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -82,6 +83,13 @@ func Read(path string) (*File, error) {
 	dec.DisallowUnknownFields()
 	var f File
 	if err := dec.Decode(&f); err != nil {
+		if off, field, near, ok := unknownField(raw, reflect.TypeOf(f)); ok && strings.HasPrefix(err.Error(), "json: unknown field ") {
+			hint := "fix it, or delete it and run repro lock to write it again"
+			if near != "" {
+				hint = fmt.Sprintf("did you mean %q? %s", near, hint)
+			}
+			return nil, fault.Bad(fmt.Errorf("%s: %s: unknown field; %s", position(path, raw, off), field, hint))
+		}
 		return nil, fault.Bad(fmt.Errorf("%s: %s; fix it, or delete it and run repro lock to write it again", where(path, raw, dec, err), jsonProblem(err)))
 	}
 	if f.Version != Version {
@@ -360,7 +368,12 @@ func where(path string, raw []byte, dec *json.Decoder, err error) string {
 	case errors.Is(err, io.EOF):
 		return path
 	}
-	off = min(off, int64(len(raw)))
+	return position(path, raw, off)
+}
+
+// position is path:line:col of byte offset off of raw (col counts from 1).
+func position(path string, raw []byte, off int64) string {
+	off = max(0, min(off, int64(len(raw))))
 	line := 1 + bytes.Count(raw[:off], []byte("\n"))
 	col := int(off) - bytes.LastIndexByte(raw[:off], '\n')
 	return fmt.Sprintf("%s:%d:%d", path, line, col)

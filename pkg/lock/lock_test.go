@@ -457,6 +457,37 @@ func TestLockReadErrors(t *testing.T) {
 	}
 }
 
+// TestLockReadUnknownFieldPosition: a hand-edited key that the lock has no
+// field for is named where it is, with its path and the field it likely
+// meant; encoding/json reports it only at the end of the document, with
+// neither (it said repro.lock.json:21:2: unknown field "suit").
+func TestLockReadUnknownFieldPosition(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct{ text, want string }{
+		"nested": {
+			"{\n  \"version\": 1,\n  \"apt\": {\n    \"linux/amd64\": {\n      \"arch\": \"amd64\",\n      \"sources\": [\n        {\"url\": \"http://deb\"},\n        {\"suit\": \"bookworm\"}\n      ]\n    }\n  }\n}\n",
+			`:8:10: apt["linux/amd64"].sources[1].suit: unknown field; did you mean "suite"?`,
+		},
+		"top": {
+			"{\n  \"version\": 1,\n  \"bsaes\": {}\n}\n",
+			`:3:3: bsaes: unknown field; did you mean "bases"?`,
+		},
+		"base": {
+			"{\n  \"version\": 1,\n  \"bases\": {\"r\": {\"digest\": \"sha256:x\", \"Platforms\": {}, \"media\": \"\"}}\n}\n",
+			`:3:58: bases["r"].media: unknown field;`,
+		},
+	} {
+		p := filepath.Join(dir, name+".lock.json")
+		if err := os.WriteFile(p, []byte(tc.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := lock.Read(p)
+		if err == nil || fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), p+tc.want) {
+			t.Errorf("%s: %v; want %q", name, err, p+tc.want)
+		}
+	}
+}
+
 // TestStaleURLs: a url the lock pins at another digest than the spec's is
 // stale; one pinned alike, or not at all, is not.
 func TestStaleURLs(t *testing.T) {
