@@ -142,7 +142,10 @@ func (o *testOpts) run(ctx context.Context, args []string) error {
 	default:
 		return fault.Bad(fmt.Errorf("-o %s: use text, json or junit", o.output))
 	}
-	files, err := imagetest.LoadFiles(o.configs)
+	if len(o.configs) == 0 {
+		return fault.Bad(errors.New("give at least one test file with -c tests.yaml"))
+	}
+	files, err := imagetest.LoadFiles(o.configs) // a list of problems is worded by report
 	if err != nil {
 		return err
 	}

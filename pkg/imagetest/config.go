@@ -200,7 +200,7 @@ type ErrorList = yamlpos.ErrorList
 // refused before it is read.
 func LoadFiles(paths []string) ([]*File, error) {
 	if len(paths) == 0 {
-		return nil, fault.Bad(errors.New("give at least one test file with -c tests.yaml"))
+		return nil, fault.Bad(errors.New("no test file given"))
 	}
 	var files []*File
 	var all ErrorList
