@@ -106,14 +106,6 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 			o.g.log.Info("no verified provenance: the build flags given are used as they are", "ref", o.against)
 		}
 	}
-	if req.Format == 0 && target.Artifact != nil {
-		// No --format and no provenance gave one: the format REF's history
-		// records, so that an image of an older format verifies as is.
-		if f, ok := verify.FormatOf(target.Artifact); ok {
-			req.Format = f
-			notes = append(notes, fmt.Sprintf("output format %s, as %s's history records it", f, o.against))
-		}
-	}
 	bar := newProgress(o.g)
 	req.Progress = bar.layer
 	res, _, err := verify.Rebuild(ctx, req, target)

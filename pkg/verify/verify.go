@@ -50,20 +50,28 @@ type Result struct {
 
 // Rebuild builds req (its WorkDir must be set, and is where the rebuilt
 // image is written to be compared) and compares the result with target.
-// A mismatch is a Result with Verified false, not an error.
+// When req names no output format and the target's history records one
+// (FormatOf), the rebuild takes it, so that an image an older release
+// built verifies as it is; a note says so. A mismatch is a Result with
+// Verified false, not an error.
 func Rebuild(ctx context.Context, req build.Request, target Target) (*Result, *build.Built, error) {
 	if req.WorkDir == "" {
 		return nil, nil, fmt.Errorf("verify.Rebuild: the request has no WorkDir")
 	}
 	want := target.Digest
+	var notes []string
 	if target.Artifact != nil {
 		want = target.Artifact.Descriptor.Digest.String()
+		if f, ok := FormatOf(target.Artifact); ok && req.Format == 0 {
+			req.Format = f
+			notes = append(notes, fmt.Sprintf("output format %s, as %s's history records it", f, target.Name))
+		}
 	}
 	b, err := build.Run(ctx, req)
 	if err != nil {
 		return nil, nil, err
 	}
-	res := &Result{Rebuilt: b.Descriptor.Digest.String(), Expected: want}
+	res := &Result{Rebuilt: b.Descriptor.Digest.String(), Expected: want, Notes: notes}
 	res.Verified = res.Rebuilt == res.Expected
 	if res.Verified && target.Artifact != nil && target.Local {
 		// A layout or archive names the right digest; it must also hold

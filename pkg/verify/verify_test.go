@@ -125,6 +125,37 @@ func TestRebuild(t *testing.T) {
 	}
 }
 
+// TestRebuildTakesTheRecordedFormat: an image built in format 1 verifies
+// with a request that names no format (the rebuild takes the one its
+// history records, and says so); a request that names the other format
+// does not, and a note names the format recorded.
+func TestRebuildTakesTheRecordedFormat(t *testing.T) {
+	ctx := context.Background()
+	file := specFile(t)
+	old := request(t, file)
+	old.Format = compress.Format1
+	b, err := build.Run(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := imageref.Open(ctx, write(t, b, filepath.Join(t.TempDir(), "layout")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	target := Target{Artifact: a, Name: "oci:old:v1", Local: true}
+	res, rebuilt, err := Rebuild(ctx, request(t, file), target)
+	if err != nil || !res.Verified || rebuilt.Format != compress.Format1 || len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "oci:old:v1's history records it") {
+		t.Fatalf("no format asked: %+v, %v", res, err)
+	}
+	newer := request(t, file)
+	newer.Format = compress.Format2
+	res, _, err = Rebuild(ctx, newer, target)
+	if err != nil || res.Verified || len(res.Notes) == 0 || !strings.Contains(strings.Join(res.Notes, "\n"), "output format "+compress.Format1.String()) {
+		t.Errorf("format 2 asked: %+v, %v", res, err)
+	}
+}
+
 // TestFromProvenance: a provenance maps straight into the request: the
 // version, platforms, compression, vars and epoch it records, except what
 // the caller gave; the rebuild then has the provenance's digest.
