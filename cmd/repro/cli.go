@@ -28,6 +28,7 @@ import (
 	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/output"
 	"github.com/reprobuild/repro/pkg/rootfs"
+	"github.com/reprobuild/repro/pkg/sign"
 	"github.com/reprobuild/repro/pkg/spec"
 )
 
@@ -318,6 +319,12 @@ func flagWording(err error) (prefix, hint string) {
 		return "", "narrow the build with --platform, or use oci: or oci-archive: for an index"
 	case errors.Is(err, build.ErrCacheMismatch):
 		return "--cache-verify: ", "build with --no-cache, and compare"
+	case errors.Is(err, spec.ErrNoSpecFile):
+		return "", "give its path with -f, or run repro in the directory holding repro.yaml"
+	case errors.Is(err, disk.ErrOutputIsDir):
+		return "", "-o names the disk file (one inside it, say)"
+	case errors.Is(err, sign.ErrNothingSignable):
+		return "", "write the image with -o oci:DIR[:TAG], or push it"
 	case errors.Is(err, disk.ErrTooSmall):
 		return "", "raise --size"
 	case errors.Is(err, disk.ErrPackerLimit):

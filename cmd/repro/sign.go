@@ -243,7 +243,7 @@ func checkSignable(refs []imageref.Reference) error {
 	if sign.AnySignable(refs) {
 		return nil
 	}
-	return fault.Bad(fmt.Errorf("--sign: %w; add -o oci:DIR or push", sign.ErrNothingSignable))
+	return fault.Bad(fmt.Errorf("--sign: %w", sign.ErrNothingSignable))
 }
 
 // signBuilt signs every output of b, refs, that can hold a signature,

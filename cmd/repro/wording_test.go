@@ -12,6 +12,7 @@ import (
 	"github.com/reprobuild/repro/pkg/disk"
 	"github.com/reprobuild/repro/pkg/imagetest"
 	"github.com/reprobuild/repro/pkg/lock"
+	"github.com/reprobuild/repro/pkg/sign"
 	"github.com/reprobuild/repro/pkg/spec"
 )
 
@@ -31,6 +32,9 @@ func TestFlagWording(t *testing.T) {
 		{fmt.Errorf("apt: %w", &lock.MovedError{Spec: "app/repro.yaml", Err: errors.New("InRelease mismatch")}), "", "run repro lock --update -f app/repro.yaml to move to what it holds now"},
 		{spec.ErrorList{{Msg: "tags[0]: no variable", Err: &spec.UndefinedVarError{Name: "env"}}}, "", "pass --var env=VALUE to give it"},
 		{fmt.Errorf("pull: %w", &netx.Error{Host: "r.example", Tries: 4, Err: &netx.TimeoutError{Host: "r.example", While: "connecting"}}), "", "a slow server can be given longer with --timeout"},
+		{fmt.Errorf("nope.yaml: %w", spec.ErrNoSpecFile), "", "give its path with -f, or run repro in the directory holding repro.yaml"},
+		{fmt.Errorf("/tmp/adir is %w", disk.ErrOutputIsDir), "", "-o names the disk file (one inside it, say)"},
+		{fmt.Errorf("x.tar: %w", sign.ErrNothingSignable), "", "write the image with -o oci:DIR[:TAG], or push it"},
 		{&url.Error{Op: "parse", URL: "x", Err: errors.New("bad")}, "", ""},
 	} {
 		prefix, hint := flagWording(c.err)

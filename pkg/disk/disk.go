@@ -251,7 +251,7 @@ func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Opti
 		return nil, fault.Op(err)
 	}
 	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
-		return nil, fault.Bad(fmt.Errorf("%s is a directory; -o names the disk file (one inside it, say)", out))
+		return nil, fault.Bad(fmt.Errorf("%s is %w", out, ErrOutputIsDir))
 	}
 	created, err := atomicfs.MkdirAll(filepath.Dir(out))
 	if err != nil {
@@ -439,6 +439,9 @@ var (
 	// ErrCmdlineNeedsBoot: Options.Cmdline is set on a disk that does not
 	// boot (Options.Boot is false).
 	ErrCmdlineNeedsBoot = errors.New("a kernel command line is for bootable disks")
+	// ErrOutputIsDir is wrapped by the error of a disk's path that names
+	// a directory: a disk is a file.
+	ErrOutputIsDir = errors.New("a directory, and a disk is a file")
 )
 
 // badSize marks a disk too small for the image: bad input (ErrTooSmall).

@@ -77,7 +77,7 @@ func Sign(ctx context.Context, ref imageref.Reference, s *Signer, opts Options) 
 	switch ref.Transport {
 	case imageref.Registry, imageref.OCI:
 	default:
-		return nil, fault.Bad(fmt.Errorf("%s: signatures live in a registry or an oci: layout, not in a %s file; write the image with -o oci:DIR[:TAG] or push it", ref, ref.Transport))
+		return nil, fault.Bad(fmt.Errorf("%s: %w (not in a %s file)", ref, ErrNothingSignable, ref.Transport))
 	}
 	art, err := imageref.Open(ctx, ref, remoteOpts(ctx, opts.Remote)...)
 	if err != nil {

@@ -17,6 +17,10 @@ type LoadOptions struct {
 	Vars map[string]string
 }
 
+// ErrNoSpecFile is wrapped by Load's error when there is no file at the
+// path given.
+var ErrNoSpecFile = errors.New("no such spec file")
+
 // Load reads, decodes and validates the spec at file. Its errors are
 // fault.BadInput and, where they are about the spec's content, an ErrorList.
 // A file larger than MaxSpecSize, or one that is not a regular file, is
@@ -26,11 +30,11 @@ func Load(file string, opts LoadOptions) (*Spec, error) {
 	if err != nil {
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			return nil, fault.Bad(fmt.Errorf("%s: no such spec file; give its path with -f, or run repro in the directory holding repro.yaml", file))
+			return nil, fault.Bad(fmt.Errorf("%s: %w", file, ErrNoSpecFile))
 		case errors.Is(err, yamlpos.ErrTooLarge):
 			return nil, fault.Bad(fmt.Errorf("%w; a spec holds layers and small inline files: put big files in the build context and name them with source", err))
 		case errors.Is(err, yamlpos.ErrNotRegular):
-			return nil, fault.Bad(fmt.Errorf("%w; give the path of a spec file with -f", err))
+			return nil, fault.Bad(fmt.Errorf("%w; a spec is a regular file", err))
 		}
 		return nil, fault.Bad(fmt.Errorf("reading spec: %w", err))
 	}

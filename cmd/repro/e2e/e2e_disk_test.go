@@ -1097,7 +1097,7 @@ func TestE2EDiskFailureLeavesNothing(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"-o", filepath.Join(dir, "adir")}, "is a directory; -o names the disk file"},
+		{[]string{"-o", filepath.Join(dir, "adir")}, "is a directory, and a disk is a file\nrepro disk: -o names the disk file"},
 		{[]string{"-o", filepath.Join(dir, "p.raw"), "--packer", filepath.Join(dir, "afile")}, "is a file; it names the directory"},
 	} {
 		r := invocation{dir: dir}.run(t, append([]string{"disk", ref, "--size", "256M"}, c.args...)...)
