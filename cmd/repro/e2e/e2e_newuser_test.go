@@ -65,3 +65,79 @@ func TestE2ENewUserJSONErrors(t *testing.T) {
 		t.Errorf("repro buidl: exit %d, stdout %q", r.code, r.stdout)
 	}
 }
+
+// readmeTour is the README's "A short tour": its spec, the commands of its
+// sh block, and the error its example shows.
+func readmeTour(t *testing.T) (spec string, cmds [][]string, errLine string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tour, ok := strings.Cut(string(raw), "\n## A short tour\n")
+	if !ok {
+		t.Fatal("README.md has no section A short tour")
+	}
+	tour, _, _ = strings.Cut(tour, "\n## ")
+	var blocks []string
+	for parts := strings.Split(tour, "```"); len(parts) > 2; parts = parts[2:] {
+		blocks = append(blocks, parts[1])
+	}
+	if len(blocks) < 3 || !strings.HasPrefix(blocks[0], "yaml\n") || !strings.HasPrefix(blocks[1], "sh\n") {
+		t.Fatalf("the tour's blocks are not yaml, sh, the error: %q", blocks)
+	}
+	for _, line := range strings.Split(strings.TrimPrefix(blocks[1], "sh\n"), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "repro" {
+			cmds = append(cmds, f[1:])
+		}
+	}
+	return strings.TrimPrefix(blocks[0], "yaml\n"), cmds, strings.TrimSpace(blocks[2])
+}
+
+// TestE2ENewUserReadmeTour runs the README's tour as written, in a fresh
+// directory with the Go module and site it names: every repro command of
+// it must work in order (its first repro build failed: the go: entry
+// needs the lock's toolchain pin, and the tour never said repro lock),
+// and the error it shows must be the one the binary prints.
+func TestE2ENewUserReadmeTour(t *testing.T) {
+	spec, cmds, errLine := readmeTour(t)
+	dir := t.TempDir()
+	writeSpec(t, dir, spec)
+	for name, text := range map[string]string{
+		"go.mod":             "module example.com/hello\n\ngo 1.26\n",
+		"cmd/server/main.go": "package main\n\nvar version string\n\nfunc main() { println(\"hello\", version) }\n",
+		"site/index.html":    "<h1>hi</h1>\n",
+		"site/app.js.map":    "{}\n",
+	} {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{"GOFLAGS=", "GOTOOLCHAIN=local"}
+	if len(cmds) == 0 {
+		t.Fatal("the tour runs no repro command")
+	}
+	for _, args := range cmds {
+		if r := (invocation{dir: dir, env: env}).run(t, args...); r.code != 0 {
+			t.Fatalf("the tour's repro %s: exit %d\n%s", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
+	for _, p := range []string{"out/hello/index.json", "hello.tar", "repro.lock.json"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("the tour wrote no %s: %v", p, err)
+		}
+	}
+	// The error it shows: mode "0o99" added under the motd's content.
+	bad := strings.Replace(spec, "        content: \"hello\\n\"\n", "        content: \"hello\\n\"\n        mode: \"0o99\"\n", 1)
+	if bad == spec {
+		t.Fatal("the tour's spec has no motd content line")
+	}
+	writeSpec(t, dir, bad)
+	r := invocation{dir: dir, env: env}.run(t, "build")
+	if r.code != 2 || strings.TrimSpace(r.stderr) != errLine {
+		t.Errorf("the tour's error: exit %d, printed\n%s\nthe README shows\n%s", r.code, r.stderr, errLine)
+	}
+}
