@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/spf13/pflag"
 
+	"github.com/reprobuild/repro/pkg/diff"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/verify"
@@ -114,6 +116,9 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 		return err
 	}
 	res.Notes = append(notes, res.Notes...)
+	if n := onePlatformNote(res.Diff, o.against, o.shape.file); n != "" {
+		res.Notes = append(res.Notes, n)
+	}
 	if o.g.json {
 		enc := json.NewEncoder(o.g.stdout)
 		enc.SetIndent("", "  ")
@@ -145,4 +150,19 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 func isLocal(s string) bool {
 	r, err := imageref.Parse(s)
 	return err == nil && r.Transport != imageref.Registry
+}
+
+// onePlatformNote says how to verify one platform's image against a spec
+// of several: the rebuilt index holds the very image that ref is, so
+// --platform is what was missing; "" when that is not the difference.
+func onePlatformNote(d *diff.Report, ref, file string) string {
+	if d == nil || d.Identical || !types.MediaType(d.A.MediaType).IsImage() || !types.MediaType(d.B.MediaType).IsIndex() {
+		return ""
+	}
+	for _, p := range d.Platforms {
+		if p.A != "" && p.A == p.B && p.A == d.A.Digest {
+			return fmt.Sprintf("%s is the %s image of the index %s builds; pass --platform %s to verify that image alone", ref, p.Platform, file, p.Platform)
+		}
+	}
+	return ""
 }

@@ -115,7 +115,13 @@ func Compare(ctx context.Context, a, b *imageref.Artifact, aRef, bRef string) (*
 		}
 	}
 	// A single image against an index compares with the index's image of
-	// the same platform.
+	// the same platform; that one is an image and the other an index of
+	// these platforms is a difference of its own, said first.
+	if (a.Index == nil) != (b.Index == nil) {
+		r.Index = append(r.Index,
+			Field{Field: "mediaType", A: r.A.MediaType, B: r.B.MediaType},
+			Field{Field: "platforms", A: keys(pa), B: keys(pb)})
+	}
 	if len(pa) == 1 && len(pb) > 1 {
 		for k := range pa {
 			pa = map[string]v1.Image{k: pa[k]}
@@ -172,6 +178,16 @@ func Compare(ctx context.Context, a, b *imageref.Artifact, aRef, bRef string) (*
 		}
 	}
 	return r, nil
+}
+
+// keys are m's keys, sorted.
+func keys(m map[string]v1.Image) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (p PlatformDiff) empty() bool {

@@ -141,3 +141,27 @@ func TestE2ENewUserReadmeTour(t *testing.T) {
 		t.Errorf("the tour's error: exit %d, printed\n%s\nthe README shows\n%s", r.code, r.stderr, errLine)
 	}
 }
+
+// TestE2ENewUserVerifyOnePlatform: verifying one platform's image (built
+// with --platform) against its spec of two platforms fails, as it must,
+// and says what to pass; the diff says image against index, and which
+// platforms each has. It said only that the digests differ, with
+// "linux/amd64: identical" below.
+func TestE2ENewUserVerifyOnePlatform(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, "version: 1\nname: two\nplatforms: [linux/amd64, linux/arm64]\nlayers:\n  - name: a\n    contents:\n      - {path: /etc/motd, content: \"hi\\n\"}\n")
+	repro(t, dir, "build", "-q", "--platform", "linux/amd64", "-o", "oci:out:v1")
+	r := invocation{dir: dir}.run(t, "verify", "-q", "--against", "oci:out:v1")
+	for _, want := range []string{
+		"note: oci:out:v1 is the linux/amd64 image of the index repro.yaml builds; pass --platform linux/amd64 to verify that image alone",
+		`platforms: ["linux/amd64"] -> ["linux/amd64","linux/arm64"]`,
+	} {
+		if r.code != 1 || !strings.Contains(r.stdout, want) {
+			t.Errorf("verify of one platform's image: exit %d, stdout lacks %q:\n%s%s", r.code, want, r.stdout, r.stderr)
+		}
+	}
+	r = invocation{dir: dir}.run(t, "verify", "-q", "--against", "oci:out:v1", "--platform", "linux/amd64")
+	if r.code != 0 {
+		t.Errorf("verify --platform linux/amd64: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
