@@ -327,6 +327,13 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	if o.metadataFile != "" {
+		made, err := checkMetadataFile(o.metadataFile)
+		defer atomicfs.RemoveEmpty(made) // when the file was not written
+		if err != nil {
+			return err
+		}
+	}
 	if o.check {
 		// The proof rebuilds cold: a cached layer would prove nothing.
 		o.shape.noCache = true
@@ -436,6 +443,25 @@ func outputRefs(b *build.Built, outs []string, push bool, insecure []string) ([]
 		refs = append(refs, r.WithInsecure(insecure))
 	}
 	return refs, tags, nil
+}
+
+// checkMetadataFile makes --metadata-file's directory, as the outputs'
+// are made, and checks that a file can be written there, before the
+// build: failing after the outputs were written would leave them written
+// by a command that failed. It returns the directories it made.
+func checkMetadataFile(file string) ([]string, error) {
+	dir := filepath.Dir(file)
+	made, err := atomicfs.MkdirAll(dir)
+	if err != nil {
+		return nil, fault.Op(fmt.Errorf("--metadata-file %s: making its directory: %w", file, err))
+	}
+	f, t, err := atomicfs.CreateTemp(dir, ".tmp-", "-"+filepath.Base(file))
+	if err != nil {
+		return made, fault.Op(fmt.Errorf("--metadata-file %s: cannot write in %s: %w", file, dir, errors.Unwrap(err)))
+	}
+	f.Close()
+	t.Remove()
+	return made, nil
 }
 
 // writeMetadata writes --metadata-file.

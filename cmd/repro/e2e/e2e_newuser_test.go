@@ -165,3 +165,26 @@ func TestE2ENewUserVerifyOnePlatform(t *testing.T) {
 		t.Errorf("verify --platform linux/amd64: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestE2ENewUserMetadataFile: --metadata-file is checked before the build,
+// like -o: a path under a missing directory is made, as -o, sbom -o, disk
+// -o and keygen --out make theirs (it failed, exit 3, naming a temporary
+// file), and a path that cannot be written fails before anything is
+// written (the outputs were written, then the command failed).
+func TestE2ENewUserMetadataFile(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	os.WriteFile(filepath.Join(dir, "afile"), nil, 0o644)
+	repro(t, dir, "build", "-q", "--metadata-file", "meta/new/m.json", "-o", "oci:ok:v1")
+	var m buildResult
+	if raw, err := os.ReadFile(filepath.Join(dir, "meta", "new", "m.json")); err != nil || json.Unmarshal(raw, &m) != nil || m.Digest == "" {
+		t.Errorf("--metadata-file under a new directory: %v, %+v", err, m)
+	}
+	r := invocation{dir: dir}.run(t, "build", "-q", "--metadata-file", "afile/m.json", "-o", "oci:never:v1")
+	if r.code != 3 || !strings.Contains(r.stderr, "--metadata-file afile/m.json") || strings.Contains(r.stderr, ".tmp-") {
+		t.Errorf("--metadata-file under a file: exit %d, want 3 naming the flag and the file:\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "never")); err == nil {
+		t.Error("a build whose --metadata-file cannot be written wrote its output")
+	}
+}
