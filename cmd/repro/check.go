@@ -97,7 +97,8 @@ func (o *buildOpts) reexec(ctx context.Context, req build.Request, ref imageref.
 		fmt.Sprintf("GOMAXPROCS=%d", procs), "SOURCE_DATE_EPOCH="+fmt.Sprint(time.Now().Unix()))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	o.g.log.Info("--check: building again, perturbed", "context", filepath.Dir(req.File), "GOMAXPROCS", procs)
+	// pkg/verify has said "building again, perturbed"; this is the process's part.
+	o.g.log.Debug("--check: the second build's process", "dir", elsewhere, "GOMAXPROCS", procs, "TZ", "Pacific/Chatham", "LC_ALL", "tr_TR.UTF-8", "umask", "077")
 	old := syscall.Umask(0o077) // inherited by the child
 	err = cmd.Start()
 	syscall.Umask(old)

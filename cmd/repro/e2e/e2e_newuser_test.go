@@ -188,3 +188,17 @@ func TestE2ENewUserMetadataFile(t *testing.T) {
 		t.Error("a build whose --metadata-file cannot be written wrote its output")
 	}
 }
+
+// TestE2ENewUserCheckSaysItOnce: build --check says once that it builds
+// again, perturbed (it said so twice, from pkg/verify and from cmd).
+func TestE2ENewUserCheckSaysItOnce(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	r := repro(t, dir, "build", "--check", "-o", "oci:out:v1")
+	if n := strings.Count(r.stderr, "building again, perturbed"); n != 1 {
+		t.Errorf("build --check said %d times that it builds again:\n%s", n, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "--check: identical") {
+		t.Errorf("build --check did not say the builds were identical:\n%s", r.stderr)
+	}
+}
