@@ -306,11 +306,21 @@ func report(g *globals, c *command, err error) int {
 func flagWording(err error) (prefix, hint string) {
 	var moved *lock.MovedError
 	var undefined *spec.UndefinedVarError
+	lockIt := "" // the command that pins what is missing
+	if needs := (*build.NeedsLockError)(nil); errors.As(err, &needs) {
+		lockIt = "run repro lock -f " + needs.Spec
+	}
+	orUnpinned := func(what string) string {
+		if lockIt == "" {
+			return "or pass --allow-unpinned " + what
+		}
+		return lockIt + ", or pass --allow-unpinned " + what
+	}
 	switch {
 	case errors.Is(err, build.ErrNotLocked):
-		return "--locked: ", ""
+		return "--locked: ", lockIt
 	case errors.Is(err, build.ErrNoToolchain):
-		return "", "or pass --allow-unpinned to compile with the go on PATH as it is (the build is then not reproducible)"
+		return "", orUnpinned("to compile with the go on PATH as it is (the build is then not reproducible)")
 	case errors.Is(err, build.ErrPlatform):
 		return "--platform ", ""
 	case errors.Is(err, cache.ErrOffline):
@@ -338,9 +348,9 @@ func flagWording(err error) (prefix, hint string) {
 	case errors.As(err, &moved):
 		return "", "run repro lock --update -f " + moved.Spec + " to move to what it holds now"
 	case errors.Is(err, build.ErrUnpinned):
-		return "", "or pass --allow-unpinned to resolve the tag now (the build is then not reproducible)"
+		return "", orUnpinned("to resolve the tag now (the build is then not reproducible)")
 	}
-	return "", ""
+	return "", lockIt
 }
 
 // timedOut says whether err is a server that fell silent past the

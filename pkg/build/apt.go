@@ -59,7 +59,7 @@ func (b *builder) aptPlan(i int, p spec.Platform) (*lock.AptLayer, []byte, error
 	s := b.s
 	al, why := b.opts.Lock.AptLayer(s, p, i)
 	if al == nil {
-		return nil, nil, fault.Bad(s.ErrorAt(fmt.Sprintf("layers[%d].packages", i), "the lock does not pin %s; run repro lock -f %s, and commit the lock", why, s.File))
+		return nil, nil, fault.Bad(&classError{s.ErrorAt(fmt.Sprintf("layers[%d].packages", i), "the lock does not pin %s", why), &NeedsLockError{Spec: s.File}})
 	}
 	if len(al.Excluded) == 0 {
 		return al, nil, nil

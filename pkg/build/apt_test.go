@@ -9,6 +9,7 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -231,7 +232,8 @@ func TestBuildPackagesNeedTheLock(t *testing.T) {
 	s := aptSpec(t, r, k, webLayers)
 	o := opts(t, s)
 	_, err := Build(context.Background(), s, o)
-	if fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "layers[0].packages: the lock does not pin the packages of layers[0] (os) for linux/amd64; run repro lock") {
+	var needsLock *NeedsLockError
+	if fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "layers[0].packages: the lock does not pin the packages of layers[0] (os) for linux/amd64") || !errors.As(err, &needsLock) || needsLock.Spec != s.File {
 		t.Errorf("unlocked packages: %v", err)
 	}
 	// A lock for another package list does not count.

@@ -237,7 +237,7 @@ func goToolchain(s *spec.Spec, lf *lock.File, req Request, log *slog.Logger) (st
 	}
 	if tc != "" {
 		if !ValidToolchain(tc) {
-			return "", fault.Bad(fmt.Errorf("%s: go toolchain %q is not a Go release (go1.N.M); run repro lock -f %s", lock.PathFor(req.File), tc, req.File))
+			return "", fault.Bad(&classError{fmt.Errorf("%s: go toolchain %q is not a Go release (go1.N.M)", lock.PathFor(req.File), tc), &NeedsLockError{Spec: req.File}})
 		}
 		return tc, nil
 	}
@@ -246,7 +246,7 @@ func goToolchain(s *spec.Spec, lf *lock.File, req Request, log *slog.Logger) (st
 		return "", nil
 	}
 	field := firstGoField(s)
-	return "", fault.Bad(&classError{s.ErrorAt(field, "compiles Go, and the lock pins no Go toolchain; run repro lock -f %s (it pins the go on PATH, or go.mod's toolchain line)", s.File), errors.Join(ErrNoToolchain, ErrUnpinned)})
+	return "", fault.Bad(&classError{s.ErrorAt(field, "compiles Go, and the lock pins no Go toolchain (locking pins the go on PATH, or go.mod's toolchain line)"), errors.Join(ErrNoToolchain, ErrUnpinned, &NeedsLockError{Spec: s.File})})
 }
 
 func firstGoField(s *spec.Spec) string {

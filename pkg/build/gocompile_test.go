@@ -187,7 +187,8 @@ func TestGoToolchainPin(t *testing.T) {
 		}
 	}
 	_, err := goToolchain(s, nil, Request{File: s.File}, nil)
-	if !errors.Is(err, ErrNoToolchain) || !errors.Is(err, ErrUnpinned) || fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "run repro lock") {
+	var needsLock *NeedsLockError
+	if !errors.Is(err, ErrNoToolchain) || !errors.Is(err, ErrUnpinned) || fault.KindOf(err) != fault.BadInput || !errors.As(err, &needsLock) || needsLock.Spec != s.File || strings.Contains(err.Error(), "repro lock") {
 		t.Errorf("no pin: %v", err)
 	}
 	if _, err := goToolchain(s, &lock.File{Go: "1.26"}, Request{File: s.File}, nil); fault.KindOf(err) != fault.BadInput {

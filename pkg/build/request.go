@@ -195,6 +195,14 @@ var (
 	ErrPlatform = errors.New("a platform the spec does not build")
 )
 
+// NeedsLockError is the class of a refusal that locking the spec (Lock)
+// resolves: the lock lacks, or holds no usable, pin for something the spec
+// names. Spec is the spec file, as the request named it; a caller says how
+// it locks one.
+type NeedsLockError struct{ Spec string }
+
+func (e *NeedsLockError) Error() string { return "the lock of " + e.Spec + " lacks a pin" }
+
 // sentinelError is an error that reads as msg and is its sentinel (for
 // errors.Is), whose own text it does not repeat.
 type sentinelError struct {
@@ -321,7 +329,7 @@ func prepare(ctx context.Context, req Request, alg compress.Algorithm, log *slog
 	}
 	if req.Locked {
 		if missing := lock.Unpinned(s, b.Lock); len(missing) > 0 {
-			return nil, fault.Bad(&classError{fmt.Errorf("%s does not pin %s; run repro lock -f %s", b.LockPath, strings.Join(missing, ", "), req.File), ErrNotLocked})
+			return nil, fault.Bad(&classError{fmt.Errorf("%s does not pin %s", b.LockPath, strings.Join(missing, ", ")), errors.Join(ErrNotLocked, &NeedsLockError{Spec: req.File})})
 		}
 	}
 	if b.Format, err = formatOf(s, b.Lock, req); err != nil {
@@ -486,7 +494,7 @@ func pinBase(ctx context.Context, s *spec.Spec, parsed *base.Ref, lf *lock.File,
 		return &Base{Ref: ref, Pin: pin, Resolver: r}, nil
 	}
 	if ref.Digest == "" && !ref.Local() && !req.AllowUnpinned {
-		return nil, fault.Bad(&classError{s.ErrorAt("base", "%s names a tag, which can move, and the lock does not pin it; run repro lock -f %s (or pin it as %s@sha256:…)", s.Base, s.File, s.Base), ErrUnpinned})
+		return nil, fault.Bad(&classError{s.ErrorAt("base", "%s names a tag, which can move, and the lock does not pin it (lock it, or pin it as %s@sha256:…)", s.Base, s.Base), errors.Join(ErrUnpinned, &NeedsLockError{Spec: s.File})})
 	}
 	if ref.Digest == "" && !ref.Local() {
 		log.Warn("the base is not pinned; resolving its tag now, so this build is not reproducible", "base", s.Base)

@@ -74,7 +74,7 @@ config:
 	git(t, dir, "commit", "-q", "-m", "hello")
 	// repro lock pins the go on PATH.
 	r := invocation{dir: dir}.run(t, "build", "-q", "-f", "repro.yaml", "-o", "oci:"+filepath.Join(t.TempDir(), "x"))
-	if r.code != 2 || !strings.Contains(r.stderr, "repro.yaml:8:13: layers[0].contents[0].go: compiles Go, and the lock pins no Go toolchain; run repro lock") {
+	if r.code != 2 || !strings.Contains(r.stderr, "repro.yaml:8:13: layers[0].contents[0].go: compiles Go, and the lock pins no Go toolchain") || !strings.Contains(r.stderr, "repro build: run repro lock -f repro.yaml, or pass --allow-unpinned") {
 		t.Fatalf("a build with no toolchain pin: exit %d\n%s", r.code, r.stderr)
 	}
 	r = repro(t, dir, "lock", "-f", "repro.yaml")
