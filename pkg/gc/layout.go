@@ -16,6 +16,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
 	layoutpkg "github.com/reprobuild/repro/pkg/layout"
 )
 
@@ -33,7 +34,7 @@ func Layout(ctx context.Context, dir string, o Options) (*Report, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
-		return nil, fault.Bad(fmt.Errorf("oci:%s: not an OCI layout (no oci-layout file)", dir))
+		return nil, imageref.NotLayout("oci:"+dir, dir)
 	}
 	lk, err := layoutpkg.Lock(ctx, dir, !o.DryRun)
 	if err != nil {

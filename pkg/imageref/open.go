@@ -56,9 +56,9 @@ func Open(ctx context.Context, r Reference, remoteOpts ...remote.Option) (*Artif
 		src := &dirSource{dir: r.Path}
 		if _, err := os.Stat(filepath.Join(r.Path, "oci-layout")); err != nil {
 			if _, derr := os.Stat(r.Path); errors.Is(derr, fs.ErrNotExist) {
-				return nil, fault.Bad(fmt.Errorf("%s: %s does not exist", r, r.Path))
+				return nil, fault.Bad(fmt.Errorf("%s: %s does not exist; an oci: reference names an OCI layout: a directory holding oci-layout, index.json and blobs/", r, r.Path))
 			}
-			return nil, fault.Bad(fmt.Errorf("%s: not an OCI layout (no oci-layout file)", r))
+			return nil, NotLayout(r.String(), r.Path)
 		}
 		return openLayout(r, src)
 	case OCIArchive:
@@ -155,6 +155,30 @@ func openLayout(r Reference, src blobSource) (*Artifact, error) {
 }
 
 const refName = "org.opencontainers.image.ref.name"
+
+// NotLayout is the error for ref, whose directory dir holds no oci-layout
+// file; when directories in it are layouts (oci:out, where builds wrote
+// out/app), it names them.
+func NotLayout(ref, dir string) error {
+	var inside []string
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			if _, err := os.Stat(filepath.Join(dir, e.Name(), "oci-layout")); err == nil && e.IsDir() {
+				inside = append(inside, e.Name())
+			}
+		}
+	}
+	if len(inside) == 0 {
+		return fault.Bad(fmt.Errorf("%s: not an OCI layout (no oci-layout file)", ref))
+	}
+	sort.Strings(inside)
+	const most = 8
+	list := strings.Join(inside[:min(len(inside), most)], ", ")
+	if len(inside) > most {
+		list += fmt.Sprintf(" and %d more", len(inside)-most)
+	}
+	return fault.Bad(fmt.Errorf("%s: not an OCI layout (no oci-layout file), but it holds the layouts %s: name one, like oci:%s", ref, list, filepath.Join(dir, inside[0])))
+}
 
 func selectEntry(r Reference, entries []v1.Descriptor, src blobSource) (v1.Descriptor, error) {
 	if r.Digest != "" {

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"net/http/httptest"
 
+	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/output"
 )
@@ -228,5 +229,31 @@ func TestOpenUntaggedCountsSignedImage(t *testing.T) {
 	}
 	if want := "holds 2 images; name one with :TAG (tags: v1, v2)"; !strings.Contains(err.Error(), want) {
 		t.Errorf("err = %v, want %q", err, want)
+	}
+}
+
+// TestOpenNotLayoutNamesLayoutsInside: oci:out, where builds wrote the
+// layouts out/app and out/web, is not a layout, and the error names the
+// layouts in it; a missing directory says what an oci: reference names.
+func TestOpenNotLayoutNamesLayoutsInside(t *testing.T) {
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "out")
+	for _, name := range []string{"web", "app"} {
+		r, _ := imageref.Parse("oci:" + filepath.Join(out, name) + ":v1")
+		if err := output.Write(ctx, r, imageref.Artifact{Image: ociImage(t)}, output.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(out, "notes"), 0o755)
+	for ref, want := range map[string]string{
+		"oci:" + out:                         "not an OCI layout (no oci-layout file), but it holds the layouts app, web: name one, like oci:" + filepath.Join(out, "app"),
+		"oci:" + filepath.Join(out, "notes"): "not an OCI layout (no oci-layout file)",
+		"oci:" + filepath.Join(out, "none"):  "does not exist; an oci: reference names an OCI layout: a directory holding oci-layout",
+	} {
+		r, _ := imageref.Parse(ref)
+		_, err := imageref.Open(ctx, r)
+		if err == nil || fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want bad input holding %q", ref, err, want)
+		}
 	}
 }
