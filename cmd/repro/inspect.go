@@ -99,6 +99,12 @@ func (o *inspectOpts) run(ctx context.Context, args []string) error {
 		}
 		out.Index = raw
 	}
+	if a.Index == nil && o.platform != "" {
+		// One image: --platform must be its own, as disk and test refuse another.
+		if _, err := a.Pick(o.platform, ""); err != nil {
+			return fmt.Errorf("%s: %w", args[0], err)
+		}
+	}
 	imgs, err := a.PlatformImages(o.platform) // nested indexes too, to imageref.MaxIndexDepth
 	if err != nil {
 		return err

@@ -117,7 +117,7 @@ type runner struct {
 // Run runs every test of files against a: its image, or every image of
 // its index (nested indexes too), the names of the results then prefixed
 // with the image's platform; with opts.Platform, only that platform's
-// image of an index. Within an image, tests run file by file and, within a
+// image of an index (an image of another platform is refused). Within an image, tests run file by file and, within a
 // file, in container-structure-test's order: commandTests,
 // fileContentTests, fileExistenceTests, licenseTests, then the
 // metadataTest. The filesystem
@@ -127,6 +127,12 @@ type runner struct {
 func Run(ctx context.Context, a imageref.Artifact, files []*File, opts Options) (*Summary, error) {
 	switch {
 	case a.Image != nil:
+		if opts.Platform != "" {
+			// One image: the platform asked for must be its own.
+			if _, err := a.Pick(opts.Platform, ""); err != nil {
+				return nil, err
+			}
+		}
 		return runImage(ctx, a.Image, files, opts, "")
 	case a.Index == nil:
 		return nil, fault.Bad(errors.New("nothing to test: neither an image nor an index"))

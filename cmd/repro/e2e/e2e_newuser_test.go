@@ -202,3 +202,26 @@ func TestE2ENewUserCheckSaysItOnce(t *testing.T) {
 		t.Errorf("build --check did not say the builds were identical:\n%s", r.stderr)
 	}
 }
+
+// TestE2ENewUserPlatformOfOneImage: --platform names the image to read; on
+// a single image of another platform, test and inspect refuse it, as disk
+// does (test ran the amd64 image's tests and passed for --platform
+// linux/arm64, and took linux/amd65; inspect showed the amd64 image).
+func TestE2ENewUserPlatformOfOneImage(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	os.WriteFile(filepath.Join(dir, "t.yaml"), []byte("schemaVersion: 2.0.0\nfileExistenceTests:\n  - {name: motd, path: /etc/motd, shouldExist: true}\n"), 0o644)
+	repro(t, dir, "build", "-q", "-o", "oci:out:v1") // linux/amd64
+	for _, args := range [][]string{
+		{"test", "oci:out:v1", "-c", "t.yaml", "--platform", "linux/arm64"},
+		{"inspect", "oci:out:v1", "--platform", "linux/arm64"},
+		{"disk", "oci:out:v1", "-o", "d.raw", "--platform", "linux/arm64"},
+	} {
+		r := invocation{dir: dir}.run(t, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "a linux/amd64 image, not linux/arm64") {
+			t.Errorf("repro %s: exit %d, want 2 naming the image's platform:\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		}
+	}
+	repro(t, dir, "test", "oci:out:v1", "-c", "t.yaml", "--platform", "linux/amd64")
+	repro(t, dir, "inspect", "oci:out:v1", "--platform", "linux/amd64")
+}
