@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -109,16 +108,6 @@ type shapeFlags struct {
 	// cacheRepo and cacheMode: the shared layer cache in a registry.
 	cacheRepo, cacheMode string
 	cacheVerify          bool
-	// layers are the layers' fates, for --json.
-	layers []layerResult
-}
-
-// layerResult is one layer's fate in a build: built, cached, or from
-// cache-repo.
-type layerResult struct {
-	Layer    string `json:"layer"`
-	Platform string `json:"platform"`
-	Status   string `json:"status"`
 }
 
 func (f *shapeFlags) register(fs *pflag.FlagSet) {
@@ -245,13 +234,7 @@ func (f *shapeFlags) build(ctx context.Context, g *globals, work string) (*build
 	}
 	bar := newProgress(g)
 	req.Progress = bar.layer
-	var mu sync.Mutex
-	req.LayerDone = func(name, platform, status string) {
-		bar.status(name, platform, status)
-		mu.Lock()
-		f.layers = append(f.layers, layerResult{Layer: name, Platform: platform, Status: status})
-		mu.Unlock()
-	}
+	req.LayerDone = bar.status
 	b, err := build.Run(ctx, req)
 	bar.done()
 	return b, err
@@ -272,7 +255,7 @@ type buildResult struct {
 	Tags          []string         `json:"tags"`
 	// Layers are the built layers' fates (built, cached or from cache-repo), in the order
 	// they finished.
-	Layers []layerResult `json:"layers,omitempty"`
+	Layers []build.LayerFate `json:"layers,omitempty"`
 	// PushedByDigest is the image build --push-by-digest pushed
 	// (HOST/REPO@sha256:…), for repro index.
 	PushedByDigest string `json:"pushedByDigest,omitempty"`
@@ -390,7 +373,7 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		return err
 	}
 	out.PushedByDigest = pushed
-	out.Layers = o.shape.layers
+	out.Layers = b.LayerFates
 	if o.metadataFile != "" {
 		if err := writeMetadata(o.metadataFile, out); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -157,6 +158,9 @@ type Built struct {
 	// GoToolchain is the Go toolchain the go: entries compiled with; empty
 	// when there are none (or, unpinned, the go on PATH as it was).
 	GoToolchain string
+	// LayerFates are what became of each layer Run wrote (LayerBuilt,
+	// LayerCached, LayerShared), in the order they finished.
+	LayerFates []LayerFate
 	// VCS is what git said about the context (empty when Request.Values
 	// were given, or outside git).
 	VCS vcs.Info
@@ -179,6 +183,13 @@ func (b *Built) Tags() ([]string, error) {
 		tags = append(tags, tag)
 	}
 	return tags, nil
+}
+
+// LayerFate is what became of one layer of one platform in a build.
+type LayerFate struct {
+	Layer    string `json:"layer"`
+	Platform string `json:"platform"`
+	Status   string `json:"status"`
 }
 
 // Sentinel errors: errors.Is tells a caller which policy refused the
@@ -231,9 +242,18 @@ func Run(ctx context.Context, req Request) (*Built, error) {
 		return nil, err
 	}
 	s := b.Spec
+	var mu sync.Mutex // layers may finish on several goroutines
+	done := func(layer, platform, status string) {
+		mu.Lock()
+		b.LayerFates = append(b.LayerFates, LayerFate{Layer: layer, Platform: platform, Status: status})
+		mu.Unlock()
+		if req.LayerDone != nil {
+			req.LayerDone(layer, platform, status)
+		}
+	}
 	b.Result, err = Build(ctx, s, Options{
 		Progress:    req.Progress,
-		LayerDone:   req.LayerDone,
+		LayerDone:   done,
 		Layers:      req.Layers,
 		Shared:      req.Shared,
 		VerifyHits:  req.VerifyHits,

@@ -1,15 +1,20 @@
 package build
 
 import (
+	"context"
 	"errors"
+	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/layercache"
 	"github.com/reprobuild/repro/pkg/spec"
 )
 
@@ -95,5 +100,34 @@ func TestBuiltTags(t *testing.T) {
 	b.Spec = setup(t, "version: 1\nname: app\nlayers:\n  - contents:\n      - {path: /a, content: a}\n", nil)
 	if tags, err := b.Tags(); err != nil || tags == nil || len(tags) != 0 {
 		t.Errorf("no tags: %q, %v; want an empty list", tags, err)
+	}
+}
+
+// TestRunRecordsLayerFates: Built.LayerFates says what became of each
+// layer, as the caller's LayerDone hears it: built cold, then cached.
+func TestRunRecordsLayerFates(t *testing.T) {
+	s := setup(t, "version: 1\nname: app\nlayers:\n  - name: etc\n    contents:\n      - {path: /etc/motd, source: motd}\n", map[string]string{"motd": "hi\n"})
+	store := layercache.Open(filepath.Join(t.TempDir(), "layers"), time.Now, "test-builder")
+	c := cache.New(t.TempDir())
+	for _, want := range []string{LayerBuilt, LayerCached} {
+		var heard []LayerFate
+		var mu sync.Mutex
+		b, err := Run(context.Background(), Request{File: s.File, Cache: c, WorkDir: t.TempDir(), Layers: store,
+			LayerDone: func(layer, platform, status string) {
+				mu.Lock()
+				heard = append(heard, LayerFate{layer, platform, status})
+				mu.Unlock()
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.LayerFates) != 1 || !slices.Equal(b.LayerFates, heard) {
+			t.Fatalf("fates %+v, heard %+v", b.LayerFates, heard)
+		}
+		for _, f := range b.LayerFates {
+			if f.Layer != "etc" || f.Status != want {
+				t.Errorf("%+v; want etc %s", f, want)
+			}
+		}
 	}
 }
