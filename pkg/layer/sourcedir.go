@@ -261,7 +261,18 @@ func (w *walker) list(d *walkDir, dir, r string) error {
 		if r != "" {
 			cr = r + "/" + de.name
 		}
-		if excluded(w.exclude, cr, de.typ == unix.DT_DIR) {
+		// A listing without types (DT_UNKNOWN: XFS without ftype, some
+		// network and overlay file systems) is lstat'ed before the
+		// exclude patterns are tried: "cache/" matches directories only.
+		var fi fs.FileInfo
+		isDir := de.typ == unix.DT_DIR
+		if de.typ == unix.DT_UNKNOWN {
+			if fi, err = lstatAt(fd, dir, de.name); err != nil {
+				return err
+			}
+			isDir = fi.IsDir()
+		}
+		if excluded(w.exclude, cr, isDir) {
 			continue
 		}
 		target := path.Join(w.dest, cr)
@@ -274,9 +285,10 @@ func (w *walker) list(d *walkDir, dir, r string) error {
 			d.items = append(d.items, walkItem{entry: e, sub: w.start(p, cr)})
 			continue
 		}
-		fi, err := lstatAt(fd, dir, de.name)
-		if err != nil {
-			return err
+		if fi == nil {
+			if fi, err = lstatAt(fd, dir, de.name); err != nil {
+				return err
+			}
 		}
 		switch {
 		case fi.Mode().IsRegular():

@@ -65,6 +65,9 @@ func openDir(path string) (int, error) {
 	}
 }
 
+// getdents is unix.Getdents (getdents64); a test's to replace.
+var getdents = unix.Getdents
+
 // dirent is a name a directory lists, and its type as the listing gives
 // it (unix.DT_DIR, DT_REG, ...; DT_UNKNOWN where the file system does not
 // say).
@@ -78,7 +81,7 @@ type dirent struct {
 func readDir(dir int, dirPath string, buf []byte) ([]dirent, error) {
 	var out []dirent
 	for {
-		n, err := unix.Getdents(dir, buf)
+		n, err := getdents(dir, buf)
 		if err == unix.EINTR {
 			continue
 		}
