@@ -198,7 +198,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	preps := make([]*prepared, len(plats))
 	for i, p := range plats {
 		if preps[i], err = b.prepare(ctx, p); err != nil {
-			return nil, err
+			return nil, b.firstError(preps[:i+1], err)
 		}
 		if len(preps[i].goProgs) > 0 {
 			if res.GoPrograms == nil {
@@ -312,7 +312,8 @@ type prepared struct {
 	goProgs []GoProgram
 }
 
-// prepare does platform p's layers in order, their writes started.
+// prepare does platform p's layers in order, their writes started. On
+// an error, pr holds the layers prepared before it.
 func (b *builder) prepare(ctx context.Context, p spec.Platform) (*prepared, error) {
 	pr := &prepared{p: p}
 	if b.opts.Base != nil {
@@ -320,15 +321,15 @@ func (b *builder) prepare(ctx context.Context, p spec.Platform) (*prepared, erro
 		pr.bi, err = b.opts.Base.Resolver.Open(ctx, b.opts.Base.Ref, b.opts.Base.Pin, p.String())
 		if err != nil {
 			if k := fault.KindOf(err); k == fault.BadInput {
-				return nil, fault.Bad(&classError{b.s.ErrorAt("base", "%v", err), err}) // err's class (a layer too large) stays
+				return pr, fault.Bad(&classError{b.s.ErrorAt("base", "%v", err), err}) // err's class (a layer too large) stays
 			}
-			return nil, err
+			return pr, err
 		}
 	}
 	bi := pr.bi
 	if bi != nil && b.opts.ScanBase {
 		if err := b.scanBase(ctx, bi, p); err != nil {
-			return nil, err
+			return pr, err
 		}
 	}
 	b.built = nil
@@ -336,7 +337,7 @@ func (b *builder) prepare(ctx context.Context, p spec.Platform) (*prepared, erro
 	for i := range b.s.Layers {
 		l, err := b.layer(ctx, i, p, bi)
 		if err != nil {
-			return nil, err
+			return pr, err
 		}
 		pr.layers = append(pr.layers, l)
 		pr.history = append(pr.history, ocispec.History{
@@ -348,7 +349,7 @@ func (b *builder) prepare(ctx context.Context, p spec.Platform) (*prepared, erro
 	if b.s.Accounts != nil {
 		l, err := b.accountsLayer(ctx, p, bi)
 		if err != nil {
-			return nil, err
+			return pr, err
 		}
 		pr.layers = append(pr.layers, l)
 		pr.history = append(pr.history, ocispec.History{
@@ -361,7 +362,7 @@ func (b *builder) prepare(ctx context.Context, p spec.Platform) (*prepared, erro
 		// The systemd layer reads the layers below it: they are
 		// awaited first.
 		if err := b.awaitAll(pr); err != nil {
-			return nil, err
+			return pr, err
 		}
 		var below []v1.Layer
 		if bi != nil {
@@ -372,13 +373,25 @@ func (b *builder) prepare(ctx context.Context, p spec.Platform) (*prepared, erro
 		}
 		l, err := b.systemdLayer(ctx, p, below)
 		if err != nil {
-			return nil, err
+			return pr, err
 		}
 		pr.layers = append(pr.layers, l)
 		pr.history = append(pr.history, ocispec.History{Created: &created, CreatedBy: "repro: systemd", Comment: b.opts.Format.String()})
 	}
 	pr.goProgs, b.goProgs = b.goProgs, nil
 	return pr, nil
+}
+
+// firstError is the error of a build whose preparing of a layer failed
+// with err: a serial build's, that of the first layer before it, in the
+// spec's order, whose write failed, else err.
+func (b *builder) firstError(preps []*prepared, err error) error {
+	for _, pr := range preps {
+		if e := b.awaitAll(pr); e != nil {
+			return e
+		}
+	}
+	return err
 }
 
 // awaitAll waits for pr's layers, in order.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,5 +147,47 @@ func BenchmarkLayerJobs(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The first failing layer in the spec's order is the one a failed build
+// names, whether it fails as it is written (a path written twice, found by
+// the writer) or as it is prepared (a FIFO in its source, found by the
+// walk), and whatever the number of jobs: the error of a serial build.
+func TestParallelLayersFirstError(t *testing.T) {
+	const yaml = `version: 1
+name: errs
+layers:
+  - name: fine
+    contents:
+      - {path: /srv/fine, source: fine}
+  - name: twice
+    contents:
+      - {path: /etc/d, source: d}
+      - {path: /etc/d/motd, content: "b\n"}
+  - name: fifo
+    contents:
+      - {path: /srv/pipes, source: pipes}
+`
+	files := map[string]string{"pipes/ok": "x", "d/motd": "a\n"}
+	for i := range 200 {
+		files[fmt.Sprintf("fine/f%03d", i)] = strings.Repeat("fine ", 1000+i)
+	}
+	s := setup(t, yaml, files)
+	if err := syscall.Mkfifo(filepath.Join(s.Dir, "pipes", "p"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, jobs := range []int{1, 3} {
+		for _, cached := range []bool{false, true} {
+			o := opts(t, s)
+			o.Jobs = jobs
+			if cached {
+				o.Layers = layercache.Open(t.TempDir(), time.Now, "test")
+			}
+			_, err := Build(context.Background(), s, o)
+			if err == nil || !strings.Contains(err.Error(), "layers[1]") || !strings.Contains(err.Error(), "/etc/d/motd is written twice") {
+				t.Errorf("jobs %d, layer cache %v: %v; want layers[1]'s /etc/d/motd written twice", jobs, cached, err)
+			}
+		}
 	}
 }
