@@ -186,6 +186,15 @@ func TestStatCache(t *testing.T) {
 	if k := key(t, entriesOf(t, dir), opts(), nil); k != k2 {
 		t.Fatal("the stat cache's key differs from a cold hash")
 	}
+	// That session hashed a file again, as many records as it loaded: it
+	// writes the file, and the next session reads nothing.
+	if err := sc.Save(); err != nil {
+		t.Fatal(err)
+	}
+	sc = OpenStatCache(file, later.Add(time.Second))
+	if k := key(t, entriesOf(t, dir), opts(), sc); k != k2 || sc.Read() != 0 {
+		t.Fatalf("after the edit was recorded: %d files read (want 0), key equal %v", sc.Read(), k == k2)
+	}
 
 	// Racy: files written just now are hashed, and not kept.
 	sc = OpenStatCache(file, time.Now())
