@@ -906,12 +906,47 @@ func (b *builder) checkSecrets(cfg *ocispec.Image, ann map[string]string) error 
 			continue
 		}
 		b.reported[key] = true
+		if where := b.specPlace(f); where != "" {
+			key = where + ": " + key
+		}
 		blocking = append(blocking, "  "+key)
 	}
 	if len(blocking) > 0 {
 		return fault.Bad(fmt.Errorf("the secret guard found %d secret(s); nothing was written:\n%s\nremove them from the image (mount secrets at run time), or, if one must ship, add a secrets.allow entry with its path, rule and a reason", len(blocking), strings.Join(blocking, "\n")))
 	}
 	return nil
+}
+
+// specPlace is file:line:col of the spec's own value behind a config or
+// annotation finding (config.env.NAME, annotations.KEY…), or "" for a
+// file's finding or a value the base gave.
+func (b *builder) specPlace(f secrets.Finding) string {
+	if f.Layer != "" || b.s == nil {
+		return ""
+	}
+	field := f.Path
+	var has bool
+	c := b.s.Config
+	switch {
+	case strings.HasPrefix(field, "config.env."):
+		_, has = c.Env[strings.TrimPrefix(field, "config.env.")]
+	case strings.HasPrefix(field, "config.labels."):
+		_, has = c.Labels[strings.TrimPrefix(field, "config.labels.")]
+	case strings.HasPrefix(field, "config.cmd["):
+		has = c.Cmd != nil
+	case strings.HasPrefix(field, "config.entrypoint["):
+		has = c.Entrypoint != nil
+	case strings.HasPrefix(field, "annotations."):
+		_, has = b.s.Annotations[strings.TrimPrefix(field, "annotations.")]
+	}
+	if !has {
+		return ""
+	}
+	p := b.s.PosOf(field)
+	if p.Line == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d:%d", b.s.File, p.Line, p.Col)
 }
 
 // scanBase runs the secret guard over every file of every base layer and

@@ -225,3 +225,23 @@ func TestE2ENewUserPlatformOfOneImage(t *testing.T) {
 	repro(t, dir, "test", "oci:out:v1", "-c", "t.yaml", "--platform", "linux/amd64")
 	repro(t, dir, "inspect", "oci:out:v1", "--platform", "linux/amd64")
 }
+
+// TestE2ENewUserSecretInConfigHasItsLine: a secret the spec's own config
+// or annotations hold is named at its line in the spec, like every other
+// bad input of a spec (it was named by field alone).
+func TestE2ENewUserSecretInConfigHasItsLine(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, "version: 1\nname: s\nconfig:\n  env: {DB_PASSWORD: hunter2hunter2}\n  labels:\n    tok: ghp_0123456789abcdefghijABCDEFGHIJ012345\n")
+	r := invocation{dir: dir}.run(t, "build", "-o", "oci:out:v1")
+	for _, want := range []string{
+		"  repro.yaml:4:22: config.env.DB_PASSWORD: rule env-secret",
+		"  repro.yaml:6:10: config.labels.tok: rule github-token",
+	} {
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("exit %d, stderr lacks %q:\n%s", r.code, want, r.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Error("a build the secret guard stopped wrote its output")
+	}
+}
