@@ -327,6 +327,10 @@ func flagWording(err error) (prefix, hint string) {
 		return "", "run once without --offline"
 	case errors.Is(err, output.ErrOnePlatform):
 		return "", "narrow the build with --platform, or use oci: or oci-archive: for an index"
+	case errors.Is(err, build.ErrPartFormat):
+		return "", "give index the --format the build was given"
+	case errors.Is(err, build.ErrPartCompression):
+		return "", "give index the --compression the build was given"
 	case errors.Is(err, build.ErrCacheMismatch):
 		return "--cache-verify: ", "build with --no-cache, and compare"
 	case errors.Is(err, spec.ErrNoSpecFile):

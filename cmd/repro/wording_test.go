@@ -39,6 +39,8 @@ func TestFlagWording(t *testing.T) {
 		{errors.Join(errors.New("base"), build.ErrUnpinned, &build.NeedsLockError{Spec: "repro.yaml"}), "", "run repro lock -f repro.yaml, or pass --allow-unpinned to resolve the tag now (the build is then not reproducible)"},
 		{errors.Join(build.ErrNoToolchain, build.ErrUnpinned, &build.NeedsLockError{Spec: "repro.yaml"}), "", "run repro lock -f repro.yaml, or pass --allow-unpinned to compile with the go on PATH as it is (the build is then not reproducible)"},
 		{fmt.Errorf("packages: %w", &build.NeedsLockError{Spec: "x/repro.yaml"}), "", "run repro lock -f x/repro.yaml"},
+		{fmt.Errorf("part: %w", build.ErrPartFormat), "", "give index the --format the build was given"},
+		{fmt.Errorf("part: %w", build.ErrPartCompression), "", "give index the --compression the build was given"},
 		{&url.Error{Op: "parse", URL: "x", Err: errors.New("bad")}, "", ""},
 	} {
 		prefix, hint := flagWording(c.err)

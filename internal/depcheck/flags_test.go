@@ -25,15 +25,11 @@ var foreignFlagRE = regexp.MustCompile(`git [a-z]+ --[a-z]+`)
 // their messages. A library returns a sentinel or typed error and
 // cmd/repro words it (cache.ErrOffline, build.ErrPlatform,
 // disk.ErrTooSmall, lock.MovedError, build.NeedsLockError,
-// spec.UndefinedVarError, ...). The entries: pkg/disk/boot.go's is file
+// spec.UndefinedVarError, ...). The entry: pkg/disk/boot.go's is file
 // content, not a message (the /etc/fstab that disk --boot writes says what
-// wrote it, and its bytes are the disk's); pkg/build/assemble.go's two
-// (f22e64e: "give index the --format the build was given", and
-// --compression) are to be worded by cmd, by whoever owns assemble.go. The
-// test fails on a stale entry.
+// wrote it, and its bytes are the disk's). The test fails on a stale entry.
 var flagAllowed = map[string]bool{
-	"pkg/disk/boot.go":      true,
-	"pkg/build/assemble.go": true,
+	"pkg/disk/boot.go": true,
 }
 
 // logMethods are the slog methods whose message (or attribute value) a

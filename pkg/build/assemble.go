@@ -37,6 +37,15 @@ type Part struct {
 // platform, or the parts do not cover the spec's platforms exactly once.
 var ErrNotTheSpecs = errors.New("the images given are not the ones the spec makes")
 
+// ErrPartFormat and ErrPartCompression: a part was built in another output
+// format, or with another compression, than the index is assembled with.
+// The index must be given the format and compression its parts' builds
+// were given (cmd says with which flags).
+var (
+	ErrPartFormat      = errors.New("the index is assembled in another output format than the part was built in")
+	ErrPartCompression = errors.New("the index is assembled with another compression than the part was built with")
+)
+
 // Assemble makes the image index that req's spec describes from parts
 // built elsewhere, one per platform of the spec (after req.Platforms), in
 // any order. Nothing is rebuilt: each part's platform, manifest
@@ -227,13 +236,13 @@ func (b *builder) sameFormat(p spec.Platform, part Part, bi *base.Image) error {
 		}
 		n--
 		if strings.HasPrefix(h.CreatedBy, "repro: ") && h.Comment != b.opts.Format.String() {
-			return fault.Bad(&classError{fmt.Errorf("%s (%s) was built in output format %q, and this index is of %s; give index the --format the build was given", part.Ref, p, h.Comment, b.opts.Format), ErrNotTheSpecs})
+			return fault.Bad(&classError{fmt.Errorf("%s (%s) was built in output format %q, and this index is of %s: %w", part.Ref, p, h.Comment, b.opts.Format, ErrPartFormat), ErrNotTheSpecs})
 		}
 	}
 	want := b.opts.Compression.MediaType()
 	for _, l := range own {
 		if string(l.MediaType) != want {
-			return fault.Bad(&classError{fmt.Errorf("%s (%s) has a layer of %s, and this index's compression, %s, writes %s; give index the --compression the build was given", part.Ref, p, l.MediaType, b.opts.Compression, want), ErrNotTheSpecs})
+			return fault.Bad(&classError{fmt.Errorf("%s (%s) has a layer of %s, and this index's compression, %s, writes %s: %w", part.Ref, p, l.MediaType, b.opts.Compression, want, ErrPartCompression), ErrNotTheSpecs})
 		}
 	}
 	return nil

@@ -420,8 +420,12 @@ func TestE2EIndexFlags(t *testing.T) {
 		t.Fatalf("index %s: exit %d, %s, want %s\n%s", strings.Join(all, " "), r.code, lastLine(r.stdout), want, r.stderr)
 	}
 	for i, f := range flags {
-		if r := index(without(i)...); r.code != 2 {
+		r := index(without(i)...)
+		if r.code != 2 {
 			t.Errorf("index without %s: exit %d, want 2\n%s", f[0], r.code, r.stderr)
+		}
+		if hint := "give index the " + f[0] + " the build was given"; f[0] != "--allow-unpinned" && !strings.Contains(r.stderr, hint) {
+			t.Errorf("index without %s: want the hint %q\n%s", f[0], hint, r.stderr)
 		}
 	}
 	if r := index(append(all, "--locked")...); r.code != 2 || !strings.Contains(r.stderr, "lock") {
