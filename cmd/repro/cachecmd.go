@@ -101,8 +101,18 @@ func parseAge(s string) (time.Duration, error) {
 }
 
 func (o *cacheOpts) run(ctx context.Context, args []string) error {
-	if len(args) != 1 || args[0] != "prune" {
-		return fault.Bad(errors.New("usage: repro cache prune [--max-age AGE] [--max-size SIZE]"))
+	const usage = "repro cache prune [--max-age AGE] [--max-size SIZE]"
+	switch {
+	case len(args) == 0:
+		return fault.Bad(errors.New("name what to do with the cache: " + usage))
+	case args[0] != "prune":
+		near := ""
+		if edits(args[0], "prune") <= 2 {
+			near = "did you mean prune? "
+		}
+		return fault.Bad(fmt.Errorf("unknown subcommand %q; %sthe cache has one: %s", args[0], near, usage))
+	case len(args) > 1:
+		return fault.Bad(fmt.Errorf("unexpected argument %q; %s takes flags only", args[1], usage))
 	}
 	if o.maxAge == "" && o.maxSize == "" {
 		return fault.Bad(errors.New("give --max-age, --max-size or both: what to keep"))

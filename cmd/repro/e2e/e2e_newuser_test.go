@@ -245,3 +245,23 @@ func TestE2ENewUserSecretInConfigHasItsLine(t *testing.T) {
 		t.Error("a build the secret guard stopped wrote its output")
 	}
 }
+
+// TestE2ENewUserCacheSubcommand: repro cache with no subcommand, a typo of
+// prune, or an extra argument says which (each said only "usage: …").
+func TestE2ENewUserCacheSubcommand(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"cache"}, "name what to do with the cache: repro cache prune"},
+		{[]string{"cache", "purge", "--max-age", "30d"}, `unknown subcommand "purge"; did you mean prune?`},
+		{[]string{"cache", "list"}, `unknown subcommand "list"; the cache has one: repro cache prune`},
+		{[]string{"cache", "prune", "old", "--max-age", "30d"}, `unexpected argument "old"`},
+	} {
+		r := invocation{dir: dir}.run(t, append(tc.args, "--cache-dir", filepath.Join(dir, "c"))...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("repro %s: exit %d, want 2 and %q:\n%s", strings.Join(tc.args, " "), r.code, tc.want, r.stderr)
+		}
+	}
+}
