@@ -347,6 +347,11 @@ func flagWording(err error) (prefix, hint string) {
 		return "", "give --podman"
 	case timedOut(err):
 		return "", "a slow server can be given longer with --timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		if host, _ := netx.HostOf(err); host != "" {
+			return "", "nothing listens at " + host + ": check its host and port, and that the server is running"
+		}
+		return "", "the server refused the connection: check the host and port, and that the server is running"
 	case errors.As(err, &undefined):
 		return "", "pass --var " + undefined.Name + "=VALUE to give it"
 	case errors.As(err, &moved):

@@ -265,3 +265,29 @@ func TestE2ENewUserCacheSubcommand(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ENewUserConnectionRefused: a registry that nobody listens at is an
+// operational failure that names the host and says what to check (it gave
+// Go's two dial errors and nothing to do); --json has the host.
+func TestE2ENewUserConnectionRefused(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	const hint = "nothing listens at 127.0.0.1:1: check its host and port, and that the server is running"
+	for _, args := range [][]string{
+		{"inspect", "127.0.0.1:1/app:v1"},
+		{"build", "-o", "127.0.0.1:1/app:v1"},
+	} {
+		r := invocation{dir: dir}.run(t, args...)
+		if r.code != 3 || !strings.Contains(r.stderr, hint) {
+			t.Errorf("repro %s: exit %d, want 3 and %q:\n%s", strings.Join(args, " "), r.code, hint, r.stderr)
+		}
+	}
+	r := invocation{dir: dir}.run(t, "inspect", "--json", "127.0.0.1:1/app:v1")
+	var e struct {
+		jsonError
+		Host string `json:"host"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &e); err != nil || e.ExitCode != 3 || e.Host != "127.0.0.1:1" || !strings.Contains(e.Error, hint) {
+		t.Errorf("inspect --json: %v, %+v\n%s", err, e, r.stdout)
+	}
+}
