@@ -124,10 +124,19 @@ func runBuildTests(ctx context.Context, g *globals, files []*imagetest.File, rt 
 	if !g.quiet || sum.Fail > 0 {
 		sum.WriteText(g.stderr)
 	}
+	rt.warnSkipped(g, sum)
 	if err := sum.Err(); err != nil {
 		return fmt.Errorf("build --test: %w; nothing was written", err)
 	}
 	return nil
+}
+
+// warnSkipped says how to run the tests a run skipped for want of a
+// container runtime: the report says only that they were skipped.
+func (r *testRuntime) warnSkipped(g *globals, sum *imagetest.Summary) {
+	if sum.Skip > 0 && r.name == "" {
+		g.log.Warn("tests skipped: commandTests need a container runtime; give --runtime podman to run them", "skipped", sum.Skip)
+	}
 }
 
 func (o *testOpts) run(ctx context.Context, args []string) error {
@@ -166,6 +175,7 @@ func (o *testOpts) run(ctx context.Context, args []string) error {
 	if err := o.write(sum); err != nil {
 		return err
 	}
+	o.runtime.warnSkipped(o.g, sum)
 	if err := sum.Err(); err != nil {
 		if sum.Total == 0 {
 			return err

@@ -291,3 +291,20 @@ func TestE2ENewUserConnectionRefused(t *testing.T) {
 		t.Errorf("inspect --json: %v, %+v\n%s", err, e, r.stdout)
 	}
 }
+
+// TestE2ENewUserSkippedCommandTests: commandTests skipped for want of a
+// runtime are reported as skipped, and the run says how to run them (the
+// report said "none was given", naming no flag).
+func TestE2ENewUserSkippedCommandTests(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, tinySpec)
+	os.WriteFile(filepath.Join(dir, "cmd.yaml"), []byte("schemaVersion: 2.0.0\ncommandTests:\n  - {name: ls, command: ls}\n"), 0o644)
+	repro(t, dir, "build", "-q", "-o", "oci:out:v1")
+	const hint = "give --runtime podman to run them"
+	if r := repro(t, dir, "test", "oci:out:v1", "-c", "cmd.yaml"); !strings.Contains(r.stderr, hint) || !strings.Contains(r.stdout, "Skipped:     1") {
+		t.Errorf("test: stdout\n%s\nstderr lacks %q:\n%s", r.stdout, hint, r.stderr)
+	}
+	if r := repro(t, dir, "build", "--test", "cmd.yaml", "-o", "oci:out:v2"); !strings.Contains(r.stderr, hint) {
+		t.Errorf("build --test: stderr lacks %q:\n%s", hint, r.stderr)
+	}
+}
