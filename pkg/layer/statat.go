@@ -2,6 +2,7 @@ package layer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io/fs"
 	"path/filepath"
 	"syscall"
@@ -94,7 +95,7 @@ func readDir(dir int, dirPath string, buf []byte) ([]dirent, error) {
 		// struct linux_dirent64: ino u64, off s64, reclen u16, type u8,
 		// then the name, NUL-terminated.
 		for b := buf[:n]; len(b) >= 19; {
-			reclen := int(b[16]) | int(b[17])<<8
+			reclen := int(binary.NativeEndian.Uint16(b[16:18])) // the kernel's byte order
 			if reclen < 19 || reclen > len(b) {
 				return nil, &fs.PathError{Op: "readdirent", Path: dirPath, Err: unix.EIO}
 			}
