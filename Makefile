@@ -23,9 +23,12 @@ image: build ## build repro's own image (specs/repro, linux/amd64 and linux/arm6
 example: build ## build the static-site example offline into out/static-site
 	bin/repro build --offline -f specs/examples/static-site/repro.yaml -o oci:out/static-site:latest
 
-examples: build ## build every example spec (go-server's go: entries compile the server)
+# nginx and golden-nginx pin Debian packages in a lock that is not
+# committed (Debian's archive moves daily): repro lock -f SPEC, with the
+# network, comes first; TestE2EGoldenRealArchive builds them.
+examples: build ## build every example spec offline but the two Debian ones, which need repro lock first (go-server's go: entries compile the server)
 	for s in specs/examples/*/*.yaml; do \
-	  case $$s in */nginx/*) continue;; esac; \
+	  case $$s in */nginx/*|*/golden-nginx/*) continue;; esac; \
 	  n=$$(basename $$(dirname $$s))-$$(basename $$s .yaml); bin/repro build --offline -f $$s -o oci:out/$$n:latest || exit 1; \
 	done
 
