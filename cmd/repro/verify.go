@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/spf13/pflag"
 
-	"github.com/reprobuild/repro/pkg/diff"
+	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/fault"
 	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/verify"
@@ -110,13 +109,17 @@ func (o *verifyOpts) run(ctx context.Context, args []string) error {
 	}
 	bar := newProgress(o.g)
 	req.Progress = bar.layer
-	res, _, err := verify.Rebuild(ctx, req, target)
+	res, built, err := verify.Rebuild(ctx, req, target)
 	bar.done()
 	if err != nil {
 		return err
 	}
 	res.Notes = append(notes, res.Notes...)
-	if n := onePlatformNote(res.Diff, o.against, o.shape.file); n != "" {
+	what := o.against
+	if what == "" {
+		what = res.Expected
+	}
+	if n := onePlatformNote(built, res, what, o.shape.file); n != "" {
 		res.Notes = append(res.Notes, n)
 	}
 	if o.g.json {
@@ -153,15 +156,21 @@ func isLocal(s string) bool {
 }
 
 // onePlatformNote says how to verify one platform's image against a spec
-// of several: the rebuilt index holds the very image that ref is, so
-// --platform is what was missing; "" when that is not the difference.
-func onePlatformNote(d *diff.Report, ref, file string) string {
-	if d == nil || d.Identical || !types.MediaType(d.A.MediaType).IsImage() || !types.MediaType(d.B.MediaType).IsIndex() {
+// of several: the rebuilt index holds the very image expected (given by
+// --expect or --against), so --platform is what was missing; "" when that
+// is not the difference.
+func onePlatformNote(built *build.Built, res *verify.Result, what, file string) string {
+	if built == nil || built.Result == nil || res.Verified || built.Index == nil {
 		return ""
 	}
-	for _, p := range d.Platforms {
-		if p.A != "" && p.A == p.B && p.A == d.A.Digest {
-			return fmt.Sprintf("%s is the %s image of the index %s builds; pass --platform %s to verify that image alone", ref, p.Platform, file, p.Platform)
+	ms, err := built.Manifests()
+	if err != nil {
+		return ""
+	}
+	for _, m := range ms {
+		if m.Descriptor.Digest.String() == res.Expected {
+			p := m.Platform.String()
+			return fmt.Sprintf("%s is the %s image of the index %s builds; pass --platform %s to verify that image alone", what, p, file, p)
 		}
 	}
 	return ""

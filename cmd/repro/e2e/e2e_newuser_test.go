@@ -164,6 +164,12 @@ func TestE2ENewUserVerifyOnePlatform(t *testing.T) {
 	if r.code != 0 {
 		t.Errorf("verify --platform linux/amd64: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// The same with --expect and the image's digest.
+	digest := strings.TrimSpace(repro(t, dir, "build", "-q", "--platform", "linux/amd64", "-o", "oci:out:v1").stdout)
+	r = invocation{dir: dir}.run(t, "verify", "-q", "--expect", digest)
+	if want := "note: " + digest + " is the linux/amd64 image of the index repro.yaml builds; pass --platform linux/amd64"; r.code != 1 || !strings.Contains(r.stdout, want) {
+		t.Errorf("verify --expect of one platform's image: exit %d, stdout lacks %q:\n%s%s", r.code, want, r.stdout, r.stderr)
+	}
 }
 
 // TestE2ENewUserMetadataFile: --metadata-file is checked before the build,
