@@ -338,6 +338,11 @@ func (o *buildOpts) run(ctx context.Context, args []string) error {
 		pushed = byDigest.Digest(res.Descriptor.Digest.String()).String()
 		outs = append(slices.Clone(outs), pushed)
 	}
+	// Without --push, a tag that cannot be pushed is told now, not
+	// refused: nothing is sent to it (with --push, outputRefs refuses it).
+	if _, err := b.Tags(); err != nil && !o.push {
+		o.g.log.Warn(err.Error() + "; --push would refuse it")
+	}
 	refs, tags, err := outputRefs(b, outs, o.push, o.shape.insecure)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/reprobuild/repro/pkg/cache"
 	"github.com/reprobuild/repro/pkg/compress"
 	"github.com/reprobuild/repro/pkg/fault"
+	"github.com/reprobuild/repro/pkg/imageref"
 	"github.com/reprobuild/repro/pkg/layercache"
 	"github.com/reprobuild/repro/pkg/lock"
 	"github.com/reprobuild/repro/pkg/spec"
@@ -172,13 +173,23 @@ type Built struct {
 }
 
 // Tags are the spec's tags (where a push sends the image), templates
-// expanded with the build's values; none when the spec lists none.
+// expanded with the build's values; none when the spec lists none. A tag
+// that does not expand to a reference is bad input at its spec line.
 func (b *Built) Tags() ([]string, error) {
 	tags := []string{}
 	for i, t := range b.Spec.Tags {
-		tag, err := b.Spec.Expand(fmt.Sprintf("tags[%d]", i), t, b.Values)
+		field := fmt.Sprintf("tags[%d]", i)
+		tag, err := b.Spec.Expand(field, t, b.Values)
 		if err != nil {
 			return nil, err
+		}
+		// Parsed as an output is, so that what passes here pushes.
+		if _, err := imageref.Parse(tag); err != nil {
+			from := ""
+			if tag != t {
+				from = fmt.Sprintf(" (from %q)", t)
+			}
+			return nil, fault.Bad(b.Spec.ErrorAt(field, "%q%s is not a registry reference; write host/repo:tag, the repository in lower case and the tag of letters, digits, _ . and - (up to 128), like registry.example.com/app:v1", tag, from))
 		}
 		tags = append(tags, tag)
 	}

@@ -354,3 +354,28 @@ func TestE2ENewUserMakeExamplesSkipsWhatNeedsALock(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ENewUserBadTagAtItsLine: a spec tag that does not expand to a
+// registry reference is refused by --push at its line in the spec, before
+// anything is written (it was blamed on -o, after the build); without
+// --push the build warns, at the same line, and writes its -o.
+func TestE2ENewUserBadTagAtItsLine(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, "version: 1\nname: s\ntags: [\"127.0.0.1:1/x:{{.Version}}\", \"127.0.0.1:1/Upper:v1\"]\nlayers: []\n")
+	const want = `repro.yaml:3:8: tags[0]: "127.0.0.1:1/x:1.0+meta" (from "127.0.0.1:1/x:{{.Version}}") is not a registry reference`
+	r := invocation{dir: dir}.run(t, "build", "--push", "--version", "1.0+meta", "-o", "oci:never:v1")
+	if r.code != 2 || !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "-o:") {
+		t.Errorf("build --push: exit %d, want 2 and %q:\n%s", r.code, want, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "never")); err == nil {
+		t.Error("build --push with a bad tag wrote its output")
+	}
+	r = invocation{dir: dir}.run(t, "build", "--version", "1.0+meta", "-o", "oci:out:v1")
+	if r.code != 0 || !strings.Contains(r.stderr, "repro.yaml:3:8: tags[0]: ") || !strings.Contains(r.stderr, "1.0+meta") || !strings.Contains(r.stderr, "--push would refuse it") {
+		t.Errorf("build without --push: exit %d, want 0 and a warning %q:\n%s", r.code, want, r.stderr)
+	}
+	writeSpec(t, dir, "version: 1\nname: s\ntags: [\"127.0.0.1:1/Upper:v1\"]\nlayers: []\n")
+	if r := (invocation{dir: dir}).run(t, "build", "--push"); r.code != 2 || !strings.Contains(r.stderr, `repro.yaml:3:8: tags[0]: "127.0.0.1:1/Upper:v1" is not a registry reference`) {
+		t.Errorf("a tag with upper case: exit %d\n%s", r.code, r.stderr)
+	}
+}
