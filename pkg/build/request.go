@@ -360,7 +360,11 @@ func prepare(ctx context.Context, req Request, alg compress.Algorithm, log *slog
 	}
 	if req.Locked {
 		if missing := lock.Unpinned(s, b.Lock); len(missing) > 0 {
-			return nil, fault.Bad(&classError{fmt.Errorf("%s does not pin %s", b.LockPath, strings.Join(missing, ", ")), errors.Join(ErrNotLocked, &NeedsLockError{Spec: req.File})})
+			what := fmt.Errorf("%s does not pin %s", b.LockPath, strings.Join(missing, ", "))
+			if b.Lock == nil {
+				what = fmt.Errorf("there is no %s, so nothing is pinned: %s", b.LockPath, strings.Join(missing, ", "))
+			}
+			return nil, fault.Bad(&classError{what, errors.Join(ErrNotLocked, &NeedsLockError{Spec: req.File})})
 		}
 	}
 	if b.Format, err = formatOf(s, b.Lock, req); err != nil {

@@ -379,3 +379,17 @@ func TestE2ENewUserBadTagAtItsLine(t *testing.T) {
 		t.Errorf("a tag with upper case: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestE2ENewUserLockedWithoutALock: build --locked of a spec whose lock was
+// never written says that there is no lock (it said the lock "does not
+// pin" what it names, of a file that does not exist), and how to write it.
+func TestE2ENewUserLockedWithoutALock(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, "version: 1\nname: s\nbase: 127.0.0.1:1/library/debian:12\nlayers: []\n")
+	r := invocation{dir: dir}.run(t, "build", "--locked")
+	for _, want := range []string{"--locked: there is no repro.lock.json, so nothing is pinned: ", "run repro lock -f repro.yaml"} {
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("build --locked with no lock: exit %d, want 2 and %q:\n%s", r.code, want, r.stderr)
+		}
+	}
+}
