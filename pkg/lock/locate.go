@@ -17,6 +17,36 @@ import (
 // decoder reports an unknown field only once the whole document is read,
 // with no offset and no path.
 func unknownField(raw []byte, t reflect.Type) (off int64, path, near string, ok bool) {
+	walkJSON(raw, t, func(at string, end int64, key string, names []string) bool {
+		if names == nil {
+			return false
+		}
+		off = end - int64(len(strconv.Quote(key)))
+		path, near, ok = at, yamlpos.Suggest(key, names), true
+		return true
+	})
+	return off, path, near, ok
+}
+
+// pathAt is the path of the value of raw that ends at offset end (where
+// encoding/json reports a value of the wrong type), or "".
+func pathAt(raw []byte, t reflect.Type, end int64) string {
+	path := ""
+	walkJSON(raw, t, func(at string, e int64, key string, names []string) bool {
+		if names == nil && e == end {
+			path = at
+			return true
+		}
+		return false
+	})
+	return path
+}
+
+// walkJSON walks raw's tokens along type t and calls visit with each
+// value's path and the offset where its first token ends, and with each
+// object key that t has no field for (then key and t's field names are
+// given); visit returns true to stop.
+func walkJSON(raw []byte, t reflect.Type, visit func(at string, end int64, key string, names []string) bool) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	var walk func(t reflect.Type, at string) bool
 	walk = func(t reflect.Type, at string) bool {
@@ -25,14 +55,17 @@ func unknownField(raw []byte, t reflect.Type) (off int64, path, near string, ok 
 		}
 		tok, err := dec.Token()
 		if err != nil {
-			return false
+			return true
+		}
+		if visit(at, dec.InputOffset(), "", nil) {
+			return true
 		}
 		switch tok {
 		case json.Delim('{'):
 			for dec.More() {
 				k, err := dec.Token()
 				if err != nil {
-					return false
+					return true
 				}
 				key, _ := k.(string)
 				var elem reflect.Type
@@ -40,9 +73,10 @@ func unknownField(raw []byte, t reflect.Type) (off int64, path, near string, ok 
 				if t != nil && t.Kind() == reflect.Struct {
 					f, names, found := jsonField(t, key)
 					if !found {
-						off = dec.InputOffset() - int64(len(strconv.Quote(key)))
-						path, near, ok = joinPath(at, key), yamlpos.Suggest(key, names), true
-						return true
+						if visit(joinPath(at, key), dec.InputOffset(), key, names) {
+							return true
+						}
+						f = nil
 					}
 					elem, sub = f, joinPath(at, key)
 				} else if t != nil && t.Kind() == reflect.Map {
@@ -68,7 +102,6 @@ func unknownField(raw []byte, t reflect.Type) (off int64, path, near string, ok 
 		return false
 	}
 	walk(t, "")
-	return off, path, near, ok
 }
 
 // jsonField is the type of t's field that encoding/json decodes key into,

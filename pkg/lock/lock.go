@@ -90,7 +90,14 @@ func Read(path string) (*File, error) {
 			}
 			return nil, fault.Bad(fmt.Errorf("%s: %s: unknown field; %s", position(path, raw, off), field, hint))
 		}
-		return nil, fault.Bad(fmt.Errorf("%s: %s; fix it, or delete it and run repro lock to write it again", where(path, raw, dec, err), jsonProblem(err)))
+		problem := jsonProblem(err)
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			if at := pathAt(raw, reflect.TypeOf(f), te.Offset); at != "" {
+				problem = at + strings.TrimPrefix(problem, te.Field)
+			}
+		}
+		return nil, fault.Bad(fmt.Errorf("%s: %s; fix it, or delete it and run repro lock to write it again", where(path, raw, dec, err), problem))
 	}
 	if f.Version != Version {
 		return nil, fault.Bad(fmt.Errorf("%s: lock format version %d; this repro reads version %d", path, f.Version, Version))

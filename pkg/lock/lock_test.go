@@ -460,7 +460,8 @@ func TestLockReadErrors(t *testing.T) {
 // TestLockReadUnknownFieldPosition: a hand-edited key that the lock has no
 // field for is named where it is, with its path and the field it likely
 // meant; encoding/json reports it only at the end of the document, with
-// neither (it said repro.lock.json:21:2: unknown field "suit").
+// neither (it said repro.lock.json:21:2: unknown field "suit"). A value
+// of the wrong type is named by its whole path.
 func TestLockReadUnknownFieldPosition(t *testing.T) {
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ text, want string }{
@@ -475,6 +476,13 @@ func TestLockReadUnknownFieldPosition(t *testing.T) {
 		"base": {
 			"{\n  \"version\": 1,\n  \"bases\": {\"r\": {\"digest\": \"sha256:x\", \"Platforms\": {}, \"media\": \"\"}}\n}\n",
 			`:3:58: bases["r"].media: unknown field;`,
+		},
+		// A value of the wrong type: encoding/json names the field by its
+		// struct path alone (apt.sources.indexes.size), with no map key or
+		// index.
+		"type": {
+			"{\n  \"version\": 1,\n  \"apt\": {\"linux/amd64\": {\"sources\": [{}, {\"indexes\": [{\"size\": \"12\"}]}]}}\n}\n",
+			`:3:69: apt["linux/amd64"].sources[1].indexes[0].size: a JSON string where the lock file has a number;`,
 		},
 	} {
 		p := filepath.Join(dir, name+".lock.json")
