@@ -318,6 +318,10 @@ func flagWording(err error) (prefix, hint string) {
 	}
 	switch {
 	case errors.Is(err, build.ErrNotLocked):
+		// A stale lock's gaps are at their spec lines, compiler style.
+		if at := (*spec.Error)(nil); errors.As(err, &at) {
+			return "", lockIt
+		}
 		return "--locked: ", lockIt
 	case errors.Is(err, build.ErrNoToolchain):
 		return "", orUnpinned("to compile with the go on PATH as it is (the build is then not reproducible)")

@@ -359,10 +359,18 @@ func prepare(ctx context.Context, req Request, alg compress.Algorithm, log *slog
 		log.Warn("the lock pins other digests than the spec for some urls; the spec's pins are used; run repro lock to bring the lock up to date", "urls", strings.Join(stale, " "))
 	}
 	if req.Locked {
-		if missing := lock.Unpinned(s, b.Lock); len(missing) > 0 {
-			what := fmt.Errorf("%s does not pin %s", b.LockPath, strings.Join(missing, ", "))
+		if gaps := lock.Missing(s, b.Lock); len(gaps) > 0 {
+			var what error
 			if b.Lock == nil {
-				what = fmt.Errorf("there is no %s, so nothing is pinned: %s", b.LockPath, strings.Join(missing, ", "))
+				what = fmt.Errorf("there is no %s, so nothing is pinned: %s", b.LockPath, strings.Join(lock.Unpinned(s, nil), ", "))
+			} else {
+				// A stale lock: each gap at the spec line that names it.
+				var list spec.ErrorList
+				for _, g := range gaps {
+					list = append(list, s.ErrorAt(g.Field, "the lock does not pin %s", g.What))
+				}
+				list.Sort()
+				what = list
 			}
 			return nil, fault.Bad(&classError{what, errors.Join(ErrNotLocked, &NeedsLockError{Spec: req.File})})
 		}

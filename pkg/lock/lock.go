@@ -281,29 +281,46 @@ func Resolve(ctx context.Context, s *spec.Spec, old *File, update bool, r *base.
 // Unpinned lists what s names that f does not pin: for --locked.
 func Unpinned(s *spec.Spec, f *File) []string {
 	var out []string
+	for _, m := range Missing(s, f) {
+		out = append(out, m.What)
+	}
+	return out
+}
+
+// A Gap is one thing that a spec names and a lock does not pin: What,
+// in words, and Field, the spec field that names it (for spec.ErrorAt).
+type Gap struct{ Field, What string }
+
+// Missing is Unpinned with the spec field of each gap.
+func Missing(s *spec.Spec, f *File) []Gap {
+	var out []Gap
 	if f == nil {
 		f = &File{}
 	}
 	if s.Base != "" && s.Base != "scratch" {
 		b, ok := f.Bases[s.Base]
 		if !ok {
-			out = append(out, "base "+s.Base)
+			out = append(out, Gap{"base", "base " + s.Base})
 		} else if ref, err := base.ParseRef(s.Base); err == nil && ref.Digest != "" && ref.Digest != b.Digest {
-			out = append(out, fmt.Sprintf("base %s (the lock pins %s)", s.Base, b.Digest))
+			out = append(out, Gap{"base", fmt.Sprintf("base %s (the lock pins %s)", s.Base, b.Digest)})
 		}
 	}
-	for _, l := range s.Layers {
-		for _, ct := range l.Contents {
+	goField := ""
+	for i, l := range s.Layers {
+		for j, ct := range l.Contents {
+			if ct.Go != "" && goField == "" {
+				goField = fmt.Sprintf("layers[%d].contents[%d].go", i, j)
+			}
 			if ct.URL == "" {
 				continue
 			}
 			if u, ok := f.URLs[ct.URL]; !ok || u.SHA256 != ct.SHA256 {
-				out = append(out, "url "+ct.URL)
+				out = append(out, Gap{fmt.Sprintf("layers[%d].contents[%d].url", i, j), "url " + ct.URL})
 			}
 		}
 	}
-	if s.HasGo() && f.Go == "" {
-		out = append(out, "the Go toolchain")
+	if goField != "" && f.Go == "" {
+		out = append(out, Gap{goField, "the Go toolchain"})
 	}
 	for _, p := range s.Platforms {
 		for i, l := range s.Layers {
@@ -311,7 +328,7 @@ func Unpinned(s *spec.Spec, f *File) []string {
 				continue
 			}
 			if _, why := f.AptLayer(s, p, i); why != "" {
-				out = append(out, why)
+				out = append(out, Gap{fmt.Sprintf("layers[%d].packages", i), why})
 			}
 		}
 	}

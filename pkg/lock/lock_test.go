@@ -393,6 +393,9 @@ func TestLockUnpinned(t *testing.T) {
 	if got := lock.Unpinned(tagged, nil); !cmp.Equal(got, []string{"base registry.example/base:1"}) {
 		t.Errorf("no lock: %v", got)
 	}
+	if got := lock.Missing(tagged, nil); !cmp.Equal(got, []lock.Gap{{Field: "base", What: "base registry.example/base:1"}}) {
+		t.Errorf("no lock, with fields: %v", got)
+	}
 	f := &lock.File{Version: 1, Bases: map[string]lock.Base{"registry.example/base:1": {Digest: d1}}}
 	if got := lock.Unpinned(tagged, f); len(got) != 0 {
 		t.Errorf("pinned by the lock: %v", got)

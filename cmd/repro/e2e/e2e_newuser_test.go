@@ -393,3 +393,31 @@ func TestE2ENewUserLockedWithoutALock(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ENewUserLockedStaleLock: build --locked with a lock that pins the
+// base but not a url the spec gained since names the url at its spec line
+// (it named the lock file, and no line).
+func TestE2ENewUserLockedStaleLock(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, `version: 1
+name: s
+base: 127.0.0.1:1/library/debian:12
+layers:
+  - contents:
+      - path: /f
+        url: http://127.0.0.1:1/f
+        sha256: `+strings.Repeat("0", 64)+"\n")
+	lockJSON := `{"version": 1, "bases": {"127.0.0.1:1/library/debian:12": {"digest": "sha256:` + strings.Repeat("1", 64) + `", "mediaType": "application/vnd.oci.image.index.v1+json", "platforms": {}}}}`
+	if err := os.WriteFile(filepath.Join(dir, "repro.lock.json"), []byte(lockJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := invocation{dir: dir}.run(t, "build", "--locked")
+	for _, want := range []string{"repro.yaml:7:14: layers[0].contents[0].url: the lock does not pin url http://127.0.0.1:1/f\n", "run repro lock -f repro.yaml"} {
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("build --locked with a stale lock: exit %d, want 2 and %q:\n%s", r.code, want, r.stderr)
+		}
+	}
+	if strings.Contains(r.stderr, "repro.lock.json does not pin") || strings.Contains(r.stderr, "--locked: repro.yaml") {
+		t.Errorf("build --locked with a stale lock names the lock, not the spec line:\n%s", r.stderr)
+	}
+}
