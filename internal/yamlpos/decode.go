@@ -66,7 +66,12 @@ type Decoder struct {
 	budget int64
 	limit  int64
 	via    *yaml.Node // the alias being expanded, if any
+	// example is the example tag of the struct field being decoded, at
+	// its path: a bad value of it is answered with its example.
+	example example
 }
+
+type example struct{ path, value string }
 
 // NewDecoder returns a decoder for the document under root.
 func NewDecoder(file string, root *yaml.Node, schema *Schema) *Decoder {
@@ -191,7 +196,11 @@ func (d *Decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		}
 		i, err := strconv.ParseInt(n.Value, 10, 64)
 		if err != nil || i < 0 || i > 1<<31-1 {
-			d.Errorf(NodePos(n), path, "%q is not a whole number from 0 to 2147483647; write the number itself, like 0", n.Value)
+			like := "0"
+			if d.example.path == path && d.example.value != "" {
+				like = LastField(path) + ": " + d.example.value
+			}
+			d.Errorf(NodePos(n), path, "%q is not a whole number from 0 to 2147483647; write the number itself, like %s", n.Value, like)
 			return
 		}
 		v.SetInt(i)
@@ -443,7 +452,10 @@ func (d *Decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 		seen[k.Value] = NodePos(k)
 		d.Keys[kp] = NodePos(k)
 		null[k.Value] = IsNull(Resolve(val))
+		prev := d.example
+		d.example = example{kp, t.Field(idx).Tag.Get("example")}
 		d.decode(val, kp, v.Field(idx))
+		d.example = prev
 		if d.budget < 0 {
 			return
 		}

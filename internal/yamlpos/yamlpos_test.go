@@ -20,8 +20,10 @@ type doc struct {
 }
 
 type sub struct {
-	N int  `yaml:"n" required:"true"`
-	B bool `yaml:"b"`
+	N  int   `yaml:"n" required:"true"`
+	B  bool  `yaml:"b"`
+	V  int   `yaml:"v" example:"1"`
+	Ns []int `yaml:"ns" example:"[1, 2]"`
 }
 
 func decode(t *testing.T, src string) (*doc, *Decoder) {
@@ -52,6 +54,20 @@ func TestDecodeLocatesEveryProblem(t *testing.T) {
 	}
 	if p := d.At("items[7]"); p != (Pos{Line: 1, Col: 1}) {
 		t.Errorf("At(items[7]) = %v, want the document's start (items never decoded)", p)
+	}
+}
+
+// TestDecodeNumberExample: a number that is not one is answered with the
+// field's example tag (version: 1), not a generic 0; an item of a list of
+// numbers, which the tag does not show alone, with 0.
+func TestDecodeNumberExample(t *testing.T) {
+	_, d := decode(t, "sub: {n: 1, v: one, ns: [x]}\n")
+	want := []string{
+		`t.yaml:1:16: sub.v: "one" is not a whole number from 0 to 2147483647; write the number itself, like v: 1`,
+		`t.yaml:1:26: sub.ns[0]: "x" is not a whole number from 0 to 2147483647; write the number itself, like 0`,
+	}
+	if got := d.Errs.Error(); got != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
 	}
 }
 

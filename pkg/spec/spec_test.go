@@ -898,3 +898,12 @@ func TestContext(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionNotANumber: a version that is not a number is answered with
+// the field's own example, not a generic 0 (which is no valid version).
+func TestVersionNotANumber(t *testing.T) {
+	msg := parseErr(t, "version: \"one\"\nname: app\n", LoadOptions{})
+	if want := `repro.yaml:1:10: version: "one" is not a whole number from 0 to 2147483647; write the number itself, like version: 1`; msg != want {
+		t.Errorf("got %q, want %q", msg, want)
+	}
+}
