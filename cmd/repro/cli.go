@@ -306,6 +306,7 @@ func report(g *globals, c *command, err error) int {
 func flagWording(err error) (prefix, hint string) {
 	var moved *lock.MovedError
 	var undefined *spec.UndefinedVarError
+	var specDir *spec.DirError
 	lockIt := "" // the command that pins what is missing
 	if needs := (*build.NeedsLockError)(nil); errors.As(err, &needs) {
 		lockIt = "run repro lock -f " + needs.Spec
@@ -337,6 +338,11 @@ func flagWording(err error) (prefix, hint string) {
 		return "", "give index the --compression the build was given"
 	case errors.Is(err, build.ErrCacheMismatch):
 		return "--cache-verify: ", "build with --no-cache, and compare"
+	case errors.As(err, &specDir):
+		if specDir.Spec != "" {
+			return "", "give the spec itself: -f " + specDir.Spec
+		}
+		return "", "give -f the spec file's path"
 	case errors.Is(err, spec.ErrNoSpecFile):
 		return "", "give its path with -f, or run repro in the directory holding repro.yaml"
 	case errors.Is(err, disk.ErrOutputIsDir):

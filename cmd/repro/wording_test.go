@@ -33,6 +33,8 @@ func TestFlagWording(t *testing.T) {
 		{spec.ErrorList{{Msg: "tags[0]: no variable", Err: &spec.UndefinedVarError{Name: "env"}}}, "", "pass --var env=VALUE to give it"},
 		{fmt.Errorf("pull: %w", &netx.Error{Host: "r.example", Tries: 4, Err: &netx.TimeoutError{Host: "r.example", While: "connecting"}}), "", "a slow server can be given longer with --timeout"},
 		{fmt.Errorf("nope.yaml: %w", spec.ErrNoSpecFile), "", "give its path with -f, or run repro in the directory holding repro.yaml"},
+		{&spec.DirError{Dir: ".", Spec: "./repro.yaml"}, "", "give the spec itself: -f ./repro.yaml"},
+		{&spec.DirError{Dir: "sub"}, "", "give -f the spec file's path"},
 		{fmt.Errorf("/tmp/adir is %w", disk.ErrOutputIsDir), "", "-o names the disk file (one inside it, say)"},
 		{fmt.Errorf("x.tar: %w", sign.ErrNothingSignable), "", "write the image with -o oci:DIR[:TAG], or push it"},
 		{fmt.Errorf("lock: %w", errors.Join(build.ErrNotLocked, &build.NeedsLockError{Spec: "a/repro.yaml"})), "--locked: ", "run repro lock -f a/repro.yaml"},

@@ -21,6 +21,34 @@ type LoadOptions struct {
 // path given.
 var ErrNoSpecFile = errors.New("no such spec file")
 
+// DefaultFile is the spec's name in its directory, where repro looks for
+// it when given no other.
+const DefaultFile = "repro.yaml"
+
+// DirError is Load's error for a spec path that names a directory. Spec
+// is the spec in it (Dir/repro.yaml), when there is one, else "".
+type DirError struct{ Dir, Spec string }
+
+func (e *DirError) Error() string {
+	if e.Spec != "" {
+		return fmt.Sprintf("%s is a directory, not a spec; the spec in it is %s", e.Dir, e.Spec)
+	}
+	return fmt.Sprintf("%s is a directory, not a spec; a spec is a file, like %s", e.Dir, DefaultFile)
+}
+
+// dirError describes dir, a directory given as a spec.
+func dirError(dir string) *DirError {
+	e := &DirError{Dir: dir}
+	p := filepath.Join(dir, DefaultFile)
+	if filepath.Clean(dir) == "." {
+		p = "." + string(filepath.Separator) + DefaultFile
+	}
+	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+		e.Spec = p
+	}
+	return e
+}
+
 // Load reads, decodes and validates the spec at file. Its errors are
 // fault.BadInput and, where they are about the spec's content, an ErrorList.
 // A file larger than MaxSpecSize, or one that is not a regular file, is
@@ -34,6 +62,9 @@ func Load(file string, opts LoadOptions) (*Spec, error) {
 		case errors.Is(err, yamlpos.ErrTooLarge):
 			return nil, fault.Bad(fmt.Errorf("%w; a spec holds layers and small inline files: put big files in the build context and name them with source", err))
 		case errors.Is(err, yamlpos.ErrNotRegular):
+			if st, serr := os.Stat(file); serr == nil && st.IsDir() {
+				return nil, fault.Bad(dirError(file))
+			}
 			return nil, fault.Bad(fmt.Errorf("%w; a spec is a regular file", err))
 		}
 		return nil, fault.Bad(fmt.Errorf("reading spec: %w", err))

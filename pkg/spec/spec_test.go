@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -817,6 +818,30 @@ func TestLoadMissingFile(t *testing.T) {
 	}
 	if k := fault.KindOf(err); k != fault.BadInput {
 		t.Errorf("kind %v, want bad input", k)
+	}
+}
+
+// TestLoadDirectory: a directory given as the spec is named so, with the
+// spec it holds, if any (it said "not a regular file").
+func TestLoadDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		spec, want string
+		write      bool
+	}{
+		{"", "a spec is a file, like repro.yaml", false},
+		{filepath.Join(dir, "repro.yaml"), "the spec in it is " + filepath.Join(dir, "repro.yaml"), true},
+	} {
+		if tc.write {
+			if err := os.WriteFile(tc.spec, []byte("version: 1\nname: a\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := Load(dir, LoadOptions{})
+		var de *DirError
+		if !errors.As(err, &de) || de.Spec != tc.spec || fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), dir+" is a directory, not a spec; "+tc.want) {
+			t.Errorf("Load(dir) = %v (kind %v), want a bad-input DirError with spec %q and %q", err, fault.KindOf(err), tc.spec, tc.want)
+		}
 	}
 }
 

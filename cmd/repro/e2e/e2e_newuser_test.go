@@ -421,3 +421,23 @@ layers:
 		t.Errorf("build --locked with a stale lock names the lock, not the spec line:\n%s", r.stderr)
 	}
 }
+
+// TestE2ENewUserSpecIsADirectory: build -f . says that . is a directory,
+// and gives the spec in it to -f (it said "not a regular file"); a
+// directory with no repro.yaml is told what a spec is.
+func TestE2ENewUserSpecIsADirectory(t *testing.T) {
+	dir := t.TempDir()
+	writeSpec(t, dir, "version: 1\nname: s\nlayers: []\n")
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ f, want string }{
+		{".", "repro build: . is a directory, not a spec; the spec in it is ./repro.yaml\nrepro build: give the spec itself: -f ./repro.yaml\n"},
+		{"sub", "repro build: sub is a directory, not a spec; a spec is a file, like repro.yaml\nrepro build: give -f the spec file's path\n"},
+	} {
+		r := invocation{dir: dir}.run(t, "build", "-f", c.f)
+		if r.code != 2 || r.stderr != c.want {
+			t.Errorf("build -f %s: exit %d, want 2 and:\n%s\ngot:\n%s", c.f, r.code, c.want, r.stderr)
+		}
+	}
+}
