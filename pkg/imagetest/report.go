@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Formats of a report.
@@ -48,7 +50,7 @@ type junitSuites struct {
 	XMLName  xml.Name   `xml:"testsuites"`
 	Failures int        `xml:"failures,attr"`
 	Tests    int        `xml:"tests,attr"`
-	Time     float64    `xml:"time,attr"`
+	Time     seconds    `xml:"time,attr"`
 	Skipped  int        `xml:"skipped,attr,omitempty"`
 	Suite    junitSuite `xml:"testsuite"`
 }
@@ -60,11 +62,19 @@ type junitSuite struct {
 
 type junitCase struct {
 	Name     string        `xml:"name,attr"`
-	Time     float64       `xml:"time,attr"`
+	Time     seconds       `xml:"time,attr"`
 	Failures []string      `xml:"failure"`
 	Skipped  *junitSkipped `xml:"skipped"`
 	Stdout   string        `xml:"system-out,omitempty"`
 	Stderr   string        `xml:"system-err,omitempty"`
+}
+
+// seconds is a JUnit time: decimal seconds to the microsecond (0.000010),
+// never an exponent (1.0345e-05), which JUnit readers do not all take.
+type seconds time.Duration
+
+func (d seconds) MarshalXMLAttr(name xml.Name) (xml.Attr, error) {
+	return xml.Attr{Name: name, Value: strconv.FormatFloat(time.Duration(d).Seconds(), 'f', 6, 64)}, nil
 }
 
 type junitSkipped struct {
@@ -74,14 +84,14 @@ type junitSkipped struct {
 // WriteJUnit writes container-structure-test's JUnit XML: one testsuites
 // element holding one testsuite, a testcase per test with a failure
 // element per error (and, for a test that did not run, a skipped
-// element), times in seconds.
+// element), times in decimal seconds.
 func (s *Summary) WriteJUnit(w io.Writer, suite string) error {
 	if suite == "" {
 		suite = DefaultSuiteName
 	}
-	doc := junitSuites{Failures: s.Fail, Tests: s.Total, Skipped: s.Skip, Time: s.Duration.Seconds(), Suite: junitSuite{Name: suite}}
+	doc := junitSuites{Failures: s.Fail, Tests: s.Total, Skipped: s.Skip, Time: seconds(s.Duration), Suite: junitSuite{Name: suite}}
 	for _, r := range s.Results {
-		c := junitCase{Name: r.Name, Time: r.Duration.Seconds(), Stdout: r.Stdout, Stderr: r.Stderr}
+		c := junitCase{Name: r.Name, Time: seconds(r.Duration), Stdout: r.Stdout, Stderr: r.Stderr}
 		if r.Skipped {
 			c.Skipped = &junitSkipped{Message: strings.TrimPrefix(strings.Join(r.Errors, "; "), "skipped: ")}
 		} else {

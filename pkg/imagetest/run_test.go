@@ -478,6 +478,25 @@ func TestPodmanNeedsALowerCaseTempDir(t *testing.T) {
 	}
 }
 
+// TestJUnitTimes: JUnit times are decimal seconds, to the microsecond:
+// 10.345µs is 0.000010, not 1.0345e-05 (what encoding/xml makes of a
+// float64), and two minutes 120.000000, not 120.
+func TestJUnitTimes(t *testing.T) {
+	s := &Summary{Pass: 2, Total: 2, Duration: 2 * time.Minute, Results: []*Result{
+		{Name: "fast", Pass: true, Duration: 10345 * time.Nanosecond},
+		{Name: "slow", Pass: true, Duration: 1234567891 * time.Nanosecond},
+	}}
+	var b bytes.Buffer
+	if err := s.WriteJUnit(&b, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<testsuites failures="0" tests="2" time="120.000000">`, `<testcase name="fast" time="0.000010">`, `<testcase name="slow" time="1.234568">`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("JUnit has no %s:\n%s", want, b.String())
+		}
+	}
+}
+
 // TestReports checks the three formats' shapes: container-structure-test's
 // JSON field names, its JUnit elements, a parseable text layout.
 func TestReports(t *testing.T) {
@@ -519,7 +538,7 @@ fileExistenceTests: [{name: ok, path: /etc}, {name: bad, path: /nope}]
 	if err := s.WriteJUnit(&xb, ""); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(xb.String(), `<?xml version="1.0" encoding="UTF-8"?><testsuites failures="1" tests="3" time="0.75"`) {
+	if !strings.HasPrefix(xb.String(), `<?xml version="1.0" encoding="UTF-8"?><testsuites failures="1" tests="3" time="0.750000"`) {
 		t.Errorf("JUnit starts %q", xb.String())
 	}
 	var doc struct {
