@@ -173,8 +173,7 @@ func (o *diskOpts) run(ctx context.Context, args []string) error {
 	if picked.ByHost {
 		o.g.log.Info("the image is an index: taking the host's platform; choose another with --platform", "platform", picked.Platform, "has", strings.Join(picked.Platforms, ", "))
 	}
-	img, index := picked.Image, picked.Index
-	rec, err := disk.Write(ctx, img, index, o.out, opts)
+	rec, err := disk.Write(ctx, picked, o.out, opts)
 	if err != nil {
 		return err
 	}

@@ -18,8 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/reprobuild/repro/internal/atomicfs"
 	"github.com/reprobuild/repro/internal/units"
 	"github.com/reprobuild/repro/pkg/fault"
@@ -209,11 +207,13 @@ func (b *builder) env() []string {
 	}
 }
 
-// Write makes the disk of img at out, and the record at out+".json".
-// indexDigest, when not empty, is recorded as the index img was chosen
-// from. Both files appear together, renamed from a staging directory
-// beside out; on failure neither does.
-func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Options) (*Record, error) {
+// Write makes the disk of p's image at out, and the record at
+// out+".json", with p.Index (when not empty) recorded as the index the
+// image was chosen from (imageref.Artifact.Pick gives p). Both files appear
+// together, renamed from a staging directory beside out; on failure
+// neither does.
+func Write(ctx context.Context, p imageref.Picked, out string, opts Options) (*Record, error) {
+	img := p.Image
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -374,7 +374,7 @@ func Write(ctx context.Context, img v1.Image, indexDigest, out string, opts Opti
 		return nil, classify(err)
 	}
 
-	rec := &Record{Layout: Layout, Image: digest.String(), Index: indexDigest, Platform: imageref.PlatformName(imageref.ConfigPlatform(cf))}
+	rec := &Record{Layout: Layout, Image: digest.String(), Index: p.Index, Platform: imageref.PlatformName(imageref.ConfigPlatform(cf))}
 	sum, size, err := hashFile(staged)
 	if err != nil {
 		return nil, fault.Op(err)

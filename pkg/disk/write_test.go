@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/reprobuild/repro/internal/testtool"
+	"github.com/reprobuild/repro/pkg/imageref"
 )
 
 // layerOf makes a layer from tar headers; regular files hold body.
@@ -87,7 +88,7 @@ func TestWriteExt4Metadata(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "d.raw")
 	tmp := t.TempDir()
-	rec, err := Write(context.Background(), img, "", out, Options{Format: Raw, FS: Ext4, Size: 32 << 20, TempDir: tmp, Path: os.Getenv("PATH")})
+	rec, err := Write(context.Background(), imageref.Picked{Image: img}, out, Options{Format: Raw, FS: Ext4, Size: 32 << 20, TempDir: tmp, Path: os.Getenv("PATH")})
 	if err != nil {
 		t.Fatal(err)
 	}
