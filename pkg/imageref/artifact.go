@@ -5,6 +5,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
 // ImageArtifact is img as an Artifact, with its descriptor.
@@ -72,6 +73,17 @@ func (a *Artifact) ReadManifests() error {
 		}
 	}
 	return nil
+}
+
+// Validate reads every blob of a, layers too (ReadManifests reads all but
+// the layers), and checks each against its digest and size: whether a is
+// there whole. go-containerregistry's validate.Index for an index (its
+// nested indexes too), validate.Image for an image.
+func (a Artifact) Validate() error {
+	if a.Index != nil {
+		return validate.Index(a.Index)
+	}
+	return validate.Image(a.Image)
 }
 
 // PlatformImage is one image of an artifact, opened, with its platform's

@@ -102,10 +102,7 @@ func TestOpenDetectsCorruptBlob(t *testing.T) {
 	}
 	layers, _ := img.Layers()
 	d, _ := layers[0].Digest()
-	p := filepath.Join(dir, "blobs", "sha256", d.Hex)
-	b, _ := os.ReadFile(p)
-	b[len(b)/2] ^= 0xff
-	os.WriteFile(p, b, 0o644)
+	changeBlob(t, dir, d)
 	a, err := imageref.Open(ctx, r)
 	if err != nil {
 		t.Fatal(err)
@@ -150,19 +147,40 @@ func TestOpenNamesTags(t *testing.T) {
 	a.Close()
 }
 
-// TestReadManifests reads an index's manifests and configs whole, and
-// finds an image's config changed on disk.
-func TestReadManifests(t *testing.T) {
-	ctx := context.Background()
+// indexLayout writes a random index of two images to a layout, tagged v1.
+func indexLayout(t *testing.T) (idx v1.ImageIndex, dir string, r imageref.Reference) {
+	t.Helper()
 	idx, err := random.Index(64, 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "layout")
-	r, _ := imageref.Parse("oci:" + dir + ":v1")
-	if err := output.Write(ctx, r, imageref.Artifact{Index: idx}, output.Options{}); err != nil {
+	dir = filepath.Join(t.TempDir(), "layout")
+	r, _ = imageref.Parse("oci:" + dir + ":v1")
+	if err := output.Write(context.Background(), r, imageref.Artifact{Index: idx}, output.Options{}); err != nil {
 		t.Fatal(err)
 	}
+	return idx, dir, r
+}
+
+// changeBlob flips a byte in the middle of blob h of the layout dir.
+func changeBlob(t *testing.T, dir string, h v1.Hash) {
+	t.Helper()
+	p := filepath.Join(dir, "blobs", "sha256", h.Hex)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadManifests reads an index's manifests and configs whole, and
+// finds an image's config changed on disk.
+func TestReadManifests(t *testing.T) {
+	ctx := context.Background()
+	idx, dir, r := indexLayout(t)
 	a, err := imageref.Open(ctx, r)
 	if err != nil {
 		t.Fatal(err)
@@ -173,15 +191,48 @@ func TestReadManifests(t *testing.T) {
 	im, _ := idx.IndexManifest()
 	img, _ := idx.Image(im.Manifests[1].Digest)
 	cfg, _ := img.ConfigName()
-	p := filepath.Join(dir, "blobs", "sha256", cfg.Hex)
-	b, _ := os.ReadFile(p)
-	b[len(b)/2] ^= 0xff
-	os.WriteFile(p, b, 0o644)
+	changeBlob(t, dir, cfg)
 	if a, err = imageref.Open(ctx, r); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.ReadManifests(); !errors.Is(err, imageref.ErrDigestMismatch) {
 		t.Errorf("a changed config: err = %v, want a digest mismatch", err)
+	}
+}
+
+// TestValidate reads an index's blobs whole, layers too: a layer changed on
+// disk is found by Validate, where ReadManifests, which reads no layer, does
+// not see it; an image alone validates too.
+func TestValidate(t *testing.T) {
+	ctx := context.Background()
+	idx, dir, r := indexLayout(t)
+	a, err := imageref.Open(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Validate(); err != nil {
+		t.Fatalf("a whole index: %v", err)
+	}
+	im, _ := idx.IndexManifest()
+	img, _ := idx.Image(im.Manifests[1].Digest)
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	changeBlob(t, dir, d)
+	if a, err = imageref.Open(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReadManifests(); err != nil {
+		t.Errorf("ReadManifests reads no layer, yet: %v", err)
+	}
+	if err := a.Validate(); err == nil || !strings.Contains(err.Error(), im.Manifests[1].Digest.String()) {
+		t.Errorf("a changed layer: err = %v, want one naming its image %s", err, im.Manifests[1].Digest)
+	}
+	one, err := imageref.ImageArtifact(ociImage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := one.Validate(); err != nil {
+		t.Errorf("an image: %v", err)
 	}
 }
 

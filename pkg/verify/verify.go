@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/validate"
-
 	"github.com/reprobuild/repro/pkg/attest"
 	"github.com/reprobuild/repro/pkg/build"
 	"github.com/reprobuild/repro/pkg/compress"
@@ -76,7 +74,7 @@ func Rebuild(ctx context.Context, req build.Request, target Target) (*Result, *b
 	if res.Verified && target.Artifact != nil && target.Local {
 		// A layout or archive names the right digest; it must also hold
 		// the bytes: every blob present and hashing to its digest.
-		if err := checkBlobs(target.Artifact); err != nil {
+		if err := target.Artifact.Validate(); err != nil {
 			res.Verified = false
 			res.Damaged = err.Error()
 		}
@@ -212,13 +210,4 @@ func FormatOf(a *imageref.Artifact) (compress.Format, bool) {
 		}
 	}
 	return 0, false
-}
-
-// checkBlobs reads every manifest, config and layer of a and checks each
-// against its digest and size.
-func checkBlobs(a *imageref.Artifact) error {
-	if a.Index != nil {
-		return validate.Index(a.Index)
-	}
-	return validate.Image(a.Image)
 }
