@@ -58,20 +58,12 @@ type inspectJSON struct {
 	Platforms []inspectPlatform `json:"platforms"`
 }
 
+// inspectPlatform embeds imageref.Summary, so its fields sit between
+// platform and files in the JSON, as they always have.
 type inspectPlatform struct {
-	Platform string          `json:"platform"`
-	Digest   string          `json:"digest"`
-	Manifest json.RawMessage `json:"manifest"`
-	Config   json.RawMessage `json:"config"`
-	Layers   []inspectLayer  `json:"layers"`
-	Files    []*rootfs.File  `json:"files,omitempty"`
-}
-
-type inspectLayer struct {
-	Digest    string `json:"digest"`
-	DiffID    string `json:"diffID"`
-	Size      int64  `json:"size"`
-	MediaType string `json:"mediaType"`
+	Platform string `json:"platform"`
+	imageref.Summary
+	Files []*rootfs.File `json:"files,omitempty"`
 }
 
 func openRef(ctx context.Context, s string, insecure []string) (*imageref.Artifact, error) {
@@ -129,36 +121,11 @@ func (o *inspectOpts) run(ctx context.Context, args []string) error {
 }
 
 func inspectImage(ctx context.Context, name string, img v1.Image, files bool) (*inspectPlatform, error) {
-	d, err := img.Digest()
+	sum, err := imageref.Summarize(img)
 	if err != nil {
 		return nil, err
 	}
-	m, err := img.RawManifest()
-	if err != nil {
-		return nil, err
-	}
-	c, err := img.RawConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	ip := &inspectPlatform{Platform: name, Digest: d.String(), Manifest: m, Config: c, Layers: []inspectLayer{}}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range layers {
-		ld, err := l.Digest()
-		if err != nil {
-			return nil, err
-		}
-		id, err := l.DiffID()
-		if err != nil {
-			return nil, err
-		}
-		size, _ := l.Size()
-		mt, _ := l.MediaType()
-		ip.Layers = append(ip.Layers, inspectLayer{Digest: ld.String(), DiffID: id.String(), Size: size, MediaType: string(mt)})
-	}
+	ip := &inspectPlatform{Platform: name, Summary: *sum}
 	if files {
 		fs, err := rootfs.Read(ctx, img)
 		if err != nil {
