@@ -321,7 +321,7 @@ func flagWording(err error) (prefix, hint string) {
 	case errors.Is(err, build.ErrNotLocked):
 		// A stale lock's gaps are at their spec lines, compiler style.
 		if at := (*spec.Error)(nil); errors.As(err, &at) {
-			return "", lockIt
+			return "", lockIt + " (--locked builds only what the lock pins)"
 		}
 		return "--locked: ", lockIt
 	case errors.Is(err, build.ErrNoToolchain):

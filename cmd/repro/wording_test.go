@@ -38,7 +38,7 @@ func TestFlagWording(t *testing.T) {
 		{fmt.Errorf("/tmp/adir is %w", disk.ErrOutputIsDir), "", "-o names the disk file (one inside it, say)"},
 		{fmt.Errorf("x.tar: %w", sign.ErrNothingSignable), "", "write the image with -o oci:DIR[:TAG], or push it"},
 		{fmt.Errorf("lock: %w", errors.Join(build.ErrNotLocked, &build.NeedsLockError{Spec: "a/repro.yaml"})), "--locked: ", "run repro lock -f a/repro.yaml"},
-		{errors.Join(spec.ErrorList{{Field: "base", Msg: "the lock does not pin base b:1"}}, build.ErrNotLocked, &build.NeedsLockError{Spec: "a/repro.yaml"}), "", "run repro lock -f a/repro.yaml"},
+		{errors.Join(spec.ErrorList{{Field: "base", Msg: "the lock does not pin base b:1"}}, build.ErrNotLocked, &build.NeedsLockError{Spec: "a/repro.yaml"}), "", "run repro lock -f a/repro.yaml (--locked builds only what the lock pins)"},
 		{errors.Join(errors.New("base"), build.ErrUnpinned, &build.NeedsLockError{Spec: "repro.yaml"}), "", "run repro lock -f repro.yaml, or pass --allow-unpinned to resolve the tag now (the build is then not reproducible)"},
 		{errors.Join(build.ErrNoToolchain, build.ErrUnpinned, &build.NeedsLockError{Spec: "repro.yaml"}), "", "run repro lock -f repro.yaml, or pass --allow-unpinned to compile with the go on PATH as it is (the build is then not reproducible)"},
 		{fmt.Errorf("packages: %w", &build.NeedsLockError{Spec: "x/repro.yaml"}), "", "run repro lock -f x/repro.yaml"},
