@@ -114,7 +114,9 @@ func runGo(ctx context.Context, env []string, dir string, args ...string) ([]byt
 // input.
 // declared says it came from a toolchain line.
 func LocalToolchain(ctx context.Context, s *spec.Spec, env []string) (name string, declared bool, err error) {
-	var tc, from string
+	// The go: entries, each with its spec field and its module's root.
+	type goEntry struct{ field, modRoot string }
+	var entries []goEntry
 	for i, l := range s.Layers {
 		for j, c := range l.Contents {
 			if c.Go == "" {
@@ -125,18 +127,22 @@ func LocalToolchain(ctx context.Context, s *spec.Spec, env []string) (name strin
 			if err != nil {
 				return "", false, err
 			}
-			line, err := goModToolchain(filepath.Join(modRoot, "go.mod"))
-			if err != nil {
-				return "", false, fault.Op(err)
-			}
-			if line == "" {
-				continue
-			}
-			if tc != "" && line != tc {
-				return "", false, fault.Bad(s.ErrorAt(field, "its module's go.mod names toolchain %s and %s names %s; one build pins one Go toolchain, so make the toolchain lines agree", line, from, tc))
-			}
-			tc, from = line, filepath.Join(modRoot, "go.mod")
+			entries = append(entries, goEntry{field, modRoot})
 		}
+	}
+	var tc, from string
+	for _, e := range entries {
+		line, err := goModToolchain(filepath.Join(e.modRoot, "go.mod"))
+		if err != nil {
+			return "", false, fault.Op(err)
+		}
+		if line == "" {
+			continue
+		}
+		if tc != "" && line != tc {
+			return "", false, fault.Bad(s.ErrorAt(e.field, "its module's go.mod names toolchain %s and %s names %s; one build pins one Go toolchain, so make the toolchain lines agree", line, from, tc))
+		}
+		tc, from = line, filepath.Join(e.modRoot, "go.mod")
 	}
 	declared = tc != ""
 	if !declared {
@@ -158,19 +164,9 @@ func LocalToolchain(ctx context.Context, s *spec.Spec, env []string) (name strin
 		}
 		what, fix = "the toolchain line of "+rel, "make the toolchain line name a Go at least as new as the go line"
 	}
-	for i, l := range s.Layers {
-		for j, c := range l.Contents {
-			if c.Go == "" {
-				continue
-			}
-			field := fmt.Sprintf("layers[%d].contents[%d].go", i, j)
-			_, modRoot, err := goPackage(s, field, c.Go)
-			if err != nil {
-				return "", false, err
-			}
-			if err := goModTooNew(s, field, modRoot, tc, what, fix); err != nil {
-				return "", false, err
-			}
+	for _, e := range entries {
+		if err := goModTooNew(s, e.field, e.modRoot, tc, what, fix); err != nil {
+			return "", false, err
 		}
 	}
 	return tc, declared, nil

@@ -98,6 +98,16 @@ func (b *builder) verifyHit(ctx context.Context, k layercache.Key, name string, 
 // a cold build of it (Options.VerifyHits) does not match.
 var ErrCacheMismatch = errors.New("the cached layer is not the cold build's")
 
+// store keeps a freshly built layer of key k in the local store st and,
+// when it is readwrite, in the shared cache. A failure to store is a
+// warning: the layer is built either way.
+func (b *builder) store(ctx context.Context, st *layercache.Store, k layercache.Key, l *layer.File, extra []byte, name string) {
+	if _, err := st.Put(k, l, extra); err != nil {
+		b.opts.Log.Warn("could not store the layer in the layer cache", "layer", name, "err", err)
+	}
+	b.share(ctx, k, l, extra, name)
+}
+
 // share writes the layer of key k to the shared cache, when it is
 // readwrite and lacks it.
 func (b *builder) share(ctx context.Context, k layercache.Key, l v1.Layer, extra []byte, name string) {
@@ -177,10 +187,7 @@ func (b *builder) writeCached(ctx context.Context, layerName, name string, p spe
 		if err != nil {
 			return l, nil
 		}
-		if _, err := st.Put(k, l, extra); err != nil {
-			b.opts.Log.Warn("could not store the layer in the layer cache", "layer", name, "err", err)
-		}
-		b.share(ctx, k, l, extra, name)
+		b.store(ctx, st, k, l, extra, name)
 		return l, nil
 	})).then(status(LayerBuilt)), nil
 }
@@ -331,10 +338,7 @@ func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p s
 		if err != nil {
 			return l, nil
 		}
-		if _, err := st.Put(k, l, extra); err != nil {
-			b.opts.Log.Warn("could not store the layer in the layer cache", "layer", name, "err", err)
-		}
-		b.share(ctx, k, l, extra, name)
+		b.store(ctx, st, k, l, extra, name)
 		return l, nil
 	})
 	if st != nil {

@@ -38,15 +38,7 @@ func gitAt(t *testing.T, dir string, at int64, args ...string) string {
 // at time at.
 func commitAt(t *testing.T, dir string, at int64, files map[string]string) {
 	t.Helper()
-	for name, text := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, dir, files)
 	gitAt(t, dir, at, "add", "-A")
 	gitAt(t, dir, at, "commit", "-q", "--allow-empty", "-m", "at "+strconv.FormatInt(at, 10))
 }

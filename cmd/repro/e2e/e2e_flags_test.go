@@ -379,18 +379,7 @@ func TestE2EShapeFlagsVerifyAndSign(t *testing.T) {
 func TestE2EIndexFlags(t *testing.T) {
 	t.Parallel()
 	host := memRegistry(t)
-	key, err := os.ReadFile(filepath.Join(moduleRoot(t), "testdata", "secrets", "positive", "private-key", "ec.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"base/k": string(key),
-		"base/repro.yaml": "version: 1\nname: base\nepoch: 1700000000\nplatforms: [linux/amd64, linux/arm64]\nlayers:\n  - name: b\n    contents:\n      - {path: /root/.ssh/id_ec, source: k}\n" +
-			"secrets:\n  allow:\n    - {path: /root/.ssh/id_ec, reason: \"a base that leaks, for this test\"}\n",
-		"app/repro.yaml": "version: 1\nname: app\nepoch: 1700000000\nbase: " + host + "/base:1\nplatforms: [linux/amd64, linux/arm64]\nlayers:\n  - name: a\n    contents:\n      - {path: /etc/motd, content: \"hi\\n\"}\n",
-	})
-	repro(t, filepath.Join(dir, "base"), "build", "-q", "-o", host+"/base:1")
+	dir := leakyBase(t, host, "platforms: [linux/amd64, linux/arm64]\n")
 	app := filepath.Join(dir, "app")
 	cache := filepath.Join(dir, "cache")
 	flags := [][]string{{"--allow-unpinned"}, {"--compression", "zstd"}, {"--format", "1"}}
@@ -532,18 +521,7 @@ func TestE2ESmallFlags(t *testing.T) {
 func TestE2EPinFlagsVerifyAndSign(t *testing.T) {
 	t.Parallel()
 	host := memRegistry(t)
-	key, err := os.ReadFile(filepath.Join(moduleRoot(t), "testdata", "secrets", "positive", "private-key", "ec.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"base/k": string(key),
-		"base/repro.yaml": "version: 1\nname: base\nepoch: 1700000000\nlayers:\n  - name: b\n    contents:\n      - {path: /root/.ssh/id_ec, source: k}\n" +
-			"secrets:\n  allow:\n    - {path: /root/.ssh/id_ec, reason: \"a base that leaks, for this test\"}\n",
-		"app/repro.yaml": "version: 1\nname: app\nepoch: 1700000000\nbase: " + host + "/base:1\nlayers:\n  - name: a\n    contents:\n      - {path: /etc/motd, content: \"hi\\n\"}\n",
-	})
-	repro(t, filepath.Join(dir, "base"), "build", "-q", "-o", host+"/base:1")
+	dir := leakyBase(t, host, "")
 	app := filepath.Join(dir, "app")
 	repro(t, app, "keygen", "-q", "--out", "k")
 	cache := filepath.Join(dir, "cache")
@@ -871,4 +849,25 @@ func TestE2EJSONEveryCommand(t *testing.T) {
 			t.Errorf("%s --json: %s = %v, want %q\n%s", c.args[0], c.key, v, c.want, r.stdout)
 		}
 	}
+}
+
+// leakyBase writes, under a new directory it returns, a base spec
+// (base/) whose layer holds a private key (allowed, so that it builds) and
+// pushes it to host/base:1, and an app spec (app/) on that base, both with
+// the spec line platforms ("" for the default).
+func leakyBase(t *testing.T, host, platforms string) string {
+	t.Helper()
+	key, err := os.ReadFile(filepath.Join(moduleRoot(t), "testdata", "secrets", "positive", "private-key", "ec.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"base/k": string(key),
+		"base/repro.yaml": "version: 1\nname: base\nepoch: 1700000000\n" + platforms + "layers:\n  - name: b\n    contents:\n      - {path: /root/.ssh/id_ec, source: k}\n" +
+			"secrets:\n  allow:\n    - {path: /root/.ssh/id_ec, reason: \"a base that leaks, for this test\"}\n",
+		"app/repro.yaml": "version: 1\nname: app\nepoch: 1700000000\nbase: " + host + "/base:1\n" + platforms + "layers:\n  - name: a\n    contents:\n      - {path: /etc/motd, content: \"hi\\n\"}\n",
+	})
+	repro(t, filepath.Join(dir, "base"), "build", "-q", "-o", host+"/base:1")
+	return dir
 }

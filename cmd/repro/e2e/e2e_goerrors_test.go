@@ -26,15 +26,7 @@ layers:
         go: ` + pkg + "\n",
 		"repro.lock.json": `{"version": 1, "format": 2, "go": "` + goVersion(t) + `"}` + "\n",
 	}
-	for name, data := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, dir, files)
 	return dir
 }
 
