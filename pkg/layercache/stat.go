@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -192,16 +191,21 @@ func lstat(path string, st *syscall.Stat_t) error {
 	}
 }
 
+// hashBufs are hash's read buffers: one per hashing goroutine, not one
+// per file (a 32 KiB allocation per file was most of a cold key's garbage).
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
 // hash reads path and records its hash if its stat held still and is
-// old enough.
+// old enough. It uses the system calls directly: an *os.File would try
+// to register each file with the runtime's poller first.
 func (c *StatCache) hash(path string) (Sum, statKey, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	fd, err := openRead(path)
 	if err != nil {
 		return Sum{}, statKey{}, err
 	}
-	defer f.Close()
+	defer syscall.Close(fd)
 	var before, after syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &before); err != nil {
+	if err := fstat(fd, &before, path); err != nil {
 		return Sum{}, statKey{}, err
 	}
 	if before.Mode&syscall.S_IFMT != syscall.S_IFREG {
@@ -209,10 +213,23 @@ func (c *StatCache) hash(path string) (Sum, statKey, error) {
 	}
 	c.read.Add(1)
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return Sum{}, statKey{}, err
+	bp := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return Sum{}, statKey{}, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			break
+		}
+		h.Write(buf[:n])
 	}
-	if err := syscall.Fstat(int(f.Fd()), &after); err != nil {
+	if err := fstat(fd, &after, path); err != nil {
 		return Sum{}, statKey{}, err
 	}
 	var s Sum
@@ -226,6 +243,34 @@ func (c *StatCache) hash(path string) (Sum, statKey, error) {
 		c.mu.Unlock()
 	}
 	return s, k, nil
+}
+
+// openRead opens path to read, a final symlink not followed, without
+// blocking on a FIFO.
+func openRead(path string) (int, error) {
+	for {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
+}
+
+func fstat(fd int, st *syscall.Stat_t, path string) error {
+	for {
+		err := syscall.Fstat(fd, st)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return &fs.PathError{Op: "fstat", Path: path, Err: err}
+		}
+		return nil
+	}
 }
 
 // Save writes this session's records (the files it hashed or found
