@@ -179,13 +179,19 @@ func (c *StatCache) SumStat(path string, st *syscall.Stat_t) (Sum, int64, error)
 }
 
 func lstat(path string, st *syscall.Stat_t) error {
+	return retried("lstat", path, func() error { return syscall.Lstat(path, st) })
+}
+
+// retried calls f until it is not interrupted (EINTR), and names path in
+// its error.
+func retried(op, path string, f func() error) error {
 	for {
-		err := syscall.Lstat(path, st)
+		err := f()
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return &fs.PathError{Op: "lstat", Path: path, Err: err}
+			return &fs.PathError{Op: op, Path: path, Err: err}
 		}
 		return nil
 	}
@@ -217,12 +223,9 @@ func (c *StatCache) hash(path string) (Sum, statKey, error) {
 	defer hashBufs.Put(bp)
 	buf := *bp
 	for {
-		n, err := syscall.Read(fd, buf)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return Sum{}, statKey{}, &fs.PathError{Op: "read", Path: path, Err: err}
+		var n int
+		if err := retried("read", path, func() (err error) { n, err = syscall.Read(fd, buf); return err }); err != nil {
+			return Sum{}, statKey{}, err
 		}
 		if n == 0 {
 			break
@@ -247,30 +250,16 @@ func (c *StatCache) hash(path string) (Sum, statKey, error) {
 
 // openRead opens path to read, a final symlink not followed, without
 // blocking on a FIFO.
-func openRead(path string) (int, error) {
-	for {
-		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
-		}
-		return fd, nil
-	}
+func openRead(path string) (fd int, err error) {
+	err = retried("open", path, func() (err error) {
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		return err
+	})
+	return fd, err
 }
 
 func fstat(fd int, st *syscall.Stat_t, path string) error {
-	for {
-		err := syscall.Fstat(fd, st)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return &fs.PathError{Op: "fstat", Path: path, Err: err}
-		}
-		return nil
-	}
+	return retried("fstat", path, func() error { return syscall.Fstat(fd, st) })
 }
 
 // Save writes this session's records (the files it hashed or found
