@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/reprobuild/repro/internal/atomicfs"
+	"github.com/reprobuild/repro/internal/rawfile"
 )
 
 // RacyWindow is how recent a file's mtime or ctime may be, before the
@@ -179,19 +181,13 @@ func (c *StatCache) SumStat(path string, st *syscall.Stat_t) (Sum, int64, error)
 }
 
 func lstat(path string, st *syscall.Stat_t) error {
-	return retried("lstat", path, func() error { return syscall.Lstat(path, st) })
-}
-
-// retried calls f until it is not interrupted (EINTR), and names path in
-// its error.
-func retried(op, path string, f func() error) error {
 	for {
-		err := f()
+		err := syscall.Lstat(path, st)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return &fs.PathError{Op: op, Path: path, Err: err}
+			return &fs.PathError{Op: "lstat", Path: path, Err: err}
 		}
 		return nil
 	}
@@ -201,17 +197,17 @@ func retried(op, path string, f func() error) error {
 // per file (a 32 KiB allocation per file was most of a cold key's garbage).
 var hashBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-// hash reads path and records its hash if its stat held still and is
-// old enough. It uses the system calls directly: an *os.File would try
-// to register each file with the runtime's poller first.
+// hash reads path (internal/rawfile: no poller registration, a final
+// symlink not followed) and records its hash if its stat held still and
+// is old enough.
 func (c *StatCache) hash(path string) (Sum, statKey, error) {
-	fd, err := openRead(path)
+	f, err := rawfile.Open(path)
 	if err != nil {
 		return Sum{}, statKey{}, err
 	}
-	defer syscall.Close(fd)
+	defer f.Close()
 	var before, after syscall.Stat_t
-	if err := fstat(fd, &before, path); err != nil {
+	if err := f.Stat(&before); err != nil {
 		return Sum{}, statKey{}, err
 	}
 	if before.Mode&syscall.S_IFMT != syscall.S_IFREG {
@@ -221,18 +217,10 @@ func (c *StatCache) hash(path string) (Sum, statKey, error) {
 	h := sha256.New()
 	bp := hashBufs.Get().(*[]byte)
 	defer hashBufs.Put(bp)
-	buf := *bp
-	for {
-		var n int
-		if err := retried("read", path, func() (err error) { n, err = syscall.Read(fd, buf); return err }); err != nil {
-			return Sum{}, statKey{}, err
-		}
-		if n == 0 {
-			break
-		}
-		h.Write(buf[:n])
+	if _, err := io.CopyBuffer(h, f, *bp); err != nil {
+		return Sum{}, statKey{}, err
 	}
-	if err := fstat(fd, &after, path); err != nil {
+	if err := f.Stat(&after); err != nil {
 		return Sum{}, statKey{}, err
 	}
 	var s Sum
@@ -246,20 +234,6 @@ func (c *StatCache) hash(path string) (Sum, statKey, error) {
 		c.mu.Unlock()
 	}
 	return s, k, nil
-}
-
-// openRead opens path to read, a final symlink not followed, without
-// blocking on a FIFO.
-func openRead(path string) (fd int, err error) {
-	err = retried("open", path, func() (err error) {
-		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-		return err
-	})
-	return fd, err
-}
-
-func fstat(fd int, st *syscall.Stat_t, path string) error {
-	return retried("fstat", path, func() error { return syscall.Fstat(fd, st) })
 }
 
 // Save writes this session's records (the files it hashed or found
