@@ -78,6 +78,7 @@ fuzz: ## run the fuzz targets briefly (FUZZ_N scales the execution counts)
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckTar$$' -fuzztime $$((20000 * $(FUZZ_N)))x ./pkg/rootfs
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckLayer$$' -fuzztime $$((10000 * $(FUZZ_N)))x ./pkg/base
 	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $$((20000 * $(FUZZ_N)))x ./pkg/base
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckGzipBlocks$$' -fuzztime $$((5000 * $(FUZZ_N)))x ./pkg/compress
 
 bench: build ## go benchmarks, repro against umoci and tar+gzip on Go's src tree, the fleet, a two-platform go: build against ko, and what a second push sends in formats 1 and 2
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/layer ./pkg/compress ./pkg/build

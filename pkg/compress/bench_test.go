@@ -1,6 +1,9 @@
 package compress_test
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -100,3 +103,48 @@ func BenchmarkGzip(b *testing.B) { benchCompress(b, compress.Gzip) }
 func BenchmarkZstd(b *testing.B) { benchCompress(b, compress.Zstd) }
 
 var _ io.Writer = (*countingDiscard)(nil)
+
+// benchGzipBlob is the fixed input compressed as a layer is.
+var benchGzipBlob = sync.OnceValue(func() []byte {
+	var out bytes.Buffer
+	zw, _ := compress.NewWriter(&out, compress.Gzip)
+	zw.Write(benchInput())
+	zw.Close()
+	return out.Bytes()
+})
+
+// BenchmarkGunzipCheck is the check a cache hit had before
+// CheckGzipBlocks, and still has when that cannot prove a stream:
+// decompress whole, on one core, and hash.
+func BenchmarkGunzipCheck(b *testing.B) {
+	blob := benchGzipBlob()
+	b.SetBytes(int64(len(benchInput())))
+	for b.Loop() {
+		zr, err := compress.NewReaderAhead(bytes.NewReader(blob), compress.Gzip)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, zr); err != nil {
+			b.Fatal(err)
+		}
+		zr.Close()
+	}
+}
+
+// BenchmarkCheckGzipBlocks is the same proof on every core, the
+// expected bytes coming from memory as a regenerated tar would.
+func BenchmarkCheckGzipBlocks(b *testing.B) {
+	blob, in := benchGzipBlob(), benchInput()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if _, err := compress.CheckGzipBlocks(context.Background(), bytes.NewReader(blob), int64(len(blob)), func(w io.Writer) error {
+			for p := in; len(p) > 0; p = p[min(len(p), 64<<10):] {
+				w.Write(p[:min(len(p), 64<<10)])
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
