@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,9 +33,10 @@ const (
 
 // lookup finds the layer of key k: in the local store (its blob hashed
 // only under Options.VerifyHits; see package layercache), else in the
-// shared cache (fetched into the local store, its bytes checked). The
-// status says where it was found.
-func (b *builder) lookup(ctx context.Context, k layercache.Key, name string, p spec.Platform) (*layercache.Layer, string) {
+// shared cache (fetched into the local store, its bytes checked; against
+// the uncompressed stream want writes, when it is not nil: see
+// layercache.Shared.Get). The status says where it was found.
+func (b *builder) lookup(ctx context.Context, k layercache.Key, name string, p spec.Platform, want func(io.Writer) error) (*layercache.Layer, string) {
 	st := b.opts.Layers
 	get := st.Get
 	if b.opts.VerifyHits {
@@ -51,7 +53,7 @@ func (b *builder) lookup(ctx context.Context, k layercache.Key, name string, p s
 	if hit != nil || b.opts.Shared == nil {
 		return hit, LayerCached
 	}
-	hit, ref, err := b.opts.Shared.Get(ctx, k, st)
+	hit, ref, err := b.opts.Shared.Get(ctx, k, st, want)
 	var se *layercache.SharedError
 	switch {
 	case errors.As(err, &se):
@@ -146,7 +148,9 @@ func (b *builder) writeCached(ctx context.Context, layerName, name string, p spe
 	}
 	scan := b.scanLock(layerName)
 	b.waitSame(k)
-	hit, hitStatus := b.lookup(ctx, k, name, p)
+	hit, hitStatus := b.lookup(ctx, k, name, p, func(w io.Writer) error {
+		return layer.WriteFormatTar(ctx, w, entries, lo.Format, lo.Epoch)
+	})
 	if hit != nil {
 		var raws []secrets.Raw
 		l, err := b.linkHit(hit, lo.Compression)
@@ -164,7 +168,7 @@ func (b *builder) writeCached(ctx context.Context, layerName, name string, p spe
 			if err := b.verifyHit(ctx, k, name, p, l, hitStatus, func(dir string) (*layer.File, error) { return layer.Write(ctx, entries, dir, cold) }); err != nil {
 				return nil, err
 			}
-			b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String(), "from", hitStatus)
+			b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String(), "from", hitStatus, "checked", string(hit.Checked()))
 			b.share(ctx, k, l, hit.Extra(), name)
 			return ready(l).then(status(hitStatus)), nil
 		}
@@ -357,7 +361,7 @@ func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p s
 // used, with the layer's epoch.
 func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layercache.Key, i int, layerName string, p spec.Platform, bi *base.Image, al *lock.AptLayer) (*pending, int64, bool, error) {
 	name := b.s.Layers[i].Name
-	hit, status := b.lookup(ctx, k, name, p)
+	hit, status := b.lookup(ctx, k, name, p, nil)
 	if hit == nil {
 		return nil, 0, false, nil
 	}

@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/flate"
 )
@@ -48,19 +51,22 @@ const windowSize = 32 << 10
 // failed.
 //
 // Decompression is sequential by nature; the proof is by induction on
-// the blocks. The stream is cut after each sync marker (a guess: such
-// bytes may also occur inside a block). Block i, decompressed on its own
-// from its cut, with the 32 KiB of want's bytes before it as the window,
-// must give exactly want's i-th GzipBlockSize bytes and end a deflate
-// block exactly at its last bit; the last must end the member, followed
-// only by the gzip trailer with want's CRC-32 and size. Block 0 starts
-// the stream as any decompressor starts it; if block i starts in the
-// state a whole decompression reaches there (between blocks, at that
-// byte, the window want's bytes before it), it ends in the state block
-// i+1 was started in. So the whole stream decompresses to want's bytes,
-// byte for byte. Any step that does not hold is an *UnprovenError; a
-// cancelled ctx is ctx's error. Memory is a few blocks per core,
-// whatever the size.
+// the blocks, each checked on its own core. The offsets just after each
+// sync marker are the candidate starts of blocks (such bytes may also
+// occur inside a block: in stored data, say). Block j, decompressed on
+// its own from a candidate, with the 32 KiB of want's bytes before it as
+// the window, must give exactly want's j-th GzipBlockSize bytes; where
+// it then ends deflate blocks, byte-aligned and not final, before giving
+// more, are the places block j+1 may start. The chain must hold: block 0
+// starts after the header, and each block j+1 at one of block j's ends.
+// A decompressor between blocks at such a place, having written want's
+// bytes before it, is in the state block j+1 was started in, so the
+// whole stream decompresses as the blocks did. The last block must end
+// the member with a final block, followed only by the gzip trailer with
+// want's CRC-32 and size. So the whole stream decompresses to want's
+// bytes, byte for byte; the candidates tried only cost time. Any step
+// that does not hold is an *UnprovenError; a cancelled ctx is ctx's
+// error. Memory is a few blocks per core, whatever the size.
 func CheckGzipBlocks(ctx context.Context, blob io.ReaderAt, size int64, want func(io.Writer) error) ([32]byte, error) {
 	if size < gzipPlainHeader+8 {
 		return [32]byte{}, unproven("%d bytes are too few for a gzip member", size)
@@ -69,7 +75,7 @@ func CheckGzipBlocks(ctx context.Context, blob io.ReaderAt, size int64, want fun
 	if err != nil {
 		return [32]byte{}, err
 	}
-	return checkBlocks(ctx, &wholeBlob{r: blob, size: size, cuts: cuts}, want)
+	return checkBlocks(ctx, &wholeBlob{r: blob, n: size, cuts: cuts}, want)
 }
 
 // CopyCheckGzipBlocks copies src to dst, as io.Copy does, and proves as
@@ -95,42 +101,45 @@ func CopyCheckGzipBlocks(ctx context.Context, dst interface {
 	return sum, a.n, err
 }
 
-// blockSource is a gzip member, cut into blocks.
+// blockSource is a gzip member, and the candidate starts of its blocks.
 type blockSource interface {
 	io.ReaderAt
-	// block says where block i is, once that is known: bytes [start,
-	// end), and whether it is the member's last; ok is false when the
-	// member has no block i.
-	block(ctx context.Context, i int) (start, end int64, last, ok bool, err error)
+	// cut is the m-th candidate (from 0), once it has arrived; ok is
+	// false when the member has no more.
+	cut(ctx context.Context, m int) (off int64, ok bool, err error)
+	// size is the member's size, once all of it has arrived.
+	size(ctx context.Context) (int64, error)
 }
 
 // wholeBlob is a member whose bytes are all there.
 type wholeBlob struct {
 	r    io.ReaderAt
-	size int64
+	n    int64
 	cuts []int64
 }
 
-func (w *wholeBlob) ReadAt(p []byte, off int64) (int, error) { return w.r.ReadAt(p, off) }
-
-func (w *wholeBlob) block(_ context.Context, i int) (start, end int64, last, ok bool, err error) {
-	return cutBlock(w.cuts, w.size, i)
-}
-
-// cutBlock is block i of a member of size bytes with these cuts.
-func cutBlock(cuts []int64, size int64, i int) (start, end int64, last, ok bool, err error) {
-	start = gzipPlainHeader
-	if i > 0 {
-		if i > len(cuts) {
-			return 0, 0, false, false, nil
+func (w *wholeBlob) ReadAt(p []byte, off int64) (int, error) {
+	if off >= w.n {
+		return 0, io.EOF
+	}
+	if off+int64(len(p)) > w.n {
+		k, err := w.r.ReadAt(p[:w.n-off], off)
+		if err == nil {
+			err = io.EOF
 		}
-		start = cuts[i-1]
+		return k, err
 	}
-	if i < len(cuts) {
-		return start, cuts[i], false, true, nil
-	}
-	return start, size, true, true, nil
+	return w.r.ReadAt(p, off)
 }
+
+func (w *wholeBlob) cut(_ context.Context, m int) (int64, bool, error) {
+	if m >= len(w.cuts) {
+		return 0, false, nil
+	}
+	return w.cuts[m], true, nil
+}
+
+func (w *wholeBlob) size(context.Context) (int64, error) { return w.n, nil }
 
 // syncCuts are the offsets in (from, to) just after each sync marker.
 // A marker ending at to is the member's final empty stored block, which
@@ -265,28 +274,25 @@ func (a *arriving) ReadAt(p []byte, off int64) (int, error) {
 	return a.r.ReadAt(p, off)
 }
 
-func (a *arriving) block(ctx context.Context, i int) (start, end int64, last, ok bool, err error) {
+func (a *arriving) cut(ctx context.Context, m int) (int64, bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	// A cut is one once 9 bytes follow it: it is then before the
-	// trailer's 8.
-	if !a.wait(ctx, func() bool { return len(a.cuts) > i && a.n >= a.cuts[i]+9 }) {
-		return 0, 0, false, false, ctx.Err()
+	if !a.wait(ctx, func() bool { return len(a.cuts) > m }) {
+		return 0, false, ctx.Err()
 	}
-	if !a.done {
-		return cutBlock(a.cuts, 1<<62, i)
+	if len(a.cuts) > m {
+		return a.cuts[m], true, nil
 	}
-	if a.err != nil {
-		return 0, 0, false, false, a.err
+	return 0, false, a.err
+}
+
+func (a *arriving) size(ctx context.Context) (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.wait(ctx, func() bool { return false }) {
+		return 0, ctx.Err()
 	}
-	cuts := a.cuts
-	for len(cuts) > 0 && cuts[len(cuts)-1] >= a.n-8 {
-		cuts = cuts[:len(cuts)-1]
-	}
-	if a.n < gzipPlainHeader+8 {
-		return 0, 0, false, false, unproven("%d bytes are too few for a gzip member", a.n)
-	}
-	return cutBlock(cuts, a.n, i)
+	return a.n, a.err
 }
 
 // checkBlocks is the proof of CheckGzipBlocks, on src.
@@ -304,6 +310,7 @@ func checkBlocks(ctx context.Context, src blockSource, want func(io.Writer) erro
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
+	var found foundBlocks
 	jobs := make(chan blockJob, workers())
 	var wg sync.WaitGroup
 	for range workers() {
@@ -312,7 +319,7 @@ func checkBlocks(ctx context.Context, src blockSource, want func(io.Writer) erro
 			for j := range jobs {
 				var err error
 				if ctx.Err() == nil {
-					err = d.check(ctx, src, j)
+					err = d.find(ctx, src, j, &found)
 				}
 				j.release()
 				if err != nil {
@@ -334,8 +341,111 @@ func checkBlocks(ctx context.Context, src blockSource, want func(io.Writer) erro
 	if werr != nil {
 		return sum, werr
 	}
+	if err := found.chained(g.i); err != nil {
+		return sum, err
+	}
 	g.sha.Sum(sum[:0])
 	return sum, nil
+}
+
+// foundBlocks is where each block was found to start, and the places its
+// successor may start.
+type foundBlocks struct {
+	mu     sync.Mutex
+	blocks []foundBlock
+	// skew is how many false candidates the last block found had before
+	// its start: where the next block looks first.
+	skew atomic.Int64
+}
+
+type foundBlock struct {
+	start int64
+	ends  []int64
+	ok    bool
+}
+
+func (f *foundBlocks) set(i int, b foundBlock) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for len(f.blocks) <= i {
+		f.blocks = append(f.blocks, foundBlock{})
+	}
+	f.blocks[i] = b
+}
+
+// chained checks that the n blocks found make one stream: block 0 after
+// the header, each block after one of the ends of the block before it.
+func (f *foundBlocks) chained(n int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.blocks) != n {
+		return unproven("%d blocks found of %d", len(f.blocks), n)
+	}
+	for i, b := range f.blocks {
+		switch {
+		case !b.ok:
+			return unproven("block %d was not checked", i)
+		case i == 0 && b.start != gzipPlainHeader:
+			return unproven("block 0 starts at %d, not after the header", b.start)
+		case i > 0 && !slices.Contains(f.blocks[i-1].ends, b.start):
+			return unproven("block %d starts at %d, where block %d does not end (%v)", i, b.start, i-1, f.blocks[i-1].ends)
+		}
+	}
+	return nil
+}
+
+// maxTries bounds the candidates a block tries: past it, so many false
+// sync markers make the stream unproven.
+const maxTries = 64
+
+// find finds block j's start among the candidates, and where it ends.
+func (d *blockDecoder) find(ctx context.Context, src blockSource, j blockJob, found *foundBlocks) error {
+	if j.i == 0 {
+		ends, err := d.try(ctx, src, gzipPlainHeader, j)
+		if err != nil {
+			return err
+		}
+		found.set(0, foundBlock{start: gzipPlainHeader, ends: ends, ok: true})
+		return nil
+	}
+	// Block j starts after j true cuts: candidate j-1 or later. Look
+	// first where the false ones before the last block found put it,
+	// then after, then before.
+	lo := j.i - 1
+	first := lo + int(found.skew.Load())
+	order := make([]int, 0, maxTries)
+	for m := first; m < first+maxTries; m++ {
+		order = append(order, m)
+	}
+	for m := first - 1; m >= lo && len(order) < 2*maxTries; m-- {
+		order = append(order, m)
+	}
+	var why error
+	for _, m := range order {
+		off, ok, err := src.cut(ctx, m)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		ends, err := d.try(ctx, src, off, j)
+		var u *UnprovenError
+		if errors.As(err, &u) {
+			why = err
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		found.skew.Store(int64(m - lo))
+		found.set(j.i, foundBlock{start: off, ends: ends, ok: true})
+		return nil
+	}
+	if why == nil {
+		why = unproven("no candidate start for block %d", j.i)
+	}
+	return why
 }
 
 // blockJob is one block to check: its index, want's bytes for it (with
@@ -420,14 +530,12 @@ func (g *blockStream) send(last bool) error {
 	}
 }
 
-// finish sends the last blocks. pgzip flushes its last block of data too
-// (shorter than GzipBlockSize, maybe empty), then ends the member with an
-// empty final block, which must be followed by the trailer expected.
+// finish sends the last block (shorter than GzipBlockSize, maybe empty)
+// with the trailer the member must end with.
 func (g *blockStream) finish() error {
-	if err := g.send(false); err != nil {
-		return err
+	if g.cur == nil {
+		g.cur = blockBufs.Get().(*[]byte)
 	}
-	g.cur = blockBufs.Get().(*[]byte)
 	var tr [8]byte
 	binary.LittleEndian.PutUint32(tr[:4], binary.BigEndian.Uint32(g.crc.Sum(nil)))
 	binary.LittleEndian.PutUint32(tr[4:], uint32(g.n))
@@ -437,21 +545,22 @@ func (g *blockStream) finish() error {
 
 // blockDecoder checks blocks, one at a time.
 type blockDecoder struct {
-	out []byte
-	br  *bufio.Reader
-	sec *io.SectionReader
-	eob blockEnd // where the last deflate block ended
-	// over is how far klauspost's offset runs ahead of the bytes read:
-	// see ended.
-	over int64
-	bad  bool
+	out  []byte
+	br   *bufio.Reader
+	sec  *io.SectionReader
+	want int64     // the bytes block j must give
+	ends []int64   // where it then ends deflate blocks, byte-aligned, not final
+	last blockEnd  // the last block end
+	fin  *blockEnd // the final block's end, if one came after want's bytes
+	over int64     // how far klauspost's offset runs ahead of the bytes read: see ended
+	bad  bool      // the offsets do not fit that
 }
 
 // blockEnd is where a deflate block ended: bits into the section, and
 // bytes of output.
 type blockEnd struct {
 	bits, out int64
-	final, ok bool
+	final     bool
 }
 
 func newBlockDecoder() *blockDecoder {
@@ -483,63 +592,84 @@ func (d *blockDecoder) ended(cp flate.InflateCheckpoint) {
 		}
 		d.over, nb = -e/8, 0
 	}
-	d.eob = blockEnd{bits: 8*read - nb, out: cp.UncompressedOffset, final: cp.Final, ok: true}
+	end := blockEnd{bits: 8*read - nb, out: cp.UncompressedOffset, final: cp.Final}
+	d.last = end
+	if end.out != d.want {
+		return
+	}
+	if end.final {
+		if d.fin == nil {
+			d.fin = &end
+		}
+		return
+	}
+	if end.bits%8 == 0 && d.fin == nil && len(d.ends) < 8 {
+		d.ends = append(d.ends, end.bits/8)
+	}
 }
 
-func (d *blockDecoder) check(ctx context.Context, src blockSource, j blockJob) error {
-	start, end, last, ok, err := src.block(ctx, j.i)
-	switch {
-	case err != nil:
-		return err
-	case !ok:
-		return unproven("the stream has fewer blocks than the bytes expected fill (%d)", j.i)
-	case last != j.last:
-		return unproven("block %d of the stream is the last: %v; of the bytes expected: %v", j.i, last, j.last)
-	}
-	d.sec = io.NewSectionReader(src, start, end-start)
+// try decompresses block j from start: it must give want's bytes for the
+// block and then end deflate blocks where the next block may start (the
+// ends, as offsets in the member); the last must end the member.
+func (d *blockDecoder) try(ctx context.Context, src blockSource, start int64, j blockJob) ([]int64, error) {
+	d.sec = io.NewSectionReader(src, start, math.MaxInt64-start)
 	d.br.Reset(d.sec)
-	d.eob, d.over, d.bad = blockEnd{}, 0, false
 	want := *j.want
 	var trailer []byte
-	if last {
+	if j.last {
 		want, trailer = want[:len(want)-8], want[len(want)-8:]
 	}
+	d.want, d.ends, d.last, d.fin, d.over, d.bad = int64(len(want)), d.ends[:0], blockEnd{}, nil, 0, false
 	fr := flate.NewReaderOpts(d.br, flate.WithDict(j.window), flate.WithEobCallback(d.ended))
 	defer fr.Close()
+	// Compared as it comes: a false start fails in its first bytes.
 	got := 0
+	var err error
 	for err == nil && got < len(d.out) {
 		var n int
 		n, err = fr.Read(d.out[got:])
-		got += n
-	}
-	if got > len(want) || !bytes.Equal(d.out[:got], want) {
-		return unproven("block %d does not decompress to the bytes expected", j.i)
-	}
-	size8 := 8 * d.sec.Size()
-	if d.bad || !d.eob.ok || d.eob.out != int64(len(want)) {
-		return unproven("block %d does not end a deflate block with its bytes (%v)", j.i, err)
-	}
-	if !last {
-		// The section ends where a block ends: the decompressor, wanting
-		// the next block's header, finds no byte.
-		if err != io.ErrUnexpectedEOF || d.eob.final || d.eob.bits != size8 {
-			return unproven("block %d does not end a deflate block at its cut (%v; at bit %d of %d)", j.i, err, d.eob.bits, size8)
+		if k := min(got+n, len(want)); k > got && !bytes.Equal(d.out[got:k], want[got:k]) {
+			return nil, unproven("block %d from %d does not decompress to the bytes expected", j.i, start)
 		}
-		return nil
+		got += n
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 	}
-	if err != io.EOF || !d.eob.final {
-		return unproven("the last block does not end the stream (%v)", err)
+	if got < len(want) {
+		return nil, unproven("block %d from %d gives %d bytes, not %d (%v)", j.i, start, got, len(want), err)
+	}
+	if d.bad {
+		return nil, unproven("block %d from %d: the decompressor's offsets do not add up", j.i, start)
+	}
+	ends := make([]int64, len(d.ends))
+	for i, e := range d.ends {
+		ends[i] = start + e
+	}
+	if !j.last {
+		if len(ends) == 0 {
+			return nil, unproven("block %d from %d does not end a deflate block after its bytes", j.i, start)
+		}
+		return ends, nil
+	}
+	if got != len(want) || err != io.EOF || d.fin == nil {
+		return nil, unproven("the last block, from %d, does not end the stream (%v)", start, err)
+	}
+	size, err := src.size(ctx)
+	if err != nil {
+		return nil, err
 	}
 	// The trailer starts at the byte after the final block's last bit.
-	if rest := size8 - (d.eob.bits+7)/8*8; rest != 64 {
-		return unproven("%d bits follow the deflate stream, not the 64 of a gzip trailer", rest)
+	at := start + (d.fin.bits+7)/8
+	if size-at != 8 {
+		return nil, unproven("%d bytes follow the deflate stream, not the 8 of a gzip trailer", size-at)
 	}
 	tr := make([]byte, 8)
-	if _, err := src.ReadAt(tr, end-8); err != nil {
-		return err
+	if _, err := src.ReadAt(tr, at); err != nil {
+		return nil, err
 	}
 	if !bytes.Equal(tr, trailer) {
-		return unproven("the gzip trailer (% x) is not the bytes' CRC-32 and size (% x)", tr, trailer)
+		return nil, unproven("the gzip trailer (% x) is not the bytes' CRC-32 and size (% x)", tr, trailer)
 	}
-	return nil
+	return nil, nil
 }

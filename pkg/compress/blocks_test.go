@@ -127,6 +127,9 @@ func TestCheckGzipBlocksProves(t *testing.T) {
 	}
 }
 
+// maxTriesForTest is compress.maxTries.
+const maxTriesForTest = 64
+
 func unprovenErr(err error) bool {
 	var u *compress.UnprovenError
 	return errors.As(err, &u)
@@ -194,15 +197,23 @@ func TestCheckGzipBlocksOtherWriters(t *testing.T) {
 	}
 
 	// Noise is stored, not compressed: a sync marker inside the data is
-	// a false cut.
+	// a false candidate, tried and passed over.
 	noise := make([]byte, 3<<20)
 	rand.NewChaCha8([32]byte{5}).Read(noise)
-	for _, at := range []int{100, 1<<20 + 4000, 2<<20 + 77} {
+	for _, at := range []int{100, 1<<20 + 4000, 2<<20 + 77, 2<<20 + 99} {
 		copy(noise[at:], []byte{0, 0, 0xff, 0xff})
 	}
 	blob := write(t, compress.Gzip, noise, nil)
+	if sum, err := checkBlocks(blob, noise); err != nil || sum != sha256.Sum256(noise) {
+		t.Errorf("sync markers in stored data: %x, %v", sum, err)
+	}
+	// More false candidates before a block than it tries: unproven.
+	for at := 1000; at < 1000+8*(maxTriesForTest+10); at += 8 {
+		copy(noise[at:], []byte{0, 0, 0xff, 0xff})
+	}
+	blob = write(t, compress.Gzip, noise, nil)
 	if _, err := checkBlocks(blob, noise); !unprovenErr(err) {
-		t.Errorf("sync markers in stored data: err = %v, want unproven", err)
+		t.Errorf("%d sync markers in a block: err = %v, want unproven", maxTriesForTest+10, err)
 	}
 	// The fallback, decompressing whole, still reads it right.
 	zr, err := gzip.NewReader(bytes.NewReader(blob))

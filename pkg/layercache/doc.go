@@ -125,8 +125,20 @@
 // *SharedError, for a warning; the layer is built. A layer taken from the
 // shared cache is mounted from there by a push to the same registry.
 //
-// Hashes prove an entry's bytes are the ones it claims, not that they are
-// the layer its key names. build --cache-verify checks that too: every
-// hit is built again cold and compared, and a difference fails the build
-// and removes the local entry.
+// For a layer built from entries the check is stronger: the builder gives
+// Get the layer's uncompressed tar as it would write it (the context's
+// files, read again), and the blob must decompress to exactly those
+// bytes, so the entry is the layer this build writes, not only one that
+// hashes as it claims (a poisoned entry, its claims consistent, fails).
+// A gzip blob is proven so as it arrives, its 1 MiB blocks decompressed
+// and compared each on its own core (compress.CopyCheckGzipBlocks; the
+// proof is in its doc); one that cannot be proven that way (zstd,
+// another writer's blocks) is decompressed whole and compared.
+// Layer.Checked says which check a hit had ("blocks", "compared", or
+// "hashed" for a package layer, whose .debs the builder does not unpack
+// again to compare). Hashes alone prove an entry's bytes are the ones it
+// claims, not that they are the layer its key names; for package layers,
+// and for local hits, build --cache-verify checks that too: every hit is
+// built again cold and compared, and a difference fails the build and
+// removes the local entry.
 package layercache

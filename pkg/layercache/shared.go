@@ -1,6 +1,7 @@
 package layercache
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -70,11 +71,21 @@ func notFound(err error) bool {
 
 // Get fetches the entry for k into the local store st and returns it from
 // there: nil, nil when the repository has none. The layer's bytes are
-// hashed as they stream, compressed (its digest) and uncompressed (its
-// diff ID), and must be what the entry claims, before the store keeps
-// them; an entry that fails is a *SharedError. Ref is the blob in the
-// repository, for a push to the same registry to mount.
-func (s *Shared) Get(ctx context.Context, k Key, st *Store) (l *Layer, ref name.Digest, err error) {
+// hashed as they stream (its digest) and decompressed (its diff ID), and
+// must be what the entry claims, before the store keeps them; an entry
+// that fails is a *SharedError. Ref is the blob in the repository, for a
+// push to the same registry to mount.
+//
+// want, when not nil, writes the layer's uncompressed stream as this
+// build would write it (the tar of an entries layer). The check is then
+// stronger and quicker: the blob must decompress to exactly that stream,
+// so the entry is the layer a cold build writes, not only a layer that
+// hashes as it claims. A gzip blob is proven so block by block on every
+// core as it arrives (compress.CopyCheckGzipBlocks); a blob that cannot be
+// proven that way (zstd, another writer's blocks, a false sync marker, a
+// file that changed since the key was made) is decompressed whole and
+// compared. Layer.Checked says which check a hit had.
+func (s *Shared) Get(ctx context.Context, k Key, st *Store, want func(io.Writer) error) (l *Layer, ref name.Digest, err error) {
 	tag := s.tag(k)
 	opts := append([]remote.Option{remote.WithContext(ctx)}, s.Options...)
 	img, err := remote.Image(tag, opts...)
@@ -124,7 +135,15 @@ func (s *Shared) Get(ctx context.Context, k Key, st *Store) (l *Layer, ref name.
 	}
 	defer tmp.Remove()
 	defer f.Close()
-	got, gotDiff, n, err := fetchHashed(blob, f, alg)
+	var got, gotDiff v1.Hash
+	var n int64
+	var checked Check
+	if want == nil {
+		got, gotDiff, n, err = fetchHashed(blob, f, alg)
+		checked = CheckHashed
+	} else {
+		got, gotDiff, n, checked, err = fetchCompared(ctx, blob, f, alg, want)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ref, ctx.Err()
@@ -143,8 +162,27 @@ func (s *Shared) Get(ctx context.Context, k Key, st *Store) (l *Layer, ref name.
 		return nil, ref, err
 	}
 	l, err = st.Put(k, fileLayer{path: f.Name(), digest: got, diffID: gotDiff, size: n, mt: desc.MediaType}, []byte(cf.Config.Labels[LabelExtra]))
+	if l != nil {
+		l.checked = checked
+	}
 	return l, ref, err
 }
+
+// Check is how a shared hit's bytes were checked (Layer.Checked).
+type Check string
+
+// The checks of a shared hit. A local hit has none ("").
+const (
+	// CheckBlocks: proven, block by block on every core, to decompress
+	// to the layer this build writes.
+	CheckBlocks Check = "blocks"
+	// CheckCompared: decompressed whole and compared with the layer this
+	// build writes.
+	CheckCompared Check = "compared"
+	// CheckHashed: decompressed whole and hashed (a layer the caller
+	// gave no stream for: a package layer's).
+	CheckHashed Check = "hashed"
+)
 
 // fetchHashed copies blob's compressed bytes to w, hashing them and their
 // decompression.
@@ -177,9 +215,96 @@ func fetchHashed(blob v1.Layer, w io.Writer, alg compress.Algorithm) (digest, di
 	if uerr != nil {
 		return digest, diffID, n, &SharedError{Msg: "its layer does not decompress: " + uerr.Error()}
 	}
-	digest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(hc.Sum(nil))}
-	diffID = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(hu.Sum(nil))}
-	return digest, diffID, n, nil
+	return hashOf(hc), hashOf(hu), n, nil
+}
+
+func hashOf(h interface{ Sum([]byte) []byte }) v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
+}
+
+// errNotTheLayer is a blob that decompresses, but not to the layer want
+// writes.
+var errNotTheLayer = errors.New("its layer is not the layer this build writes (a cold build writes other bytes)")
+
+// fetchCompared copies blob's compressed bytes to f, hashing them, and
+// checks that they decompress to exactly what want writes: a gzip blob
+// block by block as it arrives, any other (or one not proven so)
+// decompressed whole from f. The diff ID is then want's stream's.
+func fetchCompared(ctx context.Context, blob v1.Layer, f *os.File, alg compress.Algorithm, want func(io.Writer) error) (digest, diffID v1.Hash, n int64, checked Check, err error) {
+	rc, err := blob.Compressed()
+	if err != nil {
+		return digest, diffID, 0, "", err
+	}
+	defer rc.Close()
+	hc := sha256.New()
+	src := io.TeeReader(rc, hc)
+	if alg == compress.Gzip {
+		var wantErr error
+		sum, n, err := compress.CopyCheckGzipBlocks(ctx, f, src, func(w io.Writer) error {
+			wantErr = want(w)
+			return wantErr
+		})
+		var ue *compress.UnprovenError
+		switch {
+		case err == nil:
+			return hashOf(hc), v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}, n, CheckBlocks, nil
+		case ctx.Err() != nil:
+			return digest, diffID, n, "", ctx.Err()
+		case errors.As(err, &ue), wantErr != nil && errors.Is(err, wantErr):
+			// Decompressed whole, below.
+		default:
+			// go-containerregistry checks the digest as the body ends.
+			return digest, diffID, n, "", &SharedError{Msg: err.Error()}
+		}
+		digest = hashOf(hc)
+		diffID, err = compareWhole(io.NewSectionReader(f, 0, n), alg, want)
+		return digest, diffID, n, CheckCompared, err
+	}
+	if n, err = io.Copy(f, src); err != nil {
+		return digest, diffID, n, "", &SharedError{Msg: err.Error()}
+	}
+	diffID, err = compareWhole(io.NewSectionReader(f, 0, n), alg, want)
+	return hashOf(hc), diffID, n, CheckCompared, err
+}
+
+// compareWhole decompresses blob and compares it, as it streams, with
+// what want writes: the same bytes, or an error. It returns their hash.
+func compareWhole(blob io.Reader, alg compress.Algorithm, want func(io.Writer) error) (v1.Hash, error) {
+	zr, err := compress.NewReaderAhead(blob, alg)
+	if err != nil {
+		return v1.Hash{}, &SharedError{Msg: "its layer does not decompress: " + err.Error()}
+	}
+	defer zr.Close()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(want(pw)) }()
+	defer pr.CloseWithError(errNotTheLayer)
+	h := sha256.New()
+	a, b := make([]byte, 256<<10), make([]byte, 256<<10)
+	for {
+		k, zerr := io.ReadFull(zr, a)
+		if zerr != nil && zerr != io.EOF && zerr != io.ErrUnexpectedEOF {
+			return v1.Hash{}, &SharedError{Msg: "its layer does not decompress: " + zerr.Error()}
+		}
+		j, werr := io.ReadFull(pr, b[:k])
+		if werr != nil && werr != io.EOF && werr != io.ErrUnexpectedEOF {
+			// The layer this build writes could not be written again
+			// (a file gone since the key was made): the entry cannot
+			// be judged, so it is not used.
+			return v1.Hash{}, &SharedError{Msg: "the build's own layer could not be written to compare: " + werr.Error()}
+		}
+		if j != k || !bytes.Equal(a[:k], b[:k]) {
+			return v1.Hash{}, &SharedError{Msg: errNotTheLayer.Error()}
+		}
+		h.Write(a[:k])
+		if zerr != nil {
+			break
+		}
+	}
+	// want must end where the layer does.
+	if k, err := pr.Read(b[:1]); k > 0 || (err != nil && err != io.EOF) {
+		return v1.Hash{}, &SharedError{Msg: errNotTheLayer.Error()}
+	}
+	return hashOf(h), nil
 }
 
 // fileLayer is a fetched blob in a file, its hashes known, for Put.

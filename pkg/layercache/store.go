@@ -73,9 +73,14 @@ type Layer struct {
 	size      int64
 	mediaType types.MediaType
 	extra     []byte
+	checked   Check
 }
 
 var _ v1.Layer = (*Layer)(nil)
+
+// Checked is how a hit from the shared cache was checked (Shared.Get);
+// "" for a layer of the local store.
+func (l *Layer) Checked() Check { return l.checked }
 
 // Extra is what Put was given to keep with the layer.
 func (l *Layer) Extra() []byte { return l.extra }

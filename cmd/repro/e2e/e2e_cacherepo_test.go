@@ -43,8 +43,8 @@ func writes(reg *regServer, repo string) int {
 // TestE2ECacheRepo drives --cache-repo and --cache-mode through the binary
 // against docker-registry on loopback: a readwrite build stores its layer
 // (one manifest, tagged by the key); a second machine (a fresh
-// --cache-dir) builds with the layer from the cache-repo, the cold digest,
-// and its push mounts the blob from there; read mode never writes; an
+// --cache-dir) builds with the layer from the cache-repo, proven to be the
+// layer it writes, the cold digest, and its push mounts the blob from there; read mode never writes; an
 // entry whose blob's bytes were overwritten in the registry's storage is
 // reported, not used, rebuilt to the right digest and never replaced.
 func TestE2ECacheRepo(t *testing.T) {
@@ -76,9 +76,14 @@ func TestE2ECacheRepo(t *testing.T) {
 	// A second machine: from the cache-repo, the same digest; pushed to
 	// the same registry, the layer is mounted, not uploaded.
 	before := writes(reg, "cache")
-	b, _ := buildCached(t, dir, 0, append(machine(), "-o", reg.host+"/app:t")...)
+	b, br := buildCached(t, dir, 0, append(machine(), "-v", "-o", reg.host+"/app:t")...)
 	if statuses(b) != "app=from cache-repo" || b.Digest != a.Digest {
 		t.Fatalf("second machine: %s %s, want from cache-repo and %s", statuses(b), b.Digest, a.Digest)
+	}
+	// The hit was proven to be the layer this build writes, block by
+	// block (not only hashed as it claims).
+	if !strings.Contains(br.stderr, `msg="layer cache hit" layer=app`) || !strings.Contains(br.stderr, "checked=blocks") {
+		t.Errorf("the hit from the cache-repo was not proven block by block:\n%s", br.stderr)
 	}
 	mounted := false
 	for _, l := range regexp.MustCompile(`"POST /v2/app/blobs/uploads/\?[^ "]* HTTP/`).FindAllString(reg.log.String(), -1) {
