@@ -570,11 +570,17 @@ func (b *builder) write(ctx context.Context, i int, layerName, name string, p sp
 		return nil, b.layerError(i, err)
 	}
 	pd.wrap = func(err error) error { return b.layerError(i, err) }
-	return pd.then(func(l *layer.File) {
+	return pd.then(b.logWritten(name, p, len(entries))), nil
+}
+
+// logWritten logs a layer's "layer written" line, with its size and
+// digest, once it is ready.
+func (b *builder) logWritten(name string, p spec.Platform, entries int) func(*layer.File) {
+	return func(l *layer.File) {
 		d, _ := l.Digest()
 		size, _ := l.Size()
-		b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
-	}), nil
+		b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", entries, "bytes", size, "digest", d.String())
+	}
 }
 
 // layerOptions are the options a layer is written with: every regular

@@ -349,11 +349,10 @@ func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p s
 		b.writing(k, pd)
 	}
 	pd.wrap = func(err error) error { return b.layerError(i, err) }
+	written := b.logWritten(name, p, len(entries))
 	return pd.then(func(l *layer.File) {
 		b.layerDone(name, p, LayerBuilt)
-		d, _ := l.Digest()
-		size, _ := l.Size()
-		b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
+		written(l)
 	}), epoch, nil
 }
 
@@ -406,12 +405,11 @@ func (b *builder) packageHit(ctx context.Context, st *layercache.Store, k layerc
 	}); err != nil {
 		return nil, 0, false, err
 	}
-	b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String(), "from", status)
+	b.opts.Log.Debug("layer cache hit", "layer", name, "platform", p.String(), "key", k.String(), "from", status, "checked", string(hit.Checked()))
 	b.share(ctx, k, l, hit.Extra(), name)
+	written := b.logWritten(name, p, len(entries))
 	return ready(l).then(func(l *layer.File) {
 		b.layerDone(name, p, status)
-		d, _ := l.Digest()
-		size, _ := l.Size()
-		b.opts.Log.Info("layer written", "layer", name, "platform", p.String(), "entries", len(entries), "bytes", size, "digest", d.String())
+		written(l)
 	}), x.Epoch, true, nil
 }
