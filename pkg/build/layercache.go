@@ -175,25 +175,44 @@ func (b *builder) writeCached(ctx context.Context, layerName, name string, p spe
 		b.opts.Log.Warn("layer cache entry unusable; building the layer", "layer", name, "err", err)
 	}
 	lo.Observe = contents.Observe(lo.Observe)
-	return b.writing(k, b.spawn(ctx, func(ctx context.Context) (*layer.File, error) {
+	return b.spawnStored(ctx, layerName, name, entries, lo, st, k, func(raws []secrets.Raw) (any, bool) {
+		if err := contents.Check(); err != nil {
+			b.opts.Log.Warn("not caching the layer: "+err.Error(), "layer", name)
+			return nil, false
+		}
+		return raws, true
+	}).then(status(LayerBuilt)), nil
+}
+
+// spawnStored writes a layer on a job of its own (see spawn), holding its
+// layer name's scan lock, and when st is not nil stores it under k, with
+// what extra makes of the secret guard's findings in it (extra's ok
+// false: not stored), and marks it in flight.
+func (b *builder) spawnStored(ctx context.Context, layerName, name string, entries []layer.Entry, lo layer.Options, st *layercache.Store, k layercache.Key, extra func([]secrets.Raw) (any, bool)) *pending {
+	scan := b.scanLock(layerName)
+	pd := b.spawn(ctx, func(ctx context.Context) (*layer.File, error) {
 		scan.Lock()
 		defer scan.Unlock()
 		before := len(b.guard.Raws(layerName)) // another platform's, of a layer of the same name
 		l, err := layer.Write(ctx, entries, b.opts.WorkDir, lo)
-		if err != nil {
-			return nil, err
+		if err != nil || st == nil {
+			return l, err
 		}
-		if err := contents.Check(); err != nil {
-			b.opts.Log.Warn("not caching the layer: "+err.Error(), "layer", name)
+		x, ok := extra(b.guard.Raws(layerName)[before:])
+		if !ok {
 			return l, nil
 		}
-		extra, err := json.Marshal(b.guard.Raws(layerName)[before:])
+		data, err := json.Marshal(x)
 		if err != nil {
 			return l, nil
 		}
-		b.store(ctx, st, k, l, extra, name)
+		b.store(ctx, st, k, l, data, name)
 		return l, nil
-	})).then(status(LayerBuilt)), nil
+	})
+	if st != nil {
+		b.writing(k, pd)
+	}
+	return pd
 }
 
 // linkHit puts a hit's blob into the work dir (a hard link, else a copy),
@@ -322,32 +341,13 @@ func (b *builder) packageLayer(ctx context.Context, i int, layerName string, p s
 		return nil, 0, err
 	}
 	lo.Epoch = epoch // the key has the build's: this follows from it and the .debs
-	scan := b.scanLock(layerName)
-	pd := b.spawn(ctx, func(ctx context.Context) (*layer.File, error) {
-		scan.Lock()
-		defer scan.Unlock()
-		before := len(b.guard.Raws(layerName)) // another platform's, of a layer of the same name
-		l, err := layer.Write(ctx, entries, b.opts.WorkDir, lo)
-		if err != nil {
-			return nil, err
-		}
-		if st == nil {
-			return l, nil
-		}
-		x := packageExtra{Raws: b.guard.Raws(layerName)[before:], Log: lines, Epoch: epoch}
+	pd := b.spawnStored(ctx, layerName, name, entries, lo, st, k, func(raws []secrets.Raw) (any, bool) {
+		x := packageExtra{Raws: raws, Log: lines, Epoch: epoch}
 		for _, e := range entries {
 			x.Entries = append(x.Entries, entrySummary{Path: e.Path, Type: e.Type, Target: e.Target})
 		}
-		extra, err := json.Marshal(x)
-		if err != nil {
-			return l, nil
-		}
-		b.store(ctx, st, k, l, extra, name)
-		return l, nil
+		return x, true
 	})
-	if st != nil {
-		b.writing(k, pd)
-	}
 	pd.wrap = func(err error) error { return b.layerError(i, err) }
 	written := b.logWritten(name, p, len(entries))
 	return pd.then(func(l *layer.File) {
