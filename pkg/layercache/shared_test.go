@@ -27,18 +27,26 @@ import (
 	"github.com/reprobuild/repro/pkg/layer"
 )
 
-// The shared cache on go-containerregistry's in-memory registry: a
-// readwrite Put stores an entry once (first write wins); a Get on a fresh
-// store fetches it with its extra, its hashes checked; read mode writes
-// nothing; a key with no entry is a miss.
-func TestShared(t *testing.T) {
+// memRegistry is a repository on go-containerregistry's in-memory
+// registry, for the test.
+func memRegistry(t *testing.T) name.Repository {
+	t.Helper()
 	srv := httptest.NewServer(registry.New())
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
 	repo, err := name.NewRepository(u.Host + "/cache")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return repo
+}
+
+// The shared cache on go-containerregistry's in-memory registry: a
+// readwrite Put stores an entry once (first write wins); a Get on a fresh
+// store fetches it with its extra, its hashes checked; read mode writes
+// nothing; a key with no entry is a miss.
+func TestShared(t *testing.T) {
+	repo := memRegistry(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	es := tree(t, dir)
@@ -100,13 +108,7 @@ func TestShared(t *testing.T) {
 // decompressed whole and compared; a package layer's (no stream) is
 // hashed.
 func TestSharedChecks(t *testing.T) {
-	srv := httptest.NewServer(registry.New())
-	defer srv.Close()
-	u, _ := url.Parse(srv.URL)
-	repo, err := name.NewRepository(u.Host + "/cache")
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := memRegistry(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	big := make([]byte, 3<<20+777)
