@@ -173,6 +173,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 		jobs = defaultJobs()
 	}
 	b := &builder{s: s, opts: opts, srcDir: bctx, shared: map[int]*pending{}, sharedEpoch: map[int]int64{}, epochs: LayerEpochs{}, guard: guard, added: map[string]int{}, reported: map[string]bool{}, bases: map[string]map[string]*base.File{}, mounts: map[string]name.Digest{}, jobs: make(chan struct{}, jobs), scanLocks: map[string]*sync.Mutex{}, inflight: map[layercache.Key]*pending{}}
+	b.notContext = notContextDirs(opts)
 	if err := checkSources(s, bctx, plats, opts.Values); err != nil {
 		return nil, err
 	}
@@ -297,6 +298,9 @@ type builder struct {
 	epochs       LayerEpochs
 	built        []int64
 	warnedEpochs bool
+	// notContext are the directories whose files are no sources of the
+	// context (notContextDirs), for contextEpoch.
+	notContext []string
 }
 
 func (b *builder) epoch() time.Time { return time.Unix(b.opts.Values.Epoch, 0).UTC() }

@@ -127,6 +127,30 @@ func (b *builder) epochFor(field string, p spec.Platform, compute func(g *GitTim
 	return t, nil
 }
 
+// notContextDirs are the directories, made absolute, whose files are no
+// sources of the context even where they are inside it (--cache-dir
+// .repro-cache in a CI checkout, as specs/ci keeps it): the cache, which
+// holds a url's file, and the work directory, which holds a compiled
+// program. Build sets builder.notContext to them once.
+func notContextDirs(opts Options) []string {
+	var dirs []string
+	if opts.Cache != nil {
+		dirs = append(dirs, opts.Cache.Dir())
+	}
+	dirs = append(dirs, opts.WorkDir)
+	out := dirs[:0]
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(d); err == nil {
+			d = abs
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
 // contextEpoch is the epoch of context layer i for p, from its entries:
 // the newest commit that touched a source it copies (through excludes),
 // the module tree of a go: entry, or its own lines of the spec; the
@@ -135,31 +159,19 @@ func (b *builder) contextEpoch(ctx context.Context, i int, p spec.Platform, entr
 	field := fmt.Sprintf("layers[%d]", i)
 	return b.epochFor(field, p, func(g *GitTimes, bound int64) (int64, error) {
 		root := b.srcDir.Root()
-		// A url's file (in the cache) and a compiled program (in the work
-		// directory) are no sources of the context, even where those
-		// directories are inside it (--cache-dir .repro-cache in a CI
-		// checkout, as specs/ci keeps it).
-		var notContext []string
-		if b.opts.Cache != nil {
-			notContext = append(notContext, b.opts.Cache.Dir())
-		}
-		notContext = append(notContext, b.opts.WorkDir)
-		for i, d := range notContext {
-			if d != "" {
-				if abs, err := filepath.Abs(d); err == nil {
-					notContext[i] = abs
-				}
-			}
-		}
 		for k := range entries {
 			hp := entries[k].HostPath
 			if abs, err := filepath.Abs(hp); hp != "" && err == nil {
 				hp = abs
 			}
-			if hp == "" || !strings.HasPrefix(hp, root+string(filepath.Separator)) || slices.ContainsFunc(notContext, func(d string) bool { return d != "" && inside(d, hp) }) {
+			if hp == "" || hp == root || !inside(root, hp) || slices.ContainsFunc(b.notContext, func(d string) bool { return inside(d, hp) }) {
 				continue // not from the context (a url's file, a compiled program)
 			}
-			rel := filepath.ToSlash(hp[len(root)+1:])
+			rel, err := filepath.Rel(root, hp)
+			if err != nil {
+				return 0, fault.Op(err)
+			}
+			rel = filepath.ToSlash(rel)
 			if !g.committed[rel] {
 				b.opts.Log.Info("a layer copies a file that HEAD does not hold; the layer takes the build's epoch", "layer", b.s.Layers[i].Name, "file", rel)
 				return bound, nil
