@@ -116,6 +116,12 @@ type Result struct {
 	// LayerEpochs are the layer epochs that git gave (format 2 with
 	// epoch: git; else nil): a rebuild without git is given them.
 	LayerEpochs LayerEpochs
+
+	// manifests memoises Manifests (the provenance, build's --json and
+	// --metadata-file, and verify each ask for them).
+	manifestsOnce sync.Once
+	manifests     []Manifest
+	manifestsErr  error
 }
 
 // Manifest is one platform's image of a Result, as its index lists it
@@ -126,8 +132,19 @@ type Manifest struct {
 	v1.Descriptor
 }
 
-// Manifests are r's images, one per platform, in Platforms' order.
+// Manifests are r's images, one per platform, in Platforms' order. They
+// are read once, on the first call (Artifact and Platforms do not change
+// once Build has returned r); later calls, from any goroutine, get a copy
+// of that answer, error and all.
 func (r *Result) Manifests() ([]Manifest, error) {
+	r.manifestsOnce.Do(func() { r.manifests, r.manifestsErr = r.readManifests() })
+	if r.manifestsErr != nil {
+		return nil, r.manifestsErr
+	}
+	return slices.Clone(r.manifests), nil
+}
+
+func (r *Result) readManifests() ([]Manifest, error) {
 	all, err := r.Images()
 	if err != nil {
 		return nil, err

@@ -96,6 +96,12 @@ func TestBuildIndex(t *testing.T) {
 			t.Errorf("Manifests()[%d] is %s %s %d; the index lists %s %d", i, m.Platform, m.Digest, m.Size, im.Manifests[i].Digest, im.Manifests[i].Size)
 		}
 	}
+	// A second call gives the same answer, in a slice of its own.
+	ms[0].Size = -1
+	again, err := res.Manifests()
+	if err != nil || len(again) != 2 || again[0].Size != im.Manifests[0].Size || again[1].Digest != ms[1].Digest {
+		t.Errorf("the second Manifests() is %+v, %v; the first was %+v", again, err, ms)
+	}
 	if got := im.Manifests[1].Platform; got.Architecture != "arm64" || got.Variant != "v8" {
 		t.Errorf("second platform %+v", got)
 	}
