@@ -97,6 +97,18 @@ func (b *builder) await(p *pending) (*layer.File, error) {
 }
 
 // writing records that pd writes the layer of key k, for waitSame.
+//
+// b.inflight has no lock: writing and waitSame run only on the builder's
+// goroutine, the one that runs Build and prepares every layer in order
+// (Build ─► prepare ─► layer ─► write/packageLayer ─► writeCached or
+// packageLayer's own lookup, and the spawnStored they share), called
+// before or after spawn and never inside the work it is given. The only
+// goroutines of a build are spawn's, and their work (layer.Write, the
+// store's Put, the shared cache's Put) does not touch b.inflight; what
+// they share with the builder's goroutine is pd.done, closed once pd's l
+// and err are set. A change that prepares layers on several goroutines
+// must guard b.inflight (and b.scanLocks, b.shared, b.epochs) with a
+// mutex.
 func (b *builder) writing(k layercache.Key, pd *pending) *pending {
 	b.inflight[k] = pd
 	return pd
@@ -115,7 +127,9 @@ func (b *builder) waitSame(k layercache.Key) {
 
 // scanLock is held while a layer's secret findings are gathered (a write
 // and the Raws after it, or a hit's Replay): the guard keeps findings by
-// layer name, which the platforms' builds of one layer share.
+// layer name, which the platforms' builds of one layer share. Like
+// writing, it runs on the builder's goroutine only (b.scanLocks has no
+// lock of its own); spawn's work is handed the mutex, not the map.
 func (b *builder) scanLock(layerName string) *sync.Mutex {
 	m, ok := b.scanLocks[layerName]
 	if !ok {
