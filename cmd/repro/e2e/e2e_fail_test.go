@@ -10,6 +10,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -471,6 +472,66 @@ func TestE2EInterrupt(t *testing.T) {
 		}
 		if code := cmd.ProcessState.ExitCode(); code <= 0 {
 			t.Errorf("exit code %d (%v), want a non-zero exit of repro's own", code, err)
+		}
+		e2eNothingLeft(t, "the outputs' directory", outDir)
+		e2eNothingLeft(t, "TMPDIR", tmp)
+	})
+
+	// build --json, SIGINT once the first line reaches stderr (off a
+	// terminal, and cold, that is "layer written": the outputs are being
+	// written). Interrupted is an operational failure (exit 3; the
+	// contract names no code of its own for it), said on stdout as the
+	// one JSON error --json prints, and nothing is left.
+	t.Run("json", func(t *testing.T) {
+		outDir, tmp := filepath.Join(t.TempDir(), "out"), t.TempDir()
+		if err := os.MkdirAll(outDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := e2eCommand(ctx, tmp, "build", "--json", "--no-cache", "-o", "oci:"+filepath.Join(outDir, "img")+":t", "-o", "oci-archive:"+filepath.Join(outDir, "img.tar"))
+		var stdout strings.Builder
+		cmd.Stdout = &stdout
+		pipe, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		sc := bufio.NewScanner(pipe)
+		signalled := false
+		for sc.Scan() {
+			stderr.WriteString(sc.Text() + "\n")
+			if !signalled {
+				if err := cmd.Process.Signal(os.Interrupt); err != nil {
+					t.Fatal(err)
+				}
+				signalled = true
+			}
+		}
+		err = cmd.Wait()
+		if !signalled {
+			t.Fatalf("the build printed nothing on stderr (%v); stdout:\n%s", err, stdout.String())
+		}
+		if err == nil {
+			t.Skipf("the build finished before the interrupt arrived; stderr:\n%s", stderr.String())
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 3 {
+			t.Errorf("exit code %d (%v), want 3, an operational failure; stderr:\n%s", code, err, stderr.String())
+		}
+		dec := json.NewDecoder(strings.NewReader(stdout.String()))
+		var got jsonError
+		if err := dec.Decode(&got); err != nil {
+			t.Fatalf("stdout is not JSON (%v): %q", err, stdout.String())
+		}
+		if dec.More() {
+			t.Errorf("stdout holds more than the one JSON error: %q", stdout.String())
+		}
+		if !strings.Contains(got.Error, "interrupted") || got.ExitCode != 3 || got.Kind != "operational failure" {
+			t.Errorf("the JSON error is %+v, want one that says interrupted, exitCode 3, kind operational failure", got)
+		}
+		if !strings.Contains(stderr.String(), "interrupted") {
+			t.Errorf("stderr does not say the build was interrupted:\n%s", stderr.String())
 		}
 		e2eNothingLeft(t, "the outputs' directory", outDir)
 		e2eNothingLeft(t, "TMPDIR", tmp)
