@@ -4,6 +4,7 @@ package e2e
 // with a check that fails if the flag were ignored.
 
 import (
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -427,8 +428,14 @@ func TestE2EIndexFlags(t *testing.T) {
 	// cache the base was pulled into, and from no other.
 	repro(t, app, "lock", "--cache-dir", cache)
 	locked := []string{"--locked", "--offline", "--compression", "zstd", "--format", "1"}
-	if r := index(locked...); r.code != 0 || lastLine(r.stdout) != want {
-		t.Errorf("index %s from the cache the base was pulled into: exit %d\n%s", strings.Join(locked, " "), r.code, r.stderr)
+	loud := index(locked...)
+	if loud.code != 0 || lastLine(loud.stdout) != want {
+		t.Errorf("index %s from the cache the base was pulled into: exit %d\n%s", strings.Join(locked, " "), loud.code, loud.stderr)
+	}
+	// -q (the other commands': TestE2ESmallFlags): nothing on stderr (a
+	// base pinned by the lock, so no warning either), the same stdout.
+	if r := index(append(locked, "-q")...); r.code != 0 || r.stderr != "" || r.stdout != loud.stdout {
+		t.Errorf("index -q: exit %d, stdout %q (without -q: %q), stderr:\n%s", r.code, r.stdout, loud.stdout, r.stderr)
 	}
 	if r := (invocation{dir: app}).run(t, append(append([]string{"index", "--cache-dir", t.TempDir()}, parts...), locked...)...); r.code != 3 || !strings.Contains(r.stderr, "offline") {
 		t.Errorf("index --offline with an empty --cache-dir: exit %d, want 3 (the base is not there)\n%s", r.code, r.stderr)
@@ -443,7 +450,8 @@ func TestE2EIndexFlags(t *testing.T) {
 
 // TestE2ESmallFlags drives what is left of the commands' own flags, each
 // with a check that fails if it were ignored: keygen --force, sign
-// --sbom-format and --name, sbom -o, inspect --platform, and -q.
+// --sbom-format and --name, sbom -o, inspect --platform, and -q on every
+// command but index (TestE2EIndexFlags has its -q).
 func TestE2ESmallFlags(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -509,6 +517,59 @@ func TestE2ESmallFlags(t *testing.T) {
 			if args[0] == "build" && !strings.Contains(loud.stderr, "level=INFO") {
 				t.Errorf("repro build logs nothing without -q, so -q proves nothing:\n%s", loud.stderr)
 			}
+		}
+	})
+
+	// -q on each other command (index: TestE2EIndexFlags): nothing at all
+	// on stderr on success, and the stdout of a run without -q, where that
+	// holds no clock (gc's "now", test's durations). Where the run
+	// without -q logs, that proves -q silenced something.
+	t.Run("-q, the other commands", func(t *testing.T) {
+		work := t.TempDir()
+		signed := "oci:" + filepath.Join(work, "signed") + ":v"
+		repro(t, dir, "build", "-q", "-o", signed)
+		repro(t, work, "keygen", "-q", "--out", "s")
+		if err := os.WriteFile(filepath.Join(work, "tests.yaml"), []byte("schemaVersion: 2.0.0\nfileExistenceTests:\n  - {name: motd, path: /etc/motd, shouldExist: true}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		lockLoud, lockQuiet := t.TempDir(), t.TempDir() // lock writes beside the spec once
+		writeSpec(t, lockLoud, shapeSpec)
+		writeSpec(t, lockQuiet, shapeSpec)
+		for _, tc := range []struct {
+			args              []string
+			loudDir, quietDir string   // the working directories; work when ""
+			logs, sameStdout  bool     // the run without -q logs; stdout is the same
+			want              string   // stdout holds it
+			tools             []string // host tools the command needs
+		}{
+			{args: []string{"version"}, sameStdout: true, want: "go: go1."},
+			{args: []string{"inspect", ref}, sameStdout: true, want: "linux/arm64"},
+			{args: []string{"keygen", "--out", "k", "--force"}, logs: true, sameStdout: true, want: "k.pub"},
+			{args: []string{"sign", signed, "--key", "s.key"}, logs: true, sameStdout: true, want: "sha256:"},
+			{args: []string{"verify-signature", signed, "--key", "s.pub"}, logs: true, sameStdout: true, want: "sha256:"},
+			{args: []string{"test", ref, "-c", "tests.yaml"}, want: "Total tests: 2"},
+			{args: []string{"gc", "oci:" + filepath.Join(work, "signed"), "--keep-days", "30", "--dry-run"}, want: "0 would be deleted"},
+			{args: []string{"cache", "prune", "--cache-dir", filepath.Join(work, "cache"), "--max-size", "0"}, sameStdout: true, want: "removed 0 entries"},
+			{args: []string{"lock"}, loudDir: lockLoud, quietDir: lockQuiet, logs: true, sameStdout: true},
+			{args: []string{"disk", ref, "-o", "d.raw", "--platform", "linux/amd64", "--size", "64M"}, logs: true, sameStdout: true, want: "sha256:", tools: diskTools},
+		} {
+			t.Run(tc.args[0], func(t *testing.T) {
+				if len(tc.tools) > 0 {
+					testtool.Require(t, tc.tools...)
+				}
+				loudDir, quietDir := cmp.Or(tc.loudDir, work), cmp.Or(tc.quietDir, work)
+				loud := repro(t, loudDir, tc.args...)
+				quiet := repro(t, quietDir, append([]string{"-q"}, tc.args...)...)
+				if quiet.stderr != "" {
+					t.Errorf("repro -q %s printed on stderr:\n%s", strings.Join(tc.args, " "), quiet.stderr)
+				}
+				if !strings.Contains(quiet.stdout, tc.want) || tc.sameStdout && quiet.stdout != loud.stdout {
+					t.Errorf("repro -q %s: stdout %q, want it to hold %q (without -q: %q)", strings.Join(tc.args, " "), quiet.stdout, tc.want, loud.stdout)
+				}
+				if tc.logs && !strings.Contains(loud.stderr, "level=INFO") {
+					t.Errorf("repro %s logs nothing without -q, so -q proves nothing:\n%s", tc.args[0], loud.stderr)
+				}
+			})
 		}
 	})
 }
