@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -442,33 +443,15 @@ func TestE2EInterrupt(t *testing.T) {
 		}
 		first := filepath.Join(outDir, "img")
 		cmd := e2eCommand(ctx, tmp, "build", "-o", "oci:"+first+":t", "-o", "oci-archive:"+filepath.Join(outDir, "img.tar"))
-		pipe, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		sc := bufio.NewScanner(pipe)
-		signalled := false
-		for sc.Scan() {
-			line := sc.Text()
-			stderr.WriteString(line + "\n")
-			// The log line that says the oci: output is written.
-			if !signalled && strings.Contains(line, "wrote") && strings.Contains(line, "oci:"+first) {
-				if err := cmd.Process.Signal(os.Interrupt); err != nil {
-					t.Fatal(err)
-				}
-				signalled = true
-			}
-		}
-		err = cmd.Wait()
+		// The log line that says the oci: output is written.
+		stderr, signalled, err := interruptAt(t, cmd, func(line string) bool {
+			return strings.Contains(line, "wrote") && strings.Contains(line, "oci:"+first)
+		})
 		if !signalled {
-			t.Fatalf("no log line said the first output was written (%v); stderr:\n%s", err, stderr.String())
+			t.Fatalf("no log line said the first output was written (%v); stderr:\n%s", err, stderr)
 		}
 		if err == nil {
-			t.Skipf("the build finished before the interrupt arrived; stderr:\n%s", stderr.String())
+			t.Skipf("the build finished before the interrupt arrived; stderr:\n%s", stderr)
 		}
 		if code := cmd.ProcessState.ExitCode(); code <= 0 {
 			t.Errorf("exit code %d (%v), want a non-zero exit of repro's own", code, err)
@@ -490,34 +473,15 @@ func TestE2EInterrupt(t *testing.T) {
 		cmd := e2eCommand(ctx, tmp, "build", "--json", "--no-cache", "-o", "oci:"+filepath.Join(outDir, "img")+":t", "-o", "oci-archive:"+filepath.Join(outDir, "img.tar"))
 		var stdout strings.Builder
 		cmd.Stdout = &stdout
-		pipe, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		sc := bufio.NewScanner(pipe)
-		signalled := false
-		for sc.Scan() {
-			stderr.WriteString(sc.Text() + "\n")
-			if !signalled {
-				if err := cmd.Process.Signal(os.Interrupt); err != nil {
-					t.Fatal(err)
-				}
-				signalled = true
-			}
-		}
-		err = cmd.Wait()
+		stderr, signalled, err := interruptAt(t, cmd, func(string) bool { return true })
 		if !signalled {
 			t.Fatalf("the build printed nothing on stderr (%v); stdout:\n%s", err, stdout.String())
 		}
 		if err == nil {
-			t.Skipf("the build finished before the interrupt arrived; stderr:\n%s", stderr.String())
+			t.Skipf("the build finished before the interrupt arrived; stderr:\n%s", stderr)
 		}
 		if code := cmd.ProcessState.ExitCode(); code != 3 {
-			t.Errorf("exit code %d (%v), want 3, an operational failure; stderr:\n%s", code, err, stderr.String())
+			t.Errorf("exit code %d (%v), want 3, an operational failure; stderr:\n%s", code, err, stderr)
 		}
 		dec := json.NewDecoder(strings.NewReader(stdout.String()))
 		var got jsonError
@@ -530,10 +494,38 @@ func TestE2EInterrupt(t *testing.T) {
 		if !strings.Contains(got.Error, "interrupted") || got.ExitCode != 3 || got.Kind != "operational failure" {
 			t.Errorf("the JSON error is %+v, want one that says interrupted, exitCode 3, kind operational failure", got)
 		}
-		if !strings.Contains(stderr.String(), "interrupted") {
-			t.Errorf("stderr does not say the build was interrupted:\n%s", stderr.String())
+		if !strings.Contains(stderr, "interrupted") {
+			t.Errorf("stderr does not say the build was interrupted:\n%s", stderr)
 		}
 		e2eNothingLeft(t, "the outputs' directory", outDir)
 		e2eNothingLeft(t, "TMPDIR", tmp)
 	})
+}
+
+// interruptAt starts cmd, sends it SIGINT at the first line on stderr
+// that at matches, and waits for it: its stderr, whether it was
+// signalled, and Wait's error.
+func interruptAt(t *testing.T, cmd *exec.Cmd, at func(line string) bool) (string, bool, error) {
+	t.Helper()
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	sc := bufio.NewScanner(pipe)
+	signalled := false
+	for sc.Scan() {
+		line := sc.Text()
+		stderr.WriteString(line + "\n")
+		if !signalled && at(line) {
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			signalled = true
+		}
+	}
+	return stderr.String(), signalled, cmd.Wait()
 }
