@@ -216,8 +216,8 @@ func (a *arriving) copyFrom(src io.Reader) error {
 			}
 			a.mu.Lock()
 			// A marker may straddle two reads; markers start past the
-			// header. A cut at the very end may be the final block's (see
-			// syncCuts): block waits for the bytes after a cut to know.
+			// header. The final block's marker, at the very end, is a
+			// candidate that no block starts at: it costs one try.
 			join := append(tail, buf[:min(k, keep)]...)
 			a.cuts = appendCuts(a.cuts, join, a.n-int64(len(tail)), gzipPlainHeader+int64(len(syncMarker)), 1<<62)
 			a.cuts = appendCuts(a.cuts, buf[:k], a.n, gzipPlainHeader+int64(len(syncMarker)), 1<<62)
